@@ -1,0 +1,84 @@
+//! Sources: where raw messages come from. Every source implements [`Source`]; the dataflow
+//! drives them all the same way, so adding Kafka, Kinesis or HTTP touches nothing else.
+//!
+//! A source never decides what is committed. It reports positions (one per partition, named
+//! by a stable [`PartitionId`]); the sink writes them as Delta `txn` actions in the same commit
+//! as the rows they cover, and on start the source is [`Source::seek`]ed to what the tables hold.
+
+pub mod emulator;
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::stream::Stream;
+
+/// Stable name of one partition of one source (a file, an emulator partition, a Kafka
+/// topic-partition, a Kinesis shard). It is the Delta `txn` appId, so it must not change
+/// between runs of the same job: `file:pin.jsonl`, `emulator:seed=7:p0/4`, `kafka:abc.pin/3`.
+pub type PartitionId = Arc<str>;
+
+/// Position per partition: the offset of the next message to read (lines consumed for a
+/// file, events emitted for an emulator partition, next offset for Kafka). Stored as the `txn`
+/// version, so it only grows.
+pub type Positions = BTreeMap<PartitionId, i64>;
+
+/// One raw message as read, before any parsing.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    /// The stream, when the source knows it (a topic suffix, a file name token).
+    pub stream: Option<Stream>,
+    /// The message bytes exactly as received.
+    pub payload: Vec<u8>,
+    /// Which partition it came from and its offset there: quarantine rows name it
+    /// (`<partition>@<offset>`).
+    pub partition: PartitionId,
+    pub offset: i64,
+    /// When the message arrived (source timestamp where the source has one), micros UTC.
+    pub arrival: i64,
+}
+
+impl RawRecord {
+    /// Where the record came from, for the `source` column of quarantine rows.
+    pub fn origin(&self) -> String {
+        format!("{}@{}", self.partition, self.offset)
+    }
+}
+
+/// What a poll found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollStatus {
+    /// Records may follow at once.
+    Ready,
+    /// Nothing now; more may come later (rate limit, live stream).
+    Idle,
+    /// Nothing more will ever come (file read, emulator count reached).
+    Exhausted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A reader of raw messages. Each timely worker opens its own instance (see
+/// [`SourceSpec::open`]) holding its share of the partitions.
+pub trait Source: Send {
+    /// The partitions this instance reads. Their positions are looked up in the tables
+    /// before the first poll.
+    fn partitions(&self) -> Vec<PartitionId>;
+    /// Resume after `from`, the positions stored in the last Delta commit (a partition
+    /// absent from `from` starts at its beginning).
+    fn seek(&mut self, from: &Positions) -> Result<(), SourceError>;
+    /// Append up to `max` records to `out`.
+    fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError>;
+    /// The position after the last record returned by `poll`, for every partition read.
+    fn positions(&self) -> Positions;
+}
