@@ -1,0 +1,293 @@
+//! The file source (SPEC §5): every file under a directory whose name or parent folders carry
+//! the token `pin`, `geo` or `user`, one JSON object per line. Covers plain JSON Lines
+//! (`pin.jsonl`) and the Kafka Connect S3 sink layout
+//! (`topics/<topic>/partition=<p>/<topic>+<p>+<offset>.json`).
+//!
+//! Each file is a partition (`file:<path relative to the directory>`); its position is the
+//! number of lines consumed, its offsets are 0-based line indices. Files are spread over the
+//! workers by their sorted order, so every worker count reads the same lines.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use super::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::stream::Stream;
+
+/// One file to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilePartition {
+    pub path: PathBuf,
+    pub id: PartitionId,
+    pub stream: Stream,
+}
+
+/// Lists the files of `dir` that belong to a stream, sorted by relative path. Files with no
+/// stream token are left out (a `README`, a `_SUCCESS` marker).
+pub fn list(dir: &Path) -> Result<Vec<FilePartition>, SourceError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| SourceError::Io { path, source }
+    };
+    let mut pending = vec![dir.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(io(&folder))? {
+            let entry = entry.map_err(io(&folder))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io(&path))?;
+            if kind.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            match Stream::from_name_token(&relative) {
+                Some(stream) => files.push(FilePartition {
+                    id: format!("file:{relative}").into(),
+                    path,
+                    stream,
+                }),
+                None => {
+                    tracing::debug!(file = %relative, "no pin/geo/user token in the path; skipped")
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(files)
+}
+
+/// Reads this worker's share of the files, one after the other.
+pub struct FileSource {
+    files: Vec<FilePartition>,
+    /// Lines consumed per file (position), aligned with `files`.
+    consumed: Vec<i64>,
+    /// Index into `files` of the file being read, and its open reader.
+    current: usize,
+    reader: Option<BufReader<File>>,
+    line: Vec<u8>,
+}
+
+impl FileSource {
+    pub fn new(dir: &Path, worker: usize, peers: usize) -> Result<Self, SourceError> {
+        if !dir.is_dir() {
+            return Err(SourceError::Config(format!(
+                "file source: {} is not a directory",
+                dir.display()
+            )));
+        }
+        let files: Vec<_> = list(dir)?
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % peers == worker)
+            .map(|(_, file)| file)
+            .collect();
+        Ok(FileSource {
+            consumed: vec![0; files.len()],
+            files,
+            current: 0,
+            reader: None,
+            line: Vec::new(),
+        })
+    }
+
+    /// Opens file `current` and skips the lines already consumed.
+    fn open_current(&mut self) -> Result<(), SourceError> {
+        let file = &self.files[self.current];
+        let io = |source| SourceError::Io {
+            path: file.path.display().to_string(),
+            source,
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(&file.path).map_err(io)?);
+        let mut to_skip = self.consumed[self.current];
+        while to_skip > 0 {
+            let buffer = reader.fill_buf().map_err(io)?;
+            if buffer.is_empty() {
+                break;
+            }
+            let mut used = 0;
+            for newline in memchr::memchr_iter(b'\n', buffer) {
+                used = newline + 1;
+                to_skip -= 1;
+                if to_skip == 0 {
+                    break;
+                }
+            }
+            if to_skip > 0 {
+                used = buffer.len();
+            }
+            reader.consume(used);
+        }
+        self.reader = Some(reader);
+        Ok(())
+    }
+}
+
+impl Source for FileSource {
+    fn partitions(&self) -> Vec<PartitionId> {
+        self.files.iter().map(|file| file.id.clone()).collect()
+    }
+
+    fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
+        for (file, consumed) in self.files.iter().zip(self.consumed.iter_mut()) {
+            *consumed = from.get(&file.id).copied().unwrap_or(0);
+        }
+        self.current = 0;
+        self.reader = None;
+        Ok(())
+    }
+
+    fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError> {
+        let arrival = crate::now_micros();
+        let mut taken = 0;
+        while taken < max {
+            if self.current >= self.files.len() {
+                return Ok(PollStatus::Exhausted);
+            }
+            if self.reader.is_none() {
+                self.open_current()?;
+            }
+            let file = &self.files[self.current];
+            let reader = self.reader.as_mut().expect("opened above");
+            self.line.clear();
+            let read =
+                reader
+                    .read_until(b'\n', &mut self.line)
+                    .map_err(|source| SourceError::Io {
+                        path: file.path.display().to_string(),
+                        source,
+                    })?;
+            if read == 0 {
+                self.reader = None;
+                self.current += 1;
+                continue;
+            }
+            let offset = self.consumed[self.current];
+            self.consumed[self.current] += 1;
+            let mut payload = self.line.as_slice();
+            while let [rest @ .., b'\n' | b'\r'] = payload {
+                payload = rest;
+            }
+            if payload.iter().all(u8::is_ascii_whitespace) {
+                continue; // a blank line is no message
+            }
+            out.push(RawRecord {
+                stream: Some(file.stream),
+                payload: payload.to_vec(),
+                partition: file.id.clone(),
+                offset,
+                arrival,
+            });
+            taken += 1;
+        }
+        Ok(PollStatus::Ready)
+    }
+
+    fn positions(&self) -> Positions {
+        self.files
+            .iter()
+            .zip(&self.consumed)
+            .map(|(file, consumed)| (file.id.clone(), *consumed))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, relative: &str, lines: &str) {
+        let path = dir.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, lines).unwrap();
+    }
+
+    fn drain(source: &mut FileSource, max: usize) -> Vec<(String, i64, String)> {
+        let mut out = Vec::new();
+        while source.poll(max, &mut out).unwrap() != PollStatus::Exhausted {}
+        out.into_iter()
+            .map(|r| {
+                (
+                    r.partition.to_string(),
+                    r.offset,
+                    String::from_utf8(r.payload).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lists_jsonl_and_kafka_connect_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "pin.jsonl", "{}\n");
+        write(
+            dir.path(),
+            "topics/abc.geo/partition=0/abc.geo+0+0000000042.json",
+            "{}\n",
+        );
+        write(dir.path(), "README.md", "no stream here\n");
+        let files = list(dir.path()).unwrap();
+        let found: Vec<_> = files.iter().map(|f| (f.id.to_string(), f.stream)).collect();
+        assert_eq!(
+            found,
+            vec![
+                ("file:pin.jsonl".to_string(), Stream::Pin),
+                (
+                    "file:topics/abc.geo/partition=0/abc.geo+0+0000000042.json".to_string(),
+                    Stream::Geo
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_lines_skips_blank_ones_and_resumes_after_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "pin.jsonl", "a\r\n\nb\nc");
+        write(dir.path(), "user.jsonl", "x\ny\n");
+        let mut source = FileSource::new(dir.path(), 0, 1).unwrap();
+        let all = drain(&mut source, 2);
+        let expected = vec![
+            ("file:pin.jsonl".to_string(), 0, "a".to_string()),
+            ("file:pin.jsonl".to_string(), 2, "b".to_string()),
+            ("file:pin.jsonl".to_string(), 3, "c".to_string()),
+            ("file:user.jsonl".to_string(), 0, "x".to_string()),
+            ("file:user.jsonl".to_string(), 1, "y".to_string()),
+        ];
+        assert_eq!(all, expected);
+        let positions = source.positions();
+        assert_eq!(positions.get("file:pin.jsonl"), Some(&4));
+        assert_eq!(positions.get("file:user.jsonl"), Some(&2));
+
+        let mut resumed = FileSource::new(dir.path(), 0, 1).unwrap();
+        let mut from = Positions::new();
+        from.insert("file:pin.jsonl".into(), 3);
+        from.insert("file:user.jsonl".into(), 1);
+        resumed.seek(&from).unwrap();
+        assert_eq!(
+            drain(&mut resumed, 10),
+            vec![expected[2].clone(), expected[4].clone()]
+        );
+    }
+
+    #[test]
+    fn workers_split_the_files_without_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["pin.jsonl", "geo.jsonl", "user.jsonl", "more/pin-2.jsonl"] {
+            write(dir.path(), name, "1\n2\n");
+        }
+        let mut seen = Vec::new();
+        for worker in 0..3 {
+            let mut source = FileSource::new(dir.path(), worker, 3).unwrap();
+            seen.extend(drain(&mut source, 1));
+        }
+        seen.sort();
+        assert_eq!(seen.len(), 8);
+        seen.dedup();
+        assert_eq!(seen.len(), 8);
+    }
+}

@@ -82,3 +82,55 @@ pub trait Source: Send {
     /// The position after the last record returned by `poll`, for every partition read.
     fn positions(&self) -> Positions;
 }
+
+/// A source as configured (`--from` or a job file's `[[source]]`), before it is opened.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceSpec {
+    /// `file:<dir>`
+    File { dir: std::path::PathBuf },
+    /// `emulator:events=<n>,seed=<s>,rate=<per-second>`
+    Emulator(emulator::EmulatorSpec),
+}
+
+impl SourceSpec {
+    /// Parses a `--from` value.
+    pub fn parse(text: &str) -> Result<SourceSpec, SourceError> {
+        if let Some(dir) = text.strip_prefix("file:") {
+            if dir.is_empty() {
+                return Err(SourceError::Config(
+                    "file source needs a directory: file:<dir>".into(),
+                ));
+            }
+            Ok(SourceSpec::File { dir: dir.into() })
+        } else if text == "emulator" {
+            Ok(SourceSpec::Emulator(emulator::EmulatorSpec::default()))
+        } else if let Some(settings) = text.strip_prefix("emulator:") {
+            Ok(SourceSpec::Emulator(emulator::EmulatorSpec::parse(
+                settings,
+            )?))
+        } else {
+            Err(SourceError::Config(format!(
+                "unknown source `{text}`: expected file:<dir> or emulator:events=<n>,seed=<s>,rate=<per-second>"
+            )))
+        }
+    }
+
+    /// Opens worker `worker`'s share (of `peers` workers) of this source.
+    pub fn open(&self, worker: usize, peers: usize) -> Result<Box<dyn Source>, SourceError> {
+        Ok(match self {
+            SourceSpec::File { dir } => Box::new(file::FileSource::new(dir, worker, peers)?),
+            SourceSpec::Emulator(spec) => {
+                Box::new(emulator::EmulatorSource::new(spec, worker, peers))
+            }
+        })
+    }
+
+    /// Whether the source ends by itself (files, a bounded emulator); `--until-done` waits for
+    /// those.
+    pub fn is_bounded(&self) -> bool {
+        match self {
+            SourceSpec::File { .. } => true,
+            SourceSpec::Emulator(spec) => spec.events.is_some(),
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The subcommands: each takes its checked arguments and does one thing.
+
+pub mod bench;
+pub mod emulate;
+pub mod run;
+
+use crate::config::ConfigError;
+use crate::dataflow::EngineError;
+use crate::source::SourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The tokio runtime for I/O (Delta commits, object store, signals). Timely workers are
+/// threads of their own and block on it.
+pub fn io_runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pinstream-io")
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            context: "starting the I/O runtime".into(),
+            source,
+        })
+}

@@ -1,0 +1,101 @@
+//! `pinstream run`: the engine until its sources end or a signal asks it to stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{Error, io_runtime};
+use crate::config::{Config, RunArgs};
+use crate::dataflow::{self, stats::Stats};
+
+/// Seconds between progress lines.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+pub fn run(args: &RunArgs) -> Result<(), Error> {
+    let config = Config::resolve(args)?;
+    let runtime = io_runtime()?;
+    let stats = Arc::new(Stats::default());
+    let shutdown = Arc::new(AtomicBool::new(false));
+    runtime.spawn(stop_on_signal(shutdown.clone()));
+    tracing::info!(job = %config.name, sources = config.sources.len(), "starting");
+
+    let started = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let progress = {
+        let (stats, done) = (stats.clone(), done.clone());
+        std::thread::spawn(move || report_progress(&stats, &done, started))
+    };
+    let result = dataflow::run(config, runtime.handle().clone(), stats.clone(), shutdown);
+    done.store(true, Ordering::Relaxed);
+    let _ = progress.join();
+    print_progress(&stats, started.elapsed(), started.elapsed());
+    result.map_err(Error::from)
+}
+
+/// First SIGINT/SIGTERM: stop reading, commit what is held, exit 0. Second: exit at once.
+async fn stop_on_signal(shutdown: Arc<AtomicBool>) {
+    #[cfg(unix)]
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for _ in 0..2 {
+        #[cfg(unix)]
+        {
+            let sigterm = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = sigterm => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        if shutdown.swap(true, Ordering::Relaxed) {
+            tracing::warn!("second signal: exiting without committing");
+            std::process::exit(130);
+        }
+        tracing::info!("stopping: committing what is held (signal again to exit at once)");
+    }
+}
+
+fn report_progress(stats: &Stats, done: &AtomicBool, started: Instant) {
+    let mut last = Instant::now();
+    let mut last_in = 0;
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() >= PROGRESS_EVERY {
+            let records_in = Stats::get(&stats.records_in);
+            let rate = (records_in - last_in) as f64 / last.elapsed().as_secs_f64();
+            tracing::info!(
+                "records in {records_in}, clean {}, quarantined {}, duplicates {}, rows committed {}, {:.0} records/s",
+                Stats::get(&stats.clean),
+                Stats::get(&stats.quarantined),
+                Stats::get(&stats.duplicates),
+                Stats::get(&stats.rows_committed),
+                rate,
+            );
+            let _ = started;
+            last = Instant::now();
+            last_in = records_in;
+        }
+    }
+}
+
+fn print_progress(stats: &Stats, elapsed: Duration, _: Duration) {
+    let records_in = Stats::get(&stats.records_in);
+    tracing::info!(
+        "done: records in {records_in}, clean {}, quarantined {}, duplicates {}, rows committed {}, commits {}, {:.1} s, {:.0} records/s",
+        Stats::get(&stats.clean),
+        Stats::get(&stats.quarantined),
+        Stats::get(&stats.duplicates),
+        Stats::get(&stats.rows_committed),
+        Stats::get(&stats.commits),
+        elapsed.as_secs_f64(),
+        records_in as f64 / elapsed.as_secs_f64().max(1e-9),
+    );
+}

@@ -1,0 +1,48 @@
+//! The `clean` stage: raw messages -> clean rows or quarantine rows, on the worker that read
+//! them (no exchange: cleaning needs no other record).
+
+use std::sync::Arc;
+
+use timely::dataflow::Stream;
+use timely::dataflow::operators::core::Map;
+
+use super::dedup::Keyed;
+use super::stats::Stats;
+use crate::clean;
+use crate::source::RawRecord;
+use crate::table::{QuarantineRow, TableRow};
+
+/// One raw message -> the row it lands as. Never fails: a bad message is a quarantine row.
+pub fn clean_record(record: RawRecord) -> TableRow {
+    let reason = match record.stream {
+        None => {
+            "unknown stream: the source does not say whether this is pin, geo or user".to_owned()
+        }
+        Some(stream) => match clean::clean(stream, &record.payload) {
+            Ok(row) => return TableRow::Clean(row),
+            Err(reason) => reason.to_string(),
+        },
+    };
+    TableRow::Quarantine(QuarantineRow {
+        stream: record.stream,
+        source: record.origin(),
+        received_at: record.arrival,
+        raw: QuarantineRow::raw_text(&record.payload),
+        reason,
+    })
+}
+
+/// Cleans every record of `raw`, counting clean and quarantined messages.
+pub fn clean<'scope>(
+    raw: Stream<'scope, u64, Vec<RawRecord>>,
+    stats: Arc<Stats>,
+) -> Stream<'scope, u64, Vec<Keyed>> {
+    raw.map(move |record| {
+        let row = clean_record(record);
+        match &row {
+            TableRow::Clean(_) => Stats::add(&stats.clean, 1),
+            TableRow::Quarantine(_) => Stats::add(&stats.quarantined, 1),
+        }
+        (row.identity(), row)
+    })
+}

@@ -1,0 +1,90 @@
+//! The `dedup` stage (SPEC §2 "Duplicates"): every distinct row passes once, however often it
+//! was sent, across restarts too.
+//!
+//! Rows are exchanged by their 128-bit identity, so each worker owns a disjoint set of
+//! identities and the result does not depend on the worker count. The state is the set of
+//! identities seen (16 bytes per distinct row), seeded at start from the rows the tables
+//! already hold (`history`, sent at time 0): memory grows with distinct data only.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+use super::stats::Stats;
+use crate::table::TableRow;
+
+/// Identities are already uniform hashes: use their low bits as the table hash.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u128(&mut self, identity: u128) {
+        self.0 = identity as u64;
+    }
+}
+
+type IdentitySet = HashSet<u128, BuildHasherDefault<IdentityHasher>>;
+
+/// A row with its identity ([`TableRow::identity`]), computed once where the row is made.
+pub type Keyed = (u128, TableRow);
+
+/// Passes the rows of `rows` not seen before (in `history` or earlier in `rows`).
+pub fn dedup<'scope>(
+    rows: Stream<'scope, u64, Vec<Keyed>>,
+    history: Stream<'scope, u64, Vec<Keyed>>,
+    stats: Arc<Stats>,
+) -> Stream<'scope, u64, Vec<TableRow>> {
+    let route = |(identity, _): &Keyed| *identity as u64;
+    rows.binary_frontier(
+        history,
+        Exchange::new(route),
+        Exchange::new(route),
+        "dedup",
+        move |_capability, _info| {
+            let mut seen = IdentitySet::default();
+            // New rows that arrived before the history was complete.
+            let mut waiting: Vec<(Capability<u64>, Vec<Keyed>)> = Vec::new();
+            move |(rows, _), (history, history_frontier), output| {
+                history.for_each_stamp(|_, batches| {
+                    for batch in batches {
+                        seen.extend(batch.iter().map(|(identity, _)| *identity));
+                    }
+                });
+                rows.for_each_stamp(|capability, batches| {
+                    if let Some(capability) = capability.retain_least(output.output_index()) {
+                        let batch = batches.flat_map(|batch| batch.drain(..)).collect();
+                        waiting.push((capability, batch));
+                    }
+                });
+                if !history_frontier.is_empty() {
+                    return;
+                }
+                for (capability, batch) in waiting.drain(..) {
+                    let before = batch.len();
+                    let mut session = output.session(&capability);
+                    let mut passed = 0;
+                    for (identity, row) in batch {
+                        if seen.insert(identity) {
+                            session.give(row);
+                            passed += 1;
+                        }
+                    }
+                    Stats::add(&stats.duplicates, (before - passed) as u64);
+                }
+            }
+        },
+    )
+}

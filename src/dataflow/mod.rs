@@ -1,0 +1,260 @@
+//! The dataflow: sources -> clean -> dedup -> write -> commit, on timely workers.
+//!
+//! [`build`] lays out the graph top to bottom; [`run`] starts the workers and drives the
+//! sources: each worker polls its share of the partitions, feeds the records in at the current
+//! micro-batch (a timely time), and closes the batch after the interval or the record count.
+//! A batch's commit happens once every worker has closed it.
+
+pub mod clean;
+pub mod dedup;
+pub mod sink;
+pub mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::core::Input as _;
+use timely::dataflow::{InputHandle, ProbeHandle, Scope};
+use tokio::runtime::Handle;
+
+use crate::config::Config;
+use crate::sink::{Lake, SinkError};
+use crate::source::{PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::table::Table;
+use dedup::Keyed;
+use sink::{Fatal, Reported};
+use stats::Stats;
+
+/// Records taken from one source per poll.
+const POLL_CHUNK: usize = 4096;
+/// Batches read ahead of the last commit before the sources pause (backpressure: a slow
+/// sink slows reading, and memory stays bounded).
+const BATCHES_IN_FLIGHT: u64 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+type Input<D> = InputHandle<u64, CapacityContainerBuilder<Vec<D>>>;
+
+/// The handles the driver needs from the graph.
+struct Handles {
+    raw: Input<RawRecord>,
+    history: Input<Keyed>,
+    positions: Input<Reported>,
+    committed: ProbeHandle<u64>,
+}
+
+/// Shared by every worker of the process.
+struct Context {
+    config: Config,
+    lake: Lake,
+    runtime: Handle,
+    stats: Arc<Stats>,
+    shutdown: Arc<AtomicBool>,
+    fatal: Fatal,
+}
+
+/// Builds the graph in `scope`: one named stage per line.
+fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
+    let mut raw = InputHandle::new();
+    let mut history = InputHandle::new();
+    let mut positions = InputHandle::new();
+    let committed = ProbeHandle::new();
+    // Raw messages as read, at the batch they were read in.
+    let records = scope.input_from(&mut raw);
+    // Rows the tables already hold (at time 0): seed the deduplication.
+    let held = scope.input_from(&mut history);
+    // Source positions reached by the end of each batch.
+    let reached = scope.input_from(&mut positions);
+    // Parse and clean; bad messages become quarantine rows.
+    let rows = clean::clean(records, context.stats.clone());
+    // Drop rows the tables hold or this run already passed.
+    let fresh = dedup::dedup(rows, held, context.stats.clone());
+    // Each worker writes its rows' data files when a batch is complete.
+    let files = sink::write(
+        fresh,
+        context.lake.clone(),
+        context.runtime.clone(),
+        context.fatal.clone(),
+    );
+    // One committer: each table once per batch, with the positions the batch covers.
+    sink::commit(
+        files,
+        reached,
+        context.lake.clone(),
+        context.runtime.clone(),
+        context.stats.clone(),
+        context.fatal.clone(),
+    )
+    .probe_with(&committed);
+    Handles {
+        raw,
+        history,
+        positions,
+        committed,
+    }
+}
+
+/// Runs the job until its sources end (`until_done`) or `shutdown` is set, then commits
+/// what is held. Returns once everything read has been committed.
+pub fn run(
+    config: Config,
+    runtime: Handle,
+    stats: Arc<Stats>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(), EngineError> {
+    let lake = runtime.block_on(Lake::open(&config.lake))?;
+    tracing::info!(lake = %lake.root(), workers = config.workers, "tables open");
+    let fatal = Fatal::default();
+    let context = Arc::new(Context {
+        lake,
+        runtime,
+        stats,
+        shutdown,
+        fatal: fatal.clone(),
+        config: config.clone(),
+    });
+    let guards = timely::execute(timely::Config::process(config.workers), move |worker| {
+        let context = context.clone();
+        let result = drive(worker, &context);
+        if let Err(error) = &result {
+            // Stop the other workers too.
+            context.fatal.set(error);
+        }
+        result
+    })
+    .map_err(EngineError::Failed)?;
+    let mut first_error = None;
+    for result in guards.join() {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                first_error.get_or_insert(error);
+            }
+            Err(panic) => {
+                first_error.get_or_insert(EngineError::Failed(format!("a worker failed: {panic}")));
+            }
+        }
+    }
+    match (first_error, fatal.get()) {
+        (Some(error), _) => Err(error),
+        (None, Some(error)) => Err(EngineError::Failed(error)),
+        (None, None) => Ok(()),
+    }
+}
+
+/// One worker: resume its sources, seed the deduplication, then read, batch and step.
+fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), EngineError> {
+    let (index, peers) = (worker.index(), worker.peers());
+    let Context {
+        config,
+        lake,
+        runtime,
+        stats,
+        shutdown,
+        fatal,
+    } = context;
+
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    for spec in &config.sources {
+        let mut source = spec.open(index, peers)?;
+        let from = runtime.block_on(lake.positions(&source.partitions()))?;
+        source.seek(&from)?;
+        sources.push(source);
+    }
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for table in Table::ALL {
+        held.extend(runtime.block_on(lake.read_rows(table, index, peers))?);
+    }
+    tracing::debug!(worker = index, rows = held.len(), elapsed = ?started.elapsed(), "rows the tables hold, read back");
+
+    let mut handles = worker.dataflow::<u64, _, _>(|scope| build(scope, context));
+    for row in held {
+        handles.history.send((row.identity(), row));
+    }
+    handles.history.close();
+
+    let mut batch: u64 = 1;
+    handles.raw.advance_to(batch);
+    handles.positions.advance_to(batch);
+    let mut batch_started = Instant::now();
+    let mut batch_records = 0;
+    let mut reported = Positions::new();
+    let mut exhausted = vec![false; sources.len()];
+    let mut buffer = Vec::with_capacity(POLL_CHUNK);
+    loop {
+        if let Some(error) = fatal.get() {
+            return Err(EngineError::Failed(error));
+        }
+        let all_read = exhausted.iter().all(|done| *done);
+        let stopping = shutdown.load(Ordering::Relaxed) || (config.until_done && all_read);
+        let mut busy = false;
+        let caught_up = !handles
+            .committed
+            .less_than(&batch.saturating_sub(BATCHES_IN_FLIGHT));
+        if !stopping && caught_up {
+            for (source, exhausted) in sources.iter_mut().zip(exhausted.iter_mut()) {
+                if *exhausted {
+                    continue;
+                }
+                match source.poll(POLL_CHUNK, &mut buffer)? {
+                    PollStatus::Ready => busy = true,
+                    PollStatus::Idle => {}
+                    PollStatus::Exhausted => *exhausted = true,
+                }
+                batch_records += buffer.len();
+                Stats::add(&stats.records_in, buffer.len() as u64);
+                for record in buffer.drain(..) {
+                    handles.raw.send(record);
+                }
+            }
+        }
+        if stopping
+            || batch_records >= config.batch.max_records
+            || batch_started.elapsed() >= config.batch.interval
+        {
+            for source in &sources {
+                for (partition, position) in source.positions() {
+                    if reported.get(&partition) != Some(&position) {
+                        handles.positions.send((partition.to_string(), position));
+                        reported.insert(partition, position);
+                    }
+                }
+            }
+            batch += 1;
+            handles.raw.advance_to(batch);
+            handles.positions.advance_to(batch);
+            batch_started = Instant::now();
+            batch_records = 0;
+        }
+        if stopping {
+            break;
+        }
+        if busy {
+            worker.step();
+        } else {
+            worker.step_or_park(Some(Duration::from_millis(2)));
+        }
+    }
+    // Close the inputs and let everything read reach the tables.
+    drop(handles.raw);
+    drop(handles.positions);
+    while !handles.committed.done() {
+        if let Some(error) = fatal.get() {
+            return Err(EngineError::Failed(error));
+        }
+        worker.step_or_park(Some(Duration::from_millis(5)));
+    }
+    Ok(())
+}

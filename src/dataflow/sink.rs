@@ -1,0 +1,203 @@
+//! The sink stages: `write` (every worker writes the data files of its rows when a batch is
+//! complete) and `commit` (one committer, worker 0, commits each table once per batch with
+//! the files of all workers and the positions the batch covers).
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::sync::{Arc, Mutex};
+
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+use tokio::runtime::Handle;
+
+use super::stats::Stats;
+use crate::sink::{Lake, delta};
+use crate::source::Positions;
+use crate::table::{Table, TableRow};
+
+/// The first fatal error of any stage; the workers stop when they see one.
+#[derive(Clone, Default)]
+pub struct Fatal(Arc<Mutex<Option<String>>>);
+
+impl Fatal {
+    pub fn set(&self, error: impl std::fmt::Display) {
+        let mut slot = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        if slot.is_none() {
+            tracing::error!("{error}");
+            *slot = Some(error.to_string());
+        }
+    }
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
+/// A data file written for a table: its `Add` action as JSON (plain text crosses process
+/// boundaries safely) and its row count.
+pub type WrittenFile = (Table, String, u64);
+
+/// A source position reported for a batch: partition id and position.
+pub type Reported = (String, i64);
+
+/// Buffers each batch's rows and writes them as data files (one per table and worker) once
+/// the batch is complete.
+pub fn write<'scope>(
+    rows: Stream<'scope, u64, Vec<TableRow>>,
+    lake: Lake,
+    runtime: Handle,
+    fatal: Fatal,
+) -> Stream<'scope, u64, Vec<WrittenFile>> {
+    rows.unary_frontier(Pipeline, "write", move |_capability, _info| {
+        let mut pending: BTreeMap<u64, (Capability<u64>, BTreeMap<Table, Vec<TableRow>>)> =
+            BTreeMap::new();
+        let mut writers = BTreeMap::new();
+        move |(input, frontier), output| {
+            input.for_each_stamp(|capability, batches| {
+                let Some(capability) = capability.retain_least(output.output_index()) else {
+                    return;
+                };
+                let (_, tables) = pending
+                    .entry(*capability.time())
+                    .or_insert_with(|| (capability, BTreeMap::new()));
+                for batch in batches {
+                    for row in batch.drain(..) {
+                        tables.entry(row.table()).or_default().push(row);
+                    }
+                }
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (capability, tables) = entry.remove();
+                let mut session = output.session(&capability);
+                for (table, rows) in tables {
+                    let writer = match writers.entry(table) {
+                        Entry::Occupied(entry) => entry.into_mut(),
+                        Entry::Vacant(entry) => match lake.writer(table) {
+                            Ok(writer) => entry.insert(writer),
+                            Err(error) => {
+                                fatal.set(error);
+                                continue;
+                            }
+                        },
+                    };
+                    match runtime.block_on(delta::write_files(writer, table, &rows)) {
+                        Ok(adds) => {
+                            // One flush writes one file per table; its row count rides along.
+                            let mut count = rows.len() as u64;
+                            for add in adds {
+                                match serde_json::to_string(&add) {
+                                    Ok(json) => {
+                                        session.give((table, json, std::mem::take(&mut count)))
+                                    }
+                                    Err(e) => fatal.set(format!("table {table}: {e}")),
+                                }
+                            }
+                        }
+                        Err(error) => fatal.set(format!("writing data files: {error}")),
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Commits, on worker 0, every batch whose files and positions are all in: one commit per
+/// table, in table order, each carrying the batch's positions. Batches that complete together
+/// (the committer fell behind) are committed as one.
+pub fn commit<'scope>(
+    files: Stream<'scope, u64, Vec<WrittenFile>>,
+    positions: Stream<'scope, u64, Vec<Reported>>,
+    mut lake: Lake,
+    runtime: Handle,
+    stats: Arc<Stats>,
+    fatal: Fatal,
+) -> Stream<'scope, u64, Vec<u64>> {
+    files.binary_frontier(
+        positions,
+        Exchange::new(|_: &WrittenFile| 0),
+        Exchange::new(|_: &Reported| 0),
+        "commit",
+        move |_capability, _info| {
+            type Batch = (Vec<WrittenFile>, Positions);
+            let mut pending: BTreeMap<u64, (Capability<u64>, Batch)> = BTreeMap::new();
+            move |(files, files_frontier), (positions, positions_frontier), output| {
+                files.for_each_stamp(|capability, batches| {
+                    if let Some(capability) = capability.retain_least(output.output_index()) {
+                        let entry = pending
+                            .entry(*capability.time())
+                            .or_insert_with(|| (capability, Default::default()));
+                        for batch in batches {
+                            entry.1.0.append(batch);
+                        }
+                    }
+                });
+                positions.for_each_stamp(|capability, batches| {
+                    if let Some(capability) = capability.retain_least(output.output_index()) {
+                        let entry = pending
+                            .entry(*capability.time())
+                            .or_insert_with(|| (capability, Default::default()));
+                        for (partition, position) in batches.flat_map(|b| b.drain(..)) {
+                            let slot = entry.1.1.entry(partition.into()).or_insert(position);
+                            *slot = (*slot).max(position);
+                        }
+                    }
+                });
+                // Every batch both inputs have passed is complete.
+                let mut ready: Vec<(Capability<u64>, Batch)> = Vec::new();
+                while let Some(entry) = pending.first_entry() {
+                    let time = *entry.key();
+                    if files_frontier.less_equal(&time) || positions_frontier.less_equal(&time) {
+                        break;
+                    }
+                    ready.push(entry.remove());
+                }
+                let Some((last, _)) = ready.last() else {
+                    return;
+                };
+                let (batch, last) = (*last.time(), last.clone());
+                let mut by_table: BTreeMap<Table, Vec<deltalake::kernel::Add>> = BTreeMap::new();
+                let mut covered = Positions::new();
+                let mut rows = 0;
+                for (_, (files, positions)) in ready {
+                    for (table, json, count) in files {
+                        match serde_json::from_str(&json) {
+                            Ok(add) => by_table.entry(table).or_default().push(add),
+                            Err(e) => fatal.set(format!("table {table}: bad Add action: {e}")),
+                        }
+                        rows += count;
+                    }
+                    for (partition, position) in positions {
+                        let slot = covered.entry(partition).or_insert(position);
+                        *slot = (*slot).max(position);
+                    }
+                }
+                if by_table.is_empty() && covered.is_empty() {
+                    output.session(&last).give(batch);
+                    return;
+                }
+                for table in Table::ALL {
+                    let adds = by_table.remove(&table).unwrap_or_default();
+                    match runtime.block_on(lake.commit(table, adds, &covered, batch)) {
+                        Ok(version) => {
+                            Stats::add(&stats.commits, 1);
+                            tracing::debug!(%table, version, batch, "committed");
+                        }
+                        Err(error) => {
+                            fatal.set(format!("commit of batch {batch} failed: {error}"));
+                            return;
+                        }
+                    }
+                }
+                Stats::add(&stats.rows_committed, rows);
+                output.session(&last).give(batch);
+            }
+        },
+    )
+}

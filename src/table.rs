@@ -1,0 +1,163 @@
+//! The output tables of SPEC §4 and the row that flows to each of them.
+
+use std::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clean::{GeoRow, Micros, PinRow, Row, UserRow};
+use crate::stream::Stream;
+
+/// A Delta table the engine appends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Table {
+    Pin,
+    Geo,
+    User,
+    Quarantine,
+}
+
+impl Table {
+    pub const ALL: [Table; 4] = [Table::Pin, Table::Geo, Table::User, Table::Quarantine];
+
+    /// The table's directory under the lake root.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Pin => "pin",
+            Table::Geo => "geo",
+            Table::User => "user",
+            Table::Quarantine => "quarantine",
+        }
+    }
+
+    pub fn of_stream(stream: Stream) -> Table {
+        match stream {
+            Stream::Pin => Table::Pin,
+            Stream::Geo => Table::Geo,
+            Stream::User => Table::User,
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A row of table `quarantine`: one per bad message, with its bytes and the reason.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QuarantineRow {
+    /// Null when the source could not tell the stream.
+    pub stream: Option<Stream>,
+    /// Where the message came from: `<partition>@<offset>` (`file:pin.jsonl@17`).
+    pub source: String,
+    pub received_at: Micros,
+    /// The message bytes; invalid UTF-8 as base64 with a `base64:` prefix.
+    pub raw: String,
+    pub reason: String,
+}
+
+/// A message is identified by where it came from and what it held; `received_at` is not part
+/// of its identity, so a message replayed after a restart is recognised as the same message
+/// and lands once.
+impl Hash for QuarantineRow {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.stream.hash(state);
+        self.source.hash(state);
+        self.raw.hash(state);
+        self.reason.hash(state);
+    }
+}
+
+impl QuarantineRow {
+    /// The `raw` column text for message bytes.
+    pub fn raw_text(payload: &[u8]) -> String {
+        match std::str::from_utf8(payload) {
+            Ok(text) => text.to_owned(),
+            Err(_) => {
+                use base64::Engine;
+                format!(
+                    "base64:{}",
+                    base64::engine::general_purpose::STANDARD.encode(payload)
+                )
+            }
+        }
+    }
+}
+
+/// A row bound for one of the four tables.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TableRow {
+    Clean(Row),
+    Quarantine(QuarantineRow),
+}
+
+impl TableRow {
+    pub fn table(&self) -> Table {
+        match self {
+            TableRow::Clean(row) => Table::of_stream(row.stream()),
+            TableRow::Quarantine(_) => Table::Quarantine,
+        }
+    }
+
+    /// A 128-bit digest of the row's identity (every column for clean rows; see
+    /// [`QuarantineRow`]'s `Hash`). Two rows are duplicates exactly when their identities are
+    /// equal, up to a 2^-128 collision chance. Digests live only in memory and are recomputed
+    /// from the tables at start, so they need not be stable across versions.
+    pub fn identity(&self) -> u128 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+        self.hash(&mut hasher);
+        hasher.digest128()
+    }
+}
+
+impl From<PinRow> for TableRow {
+    fn from(row: PinRow) -> Self {
+        TableRow::Clean(Row::Pin(row))
+    }
+}
+impl From<GeoRow> for TableRow {
+    fn from(row: GeoRow) -> Self {
+        TableRow::Clean(Row::Geo(row))
+    }
+}
+impl From<UserRow> for TableRow {
+    fn from(row: UserRow) -> Self {
+        TableRow::Clean(Row::User(row))
+    }
+}
+impl From<QuarantineRow> for TableRow {
+    fn from(row: QuarantineRow) -> Self {
+        TableRow::Quarantine(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quarantine(received_at: Micros, source: &str) -> QuarantineRow {
+        QuarantineRow {
+            stream: Some(Stream::Pin),
+            source: source.into(),
+            received_at,
+            raw: "{}".into(),
+            reason: "missing field `index`".into(),
+        }
+    }
+
+    #[test]
+    fn quarantine_identity_ignores_arrival_time() {
+        let a = TableRow::from(quarantine(1, "file:pin.jsonl@3"));
+        let b = TableRow::from(quarantine(2, "file:pin.jsonl@3"));
+        let c = TableRow::from(quarantine(1, "file:pin.jsonl@4"));
+        assert_eq!(a.identity(), b.identity());
+        assert_ne!(a.identity(), c.identity());
+    }
+
+    #[test]
+    fn raw_text_keeps_utf8_and_encodes_the_rest() {
+        assert_eq!(QuarantineRow::raw_text(b"{\"a\":1}"), "{\"a\":1}");
+        assert_eq!(QuarantineRow::raw_text(&[0xff, 0x00]), "base64:/wA=");
+    }
+}
