@@ -28,8 +28,8 @@ use dedup::Keyed;
 use sink::{Fatal, Reported};
 use stats::Stats;
 
-/// Records taken from one source per poll.
-const POLL_CHUNK: usize = 4096;
+/// Records taken from one source per poll (a multiple of 3: an emulator event is 3 records).
+const POLL_CHUNK: usize = 4095;
 /// Batches read ahead of the last commit before the sources pause (backpressure: a slow
 /// sink slows reading, and memory stays bounded).
 const BATCHES_IN_FLIGHT: u64 = 2;

@@ -1,0 +1,166 @@
+//! Shared helpers: the binary, the Python reader, fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn pinstream() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pinstream"));
+    command.env("PINSTREAM_LOG", "warn,pinstream=info");
+    command
+}
+
+/// The real sample, when `../shared` is beside the repository.
+pub fn sample_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pinterest-sample");
+    dir.join("pin.jsonl").exists().then_some(dir)
+}
+
+/// The Python interpreter with `deltalake` and `polars` (installed once).
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python-env.sh");
+        let output = Command::new("bash").arg(script).output().expect("runs python-env.sh");
+        assert!(
+            output.status.success(),
+            "python-env.sh failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    })
+}
+
+/// Checks the tables under `lake` against the SPEC reference computed from `input`; returns
+/// the summary (row counts per table).
+pub fn check_against_reference(input: &Path, lake: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
+    let output = Command::new(python()).arg(script).arg(input).arg(lake).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "tables differ from the reference:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    report["summary"].clone()
+}
+
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "pinstream failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `pinstream emulate --to file:<dir>`.
+pub fn emulate(dir: &Path, events: u64, seed: u64, universe: u64) {
+    let output = pinstream()
+        .args(["emulate", "--to"])
+        .arg(format!("file:{}", dir.display()))
+        .args(["--events", &events.to_string(), "--seed", &seed.to_string()])
+        .args(["--universe", &universe.to_string()])
+        .output()
+        .unwrap();
+    assert_success(&output);
+}
+
+/// `pinstream run --from file:<input> --lake <lake> --until-done` plus `extra` flags.
+pub fn replay(input: &Path, lake: &Path, extra: &[&str]) -> Output {
+    pinstream()
+        .arg("run")
+        .arg("--from")
+        .arg(format!("file:{}", input.display()))
+        .arg("--lake")
+        .arg(lake)
+        .arg("--until-done")
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Commit files in a table's log.
+pub fn commits(lake: &Path, table: &str) -> usize {
+    std::fs::read_dir(lake.join(table).join("_delta_log"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.ends_with(".json") && name.len() == 25
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Hand-made messages covering every kind of bad input and the lenient forms, as files of
+/// the three streams (plus a file with no stream token, which is not read).
+pub fn write_edge_cases(dir: &Path) {
+    let uuid = "55abcd28-bda1-4453-bbcd-1427fb3aa49b";
+    let pin = |index: &str, unique_id: &str, followers: &str| {
+        format!(
+            r#"{{"index": {index}, "unique_id": "{unique_id}", "title": "No Title Data Available", "description": "No description available Story format", "poster_name": "User Info Error", "follower_count": {followers}, "tag_list": "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e", "is_image_or_video": "image", "image_src": "Image src error.", "downloaded": 1, "save_location": "Local save in /data/art", "category": "art"}}"#
+        )
+    };
+    let pins = [
+        pin("900001", uuid, r#""12k""#),
+        pin(r#""900002""#, uuid, r#""3M""#),
+        pin("900003", uuid, "4500"),
+        pin("900004", uuid, r#""User Info Error""#),
+        pin("900005", "not-a-uuid", r#""1""#),
+        pin("900006", uuid, r#""99999999999999999999""#),
+        pin("900007", uuid, r#""1.5k""#),
+        pin(r#""seven""#, uuid, r#""1""#),
+        pin("900009", uuid, "null"),
+        r#"{"index": 900010, "unique_id": "x"}"#.to_string(),
+        "[1, 2, 3]".to_string(),
+        "{not json".to_string(),
+        String::new(),
+        pin("900001", uuid, r#""12k""#),
+    ];
+    let geo = |ind: &str, timestamp: &str, latitude: &str, longitude: &str| {
+        format!(
+            r#"{{"ind": {ind}, "timestamp": {timestamp}, "latitude": {latitude}, "longitude": {longitude}, "country": "Anguilla"}}"#
+        )
+    };
+    let geos = [
+        geo("900001", r#""2020-01-02 03:04:05""#, "-88.8298", "-170.188"),
+        geo("900002", r#""2020-01-02T03:04:05.123456Z""#, r#""45.5""#, "90"),
+        geo("900003", r#""2020-01-02T05:04:05+02:00""#, "90", "180"),
+        geo("900004", r#""2020-01-02T03:04:05.5""#, "-90", "-180"),
+        geo("900005", r#""2020-13-02 03:04:05""#, "0", "0"),
+        geo("900006", r#""yesterday""#, "0", "0"),
+        geo("900007", r#""2020-01-02 03:04:05""#, "90.5", "0"),
+        geo("900008", r#""2020-01-02 03:04:05""#, "0", "-180.01"),
+        geo("900009", "null", "0", "0"),
+        geo("900010", r#""2020-01-02 03:04:05""#, "null", "0"),
+    ];
+    let user = |ind: &str, first: &str, age: &str| {
+        format!(
+            r#"{{"ind": {ind}, "first_name": {first}, "last_name": "Acosta", "age": {age}, "date_joined": "2015-10-21 21:26:45"}}"#
+        )
+    };
+    let users = [
+        user("900001", r#""Adam""#, "20"),
+        user("900002", r#""Eve""#, r#""42""#),
+        user("900003", r#""Old""#, "150"),
+        user("900004", r#""Zero""#, "0"),
+        user("900005", r#""Too""#, "151"),
+        user("900006", r#""Neg""#, "-1"),
+        user("900007", "null", "30"),
+        user("900008", r#""User Info Error""#, "30"),
+        user("900009", r#""Frac""#, "30.5"),
+        user("900010", r#""Whole""#, "30.0"),
+    ];
+    let folder = dir.join("edge");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("pin.jsonl"), pins.join("\n") + "\n").unwrap();
+    std::fs::write(folder.join("geo.jsonl"), geos.join("\n")).unwrap();
+    let mut user_bytes = (users.join("\r\n") + "\r\n").into_bytes();
+    user_bytes.extend_from_slice(b"{\"ind\": 900011, \"first_name\": \"\xff\xfe\"}\n");
+    std::fs::write(folder.join("user.jsonl"), user_bytes).unwrap();
+    std::fs::write(folder.join("notes.txt"), "not a stream\n").unwrap();
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, modules by behaviour. They run the real `pinstream` binary
+//! on real files and read the Delta tables back with Python `deltalake` and `polars`
+//! (installed by scripts/python-env.sh), against a reference written from the SPEC.
+
+mod support;
+
+mod cli;
+mod exactly_once;
+mod replay;
