@@ -56,7 +56,10 @@ mod tests {
             ("pin.jsonl", Some(Stream::Pin)),
             ("abc.geo", Some(Stream::Geo)),
             ("streaming-0a1b-user", Some(Stream::User)),
-            ("topics/abc.user/partition=0/abc.user+0+0000000042.json", Some(Stream::User)),
+            (
+                "topics/abc.user/partition=0/abc.user+0+0000000042.json",
+                Some(Stream::User),
+            ),
             ("pinterest.json", None),
             ("users.jsonl", None),
             ("", None),
