@@ -458,6 +458,72 @@ const BRAND_WORDS: &[&str] = &[
     "Bright",
     "Lovely",
     "Savvy",
+    "Atelier",
+    "Bloom",
+    "Canvas",
+    "Chalk",
+    "Cloud",
+    "Coast",
+    "Cupcake",
+    "Dash",
+    "Dream",
+    "Ember",
+    "Fern",
+    "Field",
+    "Fox",
+    "Frame",
+    "Garden",
+    "Glow",
+    "Harbor",
+    "Hive",
+    "Honey",
+    "Indigo",
+    "Ivy",
+    "Juniper",
+    "Kind",
+    "Lemon",
+    "Linen",
+    "Maple",
+    "Meadow",
+    "Mint",
+    "Moon",
+    "North",
+    "Oak",
+    "Olive",
+    "Paper",
+    "Pearl",
+    "Pine",
+    "Pixel",
+    "Plum",
+    "River",
+    "Sage",
+    "Salt",
+    "Stone",
+    "Sunny",
+    "Thread",
+    "Velvet",
+    "Willow",
+    "Wonder",
+    "Yarn",
+    "Zen",
+];
+/// Kinds of brand accounts.
+const BRAND_KINDS: &[&str] = &[
+    "Studio",
+    "Co.",
+    "Blog",
+    "Shop",
+    "Designs",
+    "Magazine",
+    "Collective",
+    "Boutique",
+    "Media",
+    "Club",
+    "Academy",
+    "Lab",
+    "Official",
+    "Market",
+    "Press",
 ];
 /// Title fragments: `{A}` adjective, `{T}` topic, `{S}` suffix, `{N}` number, `{V}` verb,
 /// `{U}` audience, `{W}` season.
@@ -1570,17 +1636,35 @@ impl Emulator {
         let rng = &mut rng_for(self.seed, D_POSTER, id);
         let brand = |rng: &mut Pcg64Mcg| pick(rng, BRAND_WORDS);
         let name = match rng.random_range(0..100) {
-            0..30 => format!("{} {}", pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES)),
-            30..50 => format!("{}{}", brand(rng), brand(rng)),
-            50..65 => format!("{} {}", brand(rng), brand(rng)),
-            65..75 => format!("{}{}.com", brand(rng), brand(rng)),
-            75..85 => format!("The {} {}", brand(rng), brand(rng)),
-            85..95 => format!(
+            0..25 => format!("{} {}", pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES)),
+            25..32 => format!(
+                "{} {}. {}",
+                pick(rng, FIRST_NAMES),
+                char::from(b'A' + rng.random_range(0..26u8)),
+                pick(rng, LAST_NAMES)
+            ),
+            32..42 => format!("{}{}", brand(rng), brand(rng)),
+            42..50 => format!("{}{}{}", brand(rng), brand(rng), brand(rng)),
+            50..60 => format!("{} {} {}", brand(rng), brand(rng), pick(rng, BRAND_KINDS)),
+            60..68 => format!("{}{}{}.com", brand(rng), brand(rng), brand(rng)),
+            68..78 => format!(
+                "The {} {} {}",
+                brand(rng),
+                brand(rng),
+                pick(rng, BRAND_KINDS)
+            ),
+            78..88 => format!(
                 "{} | {} {} {}",
                 pick(rng, FIRST_NAMES),
                 brand(rng),
                 brand(rng),
-                brand(rng)
+                pick(rng, BRAND_KINDS)
+            ),
+            88..95 => format!(
+                "{}{}{}",
+                pick(rng, FIRST_NAMES).to_lowercase(),
+                pick(rng, LAST_NAMES).to_lowercase(),
+                rng.random_range(1..100)
             ),
             _ => format!(
                 "{} {} - {} {} Blog & {} Tips",
@@ -1645,30 +1729,50 @@ impl Emulator {
         out
     }
 
-    fn title(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
-        let words = quantile(&TITLE_WORDS_Q, rng.random()).round().max(1.0) as usize;
+    /// Whole fragments, drawn until about `words` words (cut only if the first is too long).
+    fn fill_words(
+        &self,
+        rng: &mut Pcg64Mcg,
+        words: usize,
+        templates: &[&str],
+        topics: &[&str],
+        shape: fn(String) -> String,
+    ) -> String {
         let mut parts: Vec<String> = Vec::new();
         let mut count = 0;
-        while count < words {
-            let template = pick(rng, TITLE_PARTS);
-            let part = self.fill_slots(rng, template, topics);
-            count += part.split(' ').count();
-            parts.push(part);
+        let mut misses = 0;
+        while count < words && misses < 6 {
+            let template = pick(rng, templates);
+            let part = shape(self.fill_slots(rng, template, topics));
+            let n = part.split(' ').count();
+            if parts.is_empty() || count + n <= words {
+                count += n;
+                parts.push(part);
+            } else {
+                misses += 1;
+            }
         }
-        let joined = parts.join(" ");
-        joined.split(' ').take(words).collect::<Vec<_>>().join(" ")
+        let text = parts.join(" ");
+        if count > words {
+            text.split(' ').take(words).collect::<Vec<_>>().join(" ")
+        } else {
+            text
+        }
+    }
+
+    fn title(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
+        let words = quantile(&TITLE_WORDS_Q, rng.random()).round().max(1.0) as usize;
+        self.fill_words(rng, words, TITLE_PARTS, topics, |s| s)
     }
 
     fn description(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
-        let sentence = |rng: &mut Pcg64Mcg| {
-            let template = pick(rng, SENTENCES);
-            let mut s = self.fill_slots(rng, template, topics);
+        fn capitalise(mut s: String) -> String {
             if let Some(first) = s.get(0..1) {
                 let upper = first.to_ascii_uppercase();
                 s.replace_range(0..1, &upper);
             }
             s
-        };
+        }
         if rng.random_bool(P_DESC_CUT) {
             // Cut like the real ones: 176-177 characters, then an ellipsis and a no-break space.
             let keep = if rng.random_bool(P_DESC_CUT_179) {
@@ -1681,21 +1785,15 @@ impl Emulator {
                 if !text.is_empty() {
                     text.push(' ');
                 }
-                text.push_str(&sentence(rng));
+                let template = pick(rng, SENTENCES);
+                text.push_str(&capitalise(self.fill_slots(rng, template, topics)));
             }
             text.truncate(keep);
             text.push_str("\u{2026}\u{a0}");
             text
         } else {
             let words = quantile(&DESC_WORDS_Q, rng.random()).round().max(1.0) as usize;
-            let mut text = String::new();
-            while text.split(' ').count() < words {
-                if !text.is_empty() {
-                    text.push(' ');
-                }
-                text.push_str(&sentence(rng));
-            }
-            let mut text = text.split(' ').take(words).collect::<Vec<_>>().join(" ");
+            let mut text = self.fill_words(rng, words, SENTENCES, topics, capitalise);
             text.truncate(180);
             text
         }
@@ -1990,5 +2088,588 @@ impl Source for EmulatorSource {
                 (part.id.clone(), (part.next - u64::from(partial)) as i64)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, HashMap};
+    use std::time::Duration;
+
+    const PIN_FIELDS: [&str; 12] = [
+        "index",
+        "unique_id",
+        "title",
+        "description",
+        "poster_name",
+        "follower_count",
+        "tag_list",
+        "is_image_or_video",
+        "image_src",
+        "downloaded",
+        "save_location",
+        "category",
+    ];
+    const GEO_FIELDS: [&str; 5] = ["ind", "timestamp", "latitude", "longitude", "country"];
+    const USER_FIELDS: [&str; 5] = ["ind", "first_name", "last_name", "age", "date_joined"];
+
+    fn spec(s: &str) -> EmulatorSpec {
+        EmulatorSpec::parse(s).unwrap()
+    }
+
+    fn parse(bytes: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::from_slice(bytes) {
+            Ok(serde_json::Value::Object(map)) => map,
+            other => panic!(
+                "not a JSON object: {other:?}: {}",
+                String::from_utf8_lossy(bytes)
+            ),
+        }
+    }
+
+    /// The keys of a flat object in the order they appear in the bytes.
+    fn key_order(bytes: &[u8], fields: &[&str]) -> bool {
+        let text = std::str::from_utf8(bytes).unwrap();
+        let mut at = 0;
+        for (i, field) in fields.iter().enumerate() {
+            let key = format!("{}\"{field}\": ", if i == 0 { "{" } else { ", " });
+            match text[at..].find(&key) {
+                Some(found) => at += found + key.len(),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let a = Emulator::new(&spec("seed=7"));
+        let b = Emulator::new(&spec("seed=7"));
+        let c = Emulator::new(&spec("seed=8"));
+        let ea: Vec<Event> = (0..200).map(|s| a.event(s)).collect();
+        let eb: Vec<Event> = (0..200).map(|s| b.event(s)).collect();
+        let ec: Vec<Event> = (0..200).map(|s| c.event(s)).collect();
+        assert_eq!(ea, eb);
+        assert_ne!(ea, ec);
+        // Different seeds differ post by post, not only in which posts are picked.
+        assert_ne!(a.post(3).pin, c.post(3).pin);
+        assert_ne!(a.post(3).geo, c.post(3).geo);
+        assert_ne!(a.post(3).user, c.post(3).user);
+        // Sampling with replacement from the universe.
+        let small = Emulator::new(&spec("seed=1,universe=50"));
+        let picked: std::collections::BTreeSet<u64> = (0..500).map(|s| small.post_of(s)).collect();
+        assert!(
+            picked.len() > 40 && picked.iter().all(|&i| i < 50),
+            "{picked:?}"
+        );
+    }
+
+    #[test]
+    fn post_is_stable_whatever_the_call_order() {
+        let e = Emulator::new(&spec("seed=3"));
+        let forward: Vec<Event> = (0..100).map(|i| e.post(i)).collect();
+        let mut backward: Vec<Event> = (0..100).rev().map(|i| e.post(i)).collect();
+        backward.reverse();
+        assert_eq!(forward, backward);
+        for seq in [0, 1, 99, 12_345] {
+            assert_eq!(e.event(seq), e.post(e.post_of(seq)));
+        }
+        // A re-sent post carries the same bytes, and its three records share the index.
+        let first = e.post(42);
+        let _ = e.post(43);
+        assert_eq!(first, e.post(42));
+        assert_eq!(parse(&first.pin)["index"], 42);
+        assert_eq!(parse(&first.geo)["ind"], 42);
+        assert_eq!(parse(&first.user)["ind"], 42);
+    }
+
+    #[test]
+    fn messages_have_the_sample_fields_in_order_and_types() {
+        let e = Emulator::new(&spec("seed=11"));
+        let (geo_from, geo_to) = ("2017-10-20 00:00:00", "2022-10-18 23:59:59");
+        let (join_from, join_to) = ("2015-10-21 00:00:00", "2017-10-18 23:59:59");
+        for i in 0..3000 {
+            let ev = e.post(i);
+            for (bytes, fields) in [
+                (&ev.pin, &PIN_FIELDS[..]),
+                (&ev.geo, &GEO_FIELDS[..]),
+                (&ev.user, &USER_FIELDS[..]),
+            ] {
+                let map = parse(bytes);
+                assert_eq!(
+                    map.len(),
+                    fields.len(),
+                    "{}",
+                    String::from_utf8_lossy(bytes)
+                );
+                assert!(
+                    key_order(bytes, fields),
+                    "{}",
+                    String::from_utf8_lossy(bytes)
+                );
+                assert!(bytes.is_ascii(), "json.dumps escapes non-ASCII");
+                assert!(!bytes.contains(&b'\n'));
+            }
+            let pin = parse(&ev.pin);
+            assert!(pin["index"].is_u64() && pin["downloaded"].is_u64());
+            for f in &PIN_FIELDS[1..] {
+                if *f != "downloaded" {
+                    assert!(pin[*f].is_string(), "{f}");
+                }
+            }
+            let uuid = pin["unique_id"].as_str().unwrap();
+            assert_eq!(uuid.len(), 36);
+            assert_eq!(&uuid[14..15], "4");
+            let category = pin["category"].as_str().unwrap();
+            assert_eq!(
+                pin["save_location"].as_str().unwrap(),
+                format!("Local save in /data/{category}")
+            );
+            let src = pin["image_src"].as_str().unwrap();
+            assert!(
+                src == IMAGE_SRC_ERROR || src.starts_with("https://i.pinimg.com/"),
+                "{src}"
+            );
+            assert!(pin["description"].as_str().unwrap().chars().count() <= 180);
+
+            let geo = parse(&ev.geo);
+            let (lat, lon) = (
+                geo["latitude"].as_f64().unwrap(),
+                geo["longitude"].as_f64().unwrap(),
+            );
+            assert!((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon));
+            for (name, v) in [("latitude", lat), ("longitude", lon)] {
+                let text = py_float(v);
+                let digits = text.trim_start_matches(['-', '0', '.']).replace('.', "");
+                assert!(digits.len() <= 6 || text.contains('e'), "{name} {text}");
+            }
+            let ts = geo["timestamp"].as_str().unwrap();
+            assert!(ts.len() == 19 && (geo_from..=geo_to).contains(&ts), "{ts}");
+            assert!(COUNTRIES.contains(&geo["country"].as_str().unwrap()));
+
+            let user = parse(&ev.user);
+            let age = user["age"].as_i64().unwrap();
+            assert!((20..=60).contains(&age), "{age}");
+            let joined = user["date_joined"].as_str().unwrap();
+            assert!(
+                joined.len() == 19 && (join_from..=join_to).contains(&joined),
+                "{joined}"
+            );
+            assert!(user["first_name"].is_string() && user["last_name"].is_string());
+        }
+    }
+
+    #[test]
+    fn python_formatting() {
+        assert_eq!(py_float(-88.8298), "-88.8298");
+        assert_eq!(py_float(-170.188), "-170.188");
+        assert_eq!(py_float(5.0), "5.0");
+        assert_eq!(py_float(-0.0), "-0.0");
+        assert_eq!(py_float(0.0001), "0.0001");
+        assert_eq!(py_float(0.00001234), "1.234e-05");
+        assert_eq!(py_float(1e16), "1e+16");
+        assert_eq!(round_significant(-88.829_812_3, 6), -88.8298);
+        assert_eq!(round_significant(0.001_234_567_8, 6), 0.001_234_57);
+        let mut s = Vec::new();
+        py_str(&mut s, "a\"b\\c\n\u{2026}\u{a0}\u{1F600}");
+        assert_eq!(
+            String::from_utf8(s).unwrap(),
+            r#""a\"b\\c\n\u2026\u00a0\ud83d\ude00""#
+        );
+        assert_eq!(format_datetime(0), "1970-01-01 00:00:00");
+        assert_eq!(
+            format_datetime(days_from_civil(2020, 2, 29) * 86_400 + 3661),
+            "2020-02-29 01:01:01"
+        );
+        for day in [-1000, 0, 17_000, 19_283, 100_000] {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y as i32, m, d), day);
+        }
+        let pin = Emulator::new(&EmulatorSpec::default()).post(4).pin;
+        assert!(pin.starts_with(b"{\"index\": 4, \"unique_id\": \""));
+    }
+
+    /// Rates over many generated posts against the sample's (module comment).
+    #[test]
+    fn rates_match_the_sample() {
+        let n = 20_000u64;
+        let started = Instant::now();
+        let mut counts: HashMap<String, f64> = HashMap::new();
+        let mut categories: HashMap<String, f64> = HashMap::new();
+        let mut lats = Vec::new();
+        let mut ages = Vec::new();
+        let mut posters: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+        for seed in [1u64, 2] {
+            let e = Emulator::new(&EmulatorSpec {
+                seed,
+                ..EmulatorSpec::default()
+            });
+            for i in 0..n / 2 {
+                let ev = e.post(i);
+                let pin = parse(&ev.pin);
+                let s = |f: &str| pin[f].as_str().unwrap().to_string();
+                let mut count = |key: String| *counts.entry(key).or_default() += 1.0;
+                let fc = s("follower_count");
+                count(format!(
+                    "fc:{}",
+                    if fc == USER_INFO_ERROR {
+                        "error"
+                    } else if fc.ends_with('k') {
+                        "k"
+                    } else if fc.ends_with('M') {
+                        "M"
+                    } else {
+                        assert!(fc.chars().all(|c| c.is_ascii_digit()), "{fc}");
+                        "digits"
+                    }
+                ));
+                count(format!("kind:{}", s("is_image_or_video")));
+                count(format!("description:{}", s("description")));
+                count(format!("title:{}", s("title")));
+                count(format!("poster:{}", s("poster_name")));
+                count(format!("tags:{}", s("tag_list")));
+                count(format!("src:{}", s("image_src")));
+                count(format!(
+                    "cut:{}",
+                    s("description").ends_with("\u{2026}\u{a0}")
+                ));
+                *categories.entry(s("category")).or_default() += 1.0;
+                // Co-occurrences of the sample.
+                assert_eq!(s("poster_name") == USER_INFO_ERROR, fc == USER_INFO_ERROR);
+                assert_eq!(pin["downloaded"] == 0, s("image_src") == IMAGE_SRC_ERROR);
+                assert_eq!(
+                    s("is_image_or_video") == MULTI_VIDEO,
+                    s("description") == NO_DESCRIPTION_STORY
+                );
+                if s("title") == NO_TITLE {
+                    assert_eq!(s("tag_list"), NO_TAGS);
+                }
+                if seed == 1 {
+                    posters.entry(s("poster_name")).or_default().insert(fc);
+                }
+                lats.push(parse(&ev.geo)["latitude"].as_f64().unwrap());
+                ages.push(parse(&ev.user)["age"].as_i64().unwrap());
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "generated and parsed {n} posts in {secs:.2} s ({:.0} posts/s, this build's profile)",
+            n as f64 / secs
+        );
+        let n = n as f64;
+        let check = |key: &str, sample: f64, extra: f64| {
+            let got = counts.get(key).copied().unwrap_or(0.0) / n;
+            let want = sample / SAMPLE_ROWS;
+            let tolerance = 4.0 * (want * (1.0 - want) / n).sqrt() + extra;
+            assert!(
+                (got - want).abs() <= tolerance,
+                "{key}: {got:.4} vs sample {want:.4} (+-{tolerance:.4})"
+            );
+        };
+        // Follower counts belong to posters, so popular posters make them lumpier.
+        check("fc:digits", 393.0, 0.03);
+        check("fc:k", 1601.0, 0.03);
+        check("fc:M", 167.0, 0.03);
+        check("fc:error", 17.0, 0.0);
+        check("kind:image", 1957.0, 0.0);
+        check("kind:video", 66.0, 0.0);
+        check(&format!("kind:{MULTI_VIDEO}"), 155.0, 0.0);
+        check(&format!("description:{NO_DESCRIPTION_STORY}"), 155.0, 0.0);
+        check(&format!("description:{NO_DESCRIPTION}"), 32.0, 0.0);
+        check(&format!("title:{NO_TITLE}"), 17.0, 0.0);
+        check("title:", 1.0, 0.0);
+        check(&format!("poster:{USER_INFO_ERROR}"), 17.0, 0.0);
+        check(&format!("tags:{NO_TAGS}"), 32.0, 0.0);
+        check(&format!("src:{IMAGE_SRC_ERROR}"), 54.0, 0.0);
+        check("cut:true", 799.0, 0.0);
+        for (category, sample) in CATEGORIES {
+            let got = categories.get(category).copied().unwrap_or(0.0) / n;
+            let want = f64::from(sample) / SAMPLE_ROWS;
+            assert!(
+                (got - want).abs() < 0.012,
+                "{category}: {got:.4} vs {want:.4}"
+            );
+        }
+        // A poster keeps its follower count; some posters post a lot.
+        let varying = posters.values().filter(|c| c.len() > 1).count();
+        eprintln!(
+            "{varying} of {} poster names with several follower counts",
+            posters.len()
+        );
+        assert!(varying < posters.len() / 50);
+        let busiest = posters.len();
+        assert!(
+            busiest < 9_000,
+            "{busiest} distinct posters for 10,000 posts"
+        );
+        // Skewed shapes: medians near the sample's (latitude -62.9, age 28).
+        lats.sort_by(f64::total_cmp);
+        ages.sort();
+        let median_lat = lats[lats.len() / 2];
+        assert!((-72.0..-52.0).contains(&median_lat), "{median_lat}");
+        assert!(
+            (25..=31).contains(&ages[ages.len() / 2]),
+            "{}",
+            ages[ages.len() / 2]
+        );
+    }
+
+    /// Polls a source to the end, `max` records at a time.
+    fn drain(source: &mut EmulatorSource, max: usize) -> Vec<RawRecord> {
+        let mut out = Vec::new();
+        for _ in 0..1_000_000 {
+            if source.poll(max, &mut out).unwrap() == PollStatus::Exhausted {
+                return out;
+            }
+        }
+        panic!("source never exhausted");
+    }
+
+    fn partition_number(id: &str) -> u64 {
+        let p = id.rsplit_once(":p").unwrap().1;
+        p.split_once('/').unwrap().0.parse().unwrap()
+    }
+
+    #[test]
+    fn partitions_split_the_stream_exactly_once() {
+        let spec = spec("events=1000,seed=5,partitions=4");
+        let emulator = Emulator::new(&spec);
+        let mut expected: Vec<(u64, Stream, Vec<u8>)> = (0..1000)
+            .flat_map(|seq| {
+                let ev = emulator.event(seq);
+                [
+                    (seq, Stream::Pin, ev.pin),
+                    (seq, Stream::Geo, ev.geo),
+                    (seq, Stream::User, ev.user),
+                ]
+            })
+            .collect();
+        expected.sort();
+        for peers in 1..=3 {
+            let mut got = Vec::new();
+            let mut ids = Vec::new();
+            for worker in 0..peers {
+                let mut source = EmulatorSource::new(&spec, worker, peers);
+                ids.extend(source.partitions());
+                // 7 is not a multiple of 3: events get split across polls.
+                let records = drain(&mut source, 7);
+                let positions = source.positions();
+                for id in source.partitions() {
+                    let p = partition_number(&id);
+                    assert_eq!(positions[&id], 250, "{id}");
+                    assert_eq!(p % peers as u64, worker as u64);
+                }
+                for r in records {
+                    let seq = r.offset as u64 * 4 + partition_number(&r.partition);
+                    got.push((seq, r.stream.unwrap(), r.payload));
+                }
+            }
+            ids.sort();
+            let want: Vec<PartitionId> = (0..4)
+                .map(|p| format!("emulator:seed=5:p{p}/4").into())
+                .collect();
+            assert_eq!(ids, want);
+            got.sort();
+            assert_eq!(got.len(), expected.len(), "peers={peers}");
+            assert!(got == expected, "peers={peers}: different records");
+        }
+        // More workers than partitions, or no events: nothing to read, exhausted at once.
+        let mut idle = EmulatorSource::new(&spec, 5, 8);
+        assert!(idle.partitions().is_empty());
+        let mut out = Vec::new();
+        assert_eq!(idle.poll(10, &mut out).unwrap(), PollStatus::Exhausted);
+        let mut none = EmulatorSource::new(&EmulatorSpec::parse("events=0").unwrap(), 0, 1);
+        assert_eq!(none.poll(10, &mut out).unwrap(), PollStatus::Exhausted);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn round_robin_keeps_partitions_even() {
+        let spec = spec("seed=2,partitions=4");
+        let mut source = EmulatorSource::new(&spec, 0, 1);
+        let mut out = Vec::new();
+        assert_eq!(source.poll(3 * 40, &mut out).unwrap(), PollStatus::Ready);
+        assert_eq!(out.len(), 120);
+        assert!(source.positions().values().all(|&k| k == 10));
+        // The three records of an event are adjacent, in pin/geo/user order, same offset.
+        for chunk in out.chunks(3) {
+            let streams: Vec<_> = chunk.iter().map(|r| r.stream.unwrap()).collect();
+            assert_eq!(streams, Stream::ALL);
+            assert!(chunk.iter().all(|r| r.offset == chunk[0].offset));
+            assert!(chunk.iter().all(|r| r.partition == chunk[0].partition));
+        }
+    }
+
+    #[test]
+    fn seek_resumes_right_after_stored_positions() {
+        let spec = spec("events=401,seed=9,partitions=4");
+        for peers in [1, 2] {
+            for worker in 0..peers {
+                let mut first = EmulatorSource::new(&spec, worker, peers);
+                first.seek(&Positions::new()).unwrap();
+                let mut before = Vec::new();
+                for _ in 0..9 {
+                    first.poll(10, &mut before).unwrap();
+                }
+                let stored = first.positions();
+                // Plus a partition of someone else, which must be ignored.
+                let mut from = stored.clone();
+                from.insert("emulator:seed=9:p99/4".into(), 3);
+                let mut second = EmulatorSource::new(&spec, worker, peers);
+                second.seek(&from).unwrap();
+                assert_eq!(second.positions(), stored);
+                let after = drain(&mut second, 5);
+
+                let mut all: BTreeMap<(PartitionId, i64, Stream), Vec<u8>> = BTreeMap::new();
+                for r in before.iter().filter(|r| r.offset < stored[&r.partition]) {
+                    all.insert(
+                        (r.partition.clone(), r.offset, r.stream.unwrap()),
+                        r.payload.clone(),
+                    );
+                }
+                for r in &after {
+                    // No repeat of what the stored positions cover.
+                    assert!(r.offset >= stored[&r.partition]);
+                    let key = (r.partition.clone(), r.offset, r.stream.unwrap());
+                    assert!(all.insert(key, r.payload.clone()).is_none(), "repeated");
+                }
+                // No gap: the union is every record of this worker's partitions.
+                let mut whole = EmulatorSource::new(&spec, worker, peers);
+                let everything = drain(&mut whole, 64);
+                assert_eq!(all.len(), everything.len());
+                for r in everything {
+                    let key = (r.partition.clone(), r.offset, r.stream.unwrap());
+                    assert_eq!(all.get(&key), Some(&r.payload));
+                }
+            }
+        }
+        let mut source = EmulatorSource::new(&spec, 0, 1);
+        let bad: Positions = [("emulator:seed=9:p0/4".into(), -1)].into_iter().collect();
+        assert!(matches!(source.seek(&bad), Err(SourceError::Config(_))));
+    }
+
+    #[test]
+    fn partial_event_is_not_counted_in_positions() {
+        let mut source = EmulatorSource::new(&spec("seed=4,partitions=1"), 0, 1);
+        let mut out = Vec::new();
+        source.poll(4, &mut out).unwrap();
+        assert_eq!(out.len(), 4);
+        // Event 0 is whole, event 1 only half out: position 1, so a restart re-sends event 1.
+        assert_eq!(
+            source.positions().values().copied().collect::<Vec<_>>(),
+            [1]
+        );
+        source.poll(2, &mut out).unwrap();
+        assert_eq!(
+            source.positions().values().copied().collect::<Vec<_>>(),
+            [2]
+        );
+        assert_eq!(
+            out.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [0, 0, 0, 1, 1, 1]
+        );
+    }
+
+    #[test]
+    fn rate_limit_paces_events() {
+        // 2000 events/s over 4 partitions; this worker reads 2 of them: 1000 events/s.
+        let spec = spec("seed=1,rate=2000,partitions=4");
+        let mut source = EmulatorSource::new(&spec, 0, 2);
+        let mut out = Vec::new();
+        let started = Instant::now();
+        let mut idle = 0;
+        while started.elapsed() < Duration::from_millis(300) {
+            match source.poll(3 * 1000, &mut out).unwrap() {
+                PollStatus::Idle => {
+                    idle += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                PollStatus::Ready => {}
+                PollStatus::Exhausted => panic!("endless source exhausted"),
+            }
+        }
+        let events = out.len() as f64 / 3.0;
+        let expected = 1000.0 * started.elapsed().as_secs_f64();
+        assert!(idle > 0, "never rate limited");
+        assert!(
+            events <= expected + 2.0 && events >= expected * 0.5,
+            "{events} events, expected about {expected}"
+        );
+        // Without a rate nothing waits.
+        let mut free = EmulatorSource::new(&EmulatorSpec::default(), 0, 1);
+        let mut out = Vec::new();
+        assert_eq!(free.poll(3000, &mut out).unwrap(), PollStatus::Ready);
+        assert_eq!(out.len(), 3000);
+    }
+
+    #[test]
+    fn spec_parsing() {
+        assert_eq!(EmulatorSpec::parse("").unwrap(), EmulatorSpec::default());
+        let full =
+            EmulatorSpec::parse("events=1000,seed=7,rate=500,universe=20000,partitions=4").unwrap();
+        assert_eq!(
+            full,
+            EmulatorSpec {
+                seed: 7,
+                events: Some(1000),
+                rate: Some(500.0),
+                universe: 20_000,
+                partitions: 4
+            }
+        );
+        assert_eq!(EmulatorSpec::parse(&full.to_string()).unwrap(), full);
+        assert_eq!(
+            EmulatorSpec::parse("emulator: seed=3 , events=none, rate=0.5").unwrap(),
+            EmulatorSpec {
+                seed: 3,
+                rate: Some(0.5),
+                ..EmulatorSpec::default()
+            }
+        );
+        for (bad, needle) in [
+            ("events=-1", "events"),
+            ("events=ten", "events"),
+            ("seed=1.5", "seed"),
+            ("rate=0", "rate"),
+            ("rate=-3", "rate"),
+            ("rate=inf", "rate"),
+            ("universe=0", "universe"),
+            ("partitions=0", "partitions"),
+            ("partitions=100000", "partitions"),
+            ("speed=3", "unknown key \"speed\""),
+            ("seed", "key=value"),
+            ("seed=1,seed=2", "twice"),
+        ] {
+            match EmulatorSpec::parse(bad) {
+                Err(SourceError::Config(msg)) => {
+                    assert!(msg.contains(needle), "{bad}: {msg}");
+                    assert!(msg.contains(bad), "{bad}: message names the input: {msg}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn write_files_writes_one_line_per_event_and_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec("events=57,seed=12");
+        assert_eq!(write_files(&spec, dir.path()).unwrap(), 57);
+        let emulator = Emulator::new(&spec);
+        for stream in Stream::ALL {
+            let text = std::fs::read(dir.path().join(format!("{stream}.jsonl"))).unwrap();
+            let lines: Vec<&[u8]> = text
+                .strip_suffix(b"\n")
+                .unwrap()
+                .split(|&b| b == b'\n')
+                .collect();
+            assert_eq!(lines.len(), 57, "{stream}");
+            for (seq, line) in lines.into_iter().enumerate() {
+                assert_eq!(line, emulator.event(seq as u64).message(stream));
+            }
+        }
+        let endless = EmulatorSpec::default();
+        assert!(write_files(&endless, dir.path()).is_err());
     }
 }
