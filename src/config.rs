@@ -83,6 +83,9 @@ pub struct RunArgs {
     /// Close a micro-batch early once a worker has read this many records in it.
     #[arg(long)]
     pub batch_records: Option<usize>,
+    /// When done, write a JSON summary of the run (counts, seconds, peak memory) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

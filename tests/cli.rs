@@ -15,7 +15,10 @@ fn bad_configuration_exits_non_zero_with_one_line() {
         let output = pinstream().args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?} succeeded");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let lines: Vec<_> = stderr.lines().filter(|l| l.starts_with("pinstream:")).collect();
+        let lines: Vec<_> = stderr
+            .lines()
+            .filter(|l| l.starts_with("pinstream:"))
+            .collect();
         assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
     }
 }

@@ -25,7 +25,8 @@ fn replay_and_kill(input: &Path, lake: &Path, commits_before_kill: usize) -> boo
             assert!(status.success(), "run failed before the kill: {status}");
             return false; // finished before the kill point
         }
-        if commits(lake, "pin") >= commits_before_kill || started.elapsed() > Duration::from_secs(120)
+        if commits(lake, "pin") >= commits_before_kill
+            || started.elapsed() > Duration::from_secs(120)
         {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
@@ -42,7 +43,11 @@ fn sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
     write_edge_cases(input.path());
 
     let uninterrupted = tempfile::tempdir().unwrap();
-    assert_success(&replay(input.path(), uninterrupted.path(), &["--workers", "2"]));
+    assert_success(&replay(
+        input.path(),
+        uninterrupted.path(),
+        &["--workers", "2"],
+    ));
     let expected = check_against_reference(input.path(), uninterrupted.path());
 
     let lake = tempfile::tempdir().unwrap();
@@ -54,7 +59,10 @@ fn sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
             kills += 1;
         }
     }
-    assert!(kills >= 3, "only {kills} kills landed mid-replay: make the data larger");
+    assert!(
+        kills >= 3,
+        "only {kills} kills landed mid-replay: make the data larger"
+    );
     assert_success(&replay(input.path(), lake.path(), &["--workers", "2"]));
     let after_kills = check_against_reference(input.path(), lake.path());
     assert_eq!(after_kills, expected);

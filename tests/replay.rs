@@ -37,11 +37,18 @@ fn emulated_data_and_every_edge_case_give_the_reference_tables_at_one_and_three_
     write_edge_cases(input.path());
     for workers in ["1", "3"] {
         let lake = tempfile::tempdir().unwrap();
-        assert_success(&replay(input.path(), lake.path(), &["--workers", workers, "--batch-records", "700"]));
+        assert_success(&replay(
+            input.path(),
+            lake.path(),
+            &["--workers", workers, "--batch-records", "700"],
+        ));
         let summary = check_against_reference(input.path(), lake.path());
         let quarantined = summary["quarantine"]["rows"].as_u64().unwrap();
         assert!(quarantined >= 20, "edge cases reach quarantine: {summary}");
         let pins = summary["pin"]["rows"].as_u64().unwrap();
-        assert!(pins > 900 && pins < 1_005, "1,000 posts drawn 3,000 times: {summary}");
+        assert!(
+            pins > 900 && pins < 1_005,
+            "1,000 posts drawn 3,000 times: {summary}"
+        );
     }
 }

@@ -1,8 +1,203 @@
 //! `pinstream bench`: throughput of the whole pipeline against serde_json alone.
+//!
+//! 1. Generates the data with the emulator (files, as `pinstream emulate` does).
+//! 2. Baseline: serde_json parsing every line into typed records (plain `String`/`i64`
+//!    structs, no cleaning), on 1 thread and on all cores.
+//! 3. The pipeline: `pinstream run --from file:<data> --until-done` in a child process per
+//!    worker count, into a fresh lake: parse, clean, dedup, Delta commit. Wall time includes
+//!    opening the tables and the last commit; peak memory is the child's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde::Deserialize;
 
 use super::Error;
 use crate::config::BenchArgs;
+use crate::source::emulator::{self, EmulatorSpec};
 
-pub fn bench(_args: &BenchArgs) -> Result<(), Error> {
+#[derive(Deserialize)]
+#[allow(dead_code)] // parsed, never read: this is the cost being measured
+struct PinRecord {
+    index: i64,
+    unique_id: String,
+    title: String,
+    description: String,
+    poster_name: String,
+    follower_count: String,
+    tag_list: String,
+    is_image_or_video: String,
+    image_src: String,
+    downloaded: i64,
+    save_location: String,
+    category: String,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct GeoRecord {
+    ind: i64,
+    timestamp: String,
+    latitude: f64,
+    longitude: f64,
+    country: String,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct UserRecord {
+    ind: i64,
+    first_name: String,
+    last_name: String,
+    age: i64,
+    date_joined: String,
+}
+
+/// What a run writes with `--summary`.
+#[derive(Debug, Deserialize)]
+pub struct RunSummary {
+    pub records_in: u64,
+    pub rows_committed: u64,
+    pub seconds: f64,
+    pub peak_rss_bytes: u64,
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// Parses every line of the three files with serde_json on `threads` threads; returns
+/// records/s.
+fn serde_baseline(files: &[(String, Vec<u8>)], threads: usize) -> (u64, f64) {
+    let lines: Vec<(&str, &[u8])> = files
+        .iter()
+        .flat_map(|(name, bytes)| {
+            bytes
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(move |line| (name.as_str(), line))
+        })
+        .collect();
+    let started = Instant::now();
+    let parsed: usize = std::thread::scope(|scope| {
+        let chunk = lines.len().div_ceil(threads).max(1);
+        let workers: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .filter(|(name, line)| match *name {
+                            "pin" => serde_json::from_slice::<PinRecord>(line).is_ok(),
+                            "geo" => serde_json::from_slice::<GeoRecord>(line).is_ok(),
+                            _ => serde_json::from_slice::<UserRecord>(line).is_ok(),
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    (parsed as u64, lines.len() as f64 / seconds)
+}
+
+fn run_pipeline(data: &Path, lake: &Path, workers: usize) -> Result<RunSummary, Error> {
+    let summary_path = lake.with_extension("summary.json");
+    let status = Command::new(std::env::current_exe().map_err(io("locating pinstream"))?)
+        .arg("run")
+        .arg("--from")
+        .arg(format!("file:{}", data.display()))
+        .arg("--lake")
+        .arg(lake)
+        .args([
+            "--until-done",
+            "--workers",
+            &workers.to_string(),
+            "--summary",
+        ])
+        .arg(&summary_path)
+        .env("PINSTREAM_LOG", "warn")
+        .status()
+        .map_err(io("starting pinstream run"))?;
+    if !status.success() {
+        return Err(Error::Io {
+            context: format!("pinstream run --workers {workers}"),
+            source: std::io::Error::other(format!("exited with {status}")),
+        });
+    }
+    let text = std::fs::read_to_string(&summary_path).map_err(io("reading the run summary"))?;
+    serde_json::from_str(&text).map_err(|e| Error::Io {
+        context: "parsing the run summary".into(),
+        source: std::io::Error::other(e),
+    })
+}
+
+pub fn bench(args: &BenchArgs) -> Result<(), Error> {
+    let temporary;
+    let dir: PathBuf = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temporary =
+                std::env::temp_dir().join(format!("pinstream-bench-{}", std::process::id()));
+            temporary.clone()
+        }
+    };
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let spec = EmulatorSpec {
+        seed: 1,
+        events: Some(args.events),
+        universe: args.universe,
+        ..EmulatorSpec::default()
+    };
+    let started = Instant::now();
+    emulator::write_files(&spec, &data).map_err(io("generating the data"))?;
+    let files: Vec<(String, Vec<u8>)> = ["pin", "geo", "user"]
+        .into_iter()
+        .map(|name| {
+            std::fs::read(data.join(format!("{name}.jsonl")))
+                .map(|bytes| (name.to_owned(), bytes))
+                .map_err(io("reading the data"))
+        })
+        .collect::<Result<_, _>>()?;
+    let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
+    let records = args.events * 3;
+    println!(
+        "data: {} events = {records} records, {:.1} MiB, universe {} posts (generated in {:.1} s)",
+        args.events,
+        bytes as f64 / (1 << 20) as f64,
+        args.universe,
+        started.elapsed().as_secs_f64()
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut baseline_all = 0.0;
+    for threads in [1, cores]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (parsed, rate) = serde_baseline(&files, threads);
+        println!(
+            "serde_json typed parse, {threads} thread(s): {rate:>12.0} records/s ({parsed} parsed)"
+        );
+        baseline_all = rate;
+    }
+    for &workers in &args.workers {
+        let lake = dir.join(format!("lake-{workers}w"));
+        let _ = std::fs::remove_dir_all(&lake);
+        let summary = run_pipeline(&data, &lake, workers)?;
+        let rate = summary.records_in as f64 / summary.seconds;
+        println!(
+            "pipeline file -> Delta, {workers} worker(s): {rate:>12.0} records/s ({:.0}% of serde_json on {cores} cores), {:.2} s, {} rows committed, peak RSS {:.0} MiB",
+            100.0 * rate / baseline_all,
+            summary.seconds,
+            summary.rows_committed,
+            summary.peak_rss_bytes as f64 / (1 << 20) as f64,
+        );
+    }
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }

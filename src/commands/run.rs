@@ -23,13 +23,43 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let done = Arc::new(AtomicBool::new(false));
     let progress = {
         let (stats, done) = (stats.clone(), done.clone());
-        std::thread::spawn(move || report_progress(&stats, &done, started))
+        std::thread::spawn(move || report_progress(&stats, &done))
     };
     let result = dataflow::run(config, runtime.handle().clone(), stats.clone(), shutdown);
     done.store(true, Ordering::Relaxed);
     let _ = progress.join();
-    print_progress(&stats, started.elapsed(), started.elapsed());
+    let elapsed = started.elapsed();
+    print_totals(&stats, elapsed);
+    if let Some(path) = &args.summary {
+        let summary = serde_json::json!({
+            "records_in": Stats::get(&stats.records_in),
+            "clean": Stats::get(&stats.clean),
+            "quarantined": Stats::get(&stats.quarantined),
+            "duplicates": Stats::get(&stats.duplicates),
+            "rows_committed": Stats::get(&stats.rows_committed),
+            "commits": Stats::get(&stats.commits),
+            "seconds": elapsed.as_secs_f64(),
+            "peak_rss_bytes": peak_rss_bytes(),
+            "ok": result.is_ok(),
+        });
+        std::fs::write(path, summary.to_string()).map_err(|source| Error::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })?;
+    }
     result.map_err(Error::from)
+}
+
+/// The process's peak resident memory (VmHWM), where the system tells it.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
 }
 
 /// First SIGINT/SIGTERM: stop reading, commit what is held, exit 0. Second: exit at once.
@@ -63,7 +93,7 @@ async fn stop_on_signal(shutdown: Arc<AtomicBool>) {
     }
 }
 
-fn report_progress(stats: &Stats, done: &AtomicBool, started: Instant) {
+fn report_progress(stats: &Stats, done: &AtomicBool) {
     let mut last = Instant::now();
     let mut last_in = 0;
     while !done.load(Ordering::Relaxed) {
@@ -79,17 +109,16 @@ fn report_progress(stats: &Stats, done: &AtomicBool, started: Instant) {
                 Stats::get(&stats.rows_committed),
                 rate,
             );
-            let _ = started;
             last = Instant::now();
             last_in = records_in;
         }
     }
 }
 
-fn print_progress(stats: &Stats, elapsed: Duration, _: Duration) {
+fn print_totals(stats: &Stats, elapsed: Duration) {
     let records_in = Stats::get(&stats.records_in);
     tracing::info!(
-        "done: records in {records_in}, clean {}, quarantined {}, duplicates {}, rows committed {}, commits {}, {:.1} s, {:.0} records/s",
+        "done: records in {records_in}, clean {}, quarantined {}, duplicates {}, rows committed {}, commits {}, {:.1} s, {:.0} records/s, peak memory {} MiB",
         Stats::get(&stats.clean),
         Stats::get(&stats.quarantined),
         Stats::get(&stats.duplicates),
@@ -97,5 +126,6 @@ fn print_progress(stats: &Stats, elapsed: Duration, _: Duration) {
         Stats::get(&stats.commits),
         elapsed.as_secs_f64(),
         records_in as f64 / elapsed.as_secs_f64().max(1e-9),
+        peak_rss_bytes() >> 20,
     );
 }

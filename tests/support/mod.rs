@@ -21,7 +21,10 @@ pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python-env.sh");
-        let output = Command::new("bash").arg(script).output().expect("runs python-env.sh");
+        let output = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("runs python-env.sh");
         assert!(
             output.status.success(),
             "python-env.sh failed: {}",
@@ -35,7 +38,12 @@ pub fn python() -> &'static Path {
 /// the summary (row counts per table).
 pub fn check_against_reference(input: &Path, lake: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
-    let output = Command::new(python()).arg(script).arg(input).arg(lake).output().unwrap();
+    let output = Command::new(python())
+        .arg(script)
+        .arg(input)
+        .arg(lake)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -128,7 +136,12 @@ pub fn write_edge_cases(dir: &Path) {
     };
     let geos = [
         geo("900001", r#""2020-01-02 03:04:05""#, "-88.8298", "-170.188"),
-        geo("900002", r#""2020-01-02T03:04:05.123456Z""#, r#""45.5""#, "90"),
+        geo(
+            "900002",
+            r#""2020-01-02T03:04:05.123456Z""#,
+            r#""45.5""#,
+            "90",
+        ),
         geo("900003", r#""2020-01-02T05:04:05+02:00""#, "90", "180"),
         geo("900004", r#""2020-01-02T03:04:05.5""#, "-90", "-180"),
         geo("900005", r#""2020-13-02 03:04:05""#, "0", "0"),

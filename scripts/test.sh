@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine too: installs what the tests need (the Python
+# Delta readers), then runs every test. The README's second command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# One target directory outside the clone, reused across clones and sessions.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
+python=$(scripts/python-env.sh)
+echo "python readers: $python"
+cargo test --locked "$@"
