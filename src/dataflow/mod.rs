@@ -9,6 +9,7 @@ pub mod clean;
 pub mod dedup;
 pub mod sink;
 pub mod stats;
+pub mod time;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +34,9 @@ const POLL_CHUNK: usize = 4095;
 /// Batches read ahead of the last commit before the sources pause (backpressure: a slow
 /// sink slows reading, and memory stays bounded).
 const BATCHES_IN_FLIGHT: u64 = 2;
+/// How often the dataflow time ticks within a batch: the live aggregates' frontier advances
+/// this often, whatever the batch length.
+const TICK: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -186,9 +190,11 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     handles.history.close();
 
     let mut batch: u64 = 1;
-    handles.raw.advance_to(batch);
-    handles.positions.advance_to(batch);
+    let mut tick: u64 = 0;
+    handles.raw.advance_to(time::batch_start(batch));
+    handles.positions.advance_to(time::batch_start(batch));
     let mut batch_started = Instant::now();
+    let mut tick_started = Instant::now();
     let mut batch_records = 0;
     let mut reported = Positions::new();
     let mut exhausted = vec![false; sources.len()];
@@ -233,10 +239,16 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
                 }
             }
             batch += 1;
-            handles.raw.advance_to(batch);
-            handles.positions.advance_to(batch);
+            tick = 0;
+            handles.raw.advance_to(time::batch_start(batch));
+            handles.positions.advance_to(time::batch_start(batch));
             batch_started = Instant::now();
+            tick_started = batch_started;
             batch_records = 0;
+        } else if tick_started.elapsed() >= TICK {
+            tick += 1;
+            handles.raw.advance_to(time::at(batch, tick));
+            tick_started = Instant::now();
         }
         if stopping {
             break;

@@ -13,6 +13,7 @@ use timely::dataflow::operators::generic::Operator;
 use tokio::runtime::Handle;
 
 use super::stats::Stats;
+use super::time;
 use crate::sink::{Lake, delta};
 use crate::source::Positions;
 use crate::table::{Table, TableRow};
@@ -53,6 +54,7 @@ pub fn write<'scope>(
     fatal: Fatal,
 ) -> Stream<'scope, u64, Vec<WrittenFile>> {
     rows.unary_frontier(Pipeline, "write", move |_capability, _info| {
+        // Per batch: a capability for its least time seen, and the rows per table.
         let mut pending: BTreeMap<u64, (Capability<u64>, BTreeMap<Table, Vec<TableRow>>)> =
             BTreeMap::new();
         let mut writers = BTreeMap::new();
@@ -61,9 +63,7 @@ pub fn write<'scope>(
                 let Some(capability) = capability.retain_least(output.output_index()) else {
                     return;
                 };
-                let (_, tables) = pending
-                    .entry(*capability.time())
-                    .or_insert_with(|| (capability, BTreeMap::new()));
+                let tables = hold(&mut pending, capability);
                 for batch in batches {
                     for row in batch.drain(..) {
                         tables.entry(row.table()).or_default().push(row);
@@ -71,8 +71,8 @@ pub fn write<'scope>(
                 }
             });
             while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
+                if frontier.less_than(&time::batch_start(entry.key() + 1)) {
+                    break; // the batch may still grow
                 }
                 let (capability, tables) = entry.remove();
                 let mut session = output.session(&capability);
@@ -108,6 +108,20 @@ pub fn write<'scope>(
     })
 }
 
+/// The entry of `capability`'s batch, holding the least capability seen for it.
+fn hold<T: Default>(
+    pending: &mut BTreeMap<u64, (Capability<u64>, T)>,
+    capability: Capability<u64>,
+) -> &mut T {
+    let entry = pending
+        .entry(time::batch_of(*capability.time()))
+        .or_insert_with(|| (capability.clone(), T::default()));
+    if capability.time() < entry.0.time() {
+        entry.0 = capability;
+    }
+    &mut entry.1
+}
+
 /// Commits, on worker 0, every batch whose files and positions are all in: one commit per
 /// table, in table order, each carrying the batch's positions. Batches that complete together
 /// (the committer fell behind) are committed as one.
@@ -130,21 +144,17 @@ pub fn commit<'scope>(
             move |(files, files_frontier), (positions, positions_frontier), output| {
                 files.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let entry = pending
-                            .entry(*capability.time())
-                            .or_insert_with(|| (capability, Default::default()));
+                        let (files, _) = hold(&mut pending, capability);
                         for batch in batches {
-                            entry.1.0.append(batch);
+                            files.append(batch);
                         }
                     }
                 });
                 positions.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let entry = pending
-                            .entry(*capability.time())
-                            .or_insert_with(|| (capability, Default::default()));
+                        let (_, reached) = hold(&mut pending, capability);
                         for (partition, position) in batches.flat_map(|b| b.drain(..)) {
-                            let slot = entry.1.1.entry(partition.into()).or_insert(position);
+                            let slot = reached.entry(partition.into()).or_insert(position);
                             *slot = (*slot).max(position);
                         }
                     }
