@@ -2,6 +2,9 @@
 //! the message goes to quarantine. A bad message is data, not an error: `clean` never panics
 //! and never returns anything but a row or a [`Reason`].
 
+mod text;
+mod time;
+
 use serde::{Deserialize, Serialize};
 
 use crate::stream::Stream;
