@@ -2,12 +2,57 @@
 //! the message goes to quarantine. A bad message is data, not an error: `clean` never panics
 //! and never returns anything but a row or a [`Reason`].
 
+mod field;
 mod text;
 mod time;
 
 use serde::{Deserialize, Serialize};
 
 use crate::stream::Stream;
+
+/// Why a message went to quarantine. `Display` gives the `reason` column text (short, lower
+/// case, names the field).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    /// The payload does not parse as JSON (serde_json's message), or holds a key twice.
+    #[error("not valid JSON: {0}")]
+    NotJson(String),
+    /// Valid JSON, but not an object.
+    #[error("not a JSON object")]
+    NotObject,
+    /// The payload bytes are not UTF-8.
+    #[error("not valid UTF-8")]
+    InvalidUtf8,
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+    /// `"seven"` for an integer, an object, array or boolean where a scalar is expected.
+    #[error("wrong type for {field}: expected {expected}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
+    /// Null (or a null marker in a required text field) where a value is required.
+    #[error("null {0}")]
+    NullField(&'static str),
+    /// An integer field whose value does not fit a 64-bit signed integer.
+    #[error("{field} does not fit a 64-bit integer")]
+    IntegerOverflow { field: &'static str },
+    #[error("invalid unique_id: not a 36-character UUID")]
+    InvalidUuid,
+    /// The value (first 40 characters) does not match `^[0-9]+[kM]?$`.
+    #[error("invalid follower_count {0:?}")]
+    InvalidFollowerCount(String),
+    #[error("follower_count does not fit a 64-bit integer")]
+    FollowerCountOverflow,
+    #[error("latitude out of range [-90, 90]")]
+    LatitudeOutOfRange,
+    #[error("longitude out of range [-180, 180]")]
+    LongitudeOutOfRange,
+    #[error("invalid timestamp in {field}")]
+    InvalidTimestamp { field: &'static str },
+    #[error("age {0} out of range [0, 150]")]
+    AgeOutOfRange(i64),
+}
 
 /// Microseconds since the Unix epoch, UTC (Delta `timestamp`).
 pub type Micros = i64;
