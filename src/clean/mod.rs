@@ -3,12 +3,18 @@
 //! and never returns anything but a row or a [`Reason`].
 
 mod field;
+mod geo;
+mod pin;
 mod text;
 mod time;
+mod user;
 
 use serde::{Deserialize, Serialize};
 
 use crate::stream::Stream;
+
+/// Longest bad value kept in a [`Reason`], in characters.
+const MAX_VALUE_CHARS: usize = 40;
 
 /// Why a message went to quarantine. `Display` gives the `reason` column text (short, lower
 /// case, names the field).
@@ -52,6 +58,45 @@ pub enum Reason {
     InvalidTimestamp { field: &'static str },
     #[error("age {0} out of range [0, 150]")]
     AgeOutOfRange(i64),
+}
+
+impl Reason {
+    /// [`Reason::InvalidFollowerCount`] with the value cut to its first 40 characters.
+    fn invalid_follower_count(value: &str) -> Reason {
+        let end = value
+            .char_indices()
+            .nth(MAX_VALUE_CHARS)
+            .map_or(value.len(), |(i, _)| i);
+        Reason::InvalidFollowerCount(value[..end].to_owned())
+    }
+}
+
+/// Cleans one message of `stream` (SPEC §2): the clean row, or why it goes to quarantine.
+/// Never panics, whatever the bytes.
+pub fn clean(stream: Stream, payload: &[u8]) -> Result<Row, Reason> {
+    // Checked up front so that invalid UTF-8 anywhere (even in an ignored field) quarantines
+    // the message; the parse then skips its own per-string UTF-8 checks.
+    let json = std::str::from_utf8(payload).map_err(|_| Reason::InvalidUtf8)?;
+    match stream {
+        Stream::Pin => pin::clean(json).map(Row::Pin),
+        Stream::Geo => geo::clean(json).map(Row::Geo),
+        Stream::User => user::clean(json).map(Row::User),
+    }
+}
+
+/// Deserializes the raw struct of one stream from a message that must be a JSON object.
+fn parse_object<'a, T: Deserialize<'a>>(json: &'a str) -> Result<T, Reason> {
+    let is_object = json
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    if !is_object {
+        // Derived structs would also accept a JSON array (fields by position): refuse it.
+        return match serde_json::from_str::<serde::de::IgnoredAny>(json) {
+            Ok(_) => Err(Reason::NotObject),
+            Err(e) => Err(Reason::NotJson(e.to_string())),
+        };
+    }
+    serde_json::from_str(json).map_err(|e| Reason::NotJson(e.to_string()))
 }
 
 /// Microseconds since the Unix epoch, UTC (Delta `timestamp`).
@@ -141,6 +186,217 @@ impl Row {
             Row::Pin(row) => row.ind,
             Row::Geo(row) => row.ind,
             Row::User(row) => row.ind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PIN: &str = r#"{"index": 7, "unique_id": "55abcd28-bda1-4453-bbcd-1427fb3aa49b", "title": "T", "description": "D", "poster_name": "P", "follower_count": "3M", "tag_list": "a,b", "is_image_or_video": "image", "image_src": "https://example.com/i.jpg", "downloaded": 1, "save_location": "Local save in /data/x", "category": "art"}"#;
+    const GEO: &str = r#"{"ind": 7, "timestamp": "2020-01-02 03:04:05", "latitude": 1.5, "longitude": -2.5, "country": "Utopia"}"#;
+    const USER: &str = r#"{"ind": 7, "first_name": "Ann", "last_name": "Example", "age": 30, "date_joined": "2016-01-01 00:00:00"}"#;
+
+    #[test]
+    fn clean_dispatches_by_stream() {
+        let pin = clean(Stream::Pin, PIN.as_bytes()).unwrap();
+        assert_eq!(pin.stream(), Stream::Pin);
+        assert_eq!(pin.ind(), 7);
+        let Row::Pin(row) = pin else { unreachable!() };
+        assert_eq!(row.follower_count, 3_000_000);
+        assert_eq!(row.save_location.as_deref(), Some("/data/x"));
+
+        let geo = clean(Stream::Geo, GEO.as_bytes()).unwrap();
+        assert_eq!(
+            geo,
+            Row::Geo(GeoRow {
+                ind: 7,
+                country: Some("Utopia".into()),
+                coordinates: [Degrees(1.5), Degrees(-2.5)],
+                timestamp: 1_577_934_245_000_000,
+            })
+        );
+        let user = clean(Stream::User, USER.as_bytes()).unwrap();
+        assert_eq!(
+            user,
+            Row::User(UserRow {
+                ind: 7,
+                user_name: "Ann Example".into(),
+                age: 30,
+                date_joined: 1_451_606_400_000_000,
+            })
+        );
+        // A message of one stream sent to another lacks that stream's fields.
+        assert_eq!(
+            clean(Stream::Geo, PIN.as_bytes()),
+            Err(Reason::MissingField("ind"))
+        );
+        assert_eq!(
+            clean(Stream::Pin, GEO.as_bytes()),
+            Err(Reason::MissingField("index"))
+        );
+        assert_eq!(
+            clean(Stream::User, GEO.as_bytes()),
+            Err(Reason::MissingField("first_name"))
+        );
+    }
+
+    #[test]
+    fn white_space_around_the_object_is_fine() {
+        let padded = format!(" \r\n\t{GEO}\n ");
+        assert!(clean(Stream::Geo, padded.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn not_json_not_object_invalid_utf8() {
+        for stream in Stream::ALL {
+            for payload in [
+                &b""[..],
+                b"   ",
+                b"{",
+                b"{\"ind\": 1,}",
+                b"{'ind': 1}",
+                b"nul",
+                b"{\"ind\": NaN}",
+                b"{\"index\": 1e999, \"ind\": 1e999}",
+                b"\xef\xbb\xbf{}",
+            ] {
+                assert!(
+                    matches!(clean(stream, payload), Err(Reason::NotJson(_))),
+                    "{stream} {payload:?}"
+                );
+            }
+            for payload in [
+                &b"[]"[..],
+                b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]",
+                b"null",
+                b"42",
+                b"\"{}\"",
+                b" true ",
+            ] {
+                assert_eq!(
+                    clean(stream, payload),
+                    Err(Reason::NotObject),
+                    "{payload:?}"
+                );
+            }
+            assert_eq!(
+                clean(stream, b"{\"ind\": \"\xff\"}"),
+                Err(Reason::InvalidUtf8)
+            );
+            assert_eq!(clean(stream, b"\xc3\x28"), Err(Reason::InvalidUtf8));
+        }
+        // Trailing garbage after the object, and a key given twice.
+        let trailing = format!("{GEO} x");
+        assert!(matches!(
+            clean(Stream::Geo, trailing.as_bytes()),
+            Err(Reason::NotJson(_))
+        ));
+        let twice = GEO.replacen("\"ind\": 7", "\"ind\": 7, \"ind\": 8", 1);
+        assert!(matches!(
+            clean(Stream::Geo, twice.as_bytes()),
+            Err(Reason::NotJson(_))
+        ));
+        // Two objects on one line are not one message.
+        let two = format!("{GEO}{GEO}");
+        assert!(matches!(
+            clean(Stream::Geo, two.as_bytes()),
+            Err(Reason::NotJson(_))
+        ));
+        // Invalid UTF-8 even in an ignored field quarantines the message.
+        let mut bytes = GEO.trim_end_matches('}').as_bytes().to_vec();
+        bytes.extend_from_slice(b", \"extra\": \"\xff\"}");
+        assert_eq!(clean(Stream::Geo, &bytes), Err(Reason::InvalidUtf8));
+    }
+
+    #[test]
+    fn not_json_carries_the_serde_message() {
+        assert_eq!(
+            clean(Stream::Pin, b"x").unwrap_err().to_string(),
+            "not valid JSON: expected value at line 1 column 1"
+        );
+    }
+
+    #[test]
+    fn reason_texts() {
+        let cases = [
+            (Reason::NotJson("eof".into()), "not valid JSON: eof"),
+            (Reason::NotObject, "not a JSON object"),
+            (Reason::InvalidUtf8, "not valid UTF-8"),
+            (Reason::MissingField("ind"), "missing field ind"),
+            (
+                Reason::WrongType {
+                    field: "age",
+                    expected: "integer",
+                },
+                "wrong type for age: expected integer",
+            ),
+            (Reason::NullField("first_name"), "null first_name"),
+            (
+                Reason::IntegerOverflow { field: "ind" },
+                "ind does not fit a 64-bit integer",
+            ),
+            (
+                Reason::InvalidUuid,
+                "invalid unique_id: not a 36-character UUID",
+            ),
+            (
+                Reason::InvalidFollowerCount("User Info Error".into()),
+                "invalid follower_count \"User Info Error\"",
+            ),
+            (
+                Reason::FollowerCountOverflow,
+                "follower_count does not fit a 64-bit integer",
+            ),
+            (
+                Reason::LatitudeOutOfRange,
+                "latitude out of range [-90, 90]",
+            ),
+            (
+                Reason::LongitudeOutOfRange,
+                "longitude out of range [-180, 180]",
+            ),
+            (
+                Reason::InvalidTimestamp { field: "timestamp" },
+                "invalid timestamp in timestamp",
+            ),
+            (Reason::AgeOutOfRange(151), "age 151 out of range [0, 150]"),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            for stream in Stream::ALL {
+                match clean(stream, &bytes) {
+                    Ok(row) => prop_assert_eq!(row.stream(), stream),
+                    Err(reason) => prop_assert!(!reason.to_string().is_empty()),
+                }
+            }
+        }
+
+        /// Bytes of valid messages with a few bytes changed: near-JSON reaches deeper paths.
+        #[test]
+        fn corrupted_messages_never_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            for message in [PIN, GEO, USER] {
+                let mut bytes = message.as_bytes().to_vec();
+                for (at, byte) in &edits {
+                    let i = at.index(bytes.len());
+                    bytes[i] = *byte;
+                }
+                for stream in Stream::ALL {
+                    if let Ok(row) = clean(stream, &bytes) {
+                        prop_assert_eq!(row.stream(), stream);
+                    }
+                }
+            }
         }
     }
 }
