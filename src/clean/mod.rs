@@ -399,4 +399,115 @@ mod tests {
             }
         }
     }
+
+    /// Throughput of `clean` against plain serde_json parsing of the same rows into typed,
+    /// owned structs (the target is at least 50%). Needs the sample; run with
+    /// `cargo test --release --lib clean::tests::throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing; run by hand in release mode"]
+    fn throughput() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Pin {
+            index: i64,
+            unique_id: String,
+            title: String,
+            description: String,
+            poster_name: String,
+            follower_count: String,
+            tag_list: String,
+            is_image_or_video: String,
+            image_src: String,
+            downloaded: i64,
+            save_location: String,
+            category: String,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Geo {
+            ind: i64,
+            timestamp: String,
+            latitude: f64,
+            longitude: f64,
+            country: String,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct User {
+            ind: i64,
+            first_name: String,
+            last_name: String,
+            age: i64,
+            date_joined: String,
+        }
+        fn typed(stream: Stream, line: &[u8]) -> bool {
+            match stream {
+                Stream::Pin => serde_json::from_slice::<Pin>(line).is_ok(),
+                Stream::Geo => serde_json::from_slice::<Geo>(line).is_ok(),
+                Stream::User => serde_json::from_slice::<User>(line).is_ok(),
+            }
+        }
+        let dir = std::path::Path::new("/work/shared/data/pinterest-sample");
+        if !dir.is_dir() {
+            eprintln!("note: sample not found, skipped");
+            return;
+        }
+        for stream in Stream::ALL {
+            let text = std::fs::read_to_string(dir.join(format!("{stream}.jsonl"))).unwrap();
+            let lines: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
+            let time = |f: &dyn Fn(&[u8]) -> bool| {
+                let start = std::time::Instant::now();
+                let mut ok = 0usize;
+                for _ in 0..50 {
+                    for line in &lines {
+                        ok += usize::from(std::hint::black_box(f(line)));
+                    }
+                }
+                (start.elapsed(), ok)
+            };
+            let (base, _) = time(&|l| typed(stream, l));
+            let (ours, _) = time(&|l| clean(stream, l).is_ok());
+            eprintln!(
+                "{stream}: serde typed {base:?}, clean {ours:?}: {:.0}%",
+                100.0 * base.as_secs_f64() / ours.as_secs_f64()
+            );
+        }
+    }
+
+    /// The real sample rows (SPEC §1; not part of the repository): every geo and user row
+    /// cleans, and exactly the 17 pin rows whose follower_count is `User Info Error` do not.
+    /// Skipped when the sample directory is absent (set `PINSTREAM_SAMPLE_DIR` to move it).
+    #[test]
+    fn pinterest_sample() {
+        let dir = std::env::var("PINSTREAM_SAMPLE_DIR")
+            .unwrap_or_else(|_| "/work/shared/data/pinterest-sample".into());
+        let dir = std::path::Path::new(&dir);
+        if !dir.is_dir() {
+            eprintln!("note: {} not found, sample check skipped", dir.display());
+            return;
+        }
+        let expected_bad = [(Stream::Pin, 17), (Stream::Geo, 0), (Stream::User, 0)];
+        for (stream, bad) in expected_bad {
+            let text = std::fs::read_to_string(dir.join(format!("{stream}.jsonl"))).unwrap();
+            let mut rows = 0;
+            let mut reasons = Vec::new();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                match clean(stream, line.as_bytes()) {
+                    Ok(row) => {
+                        assert_eq!(row.stream(), stream);
+                        rows += 1;
+                    }
+                    Err(reason) => reasons.push(reason),
+                }
+            }
+            assert_eq!(rows + reasons.len(), 2178, "{stream}");
+            assert_eq!(reasons.len(), bad, "{stream}: {reasons:?}");
+            for reason in reasons {
+                assert_eq!(
+                    reason,
+                    Reason::InvalidFollowerCount("User Info Error".into())
+                );
+            }
+        }
+    }
 }
