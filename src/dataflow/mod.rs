@@ -170,10 +170,13 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     } = context;
 
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    // Positions already in the tables: only those that move are committed again.
+    let mut reported = Positions::new();
     for spec in &config.sources {
         let mut source = spec.open(index, peers)?;
         let from = runtime.block_on(lake.positions(&source.partitions()))?;
         source.seek(&from)?;
+        reported.extend(from);
         sources.push(source);
     }
     let started = Instant::now();
@@ -196,7 +199,6 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     let mut batch_started = Instant::now();
     let mut tick_started = Instant::now();
     let mut batch_records = 0;
-    let mut reported = Positions::new();
     let mut exhausted = vec![false; sources.len()];
     let mut buffer = Vec::with_capacity(POLL_CHUNK);
     loop {
@@ -214,7 +216,12 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
                 if *exhausted {
                     continue;
                 }
-                match source.poll(POLL_CHUNK, &mut buffer)? {
+                let room = config
+                    .batch
+                    .max_records
+                    .saturating_sub(batch_records)
+                    .max(1);
+                match source.poll(POLL_CHUNK.min(room), &mut buffer)? {
                     PollStatus::Ready => busy = true,
                     PollStatus::Idle => {}
                     PollStatus::Exhausted => *exhausted = true,

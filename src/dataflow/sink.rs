@@ -45,6 +45,8 @@ pub type WrittenFile = (Table, String, u64);
 /// A source position reported for a batch: partition id and position.
 pub type Reported = (String, i64);
 
+type RowsByTable = BTreeMap<Table, Vec<TableRow>>;
+
 /// Buffers each batch's rows and writes them as data files (one per table and worker) once
 /// the batch is complete.
 pub fn write<'scope>(
@@ -55,8 +57,7 @@ pub fn write<'scope>(
 ) -> Stream<'scope, u64, Vec<WrittenFile>> {
     rows.unary_frontier(Pipeline, "write", move |_capability, _info| {
         // Per batch: a capability for its least time seen, and the rows per table.
-        let mut pending: BTreeMap<u64, (Capability<u64>, BTreeMap<Table, Vec<TableRow>>)> =
-            BTreeMap::new();
+        let mut pending: BTreeMap<u64, (Capability<u64>, RowsByTable)> = BTreeMap::new();
         let mut writers = BTreeMap::new();
         move |(input, frontier), output| {
             input.for_each_stamp(|capability, batches| {
@@ -162,8 +163,8 @@ pub fn commit<'scope>(
                 // Every batch both inputs have passed is complete.
                 let mut ready: Vec<(Capability<u64>, Batch)> = Vec::new();
                 while let Some(entry) = pending.first_entry() {
-                    let time = *entry.key();
-                    if files_frontier.less_equal(&time) || positions_frontier.less_equal(&time) {
+                    let next = time::batch_start(entry.key() + 1);
+                    if files_frontier.less_than(&next) || positions_frontier.less_than(&next) {
                         break;
                     }
                     ready.push(entry.remove());
@@ -171,7 +172,7 @@ pub fn commit<'scope>(
                 let Some((last, _)) = ready.last() else {
                     return;
                 };
-                let (batch, last) = (*last.time(), last.clone());
+                let (batch, last) = (time::batch_of(*last.time()), last.clone());
                 let mut by_table: BTreeMap<Table, Vec<deltalake::kernel::Add>> = BTreeMap::new();
                 let mut covered = Positions::new();
                 let mut rows = 0;

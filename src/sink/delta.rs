@@ -38,7 +38,7 @@ pub struct Lake {
 fn delta_error(table: Table) -> impl FnOnce(DeltaTableError) -> SinkError {
     move |source| SinkError::Delta {
         table: table.name().to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 

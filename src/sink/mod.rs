@@ -12,7 +12,7 @@ pub enum SinkError {
     Delta {
         table: String,
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error("table {table}: {source}")]
     Arrow {
