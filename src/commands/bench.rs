@@ -82,12 +82,15 @@ fn serde_baseline(files: &[(String, Vec<u8>)], threads: usize) -> (u64, f64) {
         .collect();
     let started = Instant::now();
     let parsed: usize = std::thread::scope(|scope| {
-        let chunk = lines.len().div_ceil(threads).max(1);
-        let workers: Vec<_> = lines
-            .chunks(chunk)
-            .map(|part| {
+        // Thread i takes lines i, i + threads, ...: every thread gets the same mix of streams.
+        let workers: Vec<_> = (0..threads)
+            .map(|thread| {
+                let lines = &lines;
                 scope.spawn(move || {
-                    part.iter()
+                    lines
+                        .iter()
+                        .skip(thread)
+                        .step_by(threads)
                         .filter(|(name, line)| match *name {
                             "pin" => serde_json::from_slice::<PinRecord>(line).is_ok(),
                             "geo" => serde_json::from_slice::<GeoRecord>(line).is_ok(),

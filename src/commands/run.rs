@@ -27,6 +27,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     };
     let result = dataflow::run(config, runtime.handle().clone(), stats.clone(), shutdown);
     done.store(true, Ordering::Relaxed);
+    progress.thread().unpark();
     let _ = progress.join();
     let elapsed = started.elapsed();
     print_totals(&stats, elapsed);
@@ -97,8 +98,8 @@ fn report_progress(stats: &Stats, done: &AtomicBool) {
     let mut last = Instant::now();
     let mut last_in = 0;
     while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() >= PROGRESS_EVERY {
+        std::thread::park_timeout(PROGRESS_EVERY.saturating_sub(last.elapsed()));
+        if last.elapsed() >= PROGRESS_EVERY && !done.load(Ordering::Relaxed) {
             let records_in = Stats::get(&stats.records_in);
             let rate = (records_in - last_in) as f64 / last.elapsed().as_secs_f64();
             tracing::info!(

@@ -1,10 +1,9 @@
-//! The `clean` stage: raw messages -> clean rows or quarantine rows, on the worker that read
-//! them (no exchange: cleaning needs no other record).
+//! The `clean` stage: raw messages -> clean rows or quarantine rows.
 
 use std::sync::Arc;
 
 use timely::dataflow::Stream;
-use timely::dataflow::operators::core::Map;
+use timely::dataflow::operators::core::{Exchange, Map};
 
 use super::dedup::Keyed;
 use super::stats::Stats;
@@ -32,17 +31,20 @@ pub fn clean_record(record: RawRecord) -> TableRow {
     })
 }
 
-/// Cleans every record of `raw`, counting clean and quarantined messages.
+/// Cleans every record of `raw`, counting clean and quarantined messages. Records are first
+/// spread over the workers by offset: one worker may read a large file alone, and parsing is
+/// the costly part.
 pub fn clean<'scope>(
     raw: Stream<'scope, u64, Vec<RawRecord>>,
     stats: Arc<Stats>,
 ) -> Stream<'scope, u64, Vec<Keyed>> {
-    raw.map(move |record| {
-        let row = clean_record(record);
-        match &row {
-            TableRow::Clean(_) => Stats::add(&stats.clean, 1),
-            TableRow::Quarantine(_) => Stats::add(&stats.quarantined, 1),
-        }
-        (row.identity(), row)
-    })
+    raw.exchange(|record: &RawRecord| record.offset as u64)
+        .map(move |record| {
+            let row = clean_record(record);
+            match &row {
+                TableRow::Clean(_) => Stats::add(&stats.clean, 1),
+                TableRow::Quarantine(_) => Stats::add(&stats.quarantined, 1),
+            }
+            (row.identity(), row)
+        })
 }

@@ -63,27 +63,37 @@ pub fn dedup<'scope>(
                         seen.extend(batch.iter().map(|(identity, _)| *identity));
                     }
                 });
-                rows.for_each_stamp(|capability, batches| {
-                    if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let batch = batches.flat_map(|batch| batch.drain(..)).collect();
-                        waiting.push((capability, batch));
-                    }
-                });
                 if !history_frontier.is_empty() {
+                    // Hold new rows until every held row is known.
+                    rows.for_each_stamp(|capability, batches| {
+                        if let Some(capability) = capability.retain_least(output.output_index()) {
+                            waiting.push((capability, batches.flat_map(|b| b.drain(..)).collect()));
+                        }
+                    });
                     return;
                 }
+                let mut duplicates = 0;
                 for (capability, batch) in waiting.drain(..) {
-                    let before = batch.len();
                     let mut session = output.session(&capability);
-                    let mut passed = 0;
                     for (identity, row) in batch {
                         if seen.insert(identity) {
                             session.give(row);
-                            passed += 1;
+                        } else {
+                            duplicates += 1;
                         }
                     }
-                    Stats::add(&stats.duplicates, (before - passed) as u64);
                 }
+                rows.for_each_stamp(|capability, batches| {
+                    let mut session = output.session(&capability);
+                    for (identity, row) in batches.flat_map(|b| b.drain(..)) {
+                        if seen.insert(identity) {
+                            session.give(row);
+                        } else {
+                            duplicates += 1;
+                        }
+                    }
+                });
+                Stats::add(&stats.duplicates, duplicates);
             }
         },
     )

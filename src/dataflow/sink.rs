@@ -14,7 +14,8 @@ use tokio::runtime::Handle;
 
 use super::stats::Stats;
 use super::time;
-use crate::sink::{Lake, delta};
+use crate::sink::Lake;
+use crate::sink::delta::FileWriter;
 use crate::source::Positions;
 use crate::table::{Table, TableRow};
 
@@ -45,10 +46,8 @@ pub type WrittenFile = (Table, String, u64);
 /// A source position reported for a batch: partition id and position.
 pub type Reported = (String, i64);
 
-type RowsByTable = BTreeMap<Table, Vec<TableRow>>;
-
-/// Buffers each batch's rows and writes them as data files (one per table and worker) once
-/// the batch is complete.
+/// Buffers each batch's rows into data files (one per table and worker), completed once the
+/// batch is.
 pub fn write<'scope>(
     rows: Stream<'scope, u64, Vec<TableRow>>,
     lake: Lake,
@@ -56,18 +55,28 @@ pub fn write<'scope>(
     fatal: Fatal,
 ) -> Stream<'scope, u64, Vec<WrittenFile>> {
     rows.unary_frontier(Pipeline, "write", move |_capability, _info| {
-        // Per batch: a capability for its least time seen, and the rows per table.
-        let mut pending: BTreeMap<u64, (Capability<u64>, RowsByTable)> = BTreeMap::new();
-        let mut writers = BTreeMap::new();
+        // Per batch: a capability for its least time seen, and a file per table.
+        let mut pending: BTreeMap<u64, (Capability<u64>, BTreeMap<Table, FileWriter>)> =
+            BTreeMap::new();
         move |(input, frontier), output| {
             input.for_each_stamp(|capability, batches| {
                 let Some(capability) = capability.retain_least(output.output_index()) else {
                     return;
                 };
-                let tables = hold(&mut pending, capability);
-                for batch in batches {
-                    for row in batch.drain(..) {
-                        tables.entry(row.table()).or_default().push(row);
+                let files = hold(&mut pending, capability);
+                for row in batches.flat_map(|batch| batch.drain(..)) {
+                    let table = row.table();
+                    let file = match files.entry(table) {
+                        Entry::Occupied(entry) => entry.into_mut(),
+                        Entry::Vacant(entry) => match FileWriter::new(&lake, table) {
+                            Ok(file) => entry.insert(file),
+                            Err(error) => return fatal.set(error),
+                        },
+                    };
+                    if file.push(row)
+                        && let Err(error) = runtime.block_on(file.write_chunk())
+                    {
+                        return fatal.set(error);
                     }
                 }
             });
@@ -75,23 +84,13 @@ pub fn write<'scope>(
                 if frontier.less_than(&time::batch_start(entry.key() + 1)) {
                     break; // the batch may still grow
                 }
-                let (capability, tables) = entry.remove();
+                let (capability, files) = entry.remove();
                 let mut session = output.session(&capability);
-                for (table, rows) in tables {
-                    let writer = match writers.entry(table) {
-                        Entry::Occupied(entry) => entry.into_mut(),
-                        Entry::Vacant(entry) => match lake.writer(table) {
-                            Ok(writer) => entry.insert(writer),
-                            Err(error) => {
-                                fatal.set(error);
-                                continue;
-                            }
-                        },
-                    };
-                    match runtime.block_on(delta::write_files(writer, table, &rows)) {
-                        Ok(adds) => {
+                for (table, file) in files {
+                    match runtime.block_on(file.finish()) {
+                        Ok((adds, rows)) => {
                             // One flush writes one file per table; its row count rides along.
-                            let mut count = rows.len() as u64;
+                            let mut count = rows;
                             for add in adds {
                                 match serde_json::to_string(&add) {
                                     Ok(json) => {

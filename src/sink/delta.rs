@@ -167,7 +167,9 @@ impl Lake {
 
     /// A writer of data files for `table` (files only: the commit is [`Lake::commit`]'s).
     pub fn writer(&self, table: Table) -> Result<RecordBatchWriter, SinkError> {
-        RecordBatchWriter::for_table(&self.tables[&table]).map_err(delta_error(table))
+        let writer =
+            RecordBatchWriter::for_table(&self.tables[&table]).map_err(delta_error(table))?;
+        Ok(writer.with_writer_properties(schema::writer_properties(table)))
     }
 
     /// Appends `adds` to `table` with `positions` as `txn` actions, in one commit. Returns the
@@ -204,24 +206,61 @@ impl Lake {
     }
 }
 
-/// Writes `rows` (all of `table`) with `writer` and returns the data files' `Add` actions.
-pub async fn write_files(
-    writer: &mut RecordBatchWriter,
+/// Rows encoded per Arrow batch: small enough that buffers are reused, large enough for
+/// Parquet to compress well.
+const CHUNK_ROWS: usize = 8192;
+
+/// One data file of one table being written. Rows are encoded to Arrow and Parquet in chunks
+/// as they arrive, so a batch costs its compressed size in memory, not its rows'.
+pub struct FileWriter {
     table: Table,
-    rows: &[TableRow],
-) -> Result<Vec<Add>, SinkError> {
-    if !rows.is_empty() {
-        let schema = writer.arrow_schema();
-        for chunk in rows.chunks(64 * 1024) {
-            let batch =
-                schema::encode(table, chunk, &schema).map_err(|source| SinkError::Arrow {
-                    table: table.name().to_owned(),
-                    source,
-                })?;
-            writer.write(batch).await.map_err(delta_error(table))?;
-        }
+    writer: RecordBatchWriter,
+    schema: deltalake::arrow::datatypes::SchemaRef,
+    buffer: Vec<TableRow>,
+    rows: u64,
+}
+
+impl FileWriter {
+    pub fn new(lake: &Lake, table: Table) -> Result<FileWriter, SinkError> {
+        let writer = lake.writer(table)?;
+        Ok(FileWriter {
+            table,
+            schema: writer.arrow_schema(),
+            writer,
+            buffer: Vec::with_capacity(CHUNK_ROWS),
+            rows: 0,
+        })
     }
-    writer.flush().await.map_err(delta_error(table))
+
+    /// Adds a row; true when a chunk is full and [`FileWriter::write_chunk`] should run.
+    pub fn push(&mut self, row: TableRow) -> bool {
+        self.buffer.push(row);
+        self.rows += 1;
+        self.buffer.len() >= CHUNK_ROWS
+    }
+
+    /// Encodes the buffered rows into the file.
+    pub async fn write_chunk(&mut self) -> Result<(), SinkError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let table = self.table;
+        let batch = schema::encode(table, &self.buffer, &self.schema).map_err(|source| {
+            SinkError::Arrow {
+                table: table.name().to_owned(),
+                source,
+            }
+        })?;
+        self.buffer.clear();
+        self.writer.write(batch).await.map_err(delta_error(table))
+    }
+
+    /// Completes the file: its `Add` actions and its row count.
+    pub async fn finish(mut self) -> Result<(Vec<Add>, u64), SinkError> {
+        self.write_chunk().await?;
+        let adds = self.writer.flush().await.map_err(delta_error(self.table))?;
+        Ok((adds, self.rows))
+    }
 }
 
 async fn open_table(root: &Url, table: Table) -> Result<DeltaTable, SinkError> {

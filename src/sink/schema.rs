@@ -15,6 +15,9 @@ use deltalake::arrow::datatypes::{
 };
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::schema::types::ColumnPath;
 
 use crate::clean::{Degrees, GeoRow, PinRow, Row, UserRow};
 use crate::stream::Stream;
@@ -69,6 +72,33 @@ pub fn arrow_schema(table: Table) -> SchemaRef {
         ],
     };
     Arc::new(Schema::new(fields))
+}
+
+/// Parquet settings per table: Snappy, and dictionary encoding only for the columns with
+/// few distinct values (a dictionary of unique titles or ids costs time and saves nothing).
+pub fn writer_properties(table: Table) -> WriterProperties {
+    let repeated: &[&str] = match table {
+        Table::Pin => &[
+            "poster_name",
+            "is_image_or_video",
+            "save_location",
+            "category",
+        ],
+        Table::Geo => &["country"],
+        Table::User => &[],
+        Table::Quarantine => &["stream", "reason"],
+    };
+    repeated
+        .iter()
+        .fold(
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_dictionary_enabled(false),
+            |builder, column| {
+                builder.set_column_dictionary_enabled(ColumnPath::from(*column), true)
+            },
+        )
+        .build()
 }
 
 fn strings<'a>(capacity: usize, values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {

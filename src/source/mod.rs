@@ -24,7 +24,7 @@ pub type PartitionId = Arc<str>;
 pub type Positions = BTreeMap<PartitionId, i64>;
 
 /// One raw message as read, before any parsing.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RawRecord {
     /// The stream, when the source knows it (a topic suffix, a file name token).
     pub stream: Option<Stream>,
