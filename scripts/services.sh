@@ -8,7 +8,7 @@
 #   install                  install everything (idempotent; seconds when already installed)
 #   start   [SERVICE..|all]  install if needed, start in the background, wait until ready;
 #                            a service that is already running and healthy is left alone
-#   stop    [SERVICE..|all]  stop (TERM, then KILL after 10 s)
+#   stop    [SERVICE..|all]  stop (TERM, then KILL after 5 s; all data is in memory anyway)
 #   restart [SERVICE..|all]  stop then start. tansu keeps data in memory only: a restarted
 #                            broker has no topics, offsets or groups (tests use
 #                            `restart kafka` to simulate an outage).
@@ -112,12 +112,37 @@ marker_of() {
 
 port_open() { (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
 
+# kinesis-mock's TLS port is probed with a whole HTTPS request: a connection closed without
+# a request (a bare connect, or even a TLS handshake alone) stays in CLOSE-WAIT in node and
+# then holds up its shutdown on TERM.
+tls_open() {
+  node -e 'require("https").get({host: process.argv[1], port: +process.argv[2], path: "/",
+      rejectUnauthorized: false, agent: false, timeout: 2000},
+      (res) => { res.resume(); res.on("end", () => process.exit(0)); })
+    .on("error", () => process.exit(1)).on("timeout", () => process.exit(1));' \
+    "$host" "$1" 2>/dev/null
+}
+
+# Does SERVICE accept connections on PORT?
+accepting() {
+  if [ "$1" = kinesis ] && [ "$2" = "$kinesis_tls_port" ]; then tls_open "$2"; else port_open "$2"; fi
+}
+
+# Is PID a running process? An exited server stays a zombie until init reaps it (a second or
+# more on some machines), which counts as gone.
+alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  case "${stat%% *}" in Z|X) return 1 ;; esac
+}
+
 # The pid in run/SERVICE.pid if that process is alive and is ours; fails otherwise.
 live_pid() {
   local pidfile="$run/$1.pid" pid
   [ -f "$pidfile" ] || return 1
   pid="$(cat "$pidfile")"
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  [ -n "$pid" ] && alive "$pid" || return 1
   tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$(marker_of "$1")" || return 1
   echo "$pid"
 }
@@ -125,7 +150,7 @@ live_pid() {
 healthy() {
   local p
   live_pid "$1" >/dev/null || return 1
-  for p in $(ports_of "$1"); do port_open "$p" || return 1; done
+  for p in $(ports_of "$1"); do accepting "$1" "$p" || return 1; done
 }
 
 log_tail() {
@@ -176,7 +201,10 @@ start_one() {
       launch s3 "$venv/bin/python" "$scripts_dir/moto_server.py" --host "$host" --port "$s3_port"
       ;;
   esac
-  wait_ready "$svc"
+  if ! wait_ready "$svc"; then
+    stop_one "$svc"
+    die "could not start $svc (log: $run/$svc.log)"
+  fi
 }
 
 wait_ready() {
@@ -192,7 +220,7 @@ wait_ready() {
       ready=0
     fi
     if [ "$ready" = 1 ]; then
-      for p in $(ports_of "$svc"); do port_open "$p" || { ready=0; break; }; done
+      for p in $(ports_of "$svc"); do accepting "$svc" "$p" || { ready=0; break; }; done
     fi
     [ "$ready" = 1 ] && return 0
     if [ $SECONDS -ge $deadline ]; then
@@ -207,13 +235,13 @@ stop_one() {
   local svc="$1" pid i
   if pid="$(live_pid "$svc")"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do
-      [ -e "/proc/$pid" ] || break
+    for i in $(seq 50); do
+      alive "$pid" || break
       sleep 0.1
     done
-    if [ -e "/proc/$pid" ]; then
+    if alive "$pid"; then
       kill -KILL "$pid" 2>/dev/null || true
-      while [ -e "/proc/$pid" ]; do sleep 0.1; done
+      while alive "$pid"; do sleep 0.1; done
     fi
   fi
   rm -f "$run/$svc.pid"
@@ -222,7 +250,7 @@ stop_one() {
 status_one() {
   local svc="$1" pid p state=running
   if pid="$(live_pid "$svc")"; then
-    for p in $(ports_of "$svc"); do port_open "$p" || state="running but not accepting on $p"; done
+    for p in $(ports_of "$svc"); do accepting "$svc" "$p" || state="running but not accepting on $p"; done
     printf '%-8s %s (pid %s, %s:%s)\n' "$svc" "$state" "$pid" "$host" "$(ports_of "$svc" | tr ' ' ,)"
     [ "$state" = running ]
   else
@@ -266,13 +294,15 @@ run_check() {
 
 # ---------------------------------------------------------------- main
 
+# Sets the array `services` from the arguments (none means all).
 services_from_args() {
   local a
+  services=()
   if [ $# -eq 0 ]; then set -- all; fi
   for a in "$@"; do
     case "$a" in
-      all) printf '%s\n' "${all_services[@]}" ;;
-      kafka|kinesis|s3) echo "$a" ;;
+      all) services+=("${all_services[@]}") ;;
+      kafka|kinesis|s3) services+=("$a") ;;
       *) die "unknown service '$a' (kafka, kinesis, s3 or all)" ;;
     esac
   done
@@ -286,16 +316,20 @@ case "$cmd" in
   install)
     install_all ;;
   start)
+    services_from_args "$@"
     install_all
-    for svc in $(services_from_args "$@"); do start_one "$svc"; done ;;
+    for svc in "${services[@]}"; do start_one "$svc"; done ;;
   stop)
-    for svc in $(services_from_args "$@"); do stop_one "$svc"; done ;;
+    services_from_args "$@"
+    for svc in "${services[@]}"; do stop_one "$svc"; done ;;
   restart)
+    services_from_args "$@"
     install_all
-    for svc in $(services_from_args "$@"); do stop_one "$svc"; start_one "$svc"; done ;;
+    for svc in "${services[@]}"; do stop_one "$svc"; start_one "$svc"; done ;;
   status)
+    services_from_args "$@"
     rc=0
-    for svc in $(services_from_args "$@"); do status_one "$svc" || rc=3; done
+    for svc in "${services[@]}"; do status_one "$svc" || rc=3; done
     exit "$rc" ;;
   env)
     print_env ;;
@@ -304,5 +338,6 @@ case "$cmd" in
   -h|--help|help)
     usage ;;
   *)
+    [ -n "$cmd" ] && echo "services.sh: unknown command '$cmd'" >&2
     usage; exit 2 ;;
 esac
