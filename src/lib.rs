@@ -1,6 +1,7 @@
 //! pinstream: pin/geo/user posting events -> cleaned, deduplicated, exactly-once Delta tables,
 //! on timely dataflow.
 
+pub mod analytics;
 pub mod clean;
 pub mod commands;
 pub mod config;
