@@ -228,6 +228,10 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
                 }
                 batch_records += buffer.len();
                 Stats::add(&stats.records_in, buffer.len() as u64);
+                if let Some(first) = buffer.first() {
+                    let slot = Stats::source_slot(&first.partition);
+                    Stats::add(&stats.records_by_source[slot], buffer.len() as u64);
+                }
                 for record in buffer.drain(..) {
                     handles.raw.send(record);
                 }

@@ -206,6 +206,7 @@ pub fn commit<'scope>(
                     }
                 }
                 Stats::add(&stats.rows_committed, rows);
+                Stats::add(&stats.batches, 1);
                 output.session(&last).give(batch);
             }
         },

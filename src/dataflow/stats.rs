@@ -1,6 +1,14 @@
-//! Counters the engine keeps while it runs: read by the progress line (and served as metrics).
+//! Counters the engine keeps while it runs: read by the progress line, `/metrics`, the
+//! dashboard and `--summary`.
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::stream::Stream;
+
+/// Freshness samples kept for quantiles (a sliding window of the most recent ones).
+const FRESHNESS_SAMPLES: usize = 10_000;
 
 /// Totals since start. Relaxed atomics: each is an independent count.
 #[derive(Debug, Default)]
@@ -11,13 +19,28 @@ pub struct Stats {
     pub clean: AtomicU64,
     /// Messages that went to quarantine.
     pub quarantined: AtomicU64,
+    /// Clean messages per stream (pin, geo, user).
+    pub clean_by_stream: [AtomicU64; 3],
+    /// Quarantined messages per stream (pin, geo, user, unknown).
+    pub quarantined_by_stream: [AtomicU64; 4],
+    /// Raw messages per source kind, in the order of [`SOURCE_KINDS`].
+    pub records_by_source: [AtomicU64; SOURCE_KINDS.len()],
     /// Rows dropped because the table already holds them.
     pub duplicates: AtomicU64,
     /// Rows in committed data files, all tables.
     pub rows_committed: AtomicU64,
     /// Delta commits made (one per table per micro-batch).
     pub commits: AtomicU64,
+    /// Micro-batches committed.
+    pub batches: AtomicU64,
+    /// Time from a batch's close to its last table commit, last batch, micros.
+    pub last_batch_latency_micros: AtomicU64,
+    /// Time from a record's arrival to the aggregates including it being published.
+    pub freshness: Mutex<VecDeque<u64>>,
 }
+
+/// Source kinds, as labelled in metrics (`kind` in `kind:...` partition ids).
+pub const SOURCE_KINDS: [&str; 6] = ["file", "emulator", "kafka", "kinesis", "http", "other"];
 
 impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -26,5 +49,79 @@ impl Stats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// The slot of a stream in the `*_by_stream` arrays (`None`: unknown stream).
+    pub fn stream_slot(stream: Option<Stream>) -> usize {
+        match stream {
+            Some(Stream::Pin) => 0,
+            Some(Stream::Geo) => 1,
+            Some(Stream::User) => 2,
+            None => 3,
+        }
+    }
+
+    /// The slot of a partition id's source kind in `records_by_source`.
+    pub fn source_slot(partition: &str) -> usize {
+        let kind = partition.split(':').next().unwrap_or_default();
+        SOURCE_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(SOURCE_KINDS.len() - 1)
+    }
+
+    pub fn record_freshness(&self, micros: u64) {
+        let mut samples = self.freshness.lock().unwrap_or_else(|p| p.into_inner());
+        if samples.len() == FRESHNESS_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(micros);
+    }
+
+    /// Quantiles `qs` (0..=1) of the recent freshness samples, micros; `None` before any.
+    pub fn freshness_quantiles(&self, qs: &[f64]) -> Option<Vec<u64>> {
+        let mut samples: Vec<u64> = self
+            .freshness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let last = samples.len() - 1;
+        Some(
+            qs.iter()
+                .map(|q| samples[((q.clamp(0.0, 1.0) * last as f64).round() as usize).min(last)])
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_quantiles_over_recent_samples() {
+        let stats = Stats::default();
+        assert_eq!(stats.freshness_quantiles(&[0.5]), None);
+        for micros in 1..=100 {
+            stats.record_freshness(micros);
+        }
+        assert_eq!(
+            stats.freshness_quantiles(&[0.0, 0.5, 0.99, 1.0]),
+            Some(vec![1, 51, 99, 100])
+        );
+    }
+
+    #[test]
+    fn slots() {
+        assert_eq!(Stats::source_slot("file:pin.jsonl"), 0);
+        assert_eq!(Stats::source_slot("kafka:abc.pin/3"), 2);
+        assert_eq!(Stats::source_slot("weird"), 5);
+        assert_eq!(Stats::stream_slot(None), 3);
     }
 }
