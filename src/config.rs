@@ -86,6 +86,15 @@ pub struct RunArgs {
     /// When done, write a JSON summary of the run (counts, seconds, peak memory) to this file.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Do not maintain the live analytics (tables only).
+    #[arg(long)]
+    pub no_analytics: bool,
+    /// Window of `trending_categories` (rows first seen within it count), e.g. 5m.
+    #[arg(long, value_parser = parse_duration)]
+    pub trending_window: Option<Duration>,
+    /// How often changed aggregates are written to <lake>/aggregates/<name> (and at shutdown).
+    #[arg(long, value_parser = parse_duration)]
+    pub aggregate_interval: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +140,15 @@ pub struct BatchPolicy {
     pub max_records: usize,
 }
 
+/// The live analytics' settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalyticsSettings {
+    pub enabled: bool,
+    pub trending_window: Duration,
+    /// How often changed aggregates are written as Delta tables.
+    pub table_interval: Duration,
+}
+
 /// A checked job: everything the engine needs to run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -140,6 +158,7 @@ pub struct Config {
     pub workers: usize,
     pub http: SocketAddr,
     pub batch: BatchPolicy,
+    pub analytics: AnalyticsSettings,
     pub until_done: bool,
 }
 
@@ -154,7 +173,17 @@ struct JobFile {
     #[serde(default)]
     batch: BatchFile,
     #[serde(default)]
+    analytics: AnalyticsFile,
+    #[serde(default)]
     source: Vec<SourceFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnalyticsFile {
+    enabled: Option<bool>,
+    trending_window: Option<String>,
+    table_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,6 +282,32 @@ impl Config {
             })?,
             (None, None) => Duration::from_secs(1),
         };
+        let duration = |value: &Option<String>, key: &str, default: Duration| match value {
+            Some(text) => parse_duration(text).map_err(|reason| ConfigError::JobFile {
+                path: path.clone(),
+                reason: format!("{key} {reason}"),
+            }),
+            None => Ok(default),
+        };
+        let analytics = AnalyticsSettings {
+            enabled: !args.no_analytics && job.analytics.enabled.unwrap_or(true),
+            trending_window: match args.trending_window {
+                Some(window) => window,
+                None => duration(
+                    &job.analytics.trending_window,
+                    "analytics.trending_window",
+                    Duration::from_secs(300),
+                )?,
+            },
+            table_interval: match args.aggregate_interval {
+                Some(interval) => interval,
+                None => duration(
+                    &job.analytics.table_interval,
+                    "analytics.table_interval",
+                    Duration::from_secs(10),
+                )?,
+            },
+        };
         let config = Config {
             name: job.name.unwrap_or_else(|| "job".to_owned()),
             lake: args
@@ -273,6 +328,7 @@ impl Config {
                     .or(job.batch.max_records)
                     .unwrap_or(200_000),
             },
+            analytics,
             until_done: args.until_done,
         };
         config.check()?;
@@ -289,6 +345,9 @@ impl Config {
         }
         if self.batch.interval.is_zero() {
             return invalid("the batch interval must be longer than 0".into());
+        }
+        if self.analytics.trending_window.is_zero() || self.analytics.table_interval.is_zero() {
+            return invalid("analytics windows and intervals must be longer than 0".into());
         }
         if self.batch.max_records == 0 {
             return invalid("batch max_records must be at least 1".into());

@@ -4,7 +4,10 @@
 
 pub mod store;
 
-use serde::Serialize;
+pub mod publish;
+pub mod queries;
+
+use serde::{Deserialize, Serialize};
 
 pub use store::{AggregateStore, Snapshot};
 
@@ -20,8 +23,7 @@ pub enum CellType {
 }
 
 /// One value of an aggregate row.
-#[derive(Clone, Debug, Serialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Cell {
     Text(Option<String>),
     Long(i64),
@@ -53,6 +55,17 @@ impl Ord for Cell {
 }
 
 impl Cell {
+    /// The value as plain JSON (a string or null, a number).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Cell::Text(text) => text.clone().map_or(serde_json::Value::Null, Into::into),
+            Cell::Long(n) => (*n).into(),
+            Cell::Double(x) => {
+                serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, Into::into)
+            }
+        }
+    }
+
     fn rank(&self) -> u8 {
         match self {
             Cell::Text(_) => 0,

@@ -33,10 +33,7 @@ impl Snapshot {
                     .columns
                     .iter()
                     .zip(row)
-                    .map(|((name, _), cell)| {
-                        let value = serde_json::to_value(cell).unwrap_or(Value::Null);
-                        ((*name).to_owned(), value)
-                    })
+                    .map(|((name, _), cell)| ((*name).to_owned(), cell.to_json()))
                     .collect();
                 Value::Object(object)
             })

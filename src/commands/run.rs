@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::{Error, io_runtime};
 use crate::config::{Config, RunArgs};
 use crate::dataflow::{self, stats::Stats};
+use crate::sink::aggregates as aggregate_tables;
 
 /// Seconds between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -25,7 +26,32 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         let (stats, done) = (stats.clone(), done.clone());
         std::thread::spawn(move || report_progress(&stats, &done))
     };
-    let result = dataflow::run(config, runtime.handle().clone(), stats.clone(), shutdown);
+    let aggregates = crate::analytics::AggregateStore::new();
+    let (stop_tables, stopped) = tokio::sync::watch::channel(false);
+    let tables = config.analytics.enabled.then(|| {
+        let lake = crate::sink::delta::lake_url(&config.lake);
+        let (store, interval) = (aggregates.clone(), config.analytics.table_interval);
+        runtime.spawn(async move {
+            aggregate_tables::keep_written(lake?, store, interval, stopped).await
+        })
+    });
+    let result = dataflow::run(
+        config,
+        runtime.handle().clone(),
+        stats.clone(),
+        aggregates,
+        shutdown,
+    );
+    let _ = stop_tables.send(true);
+    let tables = match tables {
+        Some(task) => runtime.block_on(task).unwrap_or_else(|e| {
+            Err(crate::sink::SinkError::Location {
+                location: "aggregate tables".into(),
+                reason: e.to_string(),
+            })
+        }),
+        None => Ok(()),
+    };
     done.store(true, Ordering::Relaxed);
     progress.thread().unpark();
     let _ = progress.join();
@@ -48,7 +74,8 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             source,
         })?;
     }
-    result.map_err(Error::from)
+    result?;
+    tables.map_err(|e| Error::Engine(e.into()))
 }
 
 /// The process's peak resident memory (VmHWM), where the system tells it.

@@ -40,11 +40,18 @@ pub fn clean<'scope>(
 ) -> Stream<'scope, u64, Vec<Keyed>> {
     raw.exchange(|record: &RawRecord| record.offset as u64)
         .map(move |record| {
+            let (stream, arrival) = (Stats::stream_slot(record.stream), record.arrival);
             let row = clean_record(record);
             match &row {
-                TableRow::Clean(_) => Stats::add(&stats.clean, 1),
-                TableRow::Quarantine(_) => Stats::add(&stats.quarantined, 1),
+                TableRow::Clean(_) => {
+                    Stats::add(&stats.clean, 1);
+                    Stats::add(&stats.clean_by_stream[stream], 1);
+                }
+                TableRow::Quarantine(_) => {
+                    Stats::add(&stats.quarantined, 1);
+                    Stats::add(&stats.quarantined_by_stream[stream], 1);
+                }
             }
-            (row.identity(), row)
+            (row.identity(), row, arrival)
         })
 }

@@ -38,16 +38,22 @@ impl Hasher for IdentityHasher {
 
 type IdentitySet = HashSet<u128, BuildHasherDefault<IdentityHasher>>;
 
-/// A row with its identity ([`TableRow::identity`]), computed once where the row is made.
-pub type Keyed = (u128, TableRow);
+/// A row with its identity ([`TableRow::identity`], computed once where the row is made) and
+/// its arrival time (micros UTC).
+pub type Keyed = (u128, TableRow, i64);
 
-/// Passes the rows of `rows` not seen before (in `history` or earlier in `rows`).
+/// A row past deduplication: the row, its arrival time, and whether it is new (`false`: the
+/// tables held it at start; it is passed on for the analytics, not written again).
+pub type Deduped = (TableRow, i64, bool);
+
+/// Passes the rows of `rows` not seen before (in `history` or earlier in `rows`) as new, and
+/// every row of `history` as held.
 pub fn dedup<'scope>(
     rows: Stream<'scope, u64, Vec<Keyed>>,
     history: Stream<'scope, u64, Vec<Keyed>>,
     stats: Arc<Stats>,
-) -> Stream<'scope, u64, Vec<TableRow>> {
-    let route = |(identity, _): &Keyed| *identity as u64;
+) -> Stream<'scope, u64, Vec<Deduped>> {
+    let route = |(identity, _, _): &Keyed| *identity as u64;
     rows.binary_frontier(
         history,
         Exchange::new(route),
@@ -58,9 +64,12 @@ pub fn dedup<'scope>(
             // New rows that arrived before the history was complete.
             let mut waiting: Vec<(Capability<u64>, Vec<Keyed>)> = Vec::new();
             move |(rows, _), (history, history_frontier), output| {
-                history.for_each_stamp(|_, batches| {
-                    for batch in batches {
-                        seen.extend(batch.iter().map(|(identity, _)| *identity));
+                history.for_each_stamp(|capability, batches| {
+                    let mut session = output.session(&capability);
+                    for (identity, row, arrival) in batches.flat_map(|b| b.drain(..)) {
+                        if seen.insert(identity) {
+                            session.give((row, arrival, false));
+                        }
                     }
                 });
                 if !history_frontier.is_empty() {
@@ -75,9 +84,9 @@ pub fn dedup<'scope>(
                 let mut duplicates = 0;
                 for (capability, batch) in waiting.drain(..) {
                     let mut session = output.session(&capability);
-                    for (identity, row) in batch {
+                    for (identity, row, arrival) in batch {
                         if seen.insert(identity) {
-                            session.give(row);
+                            session.give((row, arrival, true));
                         } else {
                             duplicates += 1;
                         }
@@ -85,9 +94,9 @@ pub fn dedup<'scope>(
                 }
                 rows.for_each_stamp(|capability, batches| {
                     let mut session = output.session(&capability);
-                    for (identity, row) in batches.flat_map(|b| b.drain(..)) {
+                    for (identity, row, arrival) in batches.flat_map(|b| b.drain(..)) {
                         if seen.insert(identity) {
-                            session.give(row);
+                            session.give((row, arrival, true));
                         } else {
                             duplicates += 1;
                         }

@@ -15,12 +15,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use differential_dataflow::AsCollection;
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::core::Input as _;
+use timely::dataflow::operators::core::{Map, Partition};
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{InputHandle, ProbeHandle, Scope};
 use tokio::runtime::Handle;
 
+use crate::analytics::publish::{self, Routed};
+use crate::analytics::{AggregateStore, queries};
 use crate::config::Config;
 use crate::sink::{Lake, SinkError};
 use crate::source::{PollStatus, Positions, RawRecord, Source, SourceError};
@@ -56,12 +62,14 @@ struct Handles {
     history: Input<Keyed>,
     positions: Input<Reported>,
     committed: ProbeHandle<u64>,
+    published: ProbeHandle<u64>,
 }
 
 /// Shared by every worker of the process.
 struct Context {
     config: Config,
     lake: Lake,
+    aggregates: AggregateStore,
     runtime: Handle,
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
@@ -83,10 +91,24 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     // Parse and clean; bad messages become quarantine rows.
     let rows = clean::clean(records, context.stats.clone());
     // Drop rows the tables hold or this run already passed.
-    let fresh = dedup::dedup(rows, held, context.stats.clone());
+    let passed = dedup::dedup(rows, held, context.stats.clone());
+    // New rows to the tables; a small fact of every clean row to the analytics.
+    let analytics = context.config.analytics.enabled;
+    let mut routed = publish::route(passed, analytics)
+        .partition::<CapacityContainerBuilder<Vec<Routed>>, _, _>(3, |routed| match routed {
+            Routed::Write(_) => (0, routed),
+            Routed::Fact(_) => (1, routed),
+            Routed::Signal(_) => (2, routed),
+        })
+        .into_iter();
+    let (writes, facts, signals) = (routed.next(), routed.next(), routed.next());
+    let writes = writes.expect("3 parts").flat_map(|routed| match routed {
+        Routed::Write(row) => Some(row),
+        _ => None,
+    });
     // Each worker writes its rows' data files when a batch is complete.
     let files = sink::write(
-        fresh,
+        writes,
         context.lake.clone(),
         context.runtime.clone(),
         context.fatal.clone(),
@@ -101,11 +123,47 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         context.fatal.clone(),
     )
     .probe_with(&committed);
+    let published = ProbeHandle::new();
+    if analytics {
+        // The facts as a differential collection (each clean row once, at its time).
+        let facts = facts
+            .expect("3 parts")
+            .unary(Pipeline, "facts", |_, _| {
+                move |input, output| {
+                    input.for_each_stamp(|capability, batches| {
+                        let Some(&time) = capability.least() else {
+                            return;
+                        };
+                        let mut session = output.session(&capability);
+                        for routed in batches.flat_map(|b| b.drain(..)) {
+                            if let Routed::Fact(fact) = routed {
+                                session.give((fact, time, 1isize));
+                            }
+                        }
+                    });
+                }
+            })
+            .as_collection();
+        let signals = signals.expect("3 parts").flat_map(|routed| match routed {
+            Routed::Signal(signal) => Some(signal),
+            _ => None,
+        });
+        // SPEC §3 incrementally; each consistent result published, trending kept.
+        publish::publish(
+            queries::aggregates(facts).inner,
+            signals,
+            context.aggregates.clone(),
+            context.stats.clone(),
+            context.config.analytics.trending_window,
+        )
+        .probe_with(&published);
+    }
     Handles {
         raw,
         history,
         positions,
         committed,
+        published,
     }
 }
 
@@ -115,6 +173,7 @@ pub fn run(
     config: Config,
     runtime: Handle,
     stats: Arc<Stats>,
+    aggregates: AggregateStore,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
     let lake = runtime.block_on(Lake::open(&config.lake))?;
@@ -122,6 +181,7 @@ pub fn run(
     let fatal = Fatal::default();
     let context = Arc::new(Context {
         lake,
+        aggregates,
         runtime,
         stats,
         shutdown,
@@ -167,6 +227,7 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
         stats,
         shutdown,
         fatal,
+        ..
     } = context;
 
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
@@ -187,8 +248,8 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     tracing::debug!(worker = index, rows = held.len(), elapsed = ?started.elapsed(), "rows the tables hold, read back");
 
     let mut handles = worker.dataflow::<u64, _, _>(|scope| build(scope, context));
-    for row in held {
-        handles.history.send((row.identity(), row));
+    for (row, arrival) in held {
+        handles.history.send((row.identity(), row, arrival));
     }
     handles.history.close();
 
@@ -273,7 +334,7 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     // Close the inputs and let everything read reach the tables.
     drop(handles.raw);
     drop(handles.positions);
-    while !handles.committed.done() {
+    while !handles.committed.done() || !handles.published.done() {
         if let Some(error) = fatal.get() {
             return Err(EngineError::Failed(error));
         }

@@ -112,13 +112,14 @@ impl Lake {
     }
 
     /// The rows of `table`'s data files `i` with `i % peers == worker` (every worker reads a
-    /// share; together they read the whole table).
+    /// share; together they read the whole table), each with its file's modification time
+    /// (micros): when the row was first committed, the nearest there is to its arrival.
     pub async fn read_rows(
         &self,
         table: Table,
         worker: usize,
         peers: usize,
-    ) -> Result<Vec<TableRow>, SinkError> {
+    ) -> Result<Vec<(TableRow, i64)>, SinkError> {
         use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
         let delta = &self.tables[&table];
@@ -130,12 +131,12 @@ impl Lake {
         let mut paths: Vec<_> = snapshot
             .log_data()
             .into_iter()
-            .map(|file| file.object_store_path())
+            .map(|file| (file.object_store_path(), file.modification_time() * 1000))
             .collect();
         paths.sort();
         let store = delta.object_store();
         let mut rows = Vec::new();
-        for (_, path) in paths
+        for (_, (path, modified)) in paths
             .into_iter()
             .enumerate()
             .filter(|(i, _)| i % peers == worker)
@@ -154,12 +155,11 @@ impl Lake {
                     table: table.name().to_owned(),
                     source,
                 })?;
-                rows.extend(
-                    schema::decode(table, &batch).map_err(|source| SinkError::Arrow {
-                        table: table.name().to_owned(),
-                        source,
-                    })?,
-                );
+                let decoded = schema::decode(table, &batch).map_err(|source| SinkError::Arrow {
+                    table: table.name().to_owned(),
+                    source,
+                })?;
+                rows.extend(decoded.into_iter().map(|row| (row, modified)));
             }
         }
         Ok(rows)

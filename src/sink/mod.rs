@@ -1,6 +1,7 @@
 //! The Delta Lake sink (SPEC §4): one table per stream plus `quarantine`, appended once per
 //! micro-batch with the source positions the batch covers.
 
+pub mod aggregates;
 pub mod delta;
 pub mod schema;
 

@@ -1,0 +1,237 @@
+//! From the deduplicated rows to the [`AggregateStore`]: `route` splits rows for the sink from
+//! facts for the analytics, and `publish` (on worker 0) applies the aggregates' changes once
+//! the frontier has passed them, so every published snapshot is consistent, and keeps the
+//! time-windowed `trending_categories`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+
+use super::queries::{AggregateRow, Fact, index_of};
+use super::{AGGREGATES, AggregateStore, Cell};
+use crate::dataflow::dedup::Deduped;
+use crate::dataflow::stats::Stats;
+use crate::table::TableRow;
+
+/// What the analytics learn besides the facts: when records arrived (for freshness) and which
+/// pin rows were first seen when (for `trending_categories`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Signal {
+    /// The earliest arrival among the new rows of a time.
+    Arrival(i64),
+    /// A distinct pin row's category and first-seen time.
+    Trend(Option<String>, i64),
+}
+
+/// A deduplicated row, routed: to the tables, to the analytics, or a signal.
+#[derive(Clone, Debug)]
+pub enum Routed {
+    Write(TableRow),
+    Fact(Fact),
+    Signal(Signal),
+}
+
+/// Splits each deduplicated row into what is written (new rows) and what the analytics need
+/// (a small [`Fact`] of every clean row, held or new), without copying rows.
+pub fn route<'scope>(
+    rows: Stream<'scope, u64, Vec<Deduped>>,
+    analytics: bool,
+) -> Stream<'scope, u64, Vec<Routed>> {
+    rows.unary(Pipeline, "route", move |_, _| {
+        move |input, output| {
+            input.for_each_stamp(|capability, batches| {
+                let mut session = output.session(&capability);
+                let mut earliest: Option<i64> = None;
+                for (row, arrival, new) in batches.flat_map(|b| b.drain(..)) {
+                    if analytics && let TableRow::Clean(clean) = &row {
+                        let fact = Fact::of(clean);
+                        if let Fact::Pin { category, .. } = &fact {
+                            session.give(Routed::Signal(Signal::Trend(category.clone(), arrival)));
+                        }
+                        session.give(Routed::Fact(fact));
+                    }
+                    if new {
+                        earliest = Some(earliest.map_or(arrival, |e| e.min(arrival)));
+                        session.give(Routed::Write(row));
+                    }
+                }
+                if analytics && let Some(arrival) = earliest {
+                    session.give(Routed::Signal(Signal::Arrival(arrival)));
+                }
+            });
+        }
+    })
+}
+
+/// Arrival-time buckets for the trending window (the window moves in steps of this).
+const TREND_BUCKET_MICROS: i64 = 100_000;
+
+/// Distinct pin rows per category over a sliding window of first-seen time: per-bucket counts
+/// plus running totals, so moving the window costs the buckets that leave it.
+struct Trending {
+    window_micros: i64,
+    buckets: BTreeMap<i64, HashMap<Option<String>, i64>>,
+    totals: BTreeMap<Option<String>, i64>,
+}
+
+impl Trending {
+    fn new(window: Duration) -> Self {
+        Trending {
+            window_micros: window.as_micros() as i64,
+            buckets: BTreeMap::new(),
+            totals: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, category: Option<String>, first_seen: i64) {
+        let bucket = first_seen.div_euclid(TREND_BUCKET_MICROS);
+        *self
+            .buckets
+            .entry(bucket)
+            .or_default()
+            .entry(category.clone())
+            .or_default() += 1;
+        *self.totals.entry(category).or_default() += 1;
+    }
+
+    /// The counts of the rows first seen after `now - window`; older buckets leave.
+    fn rows(&mut self, now: i64) -> Vec<Vec<Cell>> {
+        let oldest = (now - self.window_micros).div_euclid(TREND_BUCKET_MICROS) + 1;
+        let kept = self.buckets.split_off(&oldest);
+        for (_, bucket) in std::mem::replace(&mut self.buckets, kept) {
+            for (category, count) in bucket {
+                if let Some(total) = self.totals.get_mut(&category) {
+                    *total -= count;
+                    if *total <= 0 {
+                        self.totals.remove(&category);
+                    }
+                }
+            }
+        }
+        self.totals
+            .iter()
+            .map(|(category, posts)| vec![Cell::Text(category.clone()), Cell::Long(*posts)])
+            .collect()
+    }
+}
+
+/// Applies aggregate changes on worker 0 once the frontier passed them, publishes the changed
+/// aggregates, records freshness, and keeps `trending_categories`.
+pub fn publish<'scope>(
+    updates: Stream<'scope, u64, Vec<(AggregateRow, u64, isize)>>,
+    signals: Stream<'scope, u64, Vec<Signal>>,
+    store: AggregateStore,
+    stats: Arc<Stats>,
+    window: Duration,
+) -> Stream<'scope, u64, Vec<()>> {
+    updates.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+        signals,
+        Exchange::new(|_: &(AggregateRow, u64, isize)| 0),
+        Exchange::new(|_: &Signal| 0),
+        "publish",
+        move |_capability, _info| {
+            let trending_index = index_of("trending_categories");
+            let mut contents: Vec<BTreeMap<Vec<Cell>, isize>> =
+                vec![BTreeMap::new(); AGGREGATES.len()];
+            let mut pending: Vec<(AggregateRow, u64, isize)> = Vec::new();
+            let mut arrivals: Vec<(u64, i64)> = Vec::new();
+            let mut trends: Vec<(u64, Option<String>, i64)> = Vec::new();
+            let mut trending = Trending::new(window);
+            move |(updates, updates_frontier), (signals, signals_frontier), _output| {
+                updates.for_each_stamp(|_, batches| {
+                    for batch in batches {
+                        pending.append(batch);
+                    }
+                });
+                signals.for_each_stamp(|capability, batches| {
+                    let Some(&time) = capability.least() else {
+                        return;
+                    };
+                    for signal in batches.flat_map(|b| b.drain(..)) {
+                        match signal {
+                            Signal::Arrival(arrival) => arrivals.push((time, arrival)),
+                            Signal::Trend(category, first_seen) => {
+                                trends.push((time, category, first_seen))
+                            }
+                        }
+                    }
+                });
+                let done = |time: &u64| {
+                    !updates_frontier.less_equal(time) && !signals_frontier.less_equal(time)
+                };
+                let mut dirty = vec![false; AGGREGATES.len()];
+                pending.retain(|((index, row), time, diff)| {
+                    if !done(time) {
+                        return true;
+                    }
+                    let count = contents[*index].entry(row.clone()).or_default();
+                    *count += diff;
+                    if *count == 0 {
+                        contents[*index].remove(row);
+                    }
+                    dirty[*index] = true;
+                    false
+                });
+                trends.retain(|(time, category, first_seen)| {
+                    if done(time) {
+                        trending.add(category.clone(), *first_seen);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                for (index, changed) in dirty.into_iter().enumerate() {
+                    if changed {
+                        let rows = contents[index]
+                            .iter()
+                            .filter(|(_, count)| **count > 0)
+                            .map(|(row, _)| row.clone())
+                            .collect();
+                        store.publish(AGGREGATES[index].name, rows);
+                    }
+                }
+                let now = crate::now_micros();
+                store.publish(AGGREGATES[trending_index].name, trending.rows(now));
+                arrivals.retain(|(time, arrival)| {
+                    if done(time) {
+                        stats.record_freshness((now - arrival).max(0) as u64);
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trending_rows_leave_the_window_on_time() {
+        let mut trending = Trending::new(Duration::from_secs(5));
+        trending.add(Some("art".into()), 1_000_000);
+        trending.add(Some("art".into()), 3_000_000);
+        trending.add(None, 3_000_000);
+        let art = |n| vec![Cell::Text(Some("art".into())), Cell::Long(n)];
+        assert_eq!(
+            trending.rows(4_000_000),
+            vec![vec![Cell::Text(None), Cell::Long(1)], art(2)]
+        );
+        assert_eq!(
+            trending.rows(6_500_000),
+            vec![vec![Cell::Text(None), Cell::Long(1)], art(1)]
+        );
+        assert_eq!(trending.rows(8_500_000), Vec::<Vec<Cell>>::new());
+        trending.add(Some("art".into()), 1_000_000); // older than the window: leaves at once
+        assert_eq!(trending.rows(8_600_000), Vec::<Vec<Cell>>::new());
+    }
+}

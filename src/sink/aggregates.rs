@@ -1,0 +1,229 @@
+//! Aggregate tables: each analytics output as a Delta table `<lake>/aggregates/<name>`, a full
+//! snapshot replaced (one overwrite commit) when it changed, so Databricks dashboards can read
+//! them like any table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, StructType};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::config::TableProperty;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::StreamExt;
+use url::Url;
+
+use super::SinkError;
+use crate::analytics::{AGGREGATES, AggregateSpec, AggregateStore, Cell, CellType, Snapshot};
+
+fn delta_error(name: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
+    move |source| SinkError::Delta {
+        table: format!("aggregates/{name}"),
+        source: Box::new(source),
+    }
+}
+
+/// The Arrow schema of an aggregate's table.
+pub fn arrow_schema(spec: &AggregateSpec) -> SchemaRef {
+    let fields: Vec<Field> = spec
+        .columns
+        .iter()
+        .map(|(name, kind)| match kind {
+            CellType::Text => Field::new(*name, DataType::Utf8, true),
+            CellType::Long => Field::new(*name, DataType::Int64, true),
+            CellType::Double => Field::new(*name, DataType::Float64, true),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn encode(
+    snapshot: &Snapshot,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+    let columns: Vec<ArrayRef> = snapshot
+        .spec
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| -> ArrayRef {
+            let cells = snapshot.rows.iter().map(|row| &row[i]);
+            match kind {
+                CellType::Text => {
+                    let mut builder = StringBuilder::new();
+                    for cell in cells {
+                        builder.append_option(match cell {
+                            Cell::Text(text) => text.as_deref(),
+                            _ => None,
+                        });
+                    }
+                    Arc::new(builder.finish())
+                }
+                CellType::Long => {
+                    let mut builder = Int64Builder::new();
+                    for cell in cells {
+                        builder.append_option(match cell {
+                            Cell::Long(n) => Some(*n),
+                            _ => None,
+                        });
+                    }
+                    Arc::new(builder.finish())
+                }
+                CellType::Double => {
+                    let mut builder = Float64Builder::new();
+                    for cell in cells {
+                        builder.append_option(match cell {
+                            Cell::Double(x) => Some(*x),
+                            _ => None,
+                        });
+                    }
+                    Arc::new(builder.finish())
+                }
+            }
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// The aggregate tables and the snapshot version each holds.
+pub struct AggregateTables {
+    tables: BTreeMap<&'static str, DeltaTable>,
+    written: BTreeMap<&'static str, u64>,
+}
+
+impl AggregateTables {
+    /// Opens (creating) `<lake>/aggregates/<name>` for every aggregate.
+    pub async fn open(lake: &Url) -> Result<AggregateTables, SinkError> {
+        let mut tables = BTreeMap::new();
+        for spec in AGGREGATES {
+            let url = lake
+                .join(&format!("aggregates/{}/", spec.name))
+                .map_err(|e| SinkError::Location {
+                    location: lake.to_string(),
+                    reason: e.to_string(),
+                })?;
+            if url.scheme() == "file"
+                && let Ok(path) = url.to_file_path()
+            {
+                let _ = std::fs::create_dir_all(path);
+            }
+            let schema: StructType = {
+                use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+                arrow_schema(spec).as_ref().try_into_kernel().map_err(|e| {
+                    SinkError::SchemaMismatch {
+                        table: format!("aggregates/{}", spec.name),
+                        detail: e.to_string(),
+                    }
+                })?
+            };
+            let table = deltalake::operations::create::CreateBuilder::new()
+                .with_location(url.as_str())
+                .with_table_name(spec.name)
+                .with_columns(schema.fields().cloned())
+                .with_configuration_property(
+                    TableProperty::CheckpointInterval,
+                    Some(super::delta::CHECKPOINT_INTERVAL.to_string()),
+                )
+                .with_save_mode(SaveMode::Ignore)
+                .await
+                .map_err(delta_error(spec.name))?;
+            tables.insert(spec.name, table);
+        }
+        Ok(AggregateTables {
+            tables,
+            written: BTreeMap::new(),
+        })
+    }
+
+    /// Replaces the table of every aggregate whose snapshot changed since it was last written.
+    /// Returns how many tables were written.
+    pub async fn write_changed(&mut self, store: &AggregateStore) -> Result<usize, SinkError> {
+        let mut written = 0;
+        for snapshot in store.all() {
+            let name = snapshot.spec.name;
+            if self.written.get(name) == Some(&snapshot.version) {
+                continue;
+            }
+            self.replace(&snapshot).await?;
+            self.written.insert(name, snapshot.version);
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// One overwrite commit: remove every current file, add the snapshot's.
+    async fn replace(&mut self, snapshot: &Snapshot) -> Result<(), SinkError> {
+        let name = snapshot.spec.name;
+        let table = self
+            .tables
+            .get_mut(name)
+            .expect("every aggregate is opened");
+        table.update_state().await.map_err(delta_error(name))?;
+        let mut writer = RecordBatchWriter::for_table(table).map_err(delta_error(name))?;
+        let schema = writer.arrow_schema();
+        let batch = encode(snapshot, &schema).map_err(|source| SinkError::Arrow {
+            table: format!("aggregates/{name}"),
+            source,
+        })?;
+        writer.write(batch).await.map_err(delta_error(name))?;
+        let mut actions: Vec<Action> = writer
+            .flush()
+            .await
+            .map_err(delta_error(name))?
+            .into_iter()
+            .map(Action::Add)
+            .collect();
+        let state = table.snapshot().map_err(delta_error(name))?;
+        let log_store = table.log_store();
+        let mut files = state.snapshot().file_views(log_store.as_ref(), None);
+        while let Some(file) = files.next().await {
+            actions.push(Action::Remove(
+                file.map_err(delta_error(name))?.remove_action(true),
+            ));
+        }
+        drop(files);
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: None,
+            predicate: None,
+        };
+        let finalized = CommitBuilder::from(CommitProperties::default())
+            .with_actions(actions)
+            .build(Some(state), log_store, operation)
+            .await
+            .map_err(delta_error(name))?;
+        table.state = Some(finalized.snapshot());
+        Ok(())
+    }
+}
+
+/// Writes the changed aggregates every `interval` until `stop` turns true, then once more (so
+/// the tables hold the final results at shutdown).
+pub async fn keep_written(
+    lake: Url,
+    store: AggregateStore,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), SinkError> {
+    let mut tables = AggregateTables::open(&lake).await?;
+    loop {
+        let stopping = tokio::time::timeout(interval, stop.wait_for(|stop| *stop))
+            .await
+            .is_ok();
+        match tables.write_changed(&store).await {
+            Ok(written) if written > 0 => tracing::debug!(written, "aggregate tables replaced"),
+            Ok(_) => {}
+            // A failed snapshot write is retried at the next interval; the live results and
+            // the clean tables are unaffected.
+            Err(error) if !stopping => tracing::warn!("writing aggregate tables: {error}"),
+            Err(error) => return Err(error),
+        }
+        if stopping {
+            return Ok(());
+        }
+    }
+}
