@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod analytics_batch;
+
 pub fn pinstream() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pinstream"));
     command.env("PINSTREAM_LOG", "warn,pinstream=info");
