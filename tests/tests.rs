@@ -4,6 +4,7 @@
 
 mod support;
 
+mod analytics;
 mod cli;
 mod exactly_once;
 mod replay;

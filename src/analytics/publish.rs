@@ -130,6 +130,8 @@ pub fn publish<'scope>(
     stats: Arc<Stats>,
     window: Duration,
 ) -> Stream<'scope, u64, Vec<()>> {
+    // Everything is exchanged to worker 0; the other workers' instances only drain nothing.
+    let publisher = updates.scope().index() == 0;
     updates.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
         signals,
         Exchange::new(|_: &(AggregateRow, u64, isize)| 0),
@@ -197,7 +199,9 @@ pub fn publish<'scope>(
                     }
                 }
                 let now = crate::now_micros();
-                store.publish(AGGREGATES[trending_index].name, trending.rows(now));
+                if publisher {
+                    store.publish(AGGREGATES[trending_index].name, trending.rows(now));
+                }
                 arrivals.retain(|(time, arrival)| {
                     if done(time) {
                         stats.record_freshness((now - arrival).max(0) as u64);
