@@ -4,6 +4,7 @@
 
 pub mod store;
 
+pub mod names;
 pub mod publish;
 pub mod queries;
 

@@ -13,7 +13,8 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
-use super::queries::{AggregateRow, Fact, index_of};
+use super::names::{self, Name};
+use super::queries::{Fact, Update, index_of};
 use super::{AGGREGATES, AggregateStore, Cell};
 use crate::dataflow::dedup::Deduped;
 use crate::dataflow::stats::Stats;
@@ -26,7 +27,7 @@ pub enum Signal {
     /// The earliest arrival among the new rows of a time.
     Arrival(i64),
     /// A distinct pin row's category and first-seen time.
-    Trend(Option<String>, i64),
+    Trend(Name, i64),
 }
 
 /// A deduplicated row, routed: to the tables, to the analytics, or a signal.
@@ -52,7 +53,7 @@ pub fn route<'scope>(
                     if analytics && let TableRow::Clean(clean) = &row {
                         let fact = Fact::of(clean);
                         if let Fact::Pin { category, .. } = &fact {
-                            session.give(Routed::Signal(Signal::Trend(category.clone(), arrival)));
+                            session.give(Routed::Signal(Signal::Trend(*category, arrival)));
                         }
                         session.give(Routed::Fact(fact));
                     }
@@ -76,8 +77,8 @@ const TREND_BUCKET_MICROS: i64 = 100_000;
 /// plus running totals, so moving the window costs the buckets that leave it.
 struct Trending {
     window_micros: i64,
-    buckets: BTreeMap<i64, HashMap<Option<String>, i64>>,
-    totals: BTreeMap<Option<String>, i64>,
+    buckets: BTreeMap<i64, HashMap<Name, i64>>,
+    totals: HashMap<Name, i64>,
 }
 
 impl Trending {
@@ -85,17 +86,17 @@ impl Trending {
         Trending {
             window_micros: window.as_micros() as i64,
             buckets: BTreeMap::new(),
-            totals: BTreeMap::new(),
+            totals: HashMap::new(),
         }
     }
 
-    fn add(&mut self, category: Option<String>, first_seen: i64) {
+    fn add(&mut self, category: Name, first_seen: i64) {
         let bucket = first_seen.div_euclid(TREND_BUCKET_MICROS);
         *self
             .buckets
             .entry(bucket)
             .or_default()
-            .entry(category.clone())
+            .entry(category)
             .or_default() += 1;
         *self.totals.entry(category).or_default() += 1;
     }
@@ -116,15 +117,34 @@ impl Trending {
         }
         self.totals
             .iter()
-            .map(|(category, posts)| vec![Cell::Text(category.clone()), Cell::Long(*posts)])
+            .map(|(category, posts)| vec![Cell::Text(names::text(*category)), Cell::Long(*posts)])
             .collect()
     }
+}
+
+/// `profile_popularity`: the `k` posters with the highest follower_count, ties at the `k`th
+/// place kept.
+fn top_posters(posters: &BTreeMap<(i64, Name), i64>, k: usize) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    let mut cutoff = None;
+    for ((follower_count, poster), posts) in posters.iter().rev() {
+        if rows.len() >= k && cutoff != Some(*follower_count) {
+            break;
+        }
+        cutoff = Some(*follower_count);
+        rows.push(vec![
+            Cell::Text(names::text(*poster)),
+            Cell::Long(*follower_count),
+            Cell::Long(*posts),
+        ]);
+    }
+    rows
 }
 
 /// Applies aggregate changes on worker 0 once the frontier passed them, publishes the changed
 /// aggregates, records freshness, and keeps `trending_categories`.
 pub fn publish<'scope>(
-    updates: Stream<'scope, u64, Vec<(AggregateRow, u64, isize)>>,
+    updates: Stream<'scope, u64, Vec<(Update, u64, isize)>>,
     signals: Stream<'scope, u64, Vec<Signal>>,
     store: AggregateStore,
     stats: Arc<Stats>,
@@ -134,16 +154,19 @@ pub fn publish<'scope>(
     let publisher = updates.scope().index() == 0;
     updates.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
         signals,
-        Exchange::new(|_: &(AggregateRow, u64, isize)| 0),
+        Exchange::new(|_: &(Update, u64, isize)| 0),
         Exchange::new(|_: &Signal| 0),
         "publish",
         move |_capability, _info| {
             let trending_index = index_of("trending_categories");
             let mut contents: Vec<BTreeMap<Vec<Cell>, isize>> =
                 vec![BTreeMap::new(); AGGREGATES.len()];
-            let mut pending: Vec<(AggregateRow, u64, isize)> = Vec::new();
+            let mut pending: Vec<(Update, u64, isize)> = Vec::new();
+            let profile_index = index_of("profile_popularity");
+            // Every poster's (follower_count, poster) -> posts, ordered for the top 100.
+            let mut posters: BTreeMap<(i64, Name), i64> = BTreeMap::new();
             let mut arrivals: Vec<(u64, i64)> = Vec::new();
-            let mut trends: Vec<(u64, Option<String>, i64)> = Vec::new();
+            let mut trends: Vec<(u64, Name, i64)> = Vec::new();
             let mut trending = Trending::new(window);
             move |(updates, updates_frontier), (signals, signals_frontier), _output| {
                 updates.for_each_stamp(|_, batches| {
@@ -168,26 +191,46 @@ pub fn publish<'scope>(
                     !updates_frontier.less_equal(time) && !signals_frontier.less_equal(time)
                 };
                 let mut dirty = vec![false; AGGREGATES.len()];
-                pending.retain(|((index, row), time, diff)| {
+                pending.retain(|(update, time, diff)| {
                     if !done(time) {
                         return true;
                     }
-                    let count = contents[*index].entry(row.clone()).or_default();
-                    *count += diff;
-                    if *count == 0 {
-                        contents[*index].remove(row);
+                    match update {
+                        Update::Row(index, row) => {
+                            let count = contents[*index].entry(row.clone()).or_default();
+                            *count += diff;
+                            if *count == 0 {
+                                contents[*index].remove(row);
+                            }
+                            dirty[*index] = true;
+                        }
+                        Update::PosterTotal {
+                            poster,
+                            follower_count,
+                            posts,
+                        } => {
+                            if *diff > 0 {
+                                posters.insert((*follower_count, *poster), *posts);
+                            } else if posters.get(&(*follower_count, *poster)) == Some(posts) {
+                                posters.remove(&(*follower_count, *poster));
+                            }
+                            dirty[profile_index] = true;
+                        }
                     }
-                    dirty[*index] = true;
                     false
                 });
                 trends.retain(|(time, category, first_seen)| {
                     if done(time) {
-                        trending.add(category.clone(), *first_seen);
+                        trending.add(*category, *first_seen);
                         false
                     } else {
                         true
                     }
                 });
+                if dirty[profile_index] {
+                    dirty[profile_index] = false;
+                    store.publish(AGGREGATES[profile_index].name, top_posters(&posters, 100));
+                }
                 for (index, changed) in dirty.into_iter().enumerate() {
                     if changed {
                         let rows = contents[index]
@@ -222,9 +265,9 @@ mod tests {
     #[test]
     fn trending_rows_leave_the_window_on_time() {
         let mut trending = Trending::new(Duration::from_secs(5));
-        trending.add(Some("art".into()), 1_000_000);
-        trending.add(Some("art".into()), 3_000_000);
-        trending.add(None, 3_000_000);
+        trending.add(names::intern(Some("art")), 1_000_000);
+        trending.add(names::intern(Some("art")), 3_000_000);
+        trending.add(Name::NULL, 3_000_000);
         let art = |n| vec![Cell::Text(Some("art".into())), Cell::Long(n)];
         assert_eq!(
             trending.rows(4_000_000),
@@ -235,7 +278,7 @@ mod tests {
             vec![vec![Cell::Text(None), Cell::Long(1)], art(1)]
         );
         assert_eq!(trending.rows(8_500_000), Vec::<Vec<Cell>>::new());
-        trending.add(Some("art".into()), 1_000_000); // older than the window: leaves at once
+        trending.add(names::intern(Some("art")), 1_000_000); // older than the window: leaves at once
         assert_eq!(trending.rows(8_600_000), Vec::<Vec<Cell>>::new());
     }
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Datelike};
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
+use super::names::{self, Name};
 use super::{AGGREGATES, Cell};
 use crate::clean::Row;
 
@@ -20,13 +21,13 @@ type Collection<'scope, D> = VecCollection<'scope, u64, D, isize>;
 pub enum Fact {
     Pin {
         ind: i64,
-        category: Option<String>,
-        poster_name: Option<String>,
+        category: Name,
+        poster_name: Name,
         follower_count: i64,
     },
     Geo {
         ind: i64,
-        country: Option<String>,
+        country: Name,
         year: i32,
     },
     User {
@@ -46,13 +47,13 @@ impl Fact {
         match row {
             Row::Pin(pin) => Fact::Pin {
                 ind: pin.ind,
-                category: pin.category.clone(),
-                poster_name: pin.poster_name.clone(),
+                category: names::intern(pin.category.as_deref()),
+                poster_name: names::intern(pin.poster_name.as_deref()),
                 follower_count: pin.follower_count,
             },
             Row::Geo(geo) => Fact::Geo {
                 ind: geo.ind,
-                country: geo.country.clone(),
+                country: names::intern(geo.country.as_deref()),
                 year: year_of(geo.timestamp),
             },
             Row::User(user) => Fact::User {
@@ -86,11 +87,26 @@ pub fn index_of(name: &str) -> usize {
         .expect("a SPEC aggregate")
 }
 
+/// A change the publisher applies.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Update {
+    /// A row of an aggregate: its index in [`AGGREGATES`] and its cells.
+    Row(usize, Vec<Cell>),
+    /// A poster's highest follower_count and number of distinct posts. The top 100 of these
+    /// (`profile_popularity`) are ranked by the publisher in an ordered index: ranking inside
+    /// the dataflow would re-read every poster on each change.
+    PosterTotal {
+        poster: Name,
+        follower_count: i64,
+        posts: i64,
+    },
+}
+
 /// A row of an aggregate: its index in [`AGGREGATES`] and its cells.
 pub type AggregateRow = (usize, Vec<Cell>);
 
-fn text(value: &Option<String>) -> Cell {
-    Cell::Text(value.clone())
+fn text(name: &Name) -> Cell {
+    Cell::Text(names::text(*name))
 }
 
 fn group(index: u8) -> Cell {
@@ -116,6 +132,46 @@ where
                 output.push(((value.clone(), *count), 1));
             }
         })
+}
+
+/// For every key, the values among the `k` highest by `rank`, ties at the `k`th place kept.
+///
+/// Computed as a tree of reductions over hash buckets of the values (4096, then 64, then 1
+/// per key): the top-k-with-ties of a union is the top-k-with-ties of its parts' survivors, so
+/// a change re-reads one bucket per level (at most 64·k values) instead of the whole key.
+fn top_with_ties<'scope, K, V>(
+    input: Collection<'scope, (K, V)>,
+    k: usize,
+    rank: fn(&V) -> i64,
+) -> Collection<'scope, (K, V)>
+where
+    K: differential_dataflow::ExchangeData + std::hash::Hash,
+    V: differential_dataflow::ExchangeData + std::hash::Hash,
+{
+    use differential_dataflow::Hashable;
+    let keep = move |input: &[(&V, isize)], output: &mut Vec<(V, isize)>| {
+        // Sorted ascending by value; rank is the value's leading field, so also by rank.
+        let mut ranks: Vec<i64> = input.iter().map(|(value, _)| rank(value)).collect();
+        ranks.sort_unstable();
+        let cutoff = ranks.len().checked_sub(k).map_or(i64::MIN, |i| ranks[i]);
+        for (value, _) in input.iter().filter(|(value, _)| rank(value) >= cutoff) {
+            output.push(((*value).clone(), 1));
+        }
+    };
+    let mut level = input.map(|(key, value)| {
+        let bucket = (value.hashed() & 0xFFF) as u16;
+        ((key, bucket), value)
+    });
+    for shift in [6, 12] {
+        level = level
+            .reduce_named("top_with_ties_bucket", move |_, input, output| {
+                keep(input, output)
+            })
+            .map(move |((key, bucket), value)| ((key, bucket >> shift << shift >> 6), value));
+    }
+    level
+        .map(|((key, _), value)| (key, value))
+        .reduce_named("top_with_ties", move |_, input, output| keep(input, output))
 }
 
 /// For every key, twice the exact median of its values (an integer, so it can be compared and
@@ -151,7 +207,7 @@ where
 
 /// Builds every differential aggregate of SPEC §3 (all but `trending_categories`, which is
 /// time-windowed and kept by the publisher) from the collection of facts.
-pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope, AggregateRow> {
+pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope, Update> {
     // pin: (ind, (category, poster_name, follower_count)); geo: (ind, (country, year));
     // user: (ind, (age group, join year)) and ages/years for q6.
     let pins = facts.clone().flat_map(|fact| match fact {
@@ -176,24 +232,20 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
         _ => None,
     });
 
+    // Each side arranged by ind once, shared by the joins.
+    let pins_by_ind = pins.clone().arrange_by_key_named("pins_by_ind");
     // pin ⋈ geo on ind: (category, poster_name, follower_count, country, year) per pair.
-    let pin_geo = pins.clone().join_map(
-        geos,
+    let pin_geo = pins_by_ind.clone().join_core(
+        geos.arrange_by_key_named("geos_by_ind"),
         |_ind, (category, poster, followers), (country, year)| {
-            (
-                category.clone(),
-                poster.clone(),
-                *followers,
-                country.clone(),
-                *year,
-            )
+            Some((*category, *poster, *followers, *country, *year))
         },
     );
     // pin ⋈ user on ind: (category, follower_count, age group, join year) per pair.
-    let pin_user = pins.clone().join_map(
-        users.clone(),
+    let pin_user = pins_by_ind.join_core(
+        users.clone().arrange_by_key_named("users_by_ind"),
         |_ind, (category, _, followers), (age, year)| {
-            (category.clone(), *followers, age_group(*age), *year)
+            Some((*category, *followers, age_group(*age), *year))
         },
     );
 
@@ -222,18 +274,15 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
         )
     });
     // Per country, the posters with the highest follower_count.
-    let q3 = pin_geo
-        .flat_map(|(_, poster, followers, country, _)| {
-            poster.map(|poster| (country, (followers, poster)))
-        })
-        .reduce_named("top_user_by_country", |_country, input, output| {
-            let top = input.last().map(|((followers, _), _)| *followers);
-            for ((followers, poster), _) in
-                input.iter().rev().take_while(|((f, _), _)| Some(*f) == top)
-            {
-                output.push(((*followers, poster.clone()), 1));
-            }
-        });
+    let q3 = top_with_ties(
+        pin_geo
+            .clone()
+            .flat_map(|(_, poster, followers, country, _)| {
+                (!poster.is_null()).then_some((country, (followers, poster)))
+            }),
+        1,
+        |(followers, _)| *followers,
+    );
     let q3b = q3
         .clone()
         .map(|(country, (followers, _))| ((), (followers, country)))
@@ -242,7 +291,7 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
             for ((followers, country), _) in
                 input.iter().rev().take_while(|((f, _), _)| Some(*f) == top)
             {
-                output.push(((*followers, country.clone()), 1));
+                output.push(((*followers, *country), 1));
             }
         })
         .map(|((), (followers, country))| {
@@ -254,11 +303,7 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
     let q3 = q3.map(|(country, (followers, poster))| {
         (
             index_of("q3_top_user_by_country"),
-            vec![
-                text(&country),
-                Cell::Text(Some(poster)),
-                Cell::Long(followers),
-            ],
+            vec![text(&country), text(&poster), Cell::Long(followers)],
         )
     });
     let q4 = most_frequent(
@@ -320,33 +365,18 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
     });
     // Per poster: their highest follower_count and number of distinct posts; then the top 100
     // posters by that count, ties at the 100th place kept.
-    let profile_popularity = pins
-        .flat_map(|(_, (_, poster, followers))| poster.map(|poster| (poster, followers)))
+    let poster_totals = pins
+        .flat_map(|(_, (_, poster, followers))| (!poster.is_null()).then_some((poster, followers)))
         .reduce_named("poster_totals", |_poster, input, output| {
             let posts: isize = input.iter().map(|(_, count)| *count).sum();
             if let Some((followers, _)) = input.last() {
                 output.push(((**followers, posts), 1));
             }
         })
-        .map(|(poster, (followers, posts))| ((), (followers, poster, posts)))
-        .reduce_named("top_posters", |_, input, output| {
-            let cutoff = input
-                .len()
-                .checked_sub(100)
-                .map_or(i64::MIN, |i| (input[i].0).0);
-            for (value, _) in input.iter().rev().take_while(|((f, _, _), _)| *f >= cutoff) {
-                output.push(((*value).clone(), 1));
-            }
-        })
-        .map(|((), (followers, poster, posts))| {
-            (
-                index_of("profile_popularity"),
-                vec![
-                    Cell::Text(Some(poster)),
-                    Cell::Long(followers),
-                    Cell::Long(posts as i64),
-                ],
-            )
+        .map(|(poster, (follower_count, posts))| Update::PosterTotal {
+            poster,
+            follower_count,
+            posts: posts as i64,
         });
     q1.concat(q2)
         .concat(q3)
@@ -356,7 +386,8 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
         .concat(q6)
         .concat(q7)
         .concat(q8)
-        .concat(profile_popularity)
+        .map(|(index, cells)| Update::Row(index, cells))
+        .concat(poster_totals)
 }
 
 #[cfg(test)]

@@ -67,6 +67,9 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             "commits": Stats::get(&stats.commits),
             "seconds": elapsed.as_secs_f64(),
             "peak_rss_bytes": peak_rss_bytes(),
+            "freshness_ms": stats.freshness_quantiles(&[0.5, 0.99, 1.0]).map(|q| {
+                serde_json::json!({"p50": q[0] as f64 / 1e3, "p99": q[1] as f64 / 1e3, "max": q[2] as f64 / 1e3})
+            }),
             "ok": result.is_ok(),
         });
         std::fs::write(path, summary.to_string()).map_err(|source| Error::Io {

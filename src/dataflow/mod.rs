@@ -40,9 +40,6 @@ const POLL_CHUNK: usize = 4095;
 /// Batches read ahead of the last commit before the sources pause (backpressure: a slow
 /// sink slows reading, and memory stays bounded).
 const BATCHES_IN_FLIGHT: u64 = 2;
-/// How often the dataflow time ticks within a batch: the live aggregates' frontier advances
-/// this often, whatever the batch length.
-const TICK: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -253,12 +250,12 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     }
     handles.history.close();
 
-    let mut batch: u64 = 1;
-    let mut tick: u64 = 0;
-    handles.raw.advance_to(time::batch_start(batch));
-    handles.positions.advance_to(time::batch_start(batch));
-    let mut batch_started = Instant::now();
-    let mut tick_started = Instant::now();
+    // Times come from the wall clock (see `time`), so all workers agree on them and a record
+    // is never held back by a worker whose loop was busy.
+    let mut now = time::Clock::new(config.batch.interval);
+    let mut current = now.time();
+    handles.raw.advance_to(current);
+    handles.positions.advance_to(current);
     let mut batch_records = 0;
     let mut exhausted = vec![false; sources.len()];
     let mut buffer = Vec::with_capacity(POLL_CHUNK);
@@ -269,9 +266,10 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
         let all_read = exhausted.iter().all(|done| *done);
         let stopping = shutdown.load(Ordering::Relaxed) || (config.until_done && all_read);
         let mut busy = false;
+        let batch = time::batch_of(current);
         let caught_up = !handles
             .committed
-            .less_than(&batch.saturating_sub(BATCHES_IN_FLIGHT));
+            .less_than(&time::batch_start(batch.saturating_sub(BATCHES_IN_FLIGHT)));
         if !stopping && caught_up {
             for (source, exhausted) in sources.iter_mut().zip(exhausted.iter_mut()) {
                 if *exhausted {
@@ -298,29 +296,27 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
                 }
             }
         }
-        if stopping
-            || batch_records >= config.batch.max_records
-            || batch_started.elapsed() >= config.batch.interval
-        {
-            for source in &sources {
-                for (partition, position) in source.positions() {
-                    if reported.get(&partition) != Some(&position) {
-                        handles.positions.send((partition.to_string(), position));
-                        reported.insert(partition, position);
+        // The next time: the clock's, or the next batch's start when this one is full.
+        let mut next = now.time().max(current);
+        if stopping || batch_records >= config.batch.max_records {
+            next = next.max(time::batch_start(batch + 1));
+        }
+        if next > current {
+            if time::batch_of(next) > batch {
+                // Leaving the batch: it covers the sources' positions as of now.
+                for source in &sources {
+                    for (partition, position) in source.positions() {
+                        if reported.get(&partition) != Some(&position) {
+                            handles.positions.send((partition.to_string(), position));
+                            reported.insert(partition, position);
+                        }
                     }
                 }
+                batch_records = 0;
             }
-            batch += 1;
-            tick = 0;
-            handles.raw.advance_to(time::batch_start(batch));
-            handles.positions.advance_to(time::batch_start(batch));
-            batch_started = Instant::now();
-            tick_started = batch_started;
-            batch_records = 0;
-        } else if tick_started.elapsed() >= TICK {
-            tick += 1;
-            handles.raw.advance_to(time::at(batch, tick));
-            tick_started = Instant::now();
+            current = next;
+            handles.raw.advance_to(current);
+            handles.positions.advance_to(current);
         }
         if stopping {
             break;
@@ -328,7 +324,7 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
         if busy {
             worker.step();
         } else {
-            worker.step_or_park(Some(Duration::from_millis(2)));
+            worker.step_or_park(Some(Duration::from_millis(1)));
         }
     }
     // Close the inputs and let everything read reach the tables.
