@@ -5,5 +5,6 @@
 mod support;
 
 mod cli;
+mod dashboard;
 mod exactly_once;
 mod replay;
