@@ -70,8 +70,8 @@ pub struct RunArgs {
     /// Timely worker threads. The tables do not depend on it.
     #[arg(long)]
     pub workers: Option<usize>,
-    /// HTTP address for the API and metrics.
-    #[arg(long)]
+    /// HTTP address for the API, metrics and dashboard (port 0: any free port).
+    #[arg(long, env = "PINSTREAM_HTTP")]
     pub http: Option<SocketAddr>,
     /// Stop once every source is exhausted (files read, emulator count reached) and all is
     /// committed, then exit 0. Without it the job runs until Ctrl-C or SIGTERM.

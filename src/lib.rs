@@ -6,6 +6,7 @@ pub mod clean;
 pub mod commands;
 pub mod config;
 pub mod dataflow;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod stream;

@@ -6,5 +6,6 @@ mod support;
 
 mod analytics;
 mod cli;
+mod dashboard;
 mod exactly_once;
 mod replay;

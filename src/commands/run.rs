@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Error, io_runtime};
+use crate::analytics::AggregateStore;
 use crate::config::{Config, RunArgs};
 use crate::dataflow::{self, stats::Stats};
+use crate::serve::{self, AppState};
 use crate::sink::aggregates as aggregate_tables;
 
 /// Seconds between progress lines.
@@ -20,13 +22,32 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     runtime.spawn(stop_on_signal(shutdown.clone()));
     tracing::info!(job = %config.name, sources = config.sources.len(), "starting");
 
+    // The live aggregates: the dataflow publishes into them, the HTTP API reads them.
+    let aggregates = AggregateStore::new();
+    // Bound before any work starts: a taken port fails the run at once, with one line.
+    let listener = runtime
+        .block_on(serve::bind(config.http))
+        .map_err(|error| Error::Io {
+            context: "starting the HTTP server".into(),
+            source: std::io::Error::other(error),
+        })?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = runtime.spawn(serve::serve_on(
+        listener,
+        AppState::new(aggregates.clone(), stats.clone()),
+        async move {
+            // A send or a drop (an early return) both stop it.
+            let _ = http_stopped.await;
+        },
+    ));
+
     let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
     let progress = {
         let (stats, done) = (stats.clone(), done.clone());
         std::thread::spawn(move || report_progress(&stats, &done))
     };
-    let aggregates = crate::analytics::AggregateStore::new();
+    // Changed aggregates to <lake>/aggregates/<name> every interval and at the end.
     let (stop_tables, stopped) = tokio::sync::watch::channel(false);
     let tables = config.analytics.enabled.then(|| {
         let lake = crate::sink::delta::lake_url(&config.lake);
@@ -55,6 +76,13 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     done.store(true, Ordering::Relaxed);
     progress.thread().unpark();
     let _ = progress.join();
+    // The engine is done: let open requests finish (bounded), then close the port.
+    let _ = stop_http.send(());
+    match runtime.block_on(http) {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!("{error}"),
+        Err(error) => tracing::warn!("HTTP server task: {error}"),
+    }
     let elapsed = started.elapsed();
     print_totals(&stats, elapsed);
     if let Some(path) = &args.summary {

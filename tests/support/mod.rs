@@ -9,6 +9,8 @@ pub mod analytics_batch;
 pub fn pinstream() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pinstream"));
     command.env("PINSTREAM_LOG", "warn,pinstream=info");
+    // Tests run in parallel: each run's HTTP server takes any free port, not 8080.
+    command.env("PINSTREAM_HTTP", "127.0.0.1:0");
     command
 }
 

@@ -1,0 +1,191 @@
+//! `GET /metrics`: Prometheus text exposition of [`Stats`] and the aggregate sizes.
+//!
+//! The values live in `Stats` atomics and the `AggregateStore`, so each scrape copies them
+//! into a fresh `metrics-exporter-prometheus` recorder used as a *local* recorder
+//! (`metrics::with_local_recorder`) and renders it. No global recorder is installed: tests
+//! and several servers in one process cannot step on each other, and a scrape always shows
+//! the current values (nothing stale from an earlier scrape).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use super::AppState;
+use crate::dataflow::stats::{SOURCE_KINDS, Stats};
+
+/// The content type Prometheus expects for the text format.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&state))
+}
+
+/// The exposition text for the state as it is now.
+pub fn render(state: &AppState) -> String {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || record(state));
+    handle.render()
+}
+
+fn record(state: &AppState) {
+    let stats = &state.stats;
+    describe_counter!(
+        "pinstream_records_total",
+        "Messages read, by stream and cleaning outcome (clean or quarantined)"
+    );
+    for (slot, stream) in ["pin", "geo", "user"].into_iter().enumerate() {
+        counter!("pinstream_records_total", "stream" => stream, "outcome" => "clean")
+            .absolute(Stats::get(&stats.clean_by_stream[slot]));
+    }
+    for (slot, stream) in ["pin", "geo", "user", "unknown"].into_iter().enumerate() {
+        counter!("pinstream_records_total", "stream" => stream, "outcome" => "quarantined")
+            .absolute(Stats::get(&stats.quarantined_by_stream[slot]));
+    }
+    describe_counter!(
+        "pinstream_source_records_total",
+        "Raw messages read, by source kind"
+    );
+    for (kind, count) in SOURCE_KINDS.iter().zip(&stats.records_by_source) {
+        counter!("pinstream_source_records_total", "kind" => *kind).absolute(Stats::get(count));
+    }
+    let totals = [
+        (
+            "pinstream_duplicates_total",
+            "Clean rows dropped because the table already holds them",
+            &stats.duplicates,
+        ),
+        (
+            "pinstream_rows_committed_total",
+            "Rows in committed data files, all tables",
+            &stats.rows_committed,
+        ),
+        (
+            "pinstream_commits_total",
+            "Delta commits (one per table per micro-batch)",
+            &stats.commits,
+        ),
+        (
+            "pinstream_batches_total",
+            "Micro-batches committed",
+            &stats.batches,
+        ),
+    ];
+    for (name, help, value) in totals {
+        describe_counter!(name, help);
+        counter!(name).absolute(Stats::get(value));
+    }
+    describe_gauge!(
+        "pinstream_batch_commit_latency_seconds",
+        Unit::Seconds,
+        "Time from the last batch's close to its last table commit"
+    );
+    gauge!("pinstream_batch_commit_latency_seconds")
+        .set(Stats::get(&stats.last_batch_latency_micros) as f64 / 1e6);
+    if let Some(quantiles) = stats.freshness_quantiles(&[0.5, 0.99]) {
+        describe_gauge!(
+            "pinstream_freshness_seconds",
+            Unit::Seconds,
+            "Time from a record's arrival to the aggregates including it being published (recent records)"
+        );
+        for (quantile, micros) in ["0.5", "0.99"].into_iter().zip(quantiles) {
+            gauge!("pinstream_freshness_seconds", "quantile" => quantile).set(micros as f64 / 1e6);
+        }
+    }
+    describe_gauge!("pinstream_aggregate_rows", "Rows in each live aggregate");
+    for snapshot in state.aggregates.all() {
+        gauge!("pinstream_aggregate_rows", "name" => snapshot.spec.name)
+            .set(snapshot.rows.len() as f64);
+    }
+    describe_gauge!(
+        "pinstream_uptime_seconds",
+        Unit::Seconds,
+        "Seconds since the server started"
+    );
+    gauge!("pinstream_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::serve::{app, test_state};
+
+    #[tokio::test]
+    async fn metrics_are_prometheus_text_of_the_current_values() {
+        let state = test_state();
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        let response = app(state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let value = |series: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"));
+            line[series.len()..].trim().parse().unwrap()
+        };
+        assert_eq!(
+            value(r#"pinstream_records_total{stream="pin",outcome="clean"}"#),
+            400.0
+        );
+        assert_eq!(
+            value(r#"pinstream_records_total{stream="geo",outcome="quarantined"}"#),
+            0.0
+        );
+        assert_eq!(
+            value(r#"pinstream_records_total{stream="unknown",outcome="quarantined"}"#),
+            20.0
+        );
+        assert_eq!(
+            value(r#"pinstream_source_records_total{kind="emulator"}"#),
+            1200.0
+        );
+        assert_eq!(value("pinstream_duplicates_total"), 100.0);
+        assert_eq!(value("pinstream_rows_committed_total"), 1050.0);
+        assert_eq!(value("pinstream_commits_total"), 12.0);
+        assert_eq!(value("pinstream_batches_total"), 3.0);
+        assert_eq!(value("pinstream_batch_commit_latency_seconds"), 0.25);
+        assert_eq!(
+            value(r#"pinstream_freshness_seconds{quantile="0.5"}"#),
+            0.02
+        );
+        assert_eq!(
+            value(r#"pinstream_freshness_seconds{quantile="0.99"}"#),
+            0.03
+        );
+        assert_eq!(
+            value(r#"pinstream_aggregate_rows{name="trending_categories"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(r#"pinstream_aggregate_rows{name="q1_popular_category_by_country"}"#),
+            0.0
+        );
+        assert!(value("pinstream_uptime_seconds") >= 0.0);
+        assert!(
+            text.contains("# TYPE pinstream_records_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE pinstream_freshness_seconds gauge"),
+            "{text}"
+        );
+
+        // A later scrape shows later values (nothing is cached between scrapes).
+        crate::dataflow::stats::Stats::add(&state.stats.commits, 1);
+        assert!(super::render(&state).contains("\npinstream_commits_total 13\n"));
+    }
+}
