@@ -4,6 +4,7 @@
 
 mod support;
 
+mod aggregates;
 mod analytics;
 mod cli;
 mod dashboard;

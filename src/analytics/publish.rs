@@ -115,10 +115,13 @@ impl Trending {
                 }
             }
         }
-        self.totals
+        let mut rows: Vec<Vec<Cell>> = self
+            .totals
             .iter()
             .map(|(category, posts)| vec![Cell::Text(names::text(*category)), Cell::Long(*posts)])
-            .collect()
+            .collect();
+        rows.sort();
+        rows
     }
 }
 

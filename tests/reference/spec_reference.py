@@ -330,8 +330,10 @@ def main():
         extra = set(counts) - expected_bad
         problems.append(f"quarantine: {len(missing)} missing e.g. {sorted(missing)[:3]}, "
                         f"{len(extra)} unexpected e.g. {sorted(extra, key=str)[:3]}")
-    print(json.dumps({"summary": summary, "problems": problems}))
-    sys.exit(1 if problems else 0)
+    print(json.dumps({"summary": summary, "problems": problems}), flush=True)
+    # os._exit: the deltalake package can abort while Python shuts down (delta-rs#2184),
+    # which would turn a verdict into a crash.
+    os._exit(1 if problems else 0)
 
 
 # ---- SPEC §3 analytics ----------------------------------------------------------------------

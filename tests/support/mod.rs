@@ -181,3 +181,69 @@ pub fn write_edge_cases(dir: &Path) {
     std::fs::write(folder.join("user.jsonl"), user_bytes).unwrap();
     std::fs::write(folder.join("notes.txt"), "not a stream\n").unwrap();
 }
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Checks the aggregate tables under `lake` (and the HTTP API at `api`, if given) against
+/// the SPEC §3 reference computed from `input`; returns the report.
+pub fn check_aggregates(input: &Path, lake: &Path, api: Option<&str>) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
+    let mut command = Command::new(python());
+    command.arg(script).arg("--aggregates").arg(input).arg(lake);
+    if let Some(api) = api {
+        command.arg("--api").arg(api);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "aggregates differ from the reference:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// GET `path` from the server at 127.0.0.1:`port` (HTTP/1.1, no keep-alive); the body.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // Join the chunks.
+        let mut rest = body;
+        let mut joined = String::new();
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            if size == 0 {
+                break;
+            }
+            joined.push_str(tail.get(..size)?);
+            rest = tail.get(size + 2..)?;
+        }
+        return Some(joined);
+    }
+    Some(body.to_owned())
+}
