@@ -127,6 +127,12 @@ pub struct BenchArgs {
     /// Directory for the generated data and lakes (default: a temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Seconds of the freshness run (the emulator at --freshness-rate); 0 skips it.
+    #[arg(long, default_value_t = 10)]
+    pub freshness_seconds: u64,
+    /// Events per second of the freshness run.
+    #[arg(long, default_value_t = 20_000)]
+    pub freshness_rate: u64,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -164,17 +164,18 @@ pub fn publish<'scope>(
             let trending_index = index_of("trending_categories");
             let mut contents: Vec<BTreeMap<Vec<Cell>, isize>> =
                 vec![BTreeMap::new(); AGGREGATES.len()];
-            let mut pending: Vec<(Update, u64, isize)> = Vec::new();
+            // Held per time until the frontier passes it (taken in order, never rescanned).
+            let mut pending: BTreeMap<u64, Vec<(Update, isize)>> = BTreeMap::new();
             let profile_index = index_of("profile_popularity");
             // Every poster's (follower_count, poster) -> posts, ordered for the top 100.
             let mut posters: BTreeMap<(i64, Name), i64> = BTreeMap::new();
-            let mut arrivals: Vec<(u64, i64)> = Vec::new();
-            let mut trends: Vec<(u64, Name, i64)> = Vec::new();
+            let mut arrivals: BTreeMap<u64, i64> = BTreeMap::new();
+            let mut trends: BTreeMap<u64, Vec<(Name, i64)>> = BTreeMap::new();
             let mut trending = Trending::new(window);
             move |(updates, updates_frontier), (signals, signals_frontier), _output| {
                 updates.for_each_stamp(|_, batches| {
-                    for batch in batches {
-                        pending.append(batch);
+                    for (update, time, diff) in batches.flat_map(|b| b.drain(..)) {
+                        pending.entry(time).or_default().push((update, diff));
                     }
                 });
                 signals.for_each_stamp(|capability, batches| {
@@ -183,9 +184,12 @@ pub fn publish<'scope>(
                     };
                     for signal in batches.flat_map(|b| b.drain(..)) {
                         match signal {
-                            Signal::Arrival(arrival) => arrivals.push((time, arrival)),
+                            Signal::Arrival(arrival) => {
+                                let earliest = arrivals.entry(time).or_insert(arrival);
+                                *earliest = (*earliest).min(arrival);
+                            }
                             Signal::Trend(category, first_seen) => {
-                                trends.push((time, category, first_seen))
+                                trends.entry(time).or_default().push((category, first_seen))
                             }
                         }
                     }
@@ -193,12 +197,21 @@ pub fn publish<'scope>(
                 let done = |time: &u64| {
                     !updates_frontier.less_equal(time) && !signals_frontier.less_equal(time)
                 };
-                let mut dirty = vec![false; AGGREGATES.len()];
-                pending.retain(|(update, time, diff)| {
-                    if !done(time) {
-                        return true;
+                // Everything before the first time not done.
+                fn take_done<V>(map: &mut BTreeMap<u64, V>, done: impl Fn(&u64) -> bool) -> Vec<V> {
+                    let mut taken = Vec::new();
+                    while let Some(entry) = map.first_entry() {
+                        if !done(entry.key()) {
+                            break;
+                        }
+                        taken.push(entry.remove());
                     }
-                    match update {
+                    taken
+                }
+                let mut dirty = vec![false; AGGREGATES.len()];
+                for (update, diff) in take_done(&mut pending, done).into_iter().flatten() {
+                    let diff = &diff;
+                    match &update {
                         Update::Row(index, row) => {
                             let count = contents[*index].entry(row.clone()).or_default();
                             *count += diff;
@@ -220,16 +233,10 @@ pub fn publish<'scope>(
                             dirty[profile_index] = true;
                         }
                     }
-                    false
-                });
-                trends.retain(|(time, category, first_seen)| {
-                    if done(time) {
-                        trending.add(*category, *first_seen);
-                        false
-                    } else {
-                        true
-                    }
-                });
+                }
+                for (category, first_seen) in take_done(&mut trends, done).into_iter().flatten() {
+                    trending.add(category, first_seen);
+                }
                 if dirty[profile_index] {
                     dirty[profile_index] = false;
                     store.publish(AGGREGATES[profile_index].name, top_posters(&posters, 100));
@@ -248,14 +255,9 @@ pub fn publish<'scope>(
                 if publisher {
                     store.publish(AGGREGATES[trending_index].name, trending.rows(now));
                 }
-                arrivals.retain(|(time, arrival)| {
-                    if done(time) {
-                        stats.record_freshness((now - arrival).max(0) as u64);
-                        false
-                    } else {
-                        true
-                    }
-                });
+                for arrival in take_done(&mut arrivals, done) {
+                    stats.record_freshness((now - arrival).max(0) as u64);
+                }
             }
         },
     )

@@ -61,6 +61,14 @@ pub struct RunSummary {
     pub rows_committed: u64,
     pub seconds: f64,
     pub peak_rss_bytes: u64,
+    pub freshness_ms: Option<Freshness>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Freshness {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -106,13 +114,17 @@ fn serde_baseline(files: &[(String, Vec<u8>)], threads: usize) -> (u64, f64) {
     (parsed as u64, lines.len() as f64 / seconds)
 }
 
-fn run_pipeline(data: &Path, lake: &Path, workers: usize) -> Result<RunSummary, Error> {
+/// Runs `pinstream run <source> --until-done` into a fresh `lake` and reads its summary.
+fn run_pipeline(
+    source: &str,
+    lake: &Path,
+    workers: usize,
+    extra: &[&str],
+) -> Result<RunSummary, Error> {
+    let _ = std::fs::remove_dir_all(lake);
     let summary_path = lake.with_extension("summary.json");
     let status = Command::new(std::env::current_exe().map_err(io("locating pinstream"))?)
-        .arg("run")
-        .arg("--from")
-        .arg(format!("file:{}", data.display()))
-        .arg("--lake")
+        .args(["run", "--from", source, "--lake"])
         .arg(lake)
         .args([
             "--until-done",
@@ -121,6 +133,8 @@ fn run_pipeline(data: &Path, lake: &Path, workers: usize) -> Result<RunSummary, 
             "--summary",
         ])
         .arg(&summary_path)
+        .args(["--http", "127.0.0.1:0"])
+        .args(extra)
         .env("PINSTREAM_LOG", "warn")
         .status()
         .map_err(io("starting pinstream run"))?;
@@ -186,18 +200,46 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
         );
         baseline_all = rate;
     }
+    let source = format!("file:{}", data.display());
     for &workers in &args.workers {
-        let lake = dir.join(format!("lake-{workers}w"));
-        let _ = std::fs::remove_dir_all(&lake);
-        let summary = run_pipeline(&data, &lake, workers)?;
-        let rate = summary.records_in as f64 / summary.seconds;
-        println!(
-            "pipeline file -> Delta, {workers} worker(s): {rate:>12.0} records/s ({:.0}% of serde_json on {cores} cores), {:.2} s, {} rows committed, peak RSS {:.0} MiB",
-            100.0 * rate / baseline_all,
-            summary.seconds,
-            summary.rows_committed,
-            summary.peak_rss_bytes as f64 / (1 << 20) as f64,
+        for (label, extra) in [
+            ("with analytics", &[][..]),
+            ("tables only", &["--no-analytics"][..]),
+        ] {
+            let lake = dir.join(format!("lake-{workers}w"));
+            let summary = run_pipeline(&source, &lake, workers, extra)?;
+            let rate = summary.records_in as f64 / summary.seconds;
+            println!(
+                "pipeline file -> Delta, {workers} worker(s), {label}: {rate:>10.0} records/s ({:.0}% of serde_json on {cores} cores), {:.2} s, {} rows committed, peak RSS {:.0} MiB",
+                100.0 * rate / baseline_all,
+                summary.seconds,
+                summary.rows_committed,
+                summary.peak_rss_bytes as f64 / (1 << 20) as f64,
+            );
+        }
+    }
+    // Freshness: the emulator at a steady rate, record arrival -> aggregate published.
+    if args.freshness_seconds > 0 {
+        let rate = args.freshness_rate;
+        let events = rate * args.freshness_seconds;
+        let source = format!(
+            "emulator:events={events},rate={rate},seed=2,universe={}",
+            args.universe
         );
+        let lake = dir.join("lake-freshness");
+        let workers = args.workers.iter().copied().max().unwrap_or(1);
+        let summary = run_pipeline(&source, &lake, workers, &[])?;
+        match summary.freshness_ms {
+            Some(f) => println!(
+                "freshness at {rate} events/s ({} records/s), {workers} worker(s), {} s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (arrival -> aggregates published)",
+                rate * 3,
+                args.freshness_seconds,
+                f.p50,
+                f.p99,
+                f.max
+            ),
+            None => println!("freshness: no sample"),
+        }
     }
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);

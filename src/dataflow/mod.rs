@@ -237,17 +237,23 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
         reported.extend(from);
         sources.push(source);
     }
-    let started = Instant::now();
-    let mut held = Vec::new();
-    for table in Table::ALL {
-        held.extend(runtime.block_on(lake.read_rows(table, index, peers))?);
-    }
-    tracing::debug!(worker = index, rows = held.len(), elapsed = ?started.elapsed(), "rows the tables hold, read back");
-
     let mut handles = worker.dataflow::<u64, _, _>(|scope| build(scope, context));
-    for (row, arrival) in held {
-        handles.history.send((row.identity(), row, arrival));
+    // Seed the deduplication and the analytics with the rows the tables hold, a batch at a
+    // time, letting each flow before the next is read.
+    let started = Instant::now();
+    let mut held = 0;
+    for table in Table::ALL {
+        for (path, modified) in lake.data_files(table, index, peers)? {
+            runtime.block_on(lake.read_file(table, &path, |rows| {
+                held += rows.len();
+                for row in rows {
+                    handles.history.send((row.identity(), row, modified));
+                }
+            }))?;
+            worker.step();
+        }
     }
+    tracing::debug!(worker = index, rows = held, elapsed = ?started.elapsed(), "rows the tables hold, read back");
     handles.history.close();
 
     // Times come from the wall clock (see `time`), so all workers agree on them and a record

@@ -192,6 +192,7 @@ pub fn commit<'scope>(
                     output.session(&last).give(batch);
                     return;
                 }
+                let started = std::time::Instant::now();
                 for table in Table::ALL {
                     let adds = by_table.remove(&table).unwrap_or_default();
                     match runtime.block_on(lake.commit(table, adds, &covered, batch)) {
@@ -207,6 +208,10 @@ pub fn commit<'scope>(
                 }
                 Stats::add(&stats.rows_committed, rows);
                 Stats::add(&stats.batches, 1);
+                stats.last_batch_latency_micros.store(
+                    started.elapsed().as_micros() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 output.session(&last).give(batch);
             }
         },

@@ -33,7 +33,7 @@ pub struct Stats {
     pub commits: AtomicU64,
     /// Micro-batches committed.
     pub batches: AtomicU64,
-    /// Time from a batch's close to its last table commit, last batch, micros.
+    /// How long the last batch's commits (all tables) took, micros.
     pub last_batch_latency_micros: AtomicU64,
     /// Time from a record's arrival to the aggregates including it being published.
     pub freshness: Mutex<VecDeque<u64>>,

@@ -111,58 +111,62 @@ impl Lake {
         Ok(positions)
     }
 
-    /// The rows of `table`'s data files `i` with `i % peers == worker` (every worker reads a
-    /// share; together they read the whole table), each with its file's modification time
-    /// (micros): when the row was first committed, the nearest there is to its arrival.
-    pub async fn read_rows(
+    /// The data files `i` of `table` with `i % peers == worker` (every worker takes a share;
+    /// together they cover the table), each with its modification time (micros): when its
+    /// rows were first committed, the nearest there is to their arrival.
+    pub fn data_files(
         &self,
         table: Table,
         worker: usize,
         peers: usize,
-    ) -> Result<Vec<(TableRow, i64)>, SinkError> {
-        use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-        let delta = &self.tables[&table];
-        let parquet_error = |source| SinkError::Parquet {
-            table: table.name().to_owned(),
-            source,
-        };
-        let snapshot = delta.snapshot().map_err(delta_error(table))?;
-        let mut paths: Vec<_> = snapshot
+    ) -> Result<Vec<(object_store::path::Path, i64)>, SinkError> {
+        let snapshot = self.tables[&table].snapshot().map_err(delta_error(table))?;
+        let mut files: Vec<_> = snapshot
             .log_data()
             .into_iter()
             .map(|file| (file.object_store_path(), file.modification_time() * 1000))
             .collect();
-        paths.sort();
-        let store = delta.object_store();
-        let mut rows = Vec::new();
-        for (_, (path, modified)) in paths
+        files.sort();
+        Ok(files
             .into_iter()
             .enumerate()
             .filter(|(i, _)| i % peers == worker)
-        {
-            // Data files are written one per batch and worker, so whole-file reads stay small.
-            let object_error = |e: object_store::Error| delta_error(table)(e.into());
-            let file = store.get(&path).await.map_err(object_error)?;
-            let bytes = file.bytes().await.map_err(object_error)?;
-            let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(parquet_error)?
-                .with_batch_size(8192)
-                .build()
-                .map_err(parquet_error)?;
-            for batch in batches {
-                let batch = batch.map_err(|source| SinkError::Arrow {
-                    table: table.name().to_owned(),
-                    source,
-                })?;
-                let decoded = schema::decode(table, &batch).map_err(|source| SinkError::Arrow {
-                    table: table.name().to_owned(),
-                    source,
-                })?;
-                rows.extend(decoded.into_iter().map(|row| (row, modified)));
-            }
+            .map(|(_, file)| file)
+            .collect())
+    }
+
+    /// Reads one data file of `table` and hands its rows to `each`, one Arrow batch at a time
+    /// (so rebuilding state at start holds one batch of rows, not the table).
+    pub async fn read_file(
+        &self,
+        table: Table,
+        path: &object_store::path::Path,
+        mut each: impl FnMut(Vec<TableRow>),
+    ) -> Result<(), SinkError> {
+        use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+        let arrow_error = |source| SinkError::Arrow {
+            table: table.name().to_owned(),
+            source,
+        };
+        let parquet_error = |source| SinkError::Parquet {
+            table: table.name().to_owned(),
+            source,
+        };
+        // Data files are written one per batch and worker, so whole-file reads stay small.
+        let object_error = |e: object_store::Error| delta_error(table)(e.into());
+        let store = self.tables[&table].object_store();
+        let file = store.get(path).await.map_err(object_error)?;
+        let bytes = file.bytes().await.map_err(object_error)?;
+        let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(parquet_error)?
+            .with_batch_size(8192)
+            .build()
+            .map_err(parquet_error)?;
+        for batch in batches {
+            each(schema::decode(table, &batch.map_err(arrow_error)?).map_err(arrow_error)?);
         }
-        Ok(rows)
+        Ok(())
     }
 
     /// A writer of data files for `table` (files only: the commit is [`Lake::commit`]'s).
