@@ -123,23 +123,30 @@ fn peak_rss_bytes() -> u64 {
 
 /// First SIGINT/SIGTERM: stop reading, commit what is held, exit 0. Second: exit at once.
 async fn stop_on_signal(shutdown: Arc<AtomicBool>) {
+    // One listener per signal, made once: a fresh `ctrl_c()` per wait would see the first
+    // signal again and take it for a second one.
     #[cfg(unix)]
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
     for _ in 0..2 {
         #[cfg(unix)]
         {
-            let sigterm = async {
-                match terminate.as_mut() {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
                     Some(signal) => {
                         signal.recv().await;
                     }
                     None => std::future::pending::<()>().await,
                 }
-            };
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = sigterm => {}
+                _ = next(&mut interrupt) => {}
+                _ = next(&mut terminate) => {}
             }
         }
         #[cfg(not(unix))]
