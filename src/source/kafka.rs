@@ -307,13 +307,17 @@ struct Part {
     end: Option<i64>,
     /// The low watermark at open (where `earliest` starts).
     low: i64,
+    /// `end` has been raised to the high watermark of the first fetch response. Some brokers
+    /// (tansu 0.6) answer ListOffsets with the start of the last batch + 1, not the end, so
+    /// the watermark queried at open is only a lower bound.
+    end_seen: bool,
 }
 
 impl Part {
     fn done(&self) -> bool {
         match self.end {
             None => true,
-            Some(end) => self.next.is_some_and(|next| next >= end),
+            Some(end) => self.end_seen && self.next.is_some_and(|next| next >= end),
         }
     }
 }
@@ -399,6 +403,7 @@ impl KafkaSource {
                             spec.brokers
                         ))
                     })?;
+                tracing::debug!(partition = %id, low, high, "kafka watermarks at open");
                 source.add(Part {
                     id,
                     topic: topic.clone(),
@@ -407,6 +412,7 @@ impl KafkaSource {
                     next: None,
                     end: Some(high),
                     low,
+                    end_seen: false,
                 });
             }
         }
@@ -475,6 +481,7 @@ impl KafkaSource {
                         next: None,
                         end: None,
                         low: 0,
+                        end_seen: true,
                     });
                     added += 1;
                 }
@@ -484,6 +491,34 @@ impl KafkaSource {
             self.assign()?;
         }
         Ok(())
+    }
+
+    /// Raises the end of partitions found at open to the high watermark of their first fetch
+    /// response (cached by librdkafka; no request).
+    fn confirm_ends(&mut self) {
+        for part in self.parts.iter_mut().filter(|p| !p.end_seen) {
+            let Ok(topic) = std::ffi::CString::new(part.topic.as_str()) else {
+                continue;
+            };
+            let (mut low, mut high) = (-1i64, -1i64);
+            // SAFETY: a live client handle, a NUL-terminated topic and two valid out pointers;
+            // librdkafka only reads its local cache.
+            let code = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    self.consumer.client().native_ptr(),
+                    topic.as_ptr(),
+                    part.partition,
+                    &mut low,
+                    &mut high,
+                )
+            };
+            if code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                && high >= 0
+            {
+                part.end = part.end.map(|end| end.max(high));
+                part.end_seen = true;
+            }
+        }
     }
 
     /// Moves positions over gaps the consumer skipped without delivering a message
@@ -705,6 +740,9 @@ impl Source for KafkaSource {
             return Ok(PollStatus::Ready);
         }
         self.catch_up_positions();
+        if self.spec.stop_at_end {
+            self.confirm_ends();
+        }
         if self.spec.stop_at_end && self.parts.iter().all(Part::done) {
             return Ok(PollStatus::Exhausted);
         }
