@@ -11,4 +11,17 @@ echo "python readers: $python"
 # The dashboard tests skip (loudly) only when Chromium cannot be installed at all.
 chromium=$(scripts/chromium.sh) || chromium="(not installed: dashboard tests will skip)"
 echo "chromium: $chromium"
+# rdkafka builds librdkafka with CMake (and libcurl headers): install them once.
+if ! command -v cmake >/dev/null || ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q cmake libcurl4-openssl-dev >/dev/null
+fi
+# A Kafka broker (tansu) for tests/kafka.rs; they skip without PINSTREAM_KAFKA.
+if scripts/services.sh start kafka; then
+  eval "$(scripts/services.sh env)"
+  echo "kafka: $PINSTREAM_KAFKA"
+else
+  echo "kafka: could not start (Kafka tests will skip)"
+fi
 cargo test --locked "$@"

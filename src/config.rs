@@ -4,6 +4,7 @@
 //! applies the flags over the job and checks everything, so a bad setting is one clear line
 //! before anything starts.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 
 use crate::source::SourceSpec;
 use crate::source::emulator::EmulatorSpec;
+use crate::source::kafka::{KafkaSpec, StartFrom, Topics};
 
 /// The embedded default job (`pinstream run` with no job file).
 pub const DEFAULT_JOB: &str = include_str!("../dataflows/local.toml");
@@ -64,6 +66,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub lake: Option<String>,
     /// A source, replacing the job's sources (repeat for several): file:<dir>,
+    /// kafka://<host:port>/<topic-prefix>[?start=earliest|latest|<time>&group_id=<id>],
     /// emulator:events=<n>,seed=<s>,rate=<per-second>[,universe=<n>][,partitions=<n>].
     #[arg(long = "from", value_name = "SOURCE")]
     pub from: Vec<String>,
@@ -73,8 +76,8 @@ pub struct RunArgs {
     /// HTTP address for the API, metrics and dashboard (port 0: any free port).
     #[arg(long, env = "PINSTREAM_HTTP")]
     pub http: Option<SocketAddr>,
-    /// Stop once every source is exhausted (files read, emulator count reached) and all is
-    /// committed, then exit 0. Without it the job runs until Ctrl-C or SIGTERM.
+    /// Stop once every source is exhausted (files read, emulator count reached, Kafka caught
+    /// up with the end offsets it had at start) and all is committed, then exit 0. Without it the job runs until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub until_done: bool,
     /// Micro-batch length (e.g. 1s, 500ms): one Delta commit per table per batch.
@@ -99,7 +102,9 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct EmulateArgs {
-    /// Where to: file:<dir> writes <dir>/pin.jsonl, geo.jsonl and user.jsonl.
+    /// Where to: file:<dir> writes <dir>/pin.jsonl, geo.jsonl and user.jsonl;
+    /// kafka://<host:port>/<prefix> produces to the topics <prefix>.pin, .geo and .user
+    /// (created when missing), keyed by post index.
     #[arg(long)]
     pub to: String,
     /// Number of events (each is one pin, one geo and one user message).
@@ -111,6 +116,16 @@ pub struct EmulateArgs {
     /// Distinct posts the events are drawn from (with replacement, so posts repeat).
     #[arg(long, default_value_t = EmulatorSpec::default().universe)]
     pub universe: u64,
+    /// Events per second (Kafka only; default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Partitions of each topic created (Kafka only; existing topics are left as they are).
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// A librdkafka property for the producer, key=value (repeat for several), e.g.
+    /// security.protocol=SSL.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -212,11 +227,23 @@ enum SourceFile {
         universe: Option<u64>,
         partitions: Option<u32>,
     },
+    /// A Kafka cluster: `topic_prefix` (topics `<prefix>.pin/.geo/.user`) or `topics`.
+    Kafka {
+        brokers: String,
+        topic_prefix: Option<String>,
+        topics: Option<Vec<String>>,
+        group_id: Option<String>,
+        /// `earliest` (default), `latest`, a timestamp or epoch milliseconds.
+        start: Option<toml::Value>,
+        /// librdkafka properties, set on the client as they are.
+        #[serde(default)]
+        properties: BTreeMap<String, toml::Value>,
+    },
 }
 
 impl SourceFile {
-    fn into_spec(self, job_dir: &Path) -> SourceSpec {
-        match self {
+    fn into_spec(self, job_dir: &Path) -> Result<SourceSpec, String> {
+        Ok(match self {
             SourceFile::File { dir } => SourceSpec::File {
                 dir: if dir.is_relative() && !job_dir.as_os_str().is_empty() {
                     job_dir.join(dir)
@@ -240,7 +267,63 @@ impl SourceFile {
                     partitions: partitions.unwrap_or(default.partitions),
                 })
             }
-        }
+            SourceFile::Kafka {
+                brokers,
+                topic_prefix,
+                topics,
+                group_id,
+                start,
+                properties,
+            } => {
+                if brokers.trim().is_empty() {
+                    return Err("kafka source: brokers is empty".into());
+                }
+                let topics = match (topic_prefix, topics) {
+                    (Some(prefix), None) => {
+                        // The same checks as --from kafka://.
+                        KafkaSpec::parse(&format!("kafka://{brokers}/{prefix}"))
+                            .map_err(|e| e.to_string())?;
+                        Topics::Prefix(prefix)
+                    }
+                    (None, Some(topics)) if !topics.is_empty() => Topics::List(topics),
+                    _ => {
+                        return Err(
+                            "kafka source: give either topic_prefix or a non-empty topics list"
+                                .into(),
+                        );
+                    }
+                };
+                topics.resolve().map_err(|e| e.to_string())?;
+                let start = match start {
+                    None => Ok(StartFrom::Earliest),
+                    Some(toml::Value::String(text)) => StartFrom::parse(&text),
+                    Some(toml::Value::Integer(ms)) => StartFrom::parse(&ms.to_string()),
+                    Some(toml::Value::Datetime(time)) => StartFrom::parse(&time.to_string()),
+                    Some(other) => StartFrom::parse(&other.to_string()),
+                }
+                .map_err(|e| e.to_string())?;
+                let properties = properties
+                    .into_iter()
+                    .map(|(key, value)| match value {
+                        toml::Value::String(text) => Ok((key, text)),
+                        toml::Value::Integer(_)
+                        | toml::Value::Float(_)
+                        | toml::Value::Boolean(_) => Ok((key, value.to_string())),
+                        _ => Err(format!(
+                            "kafka source: property {key} must be a string, number or boolean"
+                        )),
+                    })
+                    .collect::<Result<_, String>>()?;
+                SourceSpec::Kafka(KafkaSpec {
+                    brokers,
+                    topics,
+                    group_id,
+                    start,
+                    properties,
+                    stop_at_end: false,
+                })
+            }
+        })
     }
 }
 
@@ -267,11 +350,17 @@ impl Config {
             path: path.clone(),
             reason: e.message().to_owned(),
         })?;
-        let sources = if args.from.is_empty() {
+        let mut sources = if args.from.is_empty() {
             job.source
                 .into_iter()
-                .map(|s| s.into_spec(&job_dir))
-                .collect()
+                .map(|s| {
+                    s.into_spec(&job_dir)
+                        .map_err(|reason| ConfigError::JobFile {
+                            path: path.clone(),
+                            reason,
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?
         } else {
             args.from
                 .iter()
@@ -314,8 +403,19 @@ impl Config {
                 )?,
             },
         };
+        let name = job.name.unwrap_or_else(|| "job".to_owned());
+        for source in &mut sources {
+            if let SourceSpec::Kafka(kafka) = source {
+                // Offsets are never committed to the group (the tables hold the positions);
+                // the id names the job in the brokers' tools.
+                kafka
+                    .group_id
+                    .get_or_insert_with(|| format!("pinstream-{name}"));
+                kafka.stop_at_end = args.until_done;
+            }
+        }
         let config = Config {
-            name: job.name.unwrap_or_else(|| "job".to_owned()),
+            name,
             lake: args
                 .lake
                 .clone()
@@ -416,7 +516,11 @@ mod tests {
 
     #[test]
     fn shipped_job_files_parse() {
-        for path in ["dataflows/local.toml", "dataflows/replay-files.toml"] {
+        for path in [
+            "dataflows/local.toml",
+            "dataflows/replay-files.toml",
+            "dataflows/kafka.toml",
+        ] {
             let args = RunArgs {
                 job: Some(path.into()),
                 ..run_args(&[])
@@ -450,5 +554,93 @@ mod tests {
             error.starts_with("job file ") && error.contains("invalid type"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn kafka_sources_from_flags_and_job_files() {
+        let config = Config::resolve(&run_args(&[
+            "--from",
+            "kafka://127.0.0.1:9092/abc",
+            "--until-done",
+        ]))
+        .unwrap();
+        let [SourceSpec::Kafka(kafka)] = &config.sources[..] else {
+            panic!("{:?}", config.sources);
+        };
+        assert_eq!(kafka.topics, Topics::Prefix("abc".into()));
+        assert_eq!(kafka.group_id.as_deref(), Some("pinstream-local"));
+        assert!(kafka.stop_at_end);
+
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job.toml");
+        std::fs::write(
+            &job,
+            r#"
+name = "msk"
+[[source]]
+type = "kafka"
+brokers = "b-1.example:9094,b-2.example:9094"
+topics = ["raw.pin", "raw.geo"]
+group_id = "mine"
+start = 2024-05-01T00:00:00Z
+[source.properties]
+"security.protocol" = "SSL"
+"fetch.max.bytes" = 1048576
+"enable.ssl.certificate.verification" = true
+"#,
+        )
+        .unwrap();
+        let args = RunArgs {
+            job: Some(job.clone()),
+            ..run_args(&[])
+        };
+        let config = Config::resolve(&args).unwrap();
+        let [SourceSpec::Kafka(kafka)] = &config.sources[..] else {
+            panic!("{:?}", config.sources);
+        };
+        assert_eq!(kafka.brokers, "b-1.example:9094,b-2.example:9094");
+        assert_eq!(
+            kafka.topics,
+            Topics::List(vec!["raw.pin".into(), "raw.geo".into()])
+        );
+        assert_eq!(kafka.group_id.as_deref(), Some("mine"));
+        assert_eq!(kafka.start, StartFrom::Timestamp(1_714_521_600_000));
+        assert!(!kafka.stop_at_end);
+        assert_eq!(kafka.properties["security.protocol"], "SSL");
+        assert_eq!(kafka.properties["fetch.max.bytes"], "1048576");
+        assert_eq!(
+            kafka.properties["enable.ssl.certificate.verification"],
+            "true"
+        );
+
+        for (body, needle) in [
+            (
+                "brokers = \"h:1\"",
+                "topic_prefix or a non-empty topics list",
+            ),
+            (
+                "brokers = \"h:1\"\ntopic_prefix = \"a\"\ntopics = [\"a.pin\"]",
+                "either",
+            ),
+            ("brokers = \"h:1\"\ntopics = [\"nostream\"]", "stream"),
+            (
+                "brokers = \"h:1\"\ntopic_prefix = \"a\"\nstart = \"soon\"",
+                "start",
+            ),
+            (
+                "brokers = \"h:1\"\ntopic_prefix = \"a b\"",
+                "letters, digits",
+            ),
+            ("topic_prefix = \"a\"", "brokers"),
+        ] {
+            std::fs::write(&job, format!("[[source]]\ntype = \"kafka\"\n{body}\n")).unwrap();
+            let args = RunArgs {
+                job: Some(job.clone()),
+                ..run_args(&[])
+            };
+            let error = Config::resolve(&args).unwrap_err().to_string();
+            assert!(error.contains(needle), "{body}: {error}");
+            assert!(!error.contains('\n'), "{error}");
+        }
     }
 }

@@ -9,4 +9,5 @@ mod analytics;
 mod cli;
 mod dashboard;
 mod exactly_once;
+mod kafka;
 mod replay;

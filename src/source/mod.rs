@@ -7,6 +7,7 @@
 
 pub mod emulator;
 pub mod file;
+pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub enum SourceError {
     },
     #[error("{0}")]
     Config(String),
+    /// A required service (a Kafka broker) could not be reached after retries.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// A reader of raw messages. Each timely worker opens its own instance (see
@@ -90,6 +94,8 @@ pub enum SourceSpec {
     File { dir: std::path::PathBuf },
     /// `emulator:events=<n>,seed=<s>,rate=<per-second>`
     Emulator(emulator::EmulatorSpec),
+    /// `kafka://<host:port>/<topic-prefix>`
+    Kafka(kafka::KafkaSpec),
 }
 
 impl SourceSpec {
@@ -108,9 +114,11 @@ impl SourceSpec {
             Ok(SourceSpec::Emulator(emulator::EmulatorSpec::parse(
                 settings,
             )?))
+        } else if text.starts_with("kafka://") {
+            Ok(SourceSpec::Kafka(kafka::KafkaSpec::parse(text)?))
         } else {
             Err(SourceError::Config(format!(
-                "unknown source `{text}`: expected file:<dir> or emulator:events=<n>,seed=<s>,rate=<per-second>"
+                "unknown source `{text}`: expected file:<dir>, kafka://<host:port>/<topic-prefix> or emulator:events=<n>,seed=<s>,rate=<per-second>"
             )))
         }
     }
@@ -122,15 +130,17 @@ impl SourceSpec {
             SourceSpec::Emulator(spec) => {
                 Box::new(emulator::EmulatorSource::new(spec, worker, peers))
             }
+            SourceSpec::Kafka(spec) => Box::new(kafka::KafkaSource::new(spec, worker, peers)?),
         })
     }
 
-    /// Whether the source ends by itself (files, a bounded emulator); `--until-done` waits for
-    /// those.
+    /// Whether the source can end (files, a bounded emulator, Kafka caught up with the end
+    /// offsets it had at open); `--until-done` waits for those.
     pub fn is_bounded(&self) -> bool {
         match self {
             SourceSpec::File { .. } => true,
             SourceSpec::Emulator(spec) => spec.events.is_some(),
+            SourceSpec::Kafka(_) => true,
         }
     }
 }
