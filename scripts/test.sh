@@ -9,7 +9,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
 python=$(scripts/python-env.sh)
 echo "python readers: $python"
 # The dashboard tests skip (loudly) only when Chromium cannot be installed at all.
-chromium=$(scripts/chromium.sh) || chromium="(not installed: dashboard tests will skip)"
+# In CI (CI=true) a missing Chromium or broker fails the run instead of skipping tests.
+if [ -n "${CI:-}" ]; then
+  chromium=$(scripts/chromium.sh)
+else
+  chromium=$(scripts/chromium.sh) || chromium="(not installed: dashboard tests will skip)"
+fi
 echo "chromium: $chromium"
 # rdkafka builds librdkafka with CMake (and libcurl headers): install them once.
 if ! command -v cmake >/dev/null || ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then
@@ -21,6 +26,9 @@ fi
 if scripts/services.sh start kafka; then
   eval "$(scripts/services.sh env)"
   echo "kafka: $PINSTREAM_KAFKA"
+elif [ -n "${CI:-}" ]; then
+  echo "kafka: could not start" >&2
+  exit 1
 else
   echo "kafka: could not start (Kafka tests will skip)"
 fi
