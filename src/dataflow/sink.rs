@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use super::stats::Stats;
 use super::time;
 use crate::sink::Lake;
-use crate::sink::delta::FileWriter;
+use crate::sink::delta::BackgroundFile;
 use crate::source::Positions;
 use crate::table::{Table, TableRow};
 
@@ -56,7 +56,7 @@ pub fn write<'scope>(
 ) -> Stream<'scope, u64, Vec<WrittenFile>> {
     rows.unary_frontier(Pipeline, "write", move |_capability, _info| {
         // Per batch: a capability for its least time seen, and a file per table.
-        let mut pending: BTreeMap<u64, (Capability<u64>, BTreeMap<Table, FileWriter>)> =
+        let mut pending: BTreeMap<u64, (Capability<u64>, BTreeMap<Table, BackgroundFile>)> =
             BTreeMap::new();
         move |(input, frontier), output| {
             input.for_each_stamp(|capability, batches| {
@@ -68,16 +68,13 @@ pub fn write<'scope>(
                     let table = row.table();
                     let file = match files.entry(table) {
                         Entry::Occupied(entry) => entry.into_mut(),
-                        Entry::Vacant(entry) => match FileWriter::new(&lake, table) {
+                        Entry::Vacant(entry) => match BackgroundFile::start(&lake, table, &runtime)
+                        {
                             Ok(file) => entry.insert(file),
                             Err(error) => return fatal.set(error),
                         },
                     };
-                    if file.push(row)
-                        && let Err(error) = runtime.block_on(file.write_chunk())
-                    {
-                        return fatal.set(error);
-                    }
+                    file.push(row, &runtime);
                 }
             });
             while let Some(entry) = pending.first_entry() {
@@ -87,7 +84,7 @@ pub fn write<'scope>(
                 let (capability, files) = entry.remove();
                 let mut session = output.session(&capability);
                 for (table, file) in files {
-                    match runtime.block_on(file.finish()) {
+                    match file.finish(&runtime) {
                         Ok((adds, rows)) => {
                             // One flush writes one file per table; its row count rides along.
                             let mut count = rows;

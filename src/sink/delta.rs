@@ -336,3 +336,74 @@ fn check_schema(delta: &DeltaTable, table: Table) -> Result<(), SinkError> {
     }
     Ok(())
 }
+
+/// A [`FileWriter`] run on the I/O runtime: the caller hands over rows in chunks and is not
+/// held up while they are encoded (a timely worker blocked on Parquet would hold back every
+/// live aggregate's frontier), except when [`CHUNKS_QUEUED`] chunks already wait.
+pub struct BackgroundFile {
+    buffer: Vec<TableRow>,
+    chunks: Option<tokio::sync::mpsc::Sender<Vec<TableRow>>>,
+    task: tokio::task::JoinHandle<Result<(Vec<Add>, u64), SinkError>>,
+}
+
+/// Chunks waiting for the encoder before the sender waits too (backpressure, bounded memory).
+const CHUNKS_QUEUED: usize = 4;
+
+impl BackgroundFile {
+    pub fn start(
+        lake: &Lake,
+        table: Table,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Self, SinkError> {
+        let mut file = FileWriter::new(lake, table)?;
+        let (chunks, mut receive) = tokio::sync::mpsc::channel::<Vec<TableRow>>(CHUNKS_QUEUED);
+        let task = runtime.spawn(async move {
+            while let Some(chunk) = receive.recv().await {
+                for row in chunk {
+                    file.push(row);
+                }
+                file.write_chunk().await?;
+            }
+            file.finish().await
+        });
+        Ok(BackgroundFile {
+            buffer: Vec::with_capacity(CHUNK_ROWS),
+            chunks: Some(chunks),
+            task,
+        })
+    }
+
+    pub fn push(&mut self, row: TableRow, runtime: &tokio::runtime::Handle) {
+        self.buffer.push(row);
+        if self.buffer.len() >= CHUNK_ROWS {
+            self.send(runtime);
+        }
+    }
+
+    fn send(&mut self, runtime: &tokio::runtime::Handle) {
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_ROWS));
+        if let Some(chunks) = &self.chunks
+            && let Err(tokio::sync::mpsc::error::TrySendError::Full(chunk)) = chunks.try_send(chunk)
+        {
+            // The encoder is behind: wait for room (a failed encoder reports at finish).
+            let _ = runtime.block_on(chunks.send(chunk));
+        }
+    }
+
+    /// Encodes what is left and completes the file: its `Add` actions and row count.
+    pub fn finish(
+        mut self,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(Vec<Add>, u64), SinkError> {
+        if !self.buffer.is_empty() {
+            self.send(runtime);
+        }
+        self.chunks = None; // the encoder ends once the queue is drained
+        runtime.block_on(self.task).unwrap_or_else(|error| {
+            Err(SinkError::Location {
+                location: "data file encoder".into(),
+                reason: error.to_string(),
+            })
+        })
+    }
+}
