@@ -406,48 +406,9 @@ mod tests {
     #[test]
     #[ignore = "timing; run by hand in release mode"]
     fn throughput() {
-        #[derive(Deserialize)]
-        #[allow(dead_code)]
-        struct Pin {
-            index: i64,
-            unique_id: String,
-            title: String,
-            description: String,
-            poster_name: String,
-            follower_count: String,
-            tag_list: String,
-            is_image_or_video: String,
-            image_src: String,
-            downloaded: i64,
-            save_location: String,
-            category: String,
-        }
-        #[derive(Deserialize)]
-        #[allow(dead_code)]
-        struct Geo {
-            ind: i64,
-            timestamp: String,
-            latitude: f64,
-            longitude: f64,
-            country: String,
-        }
-        #[derive(Deserialize)]
-        #[allow(dead_code)]
-        struct User {
-            ind: i64,
-            first_name: String,
-            last_name: String,
-            age: i64,
-            date_joined: String,
-        }
-        fn typed(stream: Stream, line: &[u8]) -> bool {
-            match stream {
-                Stream::Pin => serde_json::from_slice::<Pin>(line).is_ok(),
-                Stream::Geo => serde_json::from_slice::<Geo>(line).is_ok(),
-                Stream::User => serde_json::from_slice::<User>(line).is_ok(),
-            }
-        }
-        let dir = std::path::Path::new("/work/shared/data/pinterest-sample");
+        let typed = crate::commands::bench::parse_typed;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/pinterest-sample");
         if !dir.is_dir() {
             eprintln!("note: sample not found, skipped");
             return;
@@ -479,8 +440,13 @@ mod tests {
     /// Skipped when the sample directory is absent (set `PINSTREAM_SAMPLE_DIR` to move it).
     #[test]
     fn pinterest_sample() {
-        let dir = std::env::var("PINSTREAM_SAMPLE_DIR")
-            .unwrap_or_else(|_| "/work/shared/data/pinterest-sample".into());
+        let dir = std::env::var("PINSTREAM_SAMPLE_DIR").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/data/pinterest-sample"
+            )
+            .into()
+        });
         let dir = std::path::Path::new(&dir);
         if !dir.is_dir() {
             eprintln!("note: {} not found, sample check skipped", dir.display());

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::Error;
 use crate::config::BenchArgs;
 use crate::source::emulator::{self, EmulatorSpec};
+use crate::stream::Stream;
 
 #[derive(Deserialize)]
 #[allow(dead_code)] // parsed, never read: this is the cost being measured
@@ -54,6 +55,15 @@ struct UserRecord {
     date_joined: String,
 }
 
+/// The baseline: serde_json parsing one message into its typed record (true when it parsed).
+pub fn parse_typed(stream: Stream, line: &[u8]) -> bool {
+    match stream {
+        Stream::Pin => serde_json::from_slice::<PinRecord>(line).is_ok(),
+        Stream::Geo => serde_json::from_slice::<GeoRecord>(line).is_ok(),
+        Stream::User => serde_json::from_slice::<UserRecord>(line).is_ok(),
+    }
+}
+
 /// What a run writes with `--summary`.
 #[derive(Debug, Deserialize)]
 pub struct RunSummary {
@@ -78,14 +88,14 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 
 /// Parses every line of the three files with serde_json on `threads` threads; returns
 /// records/s.
-fn serde_baseline(files: &[(String, Vec<u8>)], threads: usize) -> (u64, f64) {
-    let lines: Vec<(&str, &[u8])> = files
+fn serde_baseline(files: &[(Stream, Vec<u8>)], threads: usize) -> (u64, f64) {
+    let lines: Vec<(Stream, &[u8])> = files
         .iter()
-        .flat_map(|(name, bytes)| {
+        .flat_map(|(stream, bytes)| {
             bytes
                 .split(|b| *b == b'\n')
                 .filter(|line| !line.is_empty())
-                .map(move |line| (name.as_str(), line))
+                .map(move |line| (*stream, line))
         })
         .collect();
     let started = Instant::now();
@@ -99,11 +109,7 @@ fn serde_baseline(files: &[(String, Vec<u8>)], threads: usize) -> (u64, f64) {
                         .iter()
                         .skip(thread)
                         .step_by(threads)
-                        .filter(|(name, line)| match *name {
-                            "pin" => serde_json::from_slice::<PinRecord>(line).is_ok(),
-                            "geo" => serde_json::from_slice::<GeoRecord>(line).is_ok(),
-                            _ => serde_json::from_slice::<UserRecord>(line).is_ok(),
-                        })
+                        .filter(|(stream, line)| parse_typed(*stream, line))
                         .count()
                 })
             })
@@ -171,11 +177,11 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     };
     let started = Instant::now();
     emulator::write_files(&spec, &data).map_err(io("generating the data"))?;
-    let files: Vec<(String, Vec<u8>)> = ["pin", "geo", "user"]
+    let files: Vec<(Stream, Vec<u8>)> = Stream::ALL
         .into_iter()
-        .map(|name| {
-            std::fs::read(data.join(format!("{name}.jsonl")))
-                .map(|bytes| (name.to_owned(), bytes))
+        .map(|stream| {
+            std::fs::read(data.join(format!("{stream}.jsonl")))
+                .map(|bytes| (stream, bytes))
                 .map_err(io("reading the data"))
         })
         .collect::<Result<_, _>>()?;
