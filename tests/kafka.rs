@@ -7,8 +7,7 @@
 //! replay; quarantine rows differ only in their `source`).
 
 use std::path::Path;
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use crate::support::*;
 
@@ -160,33 +159,6 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Starts a Kafka run and SIGKILLs it once the `pin` table has `commits_before_kill` commits.
-fn run_and_kill(broker: &str, prefix: &str, lake: &Path, commits_before_kill: usize) -> bool {
-    let mut child = pinstream()
-        .args(["run", "--from", &url(broker, prefix)])
-        .arg("--lake")
-        .arg(lake)
-        .args(["--until-done", "--workers", "2", "--batch-records", "1500"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "run failed before the kill: {status}");
-            return false;
-        }
-        if commits(lake, "pin") >= commits_before_kill
-            || started.elapsed() > Duration::from_secs(120)
-        {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn kafka_sigkill_then_restart_gives_the_uninterrupted_tables() {
     let Some(broker) = broker() else { return };
@@ -199,7 +171,7 @@ fn kafka_sigkill_then_restart_gives_the_uninterrupted_tables() {
     let lake = work.path().join("killed");
     let mut kills = 0;
     for point in [2, 5, 9] {
-        if run_and_kill(&broker, &prefix, &lake, point) {
+        if run_and_kill(&url(&broker, &prefix), &lake, point) {
             kills += 1;
         }
     }

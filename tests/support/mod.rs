@@ -247,3 +247,32 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     }
     Some(body.to_owned())
 }
+
+/// Runs `pinstream run --from <source> --lake <lake> --until-done` (2 workers, small batches)
+/// and SIGKILLs it once the `pin` table has `commits_before_kill` commits. False when the run
+/// finished first.
+pub fn run_and_kill(source: &str, lake: &Path, commits_before_kill: usize) -> bool {
+    use std::time::{Duration, Instant};
+    let mut child = pinstream()
+        .args(["run", "--from", source, "--lake"])
+        .arg(lake)
+        .args(["--until-done", "--workers", "2", "--batch-records", "1500"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "run failed before the kill: {status}");
+            return false;
+        }
+        if commits(lake, "pin") >= commits_before_kill
+            || started.elapsed() > Duration::from_secs(120)
+        {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
