@@ -237,3 +237,56 @@ fn kafka_unreachable_broker_is_one_line_and_nonzero() {
         "{stderr}"
     );
 }
+
+#[test]
+fn kafka_offsets_are_committed_to_the_consumer_group_after_the_tables() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    let Some(broker) = broker() else { return };
+    let prefix = unique_prefix("group");
+    emulate_kafka(&broker, &prefix, 1_000, 3, 500);
+    let lake = tempfile::tempdir().unwrap();
+    let group = format!("{prefix}-group");
+    let output = pinstream()
+        .args([
+            "run",
+            "--from",
+            &format!("{}?group_id={group}", url(&broker, &prefix)),
+        ])
+        .arg("--lake")
+        .arg(lake.path())
+        .args(["--until-done", "--workers", "2"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for stream in ["pin", "geo", "user"] {
+        for partition in 0..3 {
+            list.add_partition(&format!("{prefix}.{stream}"), partition);
+        }
+    }
+    let committed = consumer
+        .committed_offsets(list, std::time::Duration::from_secs(10))
+        .unwrap();
+    let mut per_topic = std::collections::BTreeMap::new();
+    for element in committed.elements() {
+        if let Offset::Offset(offset) = element.offset() {
+            *per_topic.entry(element.topic().to_owned()).or_insert(0) += offset;
+        }
+    }
+    // Every message of every topic is acknowledged once the tables hold it.
+    for stream in ["pin", "geo", "user"] {
+        assert_eq!(
+            per_topic.get(&format!("{prefix}.{stream}")),
+            Some(&1_000),
+            "{per_topic:?}"
+        );
+    }
+}

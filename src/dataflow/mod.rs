@@ -65,6 +65,7 @@ struct Handles {
 /// Shared by every worker of the process.
 struct Context {
     config: Config,
+    committed: sink::Committed,
     lake: Lake,
     aggregates: AggregateStore,
     runtime: Handle,
@@ -118,6 +119,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         context.runtime.clone(),
         context.stats.clone(),
         context.fatal.clone(),
+        context.committed.clone(),
     )
     .probe_with(&committed);
     let published = ProbeHandle::new();
@@ -177,6 +179,7 @@ pub fn run(
     tracing::info!(lake = %lake.root(), workers = config.workers, "tables open");
     let fatal = Fatal::default();
     let context = Arc::new(Context {
+        committed: sink::Committed::default(),
         lake,
         aggregates,
         runtime,
@@ -264,6 +267,7 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     handles.positions.advance_to(current);
     let mut batch_records = 0;
     let mut exhausted = vec![false; sources.len()];
+    let mut commits_seen = 0;
     let mut buffer = Vec::with_capacity(POLL_CHUNK);
     loop {
         if let Some(error) = fatal.get() {
@@ -324,6 +328,11 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
             handles.raw.advance_to(current);
             handles.positions.advance_to(current);
         }
+        if let Some(positions) = context.committed.since(&mut commits_seen) {
+            for source in &mut sources {
+                source.committed(&positions);
+            }
+        }
         if stopping {
             break;
         }
@@ -341,6 +350,11 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
             return Err(EngineError::Failed(error));
         }
         worker.step_or_park(Some(Duration::from_millis(5)));
+    }
+    if let Some(positions) = context.committed.since(&mut commits_seen) {
+        for source in &mut sources {
+            source.committed(&positions);
+        }
     }
     Ok(())
 }

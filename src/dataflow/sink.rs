@@ -46,6 +46,30 @@ pub type WrittenFile = (Table, String, u64);
 /// A source position reported for a batch: partition id and position.
 pub type Reported = (String, i64);
 
+/// The positions the tables hold, as last committed, with a count of commits: the drivers
+/// pass them on to their sources ([`crate::source::Source::committed`]).
+#[derive(Clone, Default)]
+pub struct Committed(Arc<Mutex<(u64, Positions)>>);
+
+impl Committed {
+    fn record(&self, positions: &Positions) {
+        let mut committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        committed.0 += 1;
+        for (partition, position) in positions {
+            committed.1.insert(partition.clone(), *position);
+        }
+    }
+
+    /// The positions, if they changed since commit count `seen` (which is updated).
+    pub fn since(&self, seen: &mut u64) -> Option<Positions> {
+        let committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (committed.0 != *seen).then(|| {
+            *seen = committed.0;
+            committed.1.clone()
+        })
+    }
+}
+
 /// Buffers each batch's rows into data files (one per table and worker), completed once the
 /// batch is.
 pub fn write<'scope>(
@@ -129,6 +153,7 @@ pub fn commit<'scope>(
     runtime: Handle,
     stats: Arc<Stats>,
     fatal: Fatal,
+    committed: Committed,
 ) -> Stream<'scope, u64, Vec<u64>> {
     files.binary_frontier(
         positions,
@@ -203,6 +228,7 @@ pub fn commit<'scope>(
                         }
                     }
                 }
+                committed.record(&covered);
                 Stats::add(&stats.rows_committed, rows);
                 Stats::add(&stats.batches, 1);
                 stats.last_batch_latency_micros.store(

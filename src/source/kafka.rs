@@ -755,6 +755,29 @@ impl Source for KafkaSource {
             .filter_map(|p| Some((p.id.clone(), p.next?)))
             .collect()
     }
+
+    /// Commits the committed positions of this worker's partitions to the consumer group, so
+    /// `kafka-consumer-groups` and lag exporters see progress (once per batch: a synchronous
+    /// round trip, so the last one is not lost when the run ends).
+    fn committed(&mut self, positions: &Positions) {
+        let mut list = TopicPartitionList::new();
+        for part in &self.parts {
+            if let Some(&position) = positions.get(&part.id) {
+                let _ = list.add_partition_offset(
+                    &part.topic,
+                    part.partition,
+                    Offset::Offset(position),
+                );
+            }
+        }
+        if list.count() > 0
+            && let Err(error) = self
+                .consumer
+                .commit(&list, rdkafka::consumer::CommitMode::Async)
+        {
+            tracing::warn!("committing offsets to the consumer group: {error}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,6 +85,10 @@ pub trait Source: Send {
     fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError>;
     /// The position after the last record returned by `poll`, for every partition read.
     fn positions(&self) -> Positions;
+    /// The positions the tables now hold (called after commits). Sources may acknowledge
+    /// them upstream for monitoring (Kafka: the consumer group's offsets, for lag tools);
+    /// resuming never depends on it.
+    fn committed(&mut self, _positions: &Positions) {}
 }
 
 /// A source as configured (`--from` or a job file's `[[source]]`), before it is opened.
