@@ -239,11 +239,14 @@ enum SourceFile {
         #[serde(default)]
         properties: BTreeMap<String, toml::Value>,
     },
+    /// Messages sent to the engine's HTTP server (`POST /topics/..`, `PUT /streams/..`).
+    Http {},
 }
 
 impl SourceFile {
     fn into_spec(self, job_dir: &Path) -> Result<SourceSpec, String> {
         Ok(match self {
+            SourceFile::Http {} => SourceSpec::Http(Default::default()),
             SourceFile::File { dir } => SourceSpec::File {
                 dir: if dir.is_relative() && !job_dir.as_os_str().is_empty() {
                     job_dir.join(dir)

@@ -9,5 +9,6 @@ mod analytics;
 mod cli;
 mod dashboard;
 mod exactly_once;
+mod ingest;
 mod kafka;
 mod replay;

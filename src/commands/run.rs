@@ -34,7 +34,12 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = runtime.spawn(serve::serve_on(
         listener,
-        AppState::new(aggregates.clone(), stats.clone()),
+        AppState::new(aggregates.clone(), stats.clone()).with_ingest(
+            config.sources.iter().find_map(|source| match source {
+                crate::source::SourceSpec::Http(queue) => Some(queue.clone()),
+                _ => None,
+            }),
+        ),
         async move {
             // A send or a drop (an early return) both stop it.
             let _ = http_stopped.await;

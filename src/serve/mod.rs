@@ -7,6 +7,7 @@
 mod api;
 mod dashboard;
 mod error;
+pub mod ingest;
 mod metrics;
 
 use std::collections::VecDeque;
@@ -40,6 +41,8 @@ pub struct AppState {
     /// Turns true when the server stops: ends the event streams, which would otherwise keep
     /// graceful shutdown waiting forever.
     pub closing: Arc<watch::Sender<bool>>,
+    /// Where ingested messages go, when the job has an `http` source.
+    pub ingest: Option<crate::source::http::IngestQueue>,
 }
 
 impl AppState {
@@ -50,7 +53,14 @@ impl AppState {
             started: Instant::now(),
             throughput: Arc::new(Throughput::default()),
             closing: Arc::new(watch::channel(false).0),
+            ingest: None,
         }
+    }
+
+    /// Accepts HTTP ingest into `queue`.
+    pub fn with_ingest(mut self, queue: Option<crate::source::http::IngestQueue>) -> Self {
+        self.ingest = queue;
+        self
     }
 }
 
@@ -64,6 +74,16 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/aggregates/{name}", get(api::aggregate))
         .route("/api/v1/stats", get(api::stats))
         .route("/api/v1/events", get(api::events))
+        .route("/topics/{topic}", axum::routing::post(ingest::post_topic))
+        .route(
+            "/streams/{stream}/record",
+            axum::routing::put(ingest::put_record),
+        )
+        .route(
+            "/streams/{stream}/records",
+            axum::routing::put(ingest::put_records),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY_BYTES))
         .fallback(api::no_route)
         .with_state(state)
 }

@@ -7,6 +7,7 @@
 
 pub mod emulator;
 pub mod file;
+pub mod http;
 pub mod kafka;
 
 use std::collections::BTreeMap;
@@ -100,6 +101,8 @@ pub enum SourceSpec {
     Emulator(emulator::EmulatorSpec),
     /// `kafka://<host:port>/<topic-prefix>`
     Kafka(kafka::KafkaSpec),
+    /// `http`: messages sent to the engine's HTTP server (REST-proxy and API-Gateway bodies).
+    Http(http::IngestQueue),
 }
 
 impl SourceSpec {
@@ -118,11 +121,13 @@ impl SourceSpec {
             Ok(SourceSpec::Emulator(emulator::EmulatorSpec::parse(
                 settings,
             )?))
+        } else if text == "http" {
+            Ok(SourceSpec::Http(http::IngestQueue::default()))
         } else if text.starts_with("kafka://") {
             Ok(SourceSpec::Kafka(kafka::KafkaSpec::parse(text)?))
         } else {
             Err(SourceError::Config(format!(
-                "unknown source `{text}`: expected file:<dir>, kafka://<host:port>/<topic-prefix> or emulator:events=<n>,seed=<s>,rate=<per-second>"
+                "unknown source `{text}`: expected file:<dir>, kafka://<host:port>/<topic-prefix>, http or emulator:events=<n>,seed=<s>,rate=<per-second>"
             )))
         }
     }
@@ -135,6 +140,7 @@ impl SourceSpec {
                 Box::new(emulator::EmulatorSource::new(spec, worker, peers))
             }
             SourceSpec::Kafka(spec) => Box::new(kafka::KafkaSource::new(spec, worker, peers)?),
+            SourceSpec::Http(queue) => Box::new(http::HttpSource::new(queue, worker, peers)),
         })
     }
 
@@ -145,6 +151,7 @@ impl SourceSpec {
             SourceSpec::File { .. } => true,
             SourceSpec::Emulator(spec) => spec.events.is_some(),
             SourceSpec::Kafka(_) => true,
+            SourceSpec::Http(_) => false,
         }
     }
 }
