@@ -104,7 +104,8 @@ pub struct RunArgs {
 pub struct EmulateArgs {
     /// Where to: file:<dir> writes <dir>/pin.jsonl, geo.jsonl and user.jsonl;
     /// kafka://<host:port>/<prefix> produces to the topics <prefix>.pin, .geo and .user
-    /// (created when missing), keyed by post index.
+    /// (created when missing), keyed by post index; http://<host:port>[/<prefix>] sends the
+    /// original emulators' HTTP bodies (see --http-format) to a pinstream run --from http.
     #[arg(long)]
     pub to: String,
     /// Number of events (each is one pin, one geo and one user message).
@@ -116,7 +117,7 @@ pub struct EmulateArgs {
     /// Distinct posts the events are drawn from (with replacement, so posts repeat).
     #[arg(long, default_value_t = EmulatorSpec::default().universe)]
     pub universe: u64,
-    /// Events per second (Kafka only; default: as fast as possible).
+    /// Events per second (Kafka and HTTP; default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
     /// Partitions of each topic created (Kafka only; existing topics are left as they are).
@@ -126,6 +127,20 @@ pub struct EmulateArgs {
     /// security.protocol=SSL.
     #[arg(long = "property", value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
+    /// Bodies for http://: `proxy` (Confluent REST Proxy, POST /topics/<prefix>.<stream>) or
+    /// `kinesis` (API Gateway, PUT /streams/streaming-<prefix>-<stream>/record).
+    #[arg(long, value_enum, default_value_t = HttpFormat::Proxy)]
+    pub http_format: HttpFormat,
+    /// Requests in flight at once (http:// only: each is answered after its commit).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// The request bodies `emulate --to http://` sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HttpFormat {
+    Proxy,
+    Kinesis,
 }
 
 #[derive(Debug, Args)]

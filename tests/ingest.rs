@@ -190,3 +190,31 @@ fn no_acknowledgement_for_data_killed_before_its_commit() {
         "only the table's creation is in the log"
     );
 }
+
+#[test]
+fn emulate_to_http_sends_the_original_bodies_and_they_land_like_files() {
+    let files = tempfile::tempdir().unwrap();
+    emulate(files.path(), 150, 8, 100);
+    let from_files = tempfile::tempdir().unwrap();
+    assert_success(&replay(files.path(), from_files.path(), &[]));
+    for format in ["proxy", "kinesis"] {
+        let lake = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let engine = start(lake.path(), port, "200ms");
+        let output = pinstream()
+            .args([
+                "emulate",
+                "--to",
+                &format!("http://127.0.0.1:{port}/abc"),
+                "--events",
+                "150",
+            ])
+            .args(["--seed", "8", "--universe", "100", "--http-format", format])
+            .output()
+            .unwrap();
+        assert_success(&output);
+        stop(engine);
+        let counts = assert_same_tables(from_files.path(), lake.path());
+        assert!(counts["pin"].as_u64().unwrap() > 50, "{format}: {counts}");
+    }
+}

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Error;
-use crate::config::EmulateArgs;
+use crate::config::{EmulateArgs, HttpFormat};
 use crate::source::SourceError;
 use crate::source::emulator::{self, EmulatorSpec};
 use crate::source::kafka::{self, KafkaSpec, Topics};
@@ -20,9 +20,12 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Error> {
     if args.to.starts_with("kafka://") {
         return to_kafka(args, &spec);
     }
+    if args.to.starts_with("http://") {
+        return to_http(args, &spec);
+    }
     let Some(dir) = args.to.strip_prefix("file:") else {
         return Err(SourceError::Config(format!(
-            "emulate --to `{}`: expected file:<dir> or kafka://<host:port>/<topic-prefix>",
+            "emulate --to `{}`: expected file:<dir>, kafka://<host:port>/<topic-prefix> or http://<host:port>[/<prefix>]",
             args.to
         ))
         .into());
@@ -90,6 +93,91 @@ fn to_kafka(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
         per_second = format!("{:.0}", produced as f64 / seconds.max(1e-9)),
         to = args.to,
         "emulated events produced"
+    );
+    Ok(())
+}
+
+/// Sends the events as the original posting emulators do over HTTP: one message per request,
+/// REST-proxy or API-Gateway bodies, `--concurrency` requests in flight (each is answered
+/// only after its commit), paced to `--rate` events/s.
+fn to_http(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
+    let rest = args.to.trim_start_matches("http://");
+    let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = if prefix.is_empty() {
+        "pinterest"
+    } else {
+        prefix.trim_end_matches('/')
+    };
+    let base = format!("http://{authority}");
+    let emulator = emulator::Emulator::new(spec);
+    let bar = ProgressBar::new(args.events).with_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(base.clone());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let failed: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..args.concurrency.max(1) {
+            scope.spawn(|| {
+                let agent = ureq::Agent::new_with_defaults();
+                loop {
+                    let seq = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if seq >= args.events || failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    if let Some(rate) = args.rate {
+                        let due = Duration::from_secs_f64(seq as f64 / rate);
+                        if let Some(wait) = due.checked_sub(started.elapsed()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                    let event = emulator.event(seq);
+                    for stream in crate::stream::Stream::ALL {
+                        let message = String::from_utf8_lossy(event.message(stream)).into_owned();
+                        let sent = match args.http_format {
+                            HttpFormat::Proxy => agent
+                                .post(&format!("{base}/topics/{prefix}.{stream}"))
+                                .header("Content-Type", "application/vnd.kafka.json.v2+json")
+                                .send(format!(r#"{{"records": [{{"value": {message}}}]}}"#)),
+                            HttpFormat::Kinesis => {
+                                let name = format!("streaming-{prefix}-{stream}");
+                                agent.put(&format!("{base}/streams/{name}/record")).send(format!(
+                                    r#"{{"StreamName": "{name}", "Data": {message}, "PartitionKey": "{}"}}"#,
+                                    event.index
+                                ))
+                            }
+                        };
+                        if let Err(error) = sent {
+                            let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+                            failed.get_or_insert_with(|| format!("event {seq} ({stream}): {error}"));
+                            return;
+                        }
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(error) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(Error::Io {
+            context: format!("sending to {base}"),
+            source: std::io::Error::other(error),
+        });
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        events = args.events,
+        seconds = format!("{seconds:.1}"),
+        per_second = format!("{:.0}", args.events as f64 / seconds.max(1e-9)),
+        to = args.to,
+        "emulated events sent"
     );
     Ok(())
 }

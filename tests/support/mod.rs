@@ -300,3 +300,51 @@ pub fn http_send(port: u16, method: &str, path: &str, body: &str) -> Option<(u16
         .to_owned();
     Some((status, body))
 }
+
+/// Reads both lakes with Python `deltalake`: the clean tables must hold the same rows (as
+/// multisets), the quarantine tables the same number of rows per stream, each source
+/// position once. Returns the row counts.
+pub fn assert_same_tables(expected: &Path, got: &Path) -> serde_json::Value {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
+    let script = r#"
+import json, os, sys
+from collections import Counter
+sys.path.insert(0, sys.argv[1])
+from spec_reference import read_tables
+expected, problems_a = read_tables(sys.argv[2])
+got, problems_b = read_tables(sys.argv[3])
+problems = problems_a + problems_b
+counts = {}
+for name in ("pin", "geo", "user"):
+    a, b = Counter(expected[name]), Counter(got[name])
+    counts[name] = len(got[name])
+    if a != b:
+        problems.append(f"{name}: {sum((a - b).values())} rows missing, {sum((b - a).values())} extra")
+a = Counter(stream for stream, _ in expected["quarantine"])
+b = Counter(stream for stream, _ in got["quarantine"])
+counts["quarantine"] = len(got["quarantine"])
+if a != b:
+    problems.append(f"quarantine per stream: expected {dict(a)}, got {dict(b)}")
+sources = Counter(source for _, source in got["quarantine"])
+if any(n > 1 for n in sources.values()):
+    problems.append("quarantine: a message held more than once")
+print(json.dumps({"counts": counts, "problems": problems}), flush=True)
+os._exit(1 if problems else 0)
+"#;
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(reference)
+        .arg(expected)
+        .arg(got)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "tables differ:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    report["counts"].clone()
+}
