@@ -538,6 +538,7 @@ mod tests {
             "dataflows/local.toml",
             "dataflows/replay-files.toml",
             "dataflows/kafka.toml",
+            "dataflows/http-ingest.toml",
         ] {
             let args = RunArgs {
                 job: Some(path.into()),
