@@ -71,8 +71,8 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let _ = stop_tables.send(true);
     let tables = match tables {
         Some(task) => runtime.block_on(task).unwrap_or_else(|e| {
-            Err(crate::sink::SinkError::Location {
-                location: "aggregate tables".into(),
+            Err(crate::sink::SinkError::Task {
+                task: "the aggregate tables writer",
                 reason: e.to_string(),
             })
         }),

@@ -400,8 +400,8 @@ impl BackgroundFile {
         }
         self.chunks = None; // the encoder ends once the queue is drained
         runtime.block_on(self.task).unwrap_or_else(|error| {
-            Err(SinkError::Location {
-                location: "data file encoder".into(),
+            Err(SinkError::Task {
+                task: "the data file encoder",
                 reason: error.to_string(),
             })
         })

@@ -27,6 +27,8 @@ pub enum SinkError {
         #[source]
         source: deltalake::parquet::errors::ParquetError,
     },
+    #[error("{task} stopped: {reason}")]
+    Task { task: &'static str, reason: String },
     #[error("lake location `{location}`: {reason}")]
     Location { location: String, reason: String },
     #[error(
