@@ -62,10 +62,11 @@ pub enum Command {
 pub struct RunArgs {
     /// Job file (TOML, see dataflows/). Without it: the embedded default job.
     pub job: Option<PathBuf>,
-    /// Lake root for every table: a local directory or s3://bucket/prefix. Overrides the job's.
+    /// Lake root for every table: a local directory (or file:// URL). Overrides the job's.
     #[arg(long)]
     pub lake: Option<String>,
-    /// A source, replacing the job's sources (repeat for several): file:<dir>,
+    /// A source, replacing the job's sources (repeat for several): file:<dir>, http (the
+    /// ingest endpoints of the HTTP server),
     /// kafka://<host:port>/<topic-prefix>[?start=earliest|latest|<time>&group_id=<id>],
     /// emulator:events=<n>,seed=<s>,rate=<per-second>[,universe=<n>][,partitions=<n>].
     #[arg(long = "from", value_name = "SOURCE")]

@@ -50,7 +50,14 @@ pub fn lake_url(location: &str) -> Result<Url, SinkError> {
         reason,
     };
     let mut url = if location.contains("://") {
-        Url::parse(location).map_err(|e| error(e.to_string()))?
+        let url = Url::parse(location).map_err(|e| error(e.to_string()))?;
+        if url.scheme() != "file" {
+            return Err(error(format!(
+                "{}:// lakes are not supported yet: use a local directory",
+                url.scheme()
+            )));
+        }
+        url
     } else {
         std::fs::create_dir_all(location).map_err(|e| error(e.to_string()))?;
         let path = std::fs::canonicalize(location).map_err(|e| error(e.to_string()))?;
