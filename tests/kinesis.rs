@@ -34,6 +34,32 @@ fn unique_prefix(name: &str) -> String {
     format!("t{}-{nanos}-{name}", std::process::id())
 }
 
+/// Deletes the three streams of a prefix when dropped: kinesis-mock, like an AWS account,
+/// allows 50 shards in all, so a long-lived server fills up without this.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let client = aws_sdk_kinesis::Client::new(&config);
+            for stream in ["pin", "geo", "user"] {
+                let name = format!("streaming-{}-{stream}", self.0);
+                if let Err(error) = client.delete_stream().stream_name(&name).send().await {
+                    eprintln!(
+                        "deleting {name}: {}",
+                        aws_sdk_kinesis::error::DisplayErrorContext(&error)
+                    );
+                }
+            }
+        });
+    }
+}
+
 fn url(prefix: &str) -> String {
     format!("kinesis://{prefix}")
 }
@@ -78,6 +104,7 @@ fn txn_log(lake: &Path) -> String {
 fn kinesis_replay_gives_the_tables_of_the_same_events_from_files() {
     let Some(_) = endpoint() else { return };
     let prefix = unique_prefix("replay");
+    let _cleanup = Cleanup(prefix.clone());
     let work = tempfile::tempdir().unwrap();
     let files = work.path().join("files");
     emulate(&files, 500, 13, 400);
@@ -116,6 +143,7 @@ fn kinesis_replay_gives_the_tables_of_the_same_events_from_files() {
 fn kinesis_sigkill_then_restart_gives_the_uninterrupted_tables() {
     let Some(_) = endpoint() else { return };
     let prefix = unique_prefix("kill");
+    let _cleanup = Cleanup(prefix.clone());
     emulate_kinesis(&prefix, 8_000, 7, 6_000);
     let work = tempfile::tempdir().unwrap();
     let uninterrupted = work.path().join("uninterrupted");
@@ -188,6 +216,7 @@ fn split_first_shard(stream: &str) {
 fn kinesis_split_shard_children_are_read_after_their_parent() {
     let Some(_) = endpoint() else { return };
     let prefix = unique_prefix("split");
+    let _cleanup = Cleanup(prefix.clone());
     emulate_kinesis(&prefix, 1_000, 31, 300);
     split_first_shard(&format!("streaming-{prefix}-pin"));
     // Posts repeat (universe 300): later records of a post go to the children.

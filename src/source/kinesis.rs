@@ -229,6 +229,23 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An SDK error in one line: the service's code and message, or the whole chain for
+/// transport errors (the service errors' Debug carries the raw response).
+fn error_text<E, R>(error: &aws_sdk_kinesis::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or_default()
+        ),
+        None => DisplayErrorContext(error).to_string(),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, SourceError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -414,10 +431,7 @@ impl KinesisSource {
                                 warnings.push(format!("stream {name} does not exist (yet)"));
                                 break;
                             }
-                            return Err(format!(
-                                "ListShards {name}: {}",
-                                DisplayErrorContext(&error)
-                            ));
+                            return Err(format!("ListShards {name}: {}", error_text(&error)));
                         }
                         Ok(Ok(output)) => output,
                     };
@@ -556,7 +570,7 @@ impl KinesisSource {
                             .shard_iterator_type(ShardIteratorType::TrimHorizon)
                             .send()
                             .await
-                            .map_err(|e| (false, false, DisplayErrorContext(&e).to_string()))?;
+                            .map_err(|e| (false, false, error_text(&e).to_string()))?;
                         match output.shard_iterator() {
                             Some(it) => (it.to_owned(), true),
                             None => return Err((false, false, "no shard iterator".to_owned())),
@@ -576,7 +590,7 @@ impl KinesisSource {
                         let expired = service.is_some_and(|e| e.is_expired_iterator_exception());
                         let throttled = service
                             .is_some_and(|e| e.is_provisioned_throughput_exceeded_exception());
-                        (expired, throttled, DisplayErrorContext(&e).to_string())
+                        (expired, throttled, error_text(&e).to_string())
                     })
             }
         });
@@ -766,7 +780,7 @@ pub fn put_events(
                 Err(e) => {
                     return Err(unavailable(format!(
                         "create stream {name}: {}",
-                        DisplayErrorContext(&e)
+                        error_text(&e)
                     )));
                 }
             }
@@ -779,9 +793,7 @@ pub fn put_events(
                     .stream_name(name)
                     .send()
                     .await
-                    .map_err(|e| {
-                        unavailable(format!("describe {name}: {}", DisplayErrorContext(&e)))
-                    })?;
+                    .map_err(|e| unavailable(format!("describe {name}: {}", error_text(&e))))?;
                 if summary
                     .stream_description_summary()
                     .is_some_and(|s| *s.stream_status() == StreamStatus::Active)
@@ -862,7 +874,7 @@ async fn put_batch(
         let output = match output {
             Ok(output) => output,
             Err(e) if attempt < 8 => {
-                tracing::warn!("kinesis: PutRecords {stream}: {}", DisplayErrorContext(&e));
+                tracing::warn!("kinesis: PutRecords {stream}: {}", error_text(&e));
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
                 continue;
@@ -870,7 +882,7 @@ async fn put_batch(
             Err(e) => {
                 return Err(SourceError::Unavailable(format!(
                     "kinesis: PutRecords {stream}: {}",
-                    DisplayErrorContext(&e)
+                    error_text(&e)
                 )));
             }
         };
