@@ -32,4 +32,14 @@ elif [ -n "${CI:-}" ]; then
 else
   echo "kafka: could not start (Kafka tests will skip)"
 fi
+# kinesis-mock for tests/kinesis.rs; they skip without AWS_ENDPOINT_URL_KINESIS.
+if scripts/services.sh start kinesis; then
+  eval "$(scripts/services.sh env)"
+  echo "kinesis: $AWS_ENDPOINT_URL_KINESIS"
+elif [ -n "${CI:-}" ]; then
+  echo "kinesis: could not start" >&2
+  exit 1
+else
+  echo "kinesis: could not start (Kinesis tests will skip)"
+fi
 cargo test --locked "$@"

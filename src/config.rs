@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::source::SourceSpec;
 use crate::source::emulator::EmulatorSpec;
 use crate::source::kafka::{KafkaSpec, StartFrom, Topics};
+use crate::source::kinesis::{KinesisSpec, StartAt, Streams};
 
 /// The embedded default job (`pinstream run` with no job file).
 pub const DEFAULT_JOB: &str = include_str!("../dataflows/local.toml");
@@ -105,7 +106,9 @@ pub struct RunArgs {
 pub struct EmulateArgs {
     /// Where to: file:<dir> writes <dir>/pin.jsonl, geo.jsonl and user.jsonl;
     /// kafka://<host:port>/<prefix> produces to the topics <prefix>.pin, .geo and .user
-    /// (created when missing), keyed by post index; http://<host:port>[/<prefix>] sends the
+    /// (created when missing), keyed by post index; kinesis://<prefix> puts to the streams
+    /// streaming-<prefix>-pin, -geo and -user (created with 2 shards when missing) with
+    /// PutRecords; http://<host:port>[/<prefix>] sends the
     /// original emulators' HTTP bodies (see --http-format) to a pinstream run --from http.
     #[arg(long)]
     pub to: String,
@@ -255,6 +258,15 @@ enum SourceFile {
         #[serde(default)]
         properties: BTreeMap<String, toml::Value>,
     },
+    /// Kinesis: `prefix` (streams `streaming-<prefix>-pin/-geo/-user`) or `streams`.
+    Kinesis {
+        prefix: Option<String>,
+        streams: Option<Vec<String>>,
+        region: Option<String>,
+        endpoint: Option<String>,
+        /// `trim_horizon` (default), `latest`, a timestamp or epoch milliseconds.
+        start: Option<toml::Value>,
+    },
     /// Messages sent to the engine's HTTP server (`POST /topics/..`, `PUT /streams/..`).
     Http {},
 }
@@ -339,6 +351,43 @@ impl SourceFile {
                     group_id,
                     start,
                     properties,
+                    stop_at_end: false,
+                })
+            }
+            SourceFile::Kinesis {
+                prefix,
+                streams,
+                region,
+                endpoint,
+                start,
+            } => {
+                let streams = match (prefix, streams) {
+                    (Some(prefix), None) => {
+                        // The same checks as --from kinesis://.
+                        KinesisSpec::parse(&format!("kinesis://{prefix}"))
+                            .map_err(|e| e.to_string())?;
+                        Streams::Prefix(prefix)
+                    }
+                    (None, Some(streams)) if !streams.is_empty() => Streams::List(streams),
+                    _ => {
+                        return Err(
+                            "kinesis source: give either prefix or a non-empty streams list".into(),
+                        );
+                    }
+                };
+                streams.resolve().map_err(|e| e.to_string())?;
+                let start = match start {
+                    None => Ok(StartAt::TrimHorizon),
+                    Some(toml::Value::String(text)) => StartAt::parse(&text),
+                    Some(toml::Value::Datetime(time)) => StartAt::parse(&time.to_string()),
+                    Some(other) => StartAt::parse(&other.to_string()),
+                }
+                .map_err(|e| e.to_string())?;
+                SourceSpec::Kinesis(KinesisSpec {
+                    streams,
+                    region: region.filter(|r| !r.is_empty()),
+                    endpoint: endpoint.filter(|e| !e.is_empty()),
+                    start,
                     stop_at_end: false,
                 })
             }
@@ -431,6 +480,9 @@ impl Config {
                     .group_id
                     .get_or_insert_with(|| format!("pinstream-{name}"));
                 kafka.stop_at_end = args.until_done;
+            }
+            if let SourceSpec::Kinesis(kinesis) = source {
+                kinesis.stop_at_end = args.until_done;
             }
         }
         let config = Config {
@@ -661,6 +713,67 @@ start = 2024-05-01T00:00:00Z
             let error = Config::resolve(&args).unwrap_err().to_string();
             assert!(error.contains(needle), "{body}: {error}");
             assert!(!error.contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn kinesis_sources_from_flags_and_job_files() {
+        let config = Config::resolve(&run_args(&[
+            "--from",
+            "kinesis://abc?region=eu-west-1",
+            "--until-done",
+        ]))
+        .unwrap();
+        let [SourceSpec::Kinesis(kinesis)] = &config.sources[..] else {
+            panic!("{:?}", config.sources);
+        };
+        assert_eq!(kinesis.streams, Streams::Prefix("abc".into()));
+        assert_eq!(kinesis.region.as_deref(), Some("eu-west-1"));
+        assert!(kinesis.stop_at_end);
+
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job.toml");
+        std::fs::write(
+            &job,
+            r#"
+[[source]]
+type = "kinesis"
+streams = ["streaming-x-pin", "streaming-x-geo"]
+region = "us-west-2"
+endpoint = "http://127.0.0.1:4568"
+start = "latest"
+"#,
+        )
+        .unwrap();
+        let args = RunArgs {
+            job: Some(job.clone()),
+            ..run_args(&[])
+        };
+        let config = Config::resolve(&args).unwrap();
+        let [SourceSpec::Kinesis(kinesis)] = &config.sources[..] else {
+            panic!("{:?}", config.sources);
+        };
+        assert_eq!(
+            kinesis.streams,
+            Streams::List(vec!["streaming-x-pin".into(), "streaming-x-geo".into()])
+        );
+        assert_eq!(kinesis.endpoint.as_deref(), Some("http://127.0.0.1:4568"));
+        assert_eq!(kinesis.start, StartAt::Latest);
+        assert!(!kinesis.stop_at_end);
+
+        for (body, needle) in [
+            ("", "prefix or a non-empty streams list"),
+            ("streams = [\"nostream\"]", "stream"),
+            ("prefix = \"a\"\nstart = \"soon\"", "start"),
+            ("prefix = \"a b\"", "letters, digits"),
+        ] {
+            std::fs::write(&job, format!("[[source]]\ntype = \"kinesis\"\n{body}\n")).unwrap();
+            let args = RunArgs {
+                job: Some(job.clone()),
+                ..run_args(&[])
+            };
+            let error = Config::resolve(&args).unwrap_err().to_string();
+            assert!(error.contains(needle), "{body}: {error}");
         }
     }
 }

@@ -11,4 +11,5 @@ mod dashboard;
 mod exactly_once;
 mod ingest;
 mod kafka;
+mod kinesis;
 mod replay;

@@ -1,4 +1,4 @@
-//! `pinstream emulate`: the posting emulator as a command, to files or to Kafka.
+//! `pinstream emulate`: the posting emulator as a command, to files, Kafka, Kinesis or HTTP.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,7 @@ use crate::config::{EmulateArgs, HttpFormat};
 use crate::source::SourceError;
 use crate::source::emulator::{self, EmulatorSpec};
 use crate::source::kafka::{self, KafkaSpec, Topics};
+use crate::source::kinesis::{self, KinesisSpec};
 
 pub fn emulate(args: &EmulateArgs) -> Result<(), Error> {
     let spec = EmulatorSpec {
@@ -20,12 +21,15 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Error> {
     if args.to.starts_with("kafka://") {
         return to_kafka(args, &spec);
     }
+    if args.to.starts_with("kinesis://") {
+        return to_kinesis(args, &spec);
+    }
     if args.to.starts_with("http://") {
         return to_http(args, &spec);
     }
     let Some(dir) = args.to.strip_prefix("file:") else {
         return Err(SourceError::Config(format!(
-            "emulate --to `{}`: expected file:<dir>, kafka://<host:port>/<topic-prefix> or http://<host:port>[/<prefix>]",
+            "emulate --to `{}`: expected file:<dir>, kafka://<host:port>/<topic-prefix>, kinesis://<prefix> or http://<host:port>[/<prefix>]",
             args.to
         ))
         .into());
@@ -93,6 +97,47 @@ fn to_kafka(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
         per_second = format!("{:.0}", produced as f64 / seconds.max(1e-9)),
         to = args.to,
         "emulated events produced"
+    );
+    Ok(())
+}
+
+/// Shards of each Kinesis stream `emulate --to kinesis://` creates.
+const KINESIS_SHARDS: i32 = 2;
+
+/// Puts the events to `streaming-<prefix>-pin/-geo/-user` (created with 2 shards when
+/// missing) with a progress bar (on a terminal).
+fn to_kinesis(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
+    let target = KinesisSpec::parse(&args.to)?;
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(
+            SourceError::Config(format!("--rate must be a positive number, not {rate}")).into(),
+        );
+    }
+    let bar = ProgressBar::new(args.events).with_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(args.to.clone());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let started = Instant::now();
+    let put = kinesis::put_events(&target, spec, KINESIS_SHARDS, args.rate, |done| {
+        bar.set_position(done)
+    });
+    bar.finish_and_clear();
+    let put = put?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        events = put,
+        records = put * 3,
+        seconds = format!("{seconds:.1}"),
+        per_second = format!("{:.0}", put as f64 / seconds.max(1e-9)),
+        to = args.to,
+        "emulated events put"
     );
     Ok(())
 }

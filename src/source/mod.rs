@@ -9,6 +9,7 @@ pub mod emulator;
 pub mod file;
 pub mod http;
 pub mod kafka;
+pub mod kinesis;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -101,6 +102,8 @@ pub enum SourceSpec {
     Emulator(emulator::EmulatorSpec),
     /// `kafka://<host:port>/<topic-prefix>`
     Kafka(kafka::KafkaSpec),
+    /// `kinesis://<prefix>[?endpoint=..&region=..&start=..]`
+    Kinesis(kinesis::KinesisSpec),
     /// `http`: messages sent to the engine's HTTP server (REST-proxy and API-Gateway bodies).
     Http(http::IngestQueue),
 }
@@ -125,9 +128,11 @@ impl SourceSpec {
             Ok(SourceSpec::Http(http::IngestQueue::default()))
         } else if text.starts_with("kafka://") {
             Ok(SourceSpec::Kafka(kafka::KafkaSpec::parse(text)?))
+        } else if text.starts_with("kinesis://") {
+            Ok(SourceSpec::Kinesis(kinesis::KinesisSpec::parse(text)?))
         } else {
             Err(SourceError::Config(format!(
-                "unknown source `{text}`: expected file:<dir>, kafka://<host:port>/<topic-prefix>, http or emulator:events=<n>,seed=<s>,rate=<per-second>"
+                "unknown source `{text}`: expected file:<dir>, kafka://<host:port>/<topic-prefix>, kinesis://<prefix>, http or emulator:events=<n>,seed=<s>,rate=<per-second>"
             )))
         }
     }
@@ -140,6 +145,9 @@ impl SourceSpec {
                 Box::new(emulator::EmulatorSource::new(spec, worker, peers))
             }
             SourceSpec::Kafka(spec) => Box::new(kafka::KafkaSource::new(spec, worker, peers)?),
+            SourceSpec::Kinesis(spec) => {
+                Box::new(kinesis::KinesisSource::new(spec, worker, peers)?)
+            }
             SourceSpec::Http(queue) => Box::new(http::HttpSource::new(queue, worker, peers)),
         })
     }
@@ -151,6 +159,7 @@ impl SourceSpec {
             SourceSpec::File { .. } => true,
             SourceSpec::Emulator(spec) => spec.events.is_some(),
             SourceSpec::Kafka(_) => true,
+            SourceSpec::Kinesis(_) => true,
             SourceSpec::Http(_) => false,
         }
     }
