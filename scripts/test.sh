@@ -32,8 +32,9 @@ elif [ -n "${CI:-}" ]; then
 else
   echo "kafka: could not start (Kafka tests will skip)"
 fi
-# kinesis-mock for tests/kinesis.rs; they skip without AWS_ENDPOINT_URL_KINESIS.
-if scripts/services.sh start kinesis; then
+# kinesis-mock for tests/kinesis.rs; they skip without AWS_ENDPOINT_URL_KINESIS. Restarted so every
+# run starts empty: the mock caps an account at 50 shards, and streams of runs before would count.
+if scripts/services.sh restart kinesis; then
   eval "$(scripts/services.sh env)"
   echo "kinesis: $AWS_ENDPOINT_URL_KINESIS"
 elif [ -n "${CI:-}" ]; then
