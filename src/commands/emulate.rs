@@ -72,17 +72,10 @@ fn to_kafka(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
         };
         target.properties.insert(key.to_owned(), value.to_owned());
     }
-    let bar = ProgressBar::new(args.events).with_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(args.events);
     if let Topics::Prefix(prefix) = &target.topics {
         bar.set_message(format!("{prefix}.{{pin,geo,user}}"));
     }
-    bar.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
     let produced = kafka::produce_events(&target, spec, args.partitions, args.rate, |done| {
         bar.set_position(done)
@@ -115,15 +108,8 @@ fn to_kinesis(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
             SourceError::Config(format!("--rate must be a positive number, not {rate}")).into(),
         );
     }
-    let bar = ProgressBar::new(args.events).with_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(args.events);
     bar.set_message(args.to.clone());
-    bar.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
     let put = kinesis::put_events(&target, spec, KINESIS_SHARDS, args.rate, |done| {
         bar.set_position(done)
@@ -155,15 +141,8 @@ fn to_http(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
     };
     let base = format!("http://{authority}");
     let emulator = emulator::Emulator::new(spec);
-    let bar = ProgressBar::new(args.events).with_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(args.events);
     bar.set_message(base.clone());
-    bar.enable_steady_tick(Duration::from_millis(200));
     let next = std::sync::atomic::AtomicU64::new(0);
     let failed: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let started = Instant::now();
@@ -225,4 +204,17 @@ fn to_http(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
         "emulated events sent"
     );
     Ok(())
+}
+
+/// The progress bar of a send (drawn only on a terminal), ticking on its own.
+fn progress_bar(events: u64) -> ProgressBar {
+    let bar = ProgressBar::new(events).with_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
