@@ -16,7 +16,7 @@ use super::stats::Stats;
 use super::time;
 use crate::sink::Lake;
 use crate::sink::delta::BackgroundFile;
-use crate::source::Positions;
+use crate::source::{Cursor, Cursors, PartitionId, Positions};
 use crate::table::{Table, TableRow};
 
 /// The first fatal error of any stage; the workers stop when they see one.
@@ -43,8 +43,9 @@ impl Fatal {
 /// boundaries safely) and its row count.
 pub type WrittenFile = (Table, String, u64);
 
-/// A source position reported for a batch: partition id and position.
-pub type Reported = (String, i64);
+/// A source position reported for a batch: partition id, position and the exact cursor at
+/// that position when the source has one ([`crate::source::Cursor`]).
+pub type Reported = (String, i64, Option<String>);
 
 /// The positions the tables hold, as last committed, with a count of commits: the drivers
 /// pass them on to their sources ([`crate::source::Source::committed`]).
@@ -143,6 +144,16 @@ fn hold<T: Default>(
     &mut entry.1
 }
 
+/// Keeps the cursor of the greater position.
+fn keep_latest(cursors: &mut Cursors, partition: PartitionId, cursor: Cursor) {
+    match cursors.get(&partition) {
+        Some(held) if held.position >= cursor.position => {}
+        _ => {
+            cursors.insert(partition, cursor);
+        }
+    }
+}
+
 /// Commits, on worker 0, every batch whose files and positions are all in: one commit per
 /// table, in table order, each carrying the batch's positions. Batches that complete together
 /// (the committer fell behind) are committed as one.
@@ -161,12 +172,15 @@ pub fn commit<'scope>(
         Exchange::new(|_: &Reported| 0),
         "commit",
         move |_capability, _info| {
-            type Batch = (Vec<WrittenFile>, Positions);
+            type Batch = (Vec<WrittenFile>, Positions, Cursors);
             let mut pending: BTreeMap<u64, (Capability<u64>, Batch)> = BTreeMap::new();
+            // Every cursor committed by this process: each commit carries them all, so the
+            // newest commit of a table names the cursor of every partition it moved.
+            let mut cursors = Cursors::new();
             move |(files, files_frontier), (positions, positions_frontier), output| {
                 files.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let (files, _) = hold(&mut pending, capability);
+                        let (files, _, _) = hold(&mut pending, capability);
                         for batch in batches {
                             files.append(batch);
                         }
@@ -174,10 +188,14 @@ pub fn commit<'scope>(
                 });
                 positions.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let (_, reached) = hold(&mut pending, capability);
-                        for (partition, position) in batches.flat_map(|b| b.drain(..)) {
-                            let slot = reached.entry(partition.into()).or_insert(position);
+                        let (_, reached, exact) = hold(&mut pending, capability);
+                        for (partition, position, cursor) in batches.flat_map(|b| b.drain(..)) {
+                            let partition: PartitionId = partition.into();
+                            let slot = reached.entry(partition.clone()).or_insert(position);
                             *slot = (*slot).max(position);
+                            if let Some(cursor) = cursor {
+                                keep_latest(exact, partition, Cursor { position, cursor });
+                            }
                         }
                     }
                 });
@@ -197,7 +215,7 @@ pub fn commit<'scope>(
                 let mut by_table: BTreeMap<Table, Vec<deltalake::kernel::Add>> = BTreeMap::new();
                 let mut covered = Positions::new();
                 let mut rows = 0;
-                for (_, (files, positions)) in ready {
+                for (_, (files, positions, exact)) in ready {
                     for (table, json, count) in files {
                         match serde_json::from_str(&json) {
                             Ok(add) => by_table.entry(table).or_default().push(add),
@@ -209,7 +227,16 @@ pub fn commit<'scope>(
                         let slot = covered.entry(partition).or_insert(position);
                         *slot = (*slot).max(position);
                     }
+                    for (partition, cursor) in exact {
+                        keep_latest(&mut cursors, partition, cursor);
+                    }
                 }
+                // A cursor stands only for its own position.
+                cursors.retain(|partition, cursor| {
+                    covered
+                        .get(partition)
+                        .is_none_or(|&position| position == cursor.position)
+                });
                 if by_table.is_empty() && covered.is_empty() {
                     output.session(&last).give(batch);
                     return;
@@ -217,7 +244,7 @@ pub fn commit<'scope>(
                 let started = std::time::Instant::now();
                 for table in Table::ALL {
                     let adds = by_table.remove(&table).unwrap_or_default();
-                    match runtime.block_on(lake.commit(table, adds, &covered, batch)) {
+                    match runtime.block_on(lake.commit(table, adds, &covered, &cursors, batch)) {
                         Ok(version) => {
                             Stats::add(&stats.commits, 1);
                             tracing::debug!(%table, version, batch, "committed");
