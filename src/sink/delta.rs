@@ -476,3 +476,29 @@ impl BackgroundFile {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Cursor;
+
+    #[test]
+    fn cursors_are_read_from_the_commit_info_of_a_commit_file() {
+        let commit = br#"{"commitInfo":{"timestamp":1,"operation":"WRITE","pinstream.batch":3,"pinstream.cursors":{"kinesis:s-pin/shardId-000000000000":{"position":12,"cursor":"49658012345678901234567890123456789012345678901234567890"}}}}
+{"txn":{"appId":"kinesis:s-pin/shardId-000000000000","version":12}}
+{"add":{"path":"part-0.parquet"}}
+"#;
+        let cursors = commit_cursors(commit);
+        assert_eq!(
+            cursors.get("kinesis:s-pin/shardId-000000000000"),
+            Some(&Cursor {
+                position: 12,
+                cursor: "49658012345678901234567890123456789012345678901234567890".into()
+            })
+        );
+        // No cursors, or a commit info this version did not write: none.
+        assert!(commit_cursors(br#"{"commitInfo":{"timestamp":1}}"#).is_empty());
+        assert!(commit_cursors(b"not json\n").is_empty());
+        assert!(commit_cursors(br#"{"commitInfo":{"pinstream.cursors":[1,2]}}"#).is_empty());
+    }
+}
