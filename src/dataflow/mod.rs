@@ -239,6 +239,7 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
         if source.uses_cursors() {
             let cursors = runtime.block_on(lake.cursors(&from))?;
             source.seek_exact(&from, &cursors)?;
+            context.committed.seed_cursors(&cursors);
         } else {
             source.seek(&from)?;
         }

@@ -50,9 +50,23 @@ pub type Reported = (String, i64, Option<String>);
 /// The positions the tables hold, as last committed, with a count of commits: the drivers
 /// pass them on to their sources ([`crate::source::Source::committed`]).
 #[derive(Clone, Default)]
-pub struct Committed(Arc<Mutex<(u64, Positions)>>);
+pub struct Committed(Arc<Mutex<(u64, Positions)>>, Arc<Mutex<Cursors>>);
 
 impl Committed {
+    /// Cursors the sources resumed from (read back at start): the committer carries them in
+    /// its commits, so the newest commit keeps naming the cursor of a shard that no longer
+    /// moves (a drained parent) and [`crate::sink::Lake::cursors`] finds it at once.
+    pub fn seed_cursors(&self, cursors: &Cursors) {
+        let mut seeds = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        for (partition, cursor) in cursors {
+            keep_latest(&mut seeds, partition.clone(), cursor.clone());
+        }
+    }
+
+    fn take_seeds(&self) -> Cursors {
+        std::mem::take(&mut *self.1.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn record(&self, positions: &Positions) {
         let mut committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
         committed.0 += 1;
@@ -230,6 +244,9 @@ pub fn commit<'scope>(
                     for (partition, cursor) in exact {
                         keep_latest(&mut cursors, partition, cursor);
                     }
+                }
+                for (partition, cursor) in committed.take_seeds() {
+                    keep_latest(&mut cursors, partition, cursor);
                 }
                 // A cursor stands only for its own position.
                 cursors.retain(|partition, cursor| {

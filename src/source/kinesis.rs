@@ -64,6 +64,8 @@ const GET_LIMIT: i32 = 10_000;
 const GET_LIMIT_MIN: i32 = 250;
 /// Records per PutRecords (the API's maximum).
 const PUT_BATCH: usize = 500;
+/// Timeout of one PutRecords.
+const PUT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Shards drained in this process (partition ids), so a child's owner knows its parents are.
 static DRAINED: LazyLock<Mutex<HashSet<PartitionId>>> = LazyLock::new(Default::default);
@@ -1010,26 +1012,35 @@ async fn put_batch(
     stream: &str,
     mut batch: Vec<PutRecordsRequestEntry>,
 ) -> Result<(), SourceError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
     let mut attempt = 0u32;
     loop {
-        let output = client
+        let send = client
             .put_records()
             .stream_name(stream)
             .set_records(Some(batch.clone()))
-            .send()
-            .await;
+            .send();
+        // A hung endpoint is an error too (a retry may put a batch twice: the emulator's
+        // rows repeat anyway and the engine deduplicates).
+        let output = match tokio::time::timeout(PUT_TIMEOUT, send).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(e)) => Err(error_text(&e)),
+            Err(_) => Err(format!("no answer within {PUT_TIMEOUT:?}")),
+        };
         let output = match output {
             Ok(output) => output,
-            Err(e) if attempt < 8 => {
-                tracing::warn!("kinesis: PutRecords {stream}: {}", error_text(&e));
+            Err(message) if attempt < 8 => {
+                tracing::warn!("kinesis: PutRecords {stream}: {message}");
+                super::count_retry("kinesis");
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
                 continue;
             }
-            Err(e) => {
+            Err(message) => {
                 return Err(SourceError::Unavailable(format!(
-                    "kinesis: PutRecords {stream}: {}",
-                    error_text(&e)
+                    "kinesis: PutRecords {stream}: {message}"
                 )));
             }
         };
