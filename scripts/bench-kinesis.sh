@@ -67,9 +67,11 @@ boto ceiling
 for w in $workers; do
   "$bin" run --from "kinesis://$prefix" --lake "$work/lake-$w" --until-done --workers "$w" \
     --summary "$work/summary-$w.json" 2>/dev/null
-  "$python" -c '
+  "$python" - "$work/summary-$w.json" "$w" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"kinesis -> Delta, {sys.argv[2]} worker(s): {s[\"records_in\"]} records in {s[\"seconds\"]:.1f} s = {s[\"records_in\"] / s[\"seconds\"]:.0f} records/s, {s[\"commits\"]} commits, peak RSS {s[\"peak_rss_bytes\"] / 2**20:.0f} MiB")
-' "$work/summary-$w.json" "$w"
+n, t = s["records_in"], s["seconds"]
+mib = s["peak_rss_bytes"] / 2**20
+print(f"kinesis -> Delta, {sys.argv[2]} worker(s): {n} records in {t:.1f} s = {n / t:.0f} records/s, {s['commits']} commits, peak RSS {mib:.0f} MiB")
+EOF
 done

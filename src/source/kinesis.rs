@@ -58,9 +58,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const OPEN_RETRY: Duration = Duration::from_secs(30);
 /// At most one warning per this interval (the rest are counted).
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
-/// Records per GetRecords (the API's maximum); a shard whose calls time out asks for fewer,
-/// down to [`GET_LIMIT_MIN`].
+/// Records per GetRecords: the API's maximum. A shard starts asking for
+/// [`GET_LIMIT_START`] and doubles while full answers come fast, halves (down to
+/// [`GET_LIMIT_MIN`]) when they are slow: an endpoint that is slow per record (kinesis-mock
+/// on a busy machine takes seconds for 10,000) is never asked for more than it answers
+/// within the timeout, because a request given up on is still worked through by the server.
 const GET_LIMIT: i32 = 10_000;
+const GET_LIMIT_START: i32 = 1_000;
 const GET_LIMIT_MIN: i32 = 250;
 /// Records per PutRecords (the API's maximum).
 const PUT_BATCH: usize = 500;
@@ -540,7 +544,7 @@ impl KinesisSource {
                 last_sequence: cursor.clone(),
                 fetched_sequence: cursor,
                 iterator: None,
-                limit: GET_LIMIT,
+                limit: GET_LIMIT_START,
                 skip_before,
                 next_get: Instant::now(),
                 failures: 0,
