@@ -8,6 +8,8 @@
 #   install                  install everything (idempotent; seconds when already installed)
 #   start   [SERVICE..|all]  install if needed, start in the background, wait until ready;
 #                            a service that is already running and healthy is left alone
+#                            (unless it was started with other settings: kinesis-mock's are
+#                            recorded in run/kinesis.settings)
 #   stop    [SERVICE..|all]  stop (TERM, then KILL after 5 s; all data is in memory anyway)
 #   restart [SERVICE..|all]  stop then start. tansu keeps data in memory only: a restarted
 #                            broker has no topics, offsets or groups (tests use
@@ -169,8 +171,19 @@ launch() {
     < /dev/null >> "$run/$svc.log" 2>&1 &
 }
 
+# kinesis-mock's settings. SHARD_LIMIT: the mock caps an account at 50 shards like AWS, and
+# streams left by killed test runs would count against it until a restart; restarting the
+# shared mock while other test runs use it refuses their connections and drops their
+# streams, so the cap is raised instead (tests still delete their streams).
+kinesis_settings="CREATE_STREAM_DURATION=50ms SHARD_LIMIT=10000"
+
 start_one() {
   local svc="$1" p
+  if [ "$svc" = kinesis ] && healthy kinesis \
+      && [ "$(cat "$run/kinesis.settings" 2>/dev/null)" != "$kinesis_settings" ]; then
+    echo "services.sh: kinesis-mock runs with other settings: restarting it" >&2
+    stop_one kinesis
+  fi
   if healthy "$svc"; then return 0; fi
   if live_pid "$svc" >/dev/null; then
     # ours but not (yet) accepting: maybe still starting, otherwise wedged
@@ -191,9 +204,11 @@ start_one() {
         --storage-engine memory://tansu/
       ;;
     kinesis)
+      echo "$kinesis_settings" > "$run/kinesis.settings"
+      # shellcheck disable=SC2086
       launch kinesis env \
         KINESIS_MOCK_PLAIN_PORT="$kinesis_port" KINESIS_MOCK_TLS_PORT="$kinesis_tls_port" \
-        CREATE_STREAM_DURATION=50ms \
+        $kinesis_settings \
         KINESIS_MOCK_CERT_PATH="$(dirname "$(kinesis_main)")/server.json" \
         node -r "$scripts_dir/force-loopback.cjs" "$(kinesis_main)"
       ;;

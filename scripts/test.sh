@@ -32,9 +32,11 @@ elif [ -n "${CI:-}" ]; then
 else
   echo "kafka: could not start (Kafka tests will skip)"
 fi
-# kinesis-mock for tests/kinesis.rs; they skip without AWS_ENDPOINT_URL_KINESIS. Restarted so every
-# run starts empty: the mock caps an account at 50 shards, and streams of runs before would count.
-if scripts/services.sh restart kinesis; then
+# kinesis-mock for tests/kinesis.rs; they skip without AWS_ENDPOINT_URL_KINESIS. Started, not
+# restarted: the mock is shared by every clone on the machine, and a restart under another
+# run's tests refuses their connections and loses their streams (its shard cap is raised
+# instead, see services.sh).
+if scripts/services.sh start kinesis; then
   eval "$(scripts/services.sh env)"
   echo "kinesis: $AWS_ENDPOINT_URL_KINESIS"
 elif [ -n "${CI:-}" ]; then

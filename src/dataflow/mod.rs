@@ -236,7 +236,13 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     for spec in &config.sources {
         let mut source = spec.open(index, peers)?;
         let from = runtime.block_on(lake.positions(&source.partitions()))?;
-        source.seek(&from)?;
+        if source.uses_cursors() {
+            let cursors = runtime.block_on(lake.cursors(&from))?;
+            source.seek_exact(&from, &cursors)?;
+            context.committed.seed_cursors(&cursors);
+        } else {
+            source.seek(&from)?;
+        }
         reported.extend(from);
         sources.push(source);
     }
@@ -315,9 +321,17 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
             if time::batch_of(next) > batch {
                 // Leaving the batch: it covers the sources' positions as of now.
                 for source in &sources {
+                    let mut cursors = source.cursors();
                     for (partition, position) in source.positions() {
                         if reported.get(&partition) != Some(&position) {
-                            handles.positions.send((partition.to_string(), position));
+                            // The cursor rides with its position (same moment, same commit).
+                            let cursor = cursors
+                                .remove(&partition)
+                                .filter(|c| c.position == position)
+                                .map(|c| c.cursor);
+                            handles
+                                .positions
+                                .send((partition.to_string(), position, cursor));
                             reported.insert(partition, position);
                         }
                     }

@@ -18,7 +18,7 @@ use super::stats::Stats;
 use super::time;
 use crate::sink::delta::BackgroundFile;
 use crate::sink::{Lake, SinkError};
-use crate::source::Positions;
+use crate::source::{Cursor, Cursors, PartitionId, Positions};
 use crate::table::{Table, TableRow};
 
 /// The first fatal error of any stage; the workers stop when they see one.
@@ -45,15 +45,30 @@ impl Fatal {
 /// boundaries safely) and its row count.
 pub type WrittenFile = (Table, String, u64);
 
-/// A source position reported for a batch: partition id and position.
-pub type Reported = (String, i64);
+/// A source position reported for a batch: partition id, position and the exact cursor at
+/// that position when the source has one ([`crate::source::Cursor`]).
+pub type Reported = (String, i64, Option<String>);
 
 /// The positions the tables hold, as last committed, with a count of commits: the drivers
 /// pass them on to their sources ([`crate::source::Source::committed`]).
 #[derive(Clone, Default)]
-pub struct Committed(Arc<Mutex<(u64, Positions)>>);
+pub struct Committed(Arc<Mutex<(u64, Positions)>>, Arc<Mutex<Cursors>>);
 
 impl Committed {
+    /// Cursors the sources resumed from (read back at start): the committer carries them in
+    /// its commits, so the newest commit keeps naming the cursor of a shard that no longer
+    /// moves (a drained parent) and [`crate::sink::Lake::cursors`] finds it at once.
+    pub fn seed_cursors(&self, cursors: &Cursors) {
+        let mut seeds = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        for (partition, cursor) in cursors {
+            keep_latest(&mut seeds, partition.clone(), cursor.clone());
+        }
+    }
+
+    fn take_seeds(&self) -> Cursors {
+        std::mem::take(&mut *self.1.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn record(&self, positions: &Positions) {
         let mut committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
         committed.0 += 1;
@@ -182,6 +197,16 @@ fn hold<T: Default>(
     &mut entry.1
 }
 
+/// Keeps the cursor of the greater position.
+fn keep_latest(cursors: &mut Cursors, partition: PartitionId, cursor: Cursor) {
+    match cursors.get(&partition) {
+        Some(held) if held.position >= cursor.position => {}
+        _ => {
+            cursors.insert(partition, cursor);
+        }
+    }
+}
+
 /// Commits, on worker 0, every batch whose files and positions are all in: one commit per
 /// table, in table order, each carrying the batch's positions. Batches that complete together
 /// (the committer fell behind) are committed as one.
@@ -205,8 +230,11 @@ pub fn commit<'scope>(
         Exchange::new(|_: &Reported| 0),
         "commit",
         move |_capability, info| {
-            type Batch = (Vec<WrittenFile>, Positions);
+            type Batch = (Vec<WrittenFile>, Positions, Cursors);
             let mut pending: BTreeMap<u64, (Capability<u64>, Batch)> = BTreeMap::new();
+            // Every cursor committed by this process: each commit carries them all, so the
+            // newest commit of a table names the cursor of every partition it moved.
+            let mut cursors = Cursors::new();
             let activator = worker.sync_activator_for(info.address.to_vec());
             // Started with the first batch (only worker 0 receives any).
             let mut committer: Option<Committer> = None;
@@ -221,7 +249,7 @@ pub fn commit<'scope>(
                 }
                 files.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let (files, _) = hold(&mut pending, capability);
+                        let (files, _, _) = hold(&mut pending, capability);
                         for batch in batches {
                             files.append(batch);
                         }
@@ -229,10 +257,14 @@ pub fn commit<'scope>(
                 });
                 positions.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let (_, reached) = hold(&mut pending, capability);
-                        for (partition, position) in batches.flat_map(|b| b.drain(..)) {
-                            let slot = reached.entry(partition.into()).or_insert(position);
+                        let (_, reached, exact) = hold(&mut pending, capability);
+                        for (partition, position, cursor) in batches.flat_map(|b| b.drain(..)) {
+                            let partition: PartitionId = partition.into();
+                            let slot = reached.entry(partition.clone()).or_insert(position);
                             *slot = (*slot).max(position);
+                            if let Some(cursor) = cursor {
+                                keep_latest(exact, partition, Cursor { position, cursor });
+                            }
                         }
                     }
                 });
@@ -253,7 +285,7 @@ pub fn commit<'scope>(
                 let mut by_table: BTreeMap<Table, Vec<deltalake::kernel::Add>> = BTreeMap::new();
                 let mut covered = Positions::new();
                 let mut rows = 0;
-                for (_, (files, positions)) in ready {
+                for (_, (files, positions, exact)) in ready {
                     for (table, json, count) in files {
                         match serde_json::from_str(&json) {
                             Ok(add) => by_table.entry(table).or_default().push(add),
@@ -265,7 +297,19 @@ pub fn commit<'scope>(
                         let slot = covered.entry(partition).or_insert(position);
                         *slot = (*slot).max(position);
                     }
+                    for (partition, cursor) in exact {
+                        keep_latest(&mut cursors, partition, cursor);
+                    }
                 }
+                for (partition, cursor) in committed.take_seeds() {
+                    keep_latest(&mut cursors, partition, cursor);
+                }
+                // A cursor stands only for its own position.
+                cursors.retain(|partition, cursor| {
+                    covered
+                        .get(partition)
+                        .is_none_or(|&position| position == cursor.position)
+                });
                 if by_table.is_empty() && covered.is_empty() {
                     output.session(&held).give(batch);
                     return;
@@ -284,6 +328,7 @@ pub fn commit<'scope>(
                     batch,
                     adds: by_table,
                     positions: covered,
+                    cursors: cursors.clone(),
                     rows,
                 });
                 committing.push_back(held);
@@ -292,11 +337,13 @@ pub fn commit<'scope>(
     )
 }
 
-/// One micro-batch to commit: the data files per table, the positions it covers.
+/// One micro-batch to commit: the data files per table, the positions it covers and the
+/// exact cursors known for them.
 struct CommitJob {
     batch: u64,
     adds: BTreeMap<Table, Vec<deltalake::kernel::Add>>,
     positions: Positions,
+    cursors: Cursors,
     rows: u64,
 }
 
@@ -328,11 +375,12 @@ impl Committer {
                     batch,
                     mut adds,
                     positions,
+                    cursors,
                     rows,
                 } = job;
                 for table in Table::ALL {
                     let adds = adds.remove(&table).unwrap_or_default();
-                    match lake.commit(table, adds, &positions, batch).await {
+                    match lake.commit(table, adds, &positions, &cursors, batch).await {
                         Ok(version) => {
                             Stats::add(&stats.commits, 1);
                             tracing::debug!(%table, version, batch, "committed");

@@ -51,6 +51,13 @@ fn record(state: &AppState) {
     for (kind, count) in SOURCE_KINDS.iter().zip(&stats.records_by_source) {
         counter!("pinstream_source_records_total", "kind" => *kind).absolute(Stats::get(count));
     }
+    describe_counter!(
+        "pinstream_source_retries_total",
+        "Transient source errors retried with backoff (connection refused or reset, timeouts, 5xx, throttling), by source kind"
+    );
+    for (kind, count) in SOURCE_KINDS.iter().zip(&crate::source::RETRIES) {
+        counter!("pinstream_source_retries_total", "kind" => *kind).absolute(Stats::get(count));
+    }
     let totals = [
         (
             "pinstream_duplicates_total",

@@ -22,7 +22,7 @@ use url::Url;
 
 use super::SinkError;
 use super::schema;
-use crate::source::{PartitionId, Positions};
+use crate::source::{Cursors, PartitionId, Positions};
 use crate::table::{Table, TableRow};
 
 /// Commits per checkpoint: SPEC §4 asks for one at least every 10 commits.
@@ -118,6 +118,44 @@ impl Lake {
         Ok(positions)
     }
 
+    /// The exact cursor of each partition in `positions` (the least versions over the tables,
+    /// as [`Lake::positions`] returns them), read from the `commitInfo` of the newest commits
+    /// (each commit carries the cursors of every partition its process committed, see
+    /// [`Lake::commit`]). A cursor counts only when stored for exactly that position, so the
+    /// one of the table a crash left behind is the one used. Walks back at most
+    /// [`CURSOR_SEARCH_COMMITS`] commits per table; partitions not found are left out (their
+    /// source falls back to counting).
+    pub async fn cursors(&self, positions: &Positions) -> Result<Cursors, SinkError> {
+        let mut found = Cursors::new();
+        for (&table, delta) in &self.tables {
+            if found.len() == positions.len() {
+                break;
+            }
+            let Some(latest) = delta.version() else {
+                continue;
+            };
+            let oldest = latest.saturating_sub(CURSOR_SEARCH_COMMITS);
+            for version in (oldest..=latest).rev() {
+                let entry = delta
+                    .log_store()
+                    .read_commit_entry(version)
+                    .await
+                    .map_err(delta_error(table))?;
+                // Log files older than the retention are gone: nothing further back either.
+                let Some(bytes) = entry else { break };
+                for (partition, cursor) in commit_cursors(&bytes) {
+                    if positions.get(&partition) == Some(&cursor.position) {
+                        found.entry(partition).or_insert(cursor);
+                    }
+                }
+                if found.len() == positions.len() {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The data files `i` of `table` with `i % peers == worker` (every worker takes a share;
     /// together they cover the table), each with its modification time (micros): when its
     /// rows were first committed, the nearest there is to their arrival.
@@ -190,6 +228,7 @@ impl Lake {
         table: Table,
         adds: Vec<Add>,
         positions: &Positions,
+        cursors: &Cursors,
         batch: u64,
     ) -> Result<i64, SinkError> {
         let delta = self.tables.get_mut(&table).expect("every table is opened");
@@ -197,9 +236,13 @@ impl Lake {
             .iter()
             .map(|(partition, position)| Transaction::new(partition.as_ref(), *position))
             .collect();
+        let mut metadata = vec![("pinstream.batch".to_owned(), serde_json::json!(batch))];
+        if !cursors.is_empty() {
+            metadata.push((CURSORS_KEY.to_owned(), serde_json::json!(cursors)));
+        }
         let properties = CommitProperties::default()
             .with_application_transactions(transactions)
-            .with_metadata([("pinstream.batch".to_owned(), serde_json::json!(batch))]);
+            .with_metadata(metadata);
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: None,
@@ -215,6 +258,25 @@ impl Lake {
         delta.state = Some(finalized.snapshot());
         Ok(version as i64)
     }
+}
+
+/// The `commitInfo` key holding the cursors of a commit (`{appId: {position, cursor}}`).
+const CURSORS_KEY: &str = "pinstream.cursors";
+
+/// Commits per table [`Lake::cursors`] reads back, newest first, looking for cursors.
+const CURSOR_SEARCH_COMMITS: u64 = 200;
+
+/// The cursors in one commit file's `commitInfo` (none when absent or unreadable: the
+/// source then counts, which is slower but exact while the stream keeps its records).
+fn commit_cursors(commit: &[u8]) -> Cursors {
+    commit
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"{\"commitInfo\""))
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .filter_map(|mut action| action["commitInfo"][CURSORS_KEY].take().into())
+        .filter_map(|cursors: serde_json::Value| serde_json::from_value::<Cursors>(cursors).ok())
+        .next()
+        .unwrap_or_default()
 }
 
 /// Rows encoded per Arrow batch: small enough that buffers are reused, large enough for
@@ -413,5 +475,31 @@ impl BackgroundFile {
                 reason: error.to_string(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Cursor;
+
+    #[test]
+    fn cursors_are_read_from_the_commit_info_of_a_commit_file() {
+        let commit = br#"{"commitInfo":{"timestamp":1,"operation":"WRITE","pinstream.batch":3,"pinstream.cursors":{"kinesis:s-pin/shardId-000000000000":{"position":12,"cursor":"49658012345678901234567890123456789012345678901234567890"}}}}
+{"txn":{"appId":"kinesis:s-pin/shardId-000000000000","version":12}}
+{"add":{"path":"part-0.parquet"}}
+"#;
+        let cursors = commit_cursors(commit);
+        assert_eq!(
+            cursors.get("kinesis:s-pin/shardId-000000000000"),
+            Some(&Cursor {
+                position: 12,
+                cursor: "49658012345678901234567890123456789012345678901234567890".into()
+            })
+        );
+        // No cursors, or a commit info this version did not write: none.
+        assert!(commit_cursors(br#"{"commitInfo":{"timestamp":1}}"#).is_empty());
+        assert!(commit_cursors(b"not json\n").is_empty());
+        assert!(commit_cursors(br#"{"commitInfo":{"pinstream.cursors":[1,2]}}"#).is_empty());
     }
 }

@@ -4,11 +4,13 @@
 //!
 //! Positions: the Delta `txn` version is an i64 but Kinesis sequence numbers have up to 56
 //! digits, and the tables are the only state. So the position of a shard (partition id
-//! `kinesis:<stream>/<shardId>`) is the number of its records consumed, counted from
-//! TRIM_HORIZON; on resume the shard is read from TRIM_HORIZON and that many records are
-//! skipped. This is exact while the shard's retention has not trimmed records already
-//! counted; resuming with AT_SEQUENCE_NUMBER would need the exact sequence number stored,
-//! which is left for later. `RawRecord.offset` is the record's index in the shard.
+//! `kinesis:<stream>/<shardId>`) is a monotone count, the number of its records consumed
+//! counted from TRIM_HORIZON, and the exact sequence number of the last one rides along as
+//! its [`Cursor`], stored by the sink in the same commit. On resume a shard reads from
+//! AFTER_SEQUENCE_NUMBER at its cursor; only when no cursor matches the stored count (tables
+//! written before cursors existed) is it read from TRIM_HORIZON skipping that many records
+//! (exact while retention has not trimmed records already counted), with a log line.
+//! `RawRecord.offset` is the record's index in the shard.
 //!
 //! `start = latest` or a timestamp (for shards with no stored position) also reads from
 //! TRIM_HORIZON and skips, counting them, the records that arrived before the job opened
@@ -18,6 +20,11 @@
 //! shards whose partition id hashes to it. After a split or merge a child shard is read only
 //! once its parents are drained (GetRecords returned no next iterator) by whichever worker of
 //! this process owns them (a process-wide registry), or are gone from ListShards (expired).
+//!
+//! Transient errors (connection refused or reset, timeouts, 5xx, throttling, expired
+//! iterators) never end the run: each shard backs off exponentially (bounded by
+//! [`MAX_BACKOFF`]), a rate-limited warning is logged and `pinstream_source_retries_total`
+//! counts them. A new iterator after an error resumes after the last record fetched.
 //!
 //! `--until-done`: done once every shard listed at open is caught up (an empty GetRecords
 //! with MillisBehindLatest 0) or, when closed, drained.
@@ -36,7 +43,7 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamSt
 use base64::Engine as _;
 
 use super::emulator::{Emulator, EmulatorSpec};
-use super::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use super::{Cursor, Cursors, PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
 use crate::stream::Stream;
 
 /// How often the shards are listed again.
@@ -45,12 +52,24 @@ const LIST_INTERVAL: Duration = Duration::from_secs(10);
 const GET_INTERVAL: Duration = Duration::from_millis(200);
 /// Timeout of one request made from `poll` (the engine's loop must not block long).
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait before a shard is read again after errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long opening keeps retrying ListShards before the source counts as unreachable.
+const OPEN_RETRY: Duration = Duration::from_secs(30);
 /// At most one warning per this interval (the rest are counted).
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
-/// Records per GetRecords (the API's maximum).
+/// Records per GetRecords: the API's maximum. A shard starts asking for
+/// [`GET_LIMIT_START`] and doubles while full answers come fast, halves (down to
+/// [`GET_LIMIT_MIN`]) when they are slow: an endpoint that is slow per record (kinesis-mock
+/// on a busy machine takes seconds for 10,000) is never asked for more than it answers
+/// within the timeout, because a request given up on is still worked through by the server.
 const GET_LIMIT: i32 = 10_000;
+const GET_LIMIT_START: i32 = 1_000;
+const GET_LIMIT_MIN: i32 = 250;
 /// Records per PutRecords (the API's maximum).
 const PUT_BATCH: usize = 500;
+/// Timeout of one PutRecords.
+const PUT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Shards drained in this process (partition ids), so a child's owner knows its parents are.
 static DRAINED: LazyLock<Mutex<HashSet<PartitionId>>> = LazyLock::new(Default::default);
@@ -324,7 +343,13 @@ struct Shard {
     fetched: i64,
     /// Index of the next record the current iterator returns.
     seen: i64,
+    /// Sequence number of the last record returned by `poll` (the cursor of `emitted`).
+    last_sequence: Option<String>,
+    /// Sequence number of record `fetched - 1`: a new iterator starts after it.
+    fetched_sequence: Option<String>,
     iterator: Option<String>,
+    /// Records asked per GetRecords.
+    limit: i32,
     /// Skip (counting them) records that arrived before this time, ms (latest / timestamp).
     skip_before: Option<i64>,
     next_get: Instant,
@@ -356,10 +381,11 @@ pub struct KinesisSource {
     /// Ids of all shards listed last time (any worker's), to tell an expired parent.
     listed: HashSet<PartitionId>,
     listed_at: Instant,
-    /// Records fetched but not yet returned: (shard index, record).
-    pending: VecDeque<(usize, RawRecord)>,
-    /// Positions from the tables (`seek`), for shards found later.
+    /// Records fetched but not yet returned: (shard index, record, sequence number).
+    pending: VecDeque<(usize, RawRecord, String)>,
+    /// Positions and cursors from the tables (`seek`), for shards found later.
     stored: Positions,
+    stored_cursors: Cursors,
     opened_ms: i64,
     warner: Warner,
 }
@@ -386,21 +412,29 @@ impl KinesisSource {
             listed_at: Instant::now(),
             pending: VecDeque::new(),
             stored: Positions::new(),
+            stored_cursors: Cursors::new(),
             opened_ms: crate::now_micros() / 1000,
             warner: Warner::default(),
         };
-        let mut attempt = 0;
+        // An endpoint restarting (a blip) is waited for; one down for good is an error.
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(250);
         let listed = loop {
-            attempt += 1;
             match source.list() {
                 Ok(listed) => break listed,
-                Err(error) if attempt >= 3 => {
+                Err(error) if started.elapsed() + backoff > OPEN_RETRY => {
                     return Err(SourceError::Unavailable(format!(
-                        "{} unreachable: {error}",
-                        spec.describe()
+                        "{} unreachable after {:.0} s of retries: {error}",
+                        spec.describe(),
+                        started.elapsed().as_secs_f64()
                     )));
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(500 * attempt)),
+                Err(error) => {
+                    super::count_retry("kinesis");
+                    tracing::warn!("kinesis: {error} (retrying in {backoff:?})");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
         };
         source.add_shards(listed, true);
@@ -481,6 +515,11 @@ impl KinesisSource {
                 continue;
             }
             let stored = self.stored.get(&id).copied();
+            let cursor = self
+                .stored_cursors
+                .get(&id)
+                .filter(|c| Some(c.position) == stored)
+                .map(|c| c.cursor.clone());
             let skip_before = match (stored, at_open, self.spec.start) {
                 (Some(_), _, _) | (None, false, _) | (None, true, StartAt::TrimHorizon) => None,
                 (None, true, StartAt::Latest) => Some(self.opened_ms),
@@ -502,7 +541,10 @@ impl KinesisSource {
                 emitted: stored.unwrap_or(0),
                 fetched: stored.unwrap_or(0),
                 seen: 0,
+                last_sequence: cursor.clone(),
+                fetched_sequence: cursor,
                 iterator: None,
+                limit: GET_LIMIT_START,
                 skip_before,
                 next_get: Instant::now(),
                 failures: 0,
@@ -537,7 +579,8 @@ impl KinesisSource {
         self.shards[i].parents.is_empty()
     }
 
-    /// One GetRecords round over the due shards (concurrently).
+    /// One GetRecords round over the due shards (concurrently, each call with its own
+    /// timeout so one slow shard does not cost the others their records).
     fn fetch(&mut self) {
         let now = Instant::now();
         let due: Vec<usize> = (0..self.shards.len())
@@ -559,72 +602,117 @@ impl KinesisSource {
             let client = client.clone();
             let (stream_name, shard_id) = (shard.stream_name.clone(), shard.shard_id.clone());
             let iterator = shard.iterator.clone();
-            async move {
-                let iterator = match iterator {
+            let after = shard.fetched_sequence.clone();
+            let limit = shard.limit;
+            let call = async move {
+                let (iterator, fresh) = match iterator {
                     Some(iterator) => (iterator, false),
                     None => {
-                        let output = client
+                        // After the last record fetched when its sequence number is known,
+                        // else from the start (skipping what was counted).
+                        let request = client
                             .get_shard_iterator()
                             .stream_name(&stream_name)
-                            .shard_id(&shard_id)
-                            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                            .send()
-                            .await
-                            .map_err(|e| (false, false, error_text(&e).to_string()))?;
+                            .shard_id(&shard_id);
+                        let request = match after {
+                            Some(sequence) => request
+                                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                                .starting_sequence_number(sequence),
+                            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                        };
+                        let output = request.send().await.map_err(|e| Failure {
+                            expired: false,
+                            throttled: is_throttled(&e),
+                            timed_out: false,
+                            message: format!("GetShardIterator: {}", error_text(&e)),
+                        })?;
                         match output.shard_iterator() {
                             Some(it) => (it.to_owned(), true),
-                            None => return Err((false, false, "no shard iterator".to_owned())),
+                            None => {
+                                return Err(Failure {
+                                    expired: false,
+                                    throttled: false,
+                                    timed_out: false,
+                                    message: "GetShardIterator: no shard iterator".to_owned(),
+                                });
+                            }
                         }
                     }
                 };
-                let (iterator, fresh) = iterator;
+                let asked = Instant::now();
                 client
                     .get_records()
                     .shard_iterator(iterator)
-                    .limit(GET_LIMIT)
+                    .limit(limit)
                     .send()
                     .await
-                    .map(|output| (output, fresh))
-                    .map_err(|e| {
-                        let service = e.as_service_error();
-                        let expired = service.is_some_and(|e| e.is_expired_iterator_exception());
-                        let throttled = service
-                            .is_some_and(|e| e.is_provisioned_throughput_exceeded_exception());
-                        (expired, throttled, error_text(&e).to_string())
+                    .map(|output| (output, fresh, asked.elapsed()))
+                    .map_err(|e| Failure {
+                        expired: e
+                            .as_service_error()
+                            .is_some_and(|e| e.is_expired_iterator_exception()),
+                        throttled: is_throttled(&e),
+                        timed_out: false,
+                        message: format!("GetRecords: {}", error_text(&e)),
+                    })
+            };
+            async move {
+                tokio::time::timeout(CALL_TIMEOUT, call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure {
+                            expired: false,
+                            throttled: false,
+                            timed_out: true,
+                            message: format!("GetRecords: no answer within {CALL_TIMEOUT:?}"),
+                        })
                     })
             }
         });
-        let results = self.runtime.block_on(async {
-            tokio::time::timeout(CALL_TIMEOUT, futures::future::join_all(calls)).await
-        });
-        let Ok(results) = results else {
-            self.warner.warn("GetRecords timed out");
-            for &i in &due {
-                self.shards[i].next_get = Instant::now() + GET_INTERVAL;
-            }
-            return;
-        };
+        let results = self.runtime.block_on(futures::future::join_all(calls));
         let now_micros = crate::now_micros();
         for (i, result) in due.into_iter().zip(results) {
             let shard = &mut self.shards[i];
             match result {
-                Err((expired, throttled, message)) => {
+                Err(failure) => {
+                    super::count_retry("kinesis");
                     shard.failures += 1;
-                    if expired || shard.failures >= 3 {
-                        // Get a new iterator from TRIM_HORIZON (and skip what was fetched).
+                    if failure.expired || shard.failures >= 3 {
+                        // A new iterator, after the last record fetched.
                         shard.iterator = None;
                     }
-                    let backoff = GET_INTERVAL * 2u32.pow(shard.failures.min(5));
+                    if failure.timed_out {
+                        shard.limit = (shard.limit / 2).max(GET_LIMIT_MIN);
+                    }
+                    let backoff = (GET_INTERVAL * 2u32.pow(shard.failures.min(6))).min(MAX_BACKOFF);
                     shard.next_get = Instant::now() + backoff;
-                    if !throttled {
-                        self.warner
-                            .warn(&format!("GetRecords {}: {message}", shard.id));
+                    if !failure.throttled {
+                        self.warner.warn(&format!(
+                            "{}: {} (attempt {}, next in {backoff:?})",
+                            shard.id, failure.message, shard.failures
+                        ));
                     }
                 }
-                Ok((output, fresh)) => {
+                Ok((output, fresh, took)) => {
+                    if shard.failures > 0 {
+                        tracing::info!(shard = %shard.id, "kinesis: reading again after {} failed attempts", shard.failures);
+                    }
                     shard.failures = 0;
+                    // Slow answers (a loaded endpoint) ask for fewer records next time, fast
+                    // full ones for more: calls stay well inside CALL_TIMEOUT.
+                    let full = output.records().len() as i32 >= shard.limit;
+                    if took > CALL_TIMEOUT / 5 {
+                        shard.limit = (shard.limit / 2).max(GET_LIMIT_MIN);
+                    } else if full && took < CALL_TIMEOUT / 20 {
+                        shard.limit = (shard.limit * 2).min(GET_LIMIT);
+                    }
                     if fresh {
-                        shard.seen = 0;
+                        // An iterator after `fetched_sequence` starts at record `fetched`.
+                        shard.seen = if shard.fetched_sequence.is_some() {
+                            shard.fetched
+                        } else {
+                            0
+                        };
                     }
                     shard.next_get = Instant::now() + GET_INTERVAL;
                     let records = output.records();
@@ -635,6 +723,8 @@ impl KinesisSource {
                             continue;
                         }
                         shard.fetched = index + 1;
+                        let sequence = record.sequence_number().to_owned();
+                        shard.fetched_sequence = Some(sequence.clone());
                         let arrival = record
                             .approximate_arrival_timestamp()
                             .map(|t| t.secs() * 1_000_000 + i64::from(t.subsec_nanos()) / 1000)
@@ -644,6 +734,7 @@ impl KinesisSource {
                                 // Before the start: counted as consumed, not read (no
                                 // record of this shard is pending before these).
                                 shard.emitted = shard.fetched;
+                                shard.last_sequence = Some(sequence);
                                 continue;
                             }
                             shard.skip_before = None;
@@ -657,6 +748,7 @@ impl KinesisSource {
                                 offset: index,
                                 arrival,
                             },
+                            sequence,
                         ));
                     }
                     shard.iterator = output.next_shard_iterator().map(str::to_owned);
@@ -677,14 +769,45 @@ impl KinesisSource {
     }
 }
 
+/// Why a read failed (every failure is retried).
+struct Failure {
+    expired: bool,
+    throttled: bool,
+    timed_out: bool,
+    message: String,
+}
+
+fn is_throttled<E, R>(error: &aws_sdk_kinesis::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata,
+{
+    error.as_service_error().is_some_and(|e| {
+        matches!(
+            e.code(),
+            Some("ProvisionedThroughputExceededException" | "LimitExceededException")
+        )
+    })
+}
+
 impl Source for KinesisSource {
     fn partitions(&self) -> Vec<PartitionId> {
         self.shards.iter().map(|s| s.id.clone()).collect()
     }
 
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
+        self.seek_exact(from, &Cursors::new())
+    }
+
+    fn uses_cursors(&self) -> bool {
+        true
+    }
+
+    fn seek_exact(&mut self, from: &Positions, cursors: &Cursors) -> Result<(), SourceError> {
         self.stored = from.clone();
+        self.stored_cursors = cursors.clone();
         for shard in &mut self.shards {
+            shard.last_sequence = None;
+            shard.fetched_sequence = None;
             if let Some(&stored) = from.get(&shard.id) {
                 if stored < 0 {
                     return Err(SourceError::Config(format!(
@@ -695,6 +818,19 @@ impl Source for KinesisSource {
                 shard.emitted = stored;
                 shard.fetched = stored;
                 shard.skip_before = None;
+                match cursors.get(&shard.id).filter(|c| c.position == stored) {
+                    Some(cursor) => {
+                        tracing::debug!(shard = %shard.id, position = stored, after = cursor.cursor, "kinesis: resuming after the stored sequence number");
+                        shard.last_sequence = Some(cursor.cursor.clone());
+                        shard.fetched_sequence = Some(cursor.cursor.clone());
+                    }
+                    None if stored > 0 => tracing::info!(
+                        shard = %shard.id,
+                        position = stored,
+                        "kinesis: no stored sequence number for this position: reading from TRIM_HORIZON and skipping {stored} records"
+                    ),
+                    None => {}
+                }
             }
             shard.iterator = None;
             shard.seen = 0;
@@ -710,10 +846,12 @@ impl Source for KinesisSource {
         }
         let before = out.len();
         while out.len() - before < max {
-            let Some((i, record)) = self.pending.pop_front() else {
+            let Some((i, record, sequence)) = self.pending.pop_front() else {
                 break;
             };
-            self.shards[i].emitted = record.offset + 1;
+            let shard = &mut self.shards[i];
+            shard.emitted = record.offset + 1;
+            shard.last_sequence = Some(sequence);
             out.push(record);
         }
         if out.len() > before {
@@ -730,6 +868,23 @@ impl Source for KinesisSource {
             .iter()
             .filter(|s| s.emitted > 0)
             .map(|s| (s.id.clone(), s.emitted))
+            .collect()
+    }
+
+    fn cursors(&self) -> Cursors {
+        self.shards
+            .iter()
+            .filter(|s| s.emitted > 0)
+            .filter_map(|s| {
+                let cursor = s.last_sequence.clone()?;
+                Some((
+                    s.id.clone(),
+                    Cursor {
+                        position: s.emitted,
+                        cursor,
+                    },
+                ))
+            })
             .collect()
     }
 }
@@ -811,8 +966,13 @@ pub fn put_events(
 
     let emulator = Emulator::new(spec);
     let started = Instant::now();
-    let mut batches: [Vec<PutRecordsRequestEntry>; 3] = Default::default();
-    for seq in 0..events {
+    // Events per round: a full PutRecords per stream, or about 5 rounds a second when paced.
+    let chunk = match rate {
+        Some(rate) => ((rate / 5.0) as u64).clamp(1, PUT_BATCH as u64),
+        None => PUT_BATCH as u64,
+    };
+    let mut seq = 0;
+    while seq < events {
         if let Some(rate) = rate {
             let due = started + Duration::from_secs_f64(seq as f64 / rate);
             let now = Instant::now();
@@ -820,40 +980,33 @@ pub fn put_events(
                 std::thread::sleep(due - now);
             }
         }
-        let event = emulator.event(seq);
-        let key = event.index.to_string();
-        for (s, stream) in Stream::ALL.into_iter().enumerate() {
-            let entry = PutRecordsRequestEntry::builder()
-                .data(Blob::new(event.message(stream)))
-                .partition_key(&key)
-                .build()
-                .map_err(|e| SourceError::Config(format!("kinesis record: {e}")))?;
-            batches[s].push(entry);
-            if batches[s].len() >= PUT_BATCH || (rate.is_some() && seq + 1 == events) {
-                let batch = std::mem::take(&mut batches[s]);
-                runtime.block_on(put_batch(&client, &names[s], batch))?;
+        let end = (seq + chunk).min(events);
+        let mut batches: [Vec<PutRecordsRequestEntry>; 3] = Default::default();
+        for n in seq..end {
+            let event = emulator.event(n);
+            let key = event.index.to_string();
+            for (s, stream) in Stream::ALL.into_iter().enumerate() {
+                let entry = PutRecordsRequestEntry::builder()
+                    .data(Blob::new(event.message(stream)))
+                    .partition_key(&key)
+                    .build()
+                    .map_err(|e| SourceError::Config(format!("kinesis record: {e}")))?;
+                batches[s].push(entry);
             }
         }
-        if rate.is_some() {
-            // Paced: send what is due now rather than waiting for full batches.
-            for s in 0..3 {
-                if !batches[s].is_empty() {
-                    let batch = std::mem::take(&mut batches[s]);
-                    runtime.block_on(put_batch(&client, &names[s], batch))?;
-                }
-            }
-        }
-        if seq % 1024 == 0 {
-            progress(seq);
-        }
+        // The three streams at once (one request in flight per stream keeps each key's
+        // records in order).
+        let puts = batches
+            .into_iter()
+            .zip(&names)
+            .map(|(batch, name)| put_batch(&client, name, batch));
+        runtime
+            .block_on(futures::future::join_all(puts))
+            .into_iter()
+            .collect::<Result<(), SourceError>>()?;
+        seq = end;
+        progress(seq);
     }
-    for s in 0..3 {
-        let batch = std::mem::take(&mut batches[s]);
-        if !batch.is_empty() {
-            runtime.block_on(put_batch(&client, &names[s], batch))?;
-        }
-    }
-    progress(events);
     Ok(events)
 }
 
@@ -863,26 +1016,35 @@ async fn put_batch(
     stream: &str,
     mut batch: Vec<PutRecordsRequestEntry>,
 ) -> Result<(), SourceError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
     let mut attempt = 0u32;
     loop {
-        let output = client
+        let send = client
             .put_records()
             .stream_name(stream)
             .set_records(Some(batch.clone()))
-            .send()
-            .await;
+            .send();
+        // A hung endpoint is an error too (a retry may put a batch twice: the emulator's
+        // rows repeat anyway and the engine deduplicates).
+        let output = match tokio::time::timeout(PUT_TIMEOUT, send).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(e)) => Err(error_text(&e)),
+            Err(_) => Err(format!("no answer within {PUT_TIMEOUT:?}")),
+        };
         let output = match output {
             Ok(output) => output,
-            Err(e) if attempt < 8 => {
-                tracing::warn!("kinesis: PutRecords {stream}: {}", error_text(&e));
+            Err(message) if attempt < 8 => {
+                tracing::warn!("kinesis: PutRecords {stream}: {message}");
+                super::count_retry("kinesis");
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
                 continue;
             }
-            Err(e) => {
+            Err(message) => {
                 return Err(SourceError::Unavailable(format!(
-                    "kinesis: PutRecords {stream}: {}",
-                    error_text(&e)
+                    "kinesis: PutRecords {stream}: {message}"
                 )));
             }
         };

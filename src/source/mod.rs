@@ -13,6 +13,7 @@ pub mod kinesis;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::stream::Stream;
 
@@ -25,6 +26,22 @@ pub type PartitionId = Arc<str>;
 /// file, events emitted for an emulator partition, next offset for Kafka). Stored as the `txn`
 /// version, so it only grows.
 pub type Positions = BTreeMap<PartitionId, i64>;
+
+/// The exact place in a partition a position stands for, in the source's own terms, for
+/// sources whose positions do not fit the `txn` version (an i64): a Kinesis sequence number
+/// has up to 56 digits, so the version is a count of records and the sequence number of the
+/// last one rides along as a cursor. The sink stores each cursor in the same commit as its
+/// position (commit metadata); a cursor is only valid for exactly that position.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// The position (the `txn` version) this cursor belongs to.
+    pub position: i64,
+    /// Where to resume: the source resumes *after* it (Kinesis: AFTER_SEQUENCE_NUMBER).
+    pub cursor: String,
+}
+
+/// Exact cursors per partition.
+pub type Cursors = BTreeMap<PartitionId, Cursor>;
 
 /// One raw message as read, before any parsing.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -83,14 +100,42 @@ pub trait Source: Send {
     /// Resume after `from`, the positions stored in the last Delta commit (a partition
     /// absent from `from` starts at its beginning).
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError>;
+    /// Whether positions come with exact cursors ([`Source::cursors`]); only then are they
+    /// looked up in the tables at start.
+    fn uses_cursors(&self) -> bool {
+        false
+    }
+    /// Resume after `from`, using `cursors` (each valid only where its position equals the
+    /// stored one) where the source has them.
+    fn seek_exact(&mut self, from: &Positions, _cursors: &Cursors) -> Result<(), SourceError> {
+        self.seek(from)
+    }
     /// Append up to `max` records to `out`.
     fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError>;
     /// The position after the last record returned by `poll`, for every partition read.
     fn positions(&self) -> Positions;
+    /// The exact cursor of each partition at the position [`Source::positions`] reports now
+    /// (sources that have them).
+    fn cursors(&self) -> Cursors {
+        Cursors::new()
+    }
     /// The positions the tables now hold (called after commits). Sources may acknowledge
     /// them upstream for monitoring (Kafka: the consumer group's offsets, for lag tools);
     /// resuming never depends on it.
     fn committed(&mut self, _positions: &Positions) {}
+}
+
+/// Retries of transient source errors (connection refused or reset, timeouts, 5xx,
+/// throttling), per source kind in the order of [`crate::dataflow::stats::SOURCE_KINDS`]:
+/// `/metrics` shows them as `pinstream_source_retries_total`. Process-wide, because a
+/// source is opened per worker and knows nothing of the engine's `Stats`.
+pub static RETRIES: [AtomicU64; crate::dataflow::stats::SOURCE_KINDS.len()] =
+    [const { AtomicU64::new(0) }; crate::dataflow::stats::SOURCE_KINDS.len()];
+
+/// Counts one retry of source kind `kind` (`kinesis`, `kafka`, ...).
+pub fn count_retry(kind: &str) {
+    let slot = crate::dataflow::stats::Stats::source_slot(kind);
+    RETRIES[slot].fetch_add(1, Ordering::Relaxed);
 }
 
 /// A source as configured (`--from` or a job file's `[[source]]`), before it is opened.

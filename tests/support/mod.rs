@@ -348,3 +348,10 @@ os._exit(1 if problems else 0)
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     report["counts"].clone()
 }
+
+/// Held by the tests that use kinesis-mock, one at a time: the mock is one single-threaded
+/// node process, and several heavy tests at once on a loaded machine starve it.
+pub fn kinesis_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
