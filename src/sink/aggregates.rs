@@ -128,9 +128,16 @@ impl AggregateTables {
                     TableProperty::CheckpointInterval,
                     Some(super::delta::CHECKPOINT_INTERVAL.to_string()),
                 )
+                .with_storage_options(super::delta::storage_options(&url))
                 .with_save_mode(SaveMode::Ignore)
-                .await
-                .map_err(delta_error(spec.name))?;
+                .await;
+            // Another process may have created it first: use theirs.
+            let table = match table {
+                Ok(table) => table,
+                Err(error) => super::delta::load_table(&url)
+                    .await
+                    .map_err(|_| delta_error(spec.name)(error))?,
+            };
             tables.insert(spec.name, table);
         }
         Ok(AggregateTables {
