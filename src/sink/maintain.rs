@@ -145,11 +145,25 @@ pub async fn open(root: &Url, name: &str) -> Result<Option<DeltaTable>, SinkErro
             location: root.to_string(),
             reason: e.to_string(),
         })?;
-    match load_table(&url).await {
-        Ok(table) => Ok(Some(table)),
-        Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
-        Err(error) => Err(delta_error(name)(error)),
+    if url.scheme() == "file" && url.to_file_path().is_ok_and(|path| !path.exists()) {
+        return Ok(None);
     }
+    let unloaded = deltalake::DeltaTableBuilder::from_url(url.clone())
+        .and_then(|builder| {
+            builder
+                .with_storage_options(super::delta::storage_options(&url))
+                .build()
+        })
+        .map_err(delta_error(name))?;
+    let exists = unloaded
+        .log_store()
+        .is_delta_table_location()
+        .await
+        .map_err(delta_error(name))?;
+    if !exists {
+        return Ok(None);
+    }
+    load_table(&url).await.map(Some).map_err(delta_error(name))
 }
 
 /// Parquet settings for rewritten files: the clean tables' own (dictionaries where values
