@@ -17,17 +17,22 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// True when the S3 tests should run; otherwise prints why they skip.
-fn s3_available() -> bool {
+/// The S3 tests take turns: moto is one Python process serving every request, and several
+/// of these tests running several engines each at once slow it (and the 2-core machines)
+/// down to timeouts.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A turn at the S3 server when the S3 tests should run; otherwise prints why they skip.
+fn s3_turn() -> Option<std::sync::MutexGuard<'static, ()>> {
     if s3_endpoint().is_some() {
-        return true;
+        return Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
     }
     eprintln!(
         "SKIPPED: PINSTREAM_S3_ENDPOINT is not set; start moto with \
          `scripts/services.sh start s3 && eval \"$(scripts/services.sh env)\"` \
          (scripts/test.sh does)"
     );
-    false
+    None
 }
 
 fn maintain(lake: &str, extra: &[&str]) -> Output {
@@ -79,9 +84,7 @@ os._exit(0)
 
 #[test]
 fn s3_replay_gives_the_reference_tables_and_aggregates_and_a_second_replay_changes_nothing() {
-    if !s3_available() {
-        return;
-    }
+    let Some(_turn) = s3_turn() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 3_000, 42, 1_000);
     write_edge_cases(input.path());
@@ -89,7 +92,7 @@ fn s3_replay_gives_the_reference_tables_and_aggregates_and_a_second_replay_chang
     assert_success(&replay(
         input.path(),
         &lake,
-        &["--workers", "2", "--batch-records", "700"],
+        &["--workers", "2", "--batch-records", "300"],
     ));
     let summary = check_against_reference(input.path(), &lake);
     assert!(
@@ -113,9 +116,7 @@ fn s3_replay_gives_the_reference_tables_and_aggregates_and_a_second_replay_chang
 
 #[test]
 fn a_missing_bucket_fails_the_run_with_one_line() {
-    if !s3_available() {
-        return;
-    }
+    let Some(_turn) = s3_turn() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 10, 1, 10);
     let started = Instant::now();
@@ -133,9 +134,7 @@ fn a_missing_bucket_fails_the_run_with_one_line() {
 
 #[test]
 fn s3_sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
-    if !s3_available() {
-        return;
-    }
+    let Some(_turn) = s3_turn() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 12_000, 7, 9_000);
     write_edge_cases(input.path());
@@ -167,9 +166,7 @@ fn s3_sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
 
 #[test]
 fn two_processes_appending_to_one_s3_lake_keep_every_row_once() {
-    if !s3_available() {
-        return;
-    }
+    let Some(_turn) = s3_turn() else { return };
     // Disjoint inputs under distinct folders: distinct partitions (txn appIds) per process.
     let work = tempfile::tempdir().unwrap();
     let (a, b) = (work.path().join("input-a"), work.path().join("input-b"));
@@ -238,9 +235,7 @@ fn two_processes_appending_to_one_s3_lake_keep_every_row_once() {
 
 #[test]
 fn compaction_while_a_run_appends_keeps_every_row_once_and_drops_the_file_count() {
-    if !s3_available() {
-        return;
-    }
+    let Some(_turn) = s3_turn() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 4_000, 5, 3_000);
     write_edge_cases(input.path());
@@ -308,9 +303,7 @@ fn compaction_while_a_run_appends_keeps_every_row_once_and_drops_the_file_count(
 
 #[test]
 fn vacuum_deletes_only_unreferenced_files_and_refuses_a_short_retention_unless_forced() {
-    if !s3_available() {
-        return;
-    }
+    let Some(_turn) = s3_turn() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 2_000, 9, 1_500);
     let lake = format!("{}/lake", s3_bucket("vacuum"));
