@@ -266,6 +266,19 @@ pub struct BenchArgs {
     /// Events per second of the freshness run.
     #[arg(long, default_value_t = 20_000)]
     pub freshness_rate: u64,
+    /// Measure compaction instead: the time to compact --files small files of one table.
+    #[arg(long)]
+    pub compaction: bool,
+    /// Small files written for --compaction.
+    #[arg(long, default_value_t = 1_000)]
+    pub files: u64,
+    /// Rows per small file for --compaction.
+    #[arg(long, default_value_t = 100)]
+    pub rows_per_file: u64,
+    /// Lake for --compaction: a local directory or s3://bucket/prefix (default: a temporary
+    /// directory).
+    #[arg(long)]
+    pub lake: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -63,7 +63,9 @@ fn maintain_compacts_a_local_lake_and_writes_a_missing_checkpoint() {
     assert_success(&again);
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(
-        stdout.lines().all(|l| l.contains("no small files to compact")),
+        stdout
+            .lines()
+            .all(|l| l.contains("no small files to compact")),
         "a second pass found nothing to do: {stdout}"
     );
     let vacuum = maintain(lake.path(), &["--vacuum", "--retention", "0s", "--force"]);

@@ -105,7 +105,10 @@ fn s3_replay_gives_the_reference_tables_and_aggregates_and_a_second_replay_chang
         .iter()
         .map(|table| commits(&lake, table))
         .collect();
-    assert!(versions[0] >= 10, "enough commits for a checkpoint: {versions:?}");
+    assert!(
+        versions[0] >= 10,
+        "enough commits for a checkpoint: {versions:?}"
+    );
     assert_success(&replay(input.path(), &lake, &["--workers", "1"]));
     let again: Vec<_> = ["pin", "geo", "user", "quarantine"]
         .iter()
@@ -330,7 +333,10 @@ fn vacuum_deletes_only_unreferenced_files_and_refuses_a_short_retention_unless_f
     let forced = maintain(&lake, &["--vacuum", "--retention", "0s", "--force"]);
     assert_success(&forced);
     let stdout = String::from_utf8_lossy(&forced.stdout);
-    assert!(stdout.contains("pin: ") && stdout.contains("vacuumed"), "{stdout}");
+    assert!(
+        stdout.contains("pin: ") && stdout.contains("vacuumed"),
+        "{stdout}"
+    );
     let after = file_counts(&lake);
     for table in ["pin", "geo", "user", "quarantine"] {
         assert_eq!(

@@ -402,7 +402,10 @@ pub fn http_send(port: u16, method: &str, path: &str, body: &str) -> Option<(u16
 /// Reads both lakes with Python `deltalake`: the clean tables must hold the same rows (as
 /// multisets), the quarantine tables the same number of rows per stream, each source
 /// position once. Returns the row counts.
-pub fn assert_same_tables(expected: impl AsRef<OsStr>, got: impl AsRef<OsStr>) -> serde_json::Value {
+pub fn assert_same_tables(
+    expected: impl AsRef<OsStr>,
+    got: impl AsRef<OsStr>,
+) -> serde_json::Value {
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
     let script = r#"
 import json, os, sys
