@@ -1011,4 +1011,87 @@ start = "latest"
             assert!(error.contains(needle), "{body}: {error}");
         }
     }
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_size("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_size("64 MB"), Ok(64_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn maintenance_defaults_flags_and_job_settings() {
+        let config = Config::resolve(&run_args(&[])).unwrap();
+        assert_eq!(
+            config.maintenance.compact_every,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(config.maintenance.compaction, CompactionPolicy::default());
+        let config = Config::resolve(&run_args(&[
+            "--compact-every",
+            "off",
+            "--target-file-size",
+            "1MiB",
+            "--min-files",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(config.maintenance.compact_every, None);
+        assert_eq!(config.maintenance.compaction.target_file_size, 1 << 20);
+        assert_eq!(config.maintenance.compaction.min_files, 3);
+
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job.toml");
+        let source = "[[source]]\ntype = \"file\"\ndir = \".\"\n";
+        std::fs::write(
+            &job,
+            format!("[maintenance]\ncompact_every = \"30s\"\ntarget_file_size = 1048576\n{source}"),
+        )
+        .unwrap();
+        let config = Config::resolve(&run_args(&[job.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            config.maintenance.compact_every,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(config.maintenance.compaction.target_file_size, 1 << 20);
+        for (body, needle) in [
+            ("compact_every = \"0s\"", "maintenance.compact_every"),
+            ("target_file_size = \"big\"", "maintenance.target_file_size"),
+            ("target_file_size = true", "maintenance.target_file_size"),
+            ("min_files = 1", "min_files must be at least 2"),
+            ("every = \"1m\"", "unknown field"),
+        ] {
+            std::fs::write(&job, format!("[maintenance]\n{body}\n{source}")).unwrap();
+            let error = Config::resolve(&run_args(&[job.to_str().unwrap()]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(needle), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn maintain_compacts_unless_only_vacuum_is_asked() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["pinstream", "maintain"];
+            argv.extend(extra);
+            match Cli::try_parse_from(argv).expect("parses").command {
+                Command::Maintain(args) => MaintainConfig::resolve(&args).unwrap(),
+                other => panic!("not maintain: {other:?}"),
+            }
+        };
+        let plain = parse(&["--lake", "s3://b/p"]);
+        assert_eq!(plain.lake, "s3://b/p");
+        assert!(plain.compaction.is_some() && plain.vacuum.is_none());
+        let vacuum = parse(&["--vacuum"]);
+        assert_eq!(vacuum.lake, "./lake");
+        assert!(vacuum.compaction.is_none());
+        assert_eq!(vacuum.vacuum, Some((Duration::from_secs(7 * 86_400), false)));
+        let both = parse(&["--vacuum", "--compact", "--retention", "1h", "--force"]);
+        assert!(both.compaction.is_some());
+        assert_eq!(both.vacuum, Some((Duration::from_secs(3600), true)));
+    }
 }

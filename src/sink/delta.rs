@@ -227,6 +227,13 @@ impl Lake {
 
     /// Appends `adds` to `table` with `positions` as `txn` actions, in one commit. Returns the
     /// new table version.
+    ///
+    /// Other writers (another process, compaction) may have committed since this handle's
+    /// snapshot: delta-rs then reads their commits, runs the conflict checker (a blind append
+    /// conflicts with none of them unless one stores the same appIds, i.e. two processes run
+    /// the same sources) and commits at the next free version, with a conditional put on S3.
+    /// The snapshot it returns is at our version *with* the others' commits applied, so the
+    /// next commit and the positions read back stay right.
     pub async fn commit(
         &mut self,
         table: Table,
@@ -454,5 +461,34 @@ impl BackgroundFile {
                 reason: error.to_string(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_lakes_are_urls_ending_in_a_slash_with_conditional_put_forced() {
+        let url = lake_url("s3://bucket/some/prefix").unwrap();
+        assert_eq!(url.as_str(), "s3://bucket/some/prefix/");
+        assert_eq!(lake_url("s3://bucket").unwrap().as_str(), "s3://bucket/");
+        let options = storage_options(&url);
+        assert_eq!(options.get("conditional_put").map(String::as_str), Some("etag"));
+        assert!(options.contains_key("retry_timeout"));
+        let local = lake_url(&std::env::temp_dir().display().to_string()).unwrap();
+        assert!(storage_options(&local).is_empty());
+    }
+
+    #[test]
+    fn other_schemes_and_bucketless_urls_are_refused_in_one_line() {
+        for (location, needle) in [
+            ("gs://bucket/lake", "not supported"),
+            ("s3:///lake", "needs a bucket"),
+        ] {
+            let error = lake_url(location).unwrap_err().to_string();
+            assert!(error.contains(needle), "{location}: {error}");
+            assert!(!error.contains('\n'));
+        }
     }
 }

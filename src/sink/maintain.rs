@@ -25,6 +25,7 @@ use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use url::Url;
 
@@ -36,6 +37,8 @@ use crate::table::Table;
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 /// The default least number of small files worth one rewrite.
 pub const DEFAULT_MIN_FILES: usize = 10;
+/// Input files fetched ahead of the one being decoded.
+const FETCH_AHEAD: usize = 16;
 /// Commit attempts of one compaction bin before it gives up (the table keeps moving).
 const COMPACT_ATTEMPTS: usize = 10;
 
@@ -70,6 +73,8 @@ pub struct Report {
     pub rows_rewritten: u64,
     /// Groups left as they were because another writer removed one of their files first.
     pub groups_skipped: usize,
+    /// An aggregate snapshot table: never compacted (see [`is_snapshot_table`]).
+    pub snapshot_table: bool,
     /// The version a checkpoint was written for, when one was missing.
     pub checkpoint: Option<i64>,
     pub vacuumed_files: usize,
@@ -78,7 +83,9 @@ pub struct Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: version {}, ", self.table, self.version)?;
-        if self.files_removed == 0 {
+        if self.snapshot_table {
+            write!(f, "a snapshot table, not compacted")?;
+        } else if self.files_removed == 0 {
             write!(f, "no small files to compact")?;
         } else {
             write!(
@@ -135,6 +142,14 @@ pub fn table_names() -> Vec<String> {
                 .map(|spec| format!("aggregates/{}", spec.name)),
         )
         .collect()
+}
+
+/// Aggregate tables are snapshots replaced whole by an overwrite commit (one file each). They
+/// are never compacted: an overwrite planned before a compaction commits would remove the
+/// compacted files' inputs, not the compacted file, and delta-rs's checker lets that pass
+/// (the compaction's removals have `dataChange = false`), leaving the old rows in the table.
+pub fn is_snapshot_table(name: &str) -> bool {
+    name.starts_with("aggregates/")
 }
 
 /// Opens the table `name` under `root`; `None` when there is no table there (yet).
@@ -260,15 +275,17 @@ async fn rewrite(
     let schema = writer.arrow_schema();
     let store = table.object_store();
     let mut rows = 0u64;
-    for file in group {
-        // One file at a time: the inputs are small, the writer streams its output.
-        let data = store
-            .get(&file.location)
-            .await
-            .map_err(object_error)?
-            .bytes()
-            .await
-            .map_err(object_error)?;
+    // Inputs are fetched a few at a time ahead of the decoder (each is one round trip on S3)
+    // and decoded in order; the writer streams its output.
+    let locations: Vec<object_store::path::Path> =
+        group.iter().map(|file| file.location.clone()).collect();
+    let mut fetched = futures::stream::iter(locations.into_iter().map(move |location| {
+        let store = store.clone();
+        async move { store.get(&location).await?.bytes().await }
+    }))
+    .buffered(FETCH_AHEAD);
+    while let Some(data) = fetched.next().await {
+        let data = data.map_err(object_error)?;
         let batches = ParquetRecordBatchReaderBuilder::try_new(data)
             .map_err(parquet_error)?
             .with_batch_size(8192)
@@ -430,7 +447,11 @@ pub async fn maintain_table(
         ..Report::default()
     };
     if let Some(policy) = compaction {
-        compact(table, name, policy, &mut report).await?;
+        if is_snapshot_table(name) {
+            report.snapshot_table = true;
+        } else {
+            compact(table, name, policy, &mut report).await?;
+        }
     }
     if let Some((retention, force)) = vacuum_retention {
         vacuum(table, name, retention, force, &mut report).await?;
@@ -458,6 +479,9 @@ pub async fn keep_compacted(
             return;
         }
         for name in table_names() {
+            if is_snapshot_table(&name) {
+                continue;
+            }
             if !tables.iter().any(|(n, _)| *n == name) {
                 match open(&root, &name).await {
                     Ok(Some(table)) => tables.push((name.clone(), table)),
