@@ -1018,7 +1018,11 @@ start = "latest"
         assert_eq!(parse_size("64 MB"), Ok(64_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("1.5KiB"), Ok(1536));
-        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_size("0").is_err());
         assert!(parse_size("MiB").is_err());
     }
@@ -1089,7 +1093,10 @@ start = "latest"
         let vacuum = parse(&["--vacuum"]);
         assert_eq!(vacuum.lake, "./lake");
         assert!(vacuum.compaction.is_none());
-        assert_eq!(vacuum.vacuum, Some((Duration::from_secs(7 * 86_400), false)));
+        assert_eq!(
+            vacuum.vacuum,
+            Some((Duration::from_secs(7 * 86_400), false))
+        );
         let both = parse(&["--vacuum", "--compact", "--retention", "1h", "--force"]);
         assert!(both.compaction.is_some());
         assert_eq!(both.vacuum, Some((Duration::from_secs(3600), true)));

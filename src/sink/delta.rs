@@ -359,6 +359,10 @@ async fn create_table(url: &Url, table: Table) -> Result<DeltaTable, SinkError> 
         )
         .with_storage_options(storage_options(url))
         .with_save_mode(SaveMode::Ignore)
+        // No retry: when another process creates the table at the same moment, delta-rs would
+        // otherwise commit our create again as version 1, a metadata change that fails every
+        // append planned on version 0. Losing the race, we load theirs below.
+        .with_commit_properties(CommitProperties::default().with_max_retries(0))
         .await;
     match created {
         Ok(delta) => Ok(delta),
@@ -474,7 +478,10 @@ mod tests {
         assert_eq!(url.as_str(), "s3://bucket/some/prefix/");
         assert_eq!(lake_url("s3://bucket").unwrap().as_str(), "s3://bucket/");
         let options = storage_options(&url);
-        assert_eq!(options.get("conditional_put").map(String::as_str), Some("etag"));
+        assert_eq!(
+            options.get("conditional_put").map(String::as_str),
+            Some("etag")
+        );
         assert!(options.contains_key("retry_timeout"));
         let local = lake_url(&std::env::temp_dir().display().to_string()).unwrap();
         assert!(storage_options(&local).is_empty());
