@@ -45,4 +45,14 @@ elif [ -n "${CI:-}" ]; then
 else
   echo "kinesis: could not start (Kinesis tests will skip)"
 fi
+# moto's S3 server (writes serialised) for tests/s3.rs; they skip without PINSTREAM_S3_ENDPOINT.
+if scripts/services.sh start s3; then
+  eval "$(scripts/services.sh env)"
+  echo "s3: $PINSTREAM_S3_ENDPOINT"
+elif [ -n "${CI:-}" ]; then
+  echo "s3: could not start" >&2
+  exit 1
+else
+  echo "s3: could not start (S3 tests will skip)"
+fi
 cargo test --locked "$@"

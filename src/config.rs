@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::sink::maintain::{CompactionPolicy, DEFAULT_MIN_FILES, DEFAULT_TARGET_FILE_SIZE};
 use crate::source::SourceSpec;
 use crate::source::emulator::EmulatorSpec;
 use crate::source::kafka::{KafkaSpec, StartFrom, Topics};
@@ -57,13 +58,51 @@ pub enum Command {
     /// Measure throughput: serde_json alone vs the whole pipeline (file -> Delta), at 1 and 2
     /// workers, with peak memory. Prints the figures.
     Bench(BenchArgs),
+    /// One-off maintenance of every table of a lake (clean, quarantine, aggregates), local
+    /// or S3: compact small files, vacuum, and write a log checkpoint when one is due.
+    /// Prints one line per table. Safe while a `pinstream run` appends to the same lake.
+    Maintain(MaintainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// Job file whose lake to maintain (and whose [maintenance] settings to use).
+    pub job: Option<PathBuf>,
+    /// Lake root: a local directory or s3://bucket/prefix (default: the job's, else ./lake).
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// Pack small files into files of about --target-file-size (the default when neither
+    /// --compact nor --vacuum is given).
+    #[arg(long)]
+    pub compact: bool,
+    /// Delete data files no version within --retention needs: removed ones, and files no
+    /// commit references (left by a crash between writing and committing).
+    #[arg(long)]
+    pub vacuum: bool,
+    /// How long removed files are kept for readers of older versions and time travel.
+    /// Less than the table's delta.deletedFileRetentionDuration (7 days unless set) is
+    /// refused without --force.
+    #[arg(long, value_parser = parse_duration, default_value = "168h")]
+    pub retention: Duration,
+    /// Allow a retention below the table's. Careful: with a short retention, vacuum can
+    /// delete the files of a commit in flight (a running `pinstream run`), losing its rows.
+    #[arg(long)]
+    pub force: bool,
+    /// Files below this size are compacted into files of about this size (e.g. 128MiB).
+    #[arg(long, value_parser = parse_size)]
+    pub target_file_size: Option<u64>,
+    /// Rewrite a group of small files only when it has at least this many.
+    #[arg(long)]
+    pub min_files: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Job file (TOML, see dataflows/). Without it: the embedded default job.
     pub job: Option<PathBuf>,
-    /// Lake root for every table: a local directory (or file:// URL). Overrides the job's.
+    /// Lake root for every table: a local directory (or file:// URL) or s3://bucket/prefix
+    /// (configured by the standard AWS variables: AWS_REGION, AWS_ENDPOINT_URL[_S3],
+    /// credentials, AWS_ALLOW_HTTP). Overrides the job's.
     #[arg(long)]
     pub lake: Option<String>,
     /// A source, replacing the job's sources (repeat for several): file:<dir>, http (the
@@ -100,6 +139,66 @@ pub struct RunArgs {
     /// How often changed aggregates are written to <lake>/aggregates/<name> (and at shutdown).
     #[arg(long, value_parser = parse_duration)]
     pub aggregate_interval: Option<Duration>,
+    /// How often small files are compacted while running (e.g. 10m), or `off`.
+    #[arg(long, value_parser = parse_every)]
+    pub compact_every: Option<Every>,
+    /// Compaction's target file size (e.g. 128MiB); smaller files are packed together.
+    #[arg(long, value_parser = parse_size)]
+    pub target_file_size: Option<u64>,
+    /// Compaction rewrites a group of small files only when it has at least this many.
+    #[arg(long)]
+    pub min_files: Option<usize>,
+}
+
+/// A period, or never.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Every {
+    Off,
+    Period(Duration),
+}
+
+fn parse_every(text: &str) -> Result<Every, String> {
+    match text.trim() {
+        "off" | "never" => Ok(Every::Off),
+        text => {
+            let period = parse_duration(text)?;
+            if period.is_zero() {
+                return Err("must be longer than 0 (or `off`)".into());
+            }
+            Ok(Every::Period(period))
+        }
+    }
+}
+
+/// A size in bytes: a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: not a size (try 128MiB or 64MB)"))?;
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (B, KB, KiB, MB, MiB, GB, GiB)"
+            ));
+        }
+    };
+    let bytes = number * unit as f64;
+    if !(1.0..=(1u64 << 40) as f64).contains(&bytes) {
+        return Err(format!("`{text}`: must be between 1 B and 1 TiB"));
+    }
+    Ok(bytes as u64)
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +266,19 @@ pub struct BenchArgs {
     /// Events per second of the freshness run.
     #[arg(long, default_value_t = 20_000)]
     pub freshness_rate: u64,
+    /// Measure compaction instead: the time to compact --files small files of one table.
+    #[arg(long)]
+    pub compaction: bool,
+    /// Small files written for --compaction.
+    #[arg(long, default_value_t = 1_000)]
+    pub files: u64,
+    /// Rows per small file for --compaction.
+    #[arg(long, default_value_t = 100)]
+    pub rows_per_file: u64,
+    /// Lake for --compaction: a local directory or s3://bucket/prefix (default: a temporary
+    /// directory).
+    #[arg(long)]
+    pub lake: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -189,6 +301,14 @@ pub struct AnalyticsSettings {
     pub table_interval: Duration,
 }
 
+/// Online table maintenance while running.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaintenanceSettings {
+    /// How often small files are compacted; `None`: never.
+    pub compact_every: Option<Duration>,
+    pub compaction: CompactionPolicy,
+}
+
 /// A checked job: everything the engine needs to run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -199,6 +319,7 @@ pub struct Config {
     pub http: SocketAddr,
     pub batch: BatchPolicy,
     pub analytics: AnalyticsSettings,
+    pub maintenance: MaintenanceSettings,
     pub until_done: bool,
 }
 
@@ -215,7 +336,70 @@ struct JobFile {
     #[serde(default)]
     analytics: AnalyticsFile,
     #[serde(default)]
+    maintenance: MaintenanceFile,
+    #[serde(default)]
     source: Vec<SourceFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceFile {
+    compact_every: Option<String>,
+    target_file_size: Option<toml::Value>,
+    min_files: Option<usize>,
+}
+
+impl MaintenanceFile {
+    /// The settings with the flags applied over the file's, checked (`path` for errors).
+    fn resolve(
+        &self,
+        path: &str,
+        every: Option<Every>,
+        target_file_size: Option<u64>,
+        min_files: Option<usize>,
+    ) -> Result<MaintenanceSettings, ConfigError> {
+        let error = |reason: String| ConfigError::JobFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let every = match (every, &self.compact_every) {
+            (Some(every), _) => every,
+            (None, Some(text)) => {
+                parse_every(text).map_err(|e| error(format!("maintenance.compact_every {e}")))?
+            }
+            (None, None) => Every::Period(Duration::from_secs(600)),
+        };
+        let target_file_size = match (target_file_size, &self.target_file_size) {
+            (Some(size), _) => size,
+            (None, Some(toml::Value::String(text))) => {
+                parse_size(text).map_err(|e| error(format!("maintenance.target_file_size {e}")))?
+            }
+            (None, Some(toml::Value::Integer(n))) => parse_size(&n.to_string())
+                .map_err(|e| error(format!("maintenance.target_file_size {e}")))?,
+            (None, Some(other)) => {
+                return Err(error(format!(
+                    "maintenance.target_file_size `{other}`: give a size such as \"128MiB\""
+                )));
+            }
+            (None, None) => DEFAULT_TARGET_FILE_SIZE,
+        };
+        let min_files = min_files.or(self.min_files).unwrap_or(DEFAULT_MIN_FILES);
+        if min_files < 2 {
+            return Err(ConfigError::Invalid(format!(
+                "min_files must be at least 2 (one file is not worth a rewrite), not {min_files}"
+            )));
+        }
+        Ok(MaintenanceSettings {
+            compact_every: match every {
+                Every::Off => None,
+                Every::Period(period) => Some(period),
+            },
+            compaction: CompactionPolicy {
+                target_file_size,
+                min_files,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -395,6 +579,50 @@ impl SourceFile {
     }
 }
 
+/// What `pinstream maintain` works on, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaintainConfig {
+    pub lake: String,
+    /// `None`: no compaction.
+    pub compaction: Option<CompactionPolicy>,
+    /// Vacuum's retention and whether a retention below the table's is allowed.
+    pub vacuum: Option<(Duration, bool)>,
+}
+
+impl MaintainConfig {
+    pub fn resolve(args: &MaintainArgs) -> Result<MaintainConfig, ConfigError> {
+        let (job, path) = match &args.job {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::JobFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                let job: JobFile = toml::from_str(&text).map_err(|e| ConfigError::JobFile {
+                    path: path.display().to_string(),
+                    reason: e.message().to_owned(),
+                })?;
+                (Some(job), path.display().to_string())
+            }
+            None => (None, "<flags>".to_owned()),
+        };
+        let (lake, maintenance) = match job {
+            Some(job) => (job.lake, job.maintenance),
+            None => (None, MaintenanceFile::default()),
+        };
+        let settings = maintenance.resolve(&path, None, args.target_file_size, args.min_files)?;
+        let compact = args.compact || !args.vacuum;
+        Ok(MaintainConfig {
+            lake: args
+                .lake
+                .clone()
+                .or(lake)
+                .unwrap_or_else(|| "./lake".to_owned()),
+            compaction: compact.then_some(settings.compaction),
+            vacuum: args.vacuum.then_some((args.retention, args.force)),
+        })
+    }
+}
+
 impl Config {
     /// The job file (or the embedded default) with the flags applied, checked.
     pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
@@ -471,6 +699,12 @@ impl Config {
                 )?,
             },
         };
+        let maintenance = job.maintenance.resolve(
+            &path,
+            args.compact_every,
+            args.target_file_size,
+            args.min_files,
+        )?;
         let name = job.name.unwrap_or_else(|| "job".to_owned());
         for source in &mut sources {
             if let SourceSpec::Kafka(kafka) = source {
@@ -506,6 +740,7 @@ impl Config {
                     .unwrap_or(200_000),
             },
             analytics,
+            maintenance,
             until_done: args.until_done,
         };
         config.check()?;
@@ -775,5 +1010,95 @@ start = "latest"
             let error = Config::resolve(&args).unwrap_err().to_string();
             assert!(error.contains(needle), "{body}: {error}");
         }
+    }
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_size("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_size("64 MB"), Ok(64_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn maintenance_defaults_flags_and_job_settings() {
+        let config = Config::resolve(&run_args(&[])).unwrap();
+        assert_eq!(
+            config.maintenance.compact_every,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(config.maintenance.compaction, CompactionPolicy::default());
+        let config = Config::resolve(&run_args(&[
+            "--compact-every",
+            "off",
+            "--target-file-size",
+            "1MiB",
+            "--min-files",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(config.maintenance.compact_every, None);
+        assert_eq!(config.maintenance.compaction.target_file_size, 1 << 20);
+        assert_eq!(config.maintenance.compaction.min_files, 3);
+
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job.toml");
+        let source = "[[source]]\ntype = \"file\"\ndir = \".\"\n";
+        std::fs::write(
+            &job,
+            format!("[maintenance]\ncompact_every = \"30s\"\ntarget_file_size = 1048576\n{source}"),
+        )
+        .unwrap();
+        let config = Config::resolve(&run_args(&[job.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            config.maintenance.compact_every,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(config.maintenance.compaction.target_file_size, 1 << 20);
+        for (body, needle) in [
+            ("compact_every = \"0s\"", "maintenance.compact_every"),
+            ("target_file_size = \"big\"", "maintenance.target_file_size"),
+            ("target_file_size = true", "maintenance.target_file_size"),
+            ("min_files = 1", "min_files must be at least 2"),
+            ("every = \"1m\"", "unknown field"),
+        ] {
+            std::fs::write(&job, format!("[maintenance]\n{body}\n{source}")).unwrap();
+            let error = Config::resolve(&run_args(&[job.to_str().unwrap()]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(needle), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn maintain_compacts_unless_only_vacuum_is_asked() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["pinstream", "maintain"];
+            argv.extend(extra);
+            match Cli::try_parse_from(argv).expect("parses").command {
+                Command::Maintain(args) => MaintainConfig::resolve(&args).unwrap(),
+                other => panic!("not maintain: {other:?}"),
+            }
+        };
+        let plain = parse(&["--lake", "s3://b/p"]);
+        assert_eq!(plain.lake, "s3://b/p");
+        assert!(plain.compaction.is_some() && plain.vacuum.is_none());
+        let vacuum = parse(&["--vacuum"]);
+        assert_eq!(vacuum.lake, "./lake");
+        assert!(vacuum.compaction.is_none());
+        assert_eq!(
+            vacuum.vacuum,
+            Some((Duration::from_secs(7 * 86_400), false))
+        );
+        let both = parse(&["--vacuum", "--compact", "--retention", "1h", "--force"]);
+        assert!(both.compaction.is_some());
+        assert_eq!(both.vacuum, Some((Duration::from_secs(3600), true)));
     }
 }

@@ -19,6 +19,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Emulate(args) => commands::emulate::emulate(args),
         Command::Bench(args) => commands::bench::bench(args),
+        Command::Maintain(args) => commands::maintain::maintain(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pinstream::analytics::AggregateStore;
 use pinstream::clean::{Row, clean};
-use pinstream::config::{AnalyticsSettings, BatchPolicy, Config};
+use pinstream::config::{AnalyticsSettings, BatchPolicy, Config, MaintenanceSettings};
 use pinstream::dataflow::{self, stats::Stats};
 use pinstream::source::SourceSpec;
 use pinstream::stream::Stream;
@@ -126,6 +126,10 @@ fn run_engine(input: &Path, lake: &Path, workers: usize, batch_records: usize) -
             enabled: true,
             trending_window: Duration::from_secs(86_400),
             table_interval: Duration::from_secs(3600),
+        },
+        maintenance: MaintenanceSettings {
+            compact_every: None,
+            compaction: Default::default(),
         },
         until_done: true,
     };

@@ -12,4 +12,6 @@ mod exactly_once;
 mod ingest;
 mod kafka;
 mod kinesis;
+mod maintain;
 mod replay;
+mod s3;

@@ -158,6 +158,9 @@ fn run_pipeline(
 }
 
 pub fn bench(args: &BenchArgs) -> Result<(), Error> {
+    if args.compaction {
+        return bench_compaction(args);
+    }
     let temporary;
     let dir: PathBuf = match &args.dir {
         Some(dir) => dir.clone(),
@@ -251,4 +254,110 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+/// `bench --compaction`: the time to compact `--files` small files (`--rows-per-file` rows
+/// of ~300 bytes each) of one table into files of the default target size, on a fresh lake
+/// (`--lake`, local or s3://; default a temporary directory). The files are committed 100
+/// per commit first (not timed).
+fn bench_compaction(args: &BenchArgs) -> Result<(), Error> {
+    use crate::sink::maintain::{self, CompactionPolicy, Report};
+    use crate::sink::{Lake, SinkError, delta::FileWriter};
+    use crate::table::{QuarantineRow, Table, TableRow};
+
+    let sink = |error: SinkError| Error::Engine(error.into());
+    let temporary =
+        std::env::temp_dir().join(format!("pinstream-bench-compaction-{}", std::process::id()));
+    let location = match &args.lake {
+        Some(lake) => lake.clone(),
+        None => {
+            let _ = std::fs::remove_dir_all(&temporary);
+            temporary.display().to_string()
+        }
+    };
+    let runtime = super::io_runtime()?;
+    let result = runtime.block_on(async {
+        let mut lake = Lake::open(&location).await.map_err(sink)?;
+        let started = Instant::now();
+        let (mut adds, mut written_bytes, mut rows) = (Vec::new(), 0u64, 0u64);
+        for file in 0..args.files {
+            let mut writer = FileWriter::new(&lake, Table::Quarantine).map_err(sink)?;
+            for row in 0..args.rows_per_file {
+                let id = file * args.rows_per_file + row;
+                writer.push(TableRow::Quarantine(QuarantineRow {
+                    stream: Some(Stream::ALL[(id % 3) as usize]),
+                    source: format!("bench:{file}@{row}"),
+                    received_at: crate::now_micros(),
+                    raw: format!(
+                        "{{\"index\": {id}, \"unique_id\": \"{:032x}\", \"title\": \"post {id}\", \
+                         \"description\": \"a description of post {id} that is about as long as the real ones\", \
+                         \"follower_count\": \"{}k\", \"category\": \"art\"}}",
+                        (id as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834),
+                        id % 997,
+                    ),
+                    reason: "bench".to_owned(),
+                }));
+            }
+            let (file_adds, count) = writer.finish().await.map_err(sink)?;
+            written_bytes += file_adds.iter().map(|a| a.size as u64).sum::<u64>();
+            rows += count;
+            adds.extend(file_adds);
+            if adds.len() >= 100 || file + 1 == args.files {
+                lake.commit(
+                    Table::Quarantine,
+                    std::mem::take(&mut adds),
+                    &Default::default(),
+                    &Default::default(),
+                    file,
+                )
+                .await
+                .map_err(sink)?;
+            }
+        }
+        println!(
+            "compaction bench: {} files, {rows} rows, {:.1} MiB written to {} in {:.1} s",
+            args.files,
+            written_bytes as f64 / (1 << 20) as f64,
+            lake.root(),
+            started.elapsed().as_secs_f64()
+        );
+        let mut table = maintain::open(lake.root(), "quarantine")
+            .await
+            .map_err(sink)?
+            .expect("the table was just written");
+        let policy = CompactionPolicy {
+            min_files: 2,
+            ..CompactionPolicy::default()
+        };
+        let mut report = Report {
+            table: "quarantine".into(),
+            ..Report::default()
+        };
+        let started = Instant::now();
+        maintain::compact(&mut table, "quarantine", &policy, &mut report)
+            .await
+            .map_err(sink)?;
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "compaction: {} files ({:.1} MiB, {} rows) -> {} files ({:.1} MiB) in {seconds:.2} s, {:.0} files/s, {:.1} MiB/s",
+            report.files_removed,
+            report.bytes_removed as f64 / (1 << 20) as f64,
+            report.rows_rewritten,
+            report.files_added,
+            report.bytes_added as f64 / (1 << 20) as f64,
+            report.files_removed as f64 / seconds,
+            report.bytes_removed as f64 / (1 << 20) as f64 / seconds,
+        );
+        if report.rows_rewritten != rows {
+            return Err(Error::Engine(crate::dataflow::EngineError::Failed(format!(
+                "compaction rewrote {} rows of {rows}",
+                report.rows_rewritten
+            ))));
+        }
+        Ok(())
+    });
+    if args.lake.is_none() {
+        let _ = std::fs::remove_dir_all(&temporary);
+    }
+    result
 }

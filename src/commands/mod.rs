@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod emulate;
+pub mod maintain;
 pub mod run;
 
 use crate::config::ConfigError;

@@ -61,6 +61,20 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             aggregate_tables::keep_written(lake?, store, interval, stopped).await
         })
     });
+    // Online compaction on handles of its own; it commits only dataChange=false rewrites,
+    // which the stream's appends never conflict with (see sink::maintain).
+    let compaction = config.maintenance.compact_every.map(|every| {
+        let lake = crate::sink::delta::lake_url(&config.lake);
+        let (policy, stopped) = (
+            config.maintenance.compaction.clone(),
+            stop_tables.subscribe(),
+        );
+        runtime.spawn(async move {
+            if let Ok(lake) = lake {
+                crate::sink::maintain::keep_compacted(lake, policy, every, stopped).await;
+            }
+        })
+    });
     let result = dataflow::run(
         config,
         runtime.handle().clone(),
@@ -69,6 +83,10 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         shutdown,
     );
     let _ = stop_tables.send(true);
+    if let Some(task) = compaction {
+        // A pass in progress finishes its table (commits are atomic either way).
+        let _ = runtime.block_on(task);
+    }
     let tables = match tables {
         Some(task) => runtime.block_on(task).unwrap_or_else(|e| {
             Err(crate::sink::SinkError::Task {

@@ -89,6 +89,9 @@ fn encode(
     RecordBatch::try_new(schema.clone(), columns)
 }
 
+/// Commit attempts of one snapshot replacement racing other writers.
+const REPLACE_ATTEMPTS: usize = 5;
+
 /// The aggregate tables and the snapshot version each holds.
 pub struct AggregateTables {
     tables: BTreeMap<&'static str, DeltaTable>,
@@ -128,9 +131,18 @@ impl AggregateTables {
                     TableProperty::CheckpointInterval,
                     Some(super::delta::CHECKPOINT_INTERVAL.to_string()),
                 )
+                .with_storage_options(super::delta::storage_options(&url))
                 .with_save_mode(SaveMode::Ignore)
-                .await
-                .map_err(delta_error(spec.name))?;
+                // As for the clean tables: a lost creation race loads the winner's table.
+                .with_commit_properties(CommitProperties::default().with_max_retries(0))
+                .await;
+            // Another process may have created it first: use theirs.
+            let table = match table {
+                Ok(table) => table,
+                Err(error) => super::delta::load_table(&url)
+                    .await
+                    .map_err(|_| delta_error(spec.name)(error))?,
+            };
             tables.insert(spec.name, table);
         }
         Ok(AggregateTables {
@@ -170,34 +182,51 @@ impl AggregateTables {
             source,
         })?;
         writer.write(batch).await.map_err(delta_error(name))?;
-        let mut actions: Vec<Action> = writer
+        let adds: Vec<Action> = writer
             .flush()
             .await
             .map_err(delta_error(name))?
             .into_iter()
             .map(Action::Add)
             .collect();
-        let state = table.snapshot().map_err(delta_error(name))?;
-        let log_store = table.log_store();
-        let mut files = state.snapshot().file_views(log_store.as_ref(), None);
-        while let Some(file) = files.next().await {
-            actions.push(Action::Remove(
-                file.map_err(delta_error(name))?.remove_action(true),
-            ));
+        // Another writer (a second process on the lake) may replace the snapshot between our
+        // read and our commit; the conflict checker then refuses ours (both remove the same
+        // files). Read the table again and replace what is there now: the last writer wins,
+        // and the table always holds exactly one snapshot.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut actions = adds.clone();
+            let state = table.snapshot().map_err(delta_error(name))?;
+            let log_store = table.log_store();
+            let mut files = state.snapshot().file_views(log_store.as_ref(), None);
+            while let Some(file) = files.next().await {
+                actions.push(Action::Remove(
+                    file.map_err(delta_error(name))?.remove_action(true),
+                ));
+            }
+            drop(files);
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: None,
+                predicate: None,
+            };
+            match CommitBuilder::from(CommitProperties::default())
+                .with_actions(actions)
+                .build(Some(state), log_store, operation)
+                .await
+            {
+                Ok(finalized) => {
+                    table.state = Some(finalized.snapshot());
+                    return Ok(());
+                }
+                Err(error) if attempt < REPLACE_ATTEMPTS => {
+                    tracing::debug!(table = name, "aggregate table replaced again: {error}");
+                    table.update_state().await.map_err(delta_error(name))?;
+                }
+                Err(error) => return Err(delta_error(name)(error)),
+            }
         }
-        drop(files);
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Overwrite,
-            partition_by: None,
-            predicate: None,
-        };
-        let finalized = CommitBuilder::from(CommitProperties::default())
-            .with_actions(actions)
-            .build(Some(state), log_store, operation)
-            .await
-            .map_err(delta_error(name))?;
-        table.state = Some(finalized.snapshot());
-        Ok(())
     }
 }
 

@@ -51,11 +51,20 @@ pub fn lake_url(location: &str) -> Result<Url, SinkError> {
     };
     let mut url = if location.contains("://") {
         let url = Url::parse(location).map_err(|e| error(e.to_string()))?;
-        if url.scheme() != "file" {
-            return Err(error(format!(
-                "{}:// lakes are not supported yet: use a local directory",
-                url.scheme()
-            )));
+        match url.scheme() {
+            "file" => {}
+            "s3" | "s3a" => {
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(error(
+                        "an S3 lake needs a bucket: s3://bucket/prefix".into(),
+                    ));
+                }
+            }
+            scheme => {
+                return Err(error(format!(
+                    "{scheme}:// lakes are not supported: use a local directory or s3://bucket/prefix"
+                )));
+            }
         }
         url
     } else {
@@ -72,6 +81,39 @@ pub fn lake_url(location: &str) -> Result<Url, SinkError> {
         url.set_path(&format!("{}/", url.path()));
     }
     Ok(url)
+}
+
+/// Seconds an S3 request is retried (with backoff) before the error is reported: an
+/// unreachable endpoint fails the run within about this long instead of hanging.
+const S3_RETRY_SECONDS: u64 = 30;
+
+/// Storage options for every handle on a table under `url` (empty for local lakes). The rest
+/// of the S3 configuration comes from the standard AWS variables (`AWS_ENDPOINT_URL[_S3]`,
+/// `AWS_REGION`, the credential chain, `AWS_ALLOW_HTTP`), which delta-rs reads itself.
+///
+/// Why S3 commits are safe without a DynamoDB lock: delta-rs 1.x writes each commit file
+/// `_delta_log/<version>.json` with a conditional put (`If-None-Match: *`), so of two
+/// writers racing for one version exactly one wins and the other gets "already exists",
+/// re-reads the log, runs the conflict checker and tries the next version. `conditional_put
+/// = etag` is set here so that a stray `AWS_CONDITIONAL_PUT=disabled` cannot turn that off
+/// (commits would then fail, not overwrite each other). `AWS_S3_LOCKING_PROVIDER` is not
+/// needed (delta-rs 1.x ignores `dynamodb` apart from a warning and still commits this way).
+pub fn storage_options(url: &Url) -> std::collections::HashMap<String, String> {
+    let mut options = std::collections::HashMap::new();
+    if matches!(url.scheme(), "s3" | "s3a") {
+        options.insert("conditional_put".to_owned(), "etag".to_owned());
+        options.insert("max_retries".to_owned(), "5".to_owned());
+        options.insert("retry_timeout".to_owned(), format!("{S3_RETRY_SECONDS}s"));
+    }
+    options
+}
+
+/// Loads the table at `url` (which must exist), with [`storage_options`].
+pub async fn load_table(url: &Url) -> Result<DeltaTable, DeltaTableError> {
+    DeltaTableBuilder::from_url(url.clone())?
+        .with_storage_options(storage_options(url))
+        .load()
+        .await
 }
 
 impl Lake {
@@ -223,6 +265,13 @@ impl Lake {
 
     /// Appends `adds` to `table` with `positions` as `txn` actions, in one commit. Returns the
     /// new table version.
+    ///
+    /// Other writers (another process, compaction) may have committed since this handle's
+    /// snapshot: delta-rs then reads their commits, runs the conflict checker (a blind append
+    /// conflicts with none of them unless one stores the same appIds, i.e. two processes run
+    /// the same sources) and commits at the next free version, with a conditional put on S3.
+    /// The snapshot it returns is at our version *with* the others' commits applied, so the
+    /// next commit and the positions read back stay right.
     pub async fn commit(
         &mut self,
         table: Table,
@@ -370,16 +419,20 @@ async fn create_table(url: &Url, table: Table) -> Result<DeltaTable, SinkError> 
             TableProperty::CheckpointInterval,
             Some(CHECKPOINT_INTERVAL.to_string()),
         )
+        .with_storage_options(storage_options(url))
         .with_save_mode(SaveMode::Ignore)
+        // No retry: when another process creates the table at the same moment, delta-rs would
+        // otherwise commit our create again as version 1, a metadata change that fails every
+        // append planned on version 0. Losing the race, we load theirs below.
+        .with_commit_properties(CommitProperties::default().with_max_retries(0))
         .await;
     match created {
         Ok(delta) => Ok(delta),
-        // Another process created it first: use theirs.
-        Err(_) => DeltaTableBuilder::from_url(url.clone())
-            .map_err(delta_error(table))?
-            .load()
+        // Another process created it first: use theirs. When that fails too, the creation's
+        // error says why (no bucket, no permission), not "not a Delta table".
+        Err(create_error) => load_table(url)
             .await
-            .map_err(delta_error(table)),
+            .map_err(|_| delta_error(table)(create_error)),
     }
 }
 
@@ -501,5 +554,32 @@ mod tests {
         assert!(commit_cursors(br#"{"commitInfo":{"timestamp":1}}"#).is_empty());
         assert!(commit_cursors(b"not json\n").is_empty());
         assert!(commit_cursors(br#"{"commitInfo":{"pinstream.cursors":[1,2]}}"#).is_empty());
+    }
+
+    #[test]
+    fn s3_lakes_are_urls_ending_in_a_slash_with_conditional_put_forced() {
+        let url = lake_url("s3://bucket/some/prefix").unwrap();
+        assert_eq!(url.as_str(), "s3://bucket/some/prefix/");
+        assert_eq!(lake_url("s3://bucket").unwrap().as_str(), "s3://bucket/");
+        let options = storage_options(&url);
+        assert_eq!(
+            options.get("conditional_put").map(String::as_str),
+            Some("etag")
+        );
+        assert!(options.contains_key("retry_timeout"));
+        let local = lake_url(&std::env::temp_dir().display().to_string()).unwrap();
+        assert!(storage_options(&local).is_empty());
+    }
+
+    #[test]
+    fn other_schemes_and_bucketless_urls_are_refused_in_one_line() {
+        for (location, needle) in [
+            ("gs://bucket/lake", "not supported"),
+            ("s3:///lake", "needs a bucket"),
+        ] {
+            let error = lake_url(location).unwrap_err().to_string();
+            assert!(error.contains(needle), "{location}: {error}");
+            assert!(!error.contains('\n'));
+        }
     }
 }

@@ -3,13 +3,14 @@
 
 pub mod aggregates;
 pub mod delta;
+pub mod maintain;
 pub mod schema;
 
 pub use delta::Lake;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("table {table}: {source}")]
+    #[error("table {table}: {}", one_line(source))]
     Delta {
         table: String,
         #[source]
@@ -35,4 +36,39 @@ pub enum SinkError {
         "table {table}: its schema does not match what pinstream writes ({detail}); point --lake elsewhere or migrate the table"
     )]
     SchemaMismatch { table: String, detail: String },
+}
+
+/// An error's message on one line: object stores quote S3's XML error bodies whole, which
+/// say what matters in `<Code>` and `<Message>`.
+fn one_line(error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    let tag = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].to_owned())
+    };
+    let text = match (
+        text.find("<?xml").or_else(|| text.find("<Error>")),
+        tag("Code"),
+    ) {
+        (Some(xml), Some(code)) => {
+            let message = tag("Message").unwrap_or_default();
+            format!("{}{code}: {message}", &text[..xml])
+        }
+        _ => text,
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn s3_error_bodies_become_code_and_message_on_one_line() {
+        let error = "list failed - Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><RequestId>x</RequestId></Error>";
+        assert_eq!(
+            super::one_line(&error),
+            "list failed - Server returned non-2xx status code: 404 Not Found: NoSuchBucket: The specified bucket does not exist"
+        );
+        assert_eq!(super::one_line(&"a\n  b"), "a b");
+    }
 }

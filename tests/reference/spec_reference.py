@@ -239,9 +239,76 @@ def micros(column):
     return column.cast(pa.int64()).to_pylist()
 
 
+def is_s3(lake):
+    return lake.startswith(("s3://", "s3a://"))
+
+
+def storage_options(lake):
+    """Options for reading an s3:// lake, from the standard AWS variables (as pinstream reads
+    them); None for a local lake."""
+    if not is_s3(lake):
+        return None
+    options = {}
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                "AWS_ALLOW_HTTP"):
+        if os.environ.get(key):
+            options[key] = os.environ[key]
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+    return options
+
+
+def join(lake, *parts):
+    if is_s3(lake):
+        return "/".join([lake.rstrip("/"), *parts])
+    return os.path.join(lake, *parts)
+
+
+def open_table(path):
+    from deltalake import DeltaTable
+    return DeltaTable(path, storage_options=storage_options(path))
+
+
+def log_entries(path):
+    """File names in the table's _delta_log (local directory or S3 prefix)."""
+    log = join(path, "_delta_log")
+    if not is_s3(path):
+        return sorted(os.listdir(log))
+    return sorted(name for name, _ in s3_objects(log))
+
+
+def s3_filesystem():
+    from pyarrow import fs
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs = {}
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        kwargs.update(endpoint_override=host, scheme=scheme)
+    return fs.S3FileSystem(access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+                           secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                           region=os.environ.get("AWS_REGION", "us-east-1"), **kwargs)
+
+
+def s3_objects(prefix):
+    """(name, size) of the objects directly under an s3:// prefix."""
+    from pyarrow import fs
+    key = prefix.split("://", 1)[1].rstrip("/")
+    infos = s3_filesystem().get_file_info(fs.FileSelector(key, allow_not_found=True))
+    return [(i.base_name, i.size) for i in infos if i.type == fs.FileType.File]
+
+
+def read_log_file(path, name):
+    if not is_s3(path):
+        with open(os.path.join(path, "_delta_log", name)) as handle:
+            return handle.read()
+    key = join(path, "_delta_log", name).split("://", 1)[1]
+    with s3_filesystem().open_input_stream(key) as stream:
+        return stream.read().decode()
+
+
 def read_tables(lake):
     import pyarrow as pa
-    from deltalake import DeltaTable
 
     found = {}
     problems = []
@@ -253,8 +320,8 @@ def read_tables(lake):
         "quarantine": ["stream", "source", "received_at", "raw", "reason"],
     }
     for name, columns in expected_columns.items():
-        path = os.path.join(lake, name)
-        table = DeltaTable(path)
+        path = join(lake, name)
+        table = open_table(path)
         protocol = table.protocol()
         if (protocol.min_reader_version, protocol.min_writer_version) != (1, 2):
             problems.append(f"{name}: protocol {protocol}")
@@ -283,20 +350,25 @@ def read_tables(lake):
             if any(not r for r in data.column("reason").to_pylist()):
                 problems.append("quarantine: a row without a reason")
         found[name] = got
-        log = os.path.join(path, "_delta_log")
-        entries = sorted(os.listdir(log))
+        entries = log_entries(path)
         commits = [e for e in entries if e.endswith(".json") and e[:20].isdigit()]
         if len(commits) >= 10 and not any(".checkpoint." in e for e in entries):
             problems.append(f"{name}: {len(commits)} commits and no checkpoint")
-        last = os.path.join(log, commits[-1])
-        if len(commits) > 1:
-            with open(last) as handle:
-                actions = [json.loads(line) for line in handle if line.strip()]
+        # The last commit that appends rows carries the positions (maintenance commits,
+        # OPTIMIZE and VACUUM, carry none).
+        for commit in reversed(commits[1:]):
+            actions = [json.loads(line) for line in read_log_file(path, commit).splitlines()
+                       if line.strip()]
+            operation = next((a["commitInfo"].get("operation") for a in actions
+                              if "commitInfo" in a), None)
+            if operation in ("OPTIMIZE", "VACUUM START", "VACUUM END"):
+                continue
             if not any("txn" in a for a in actions):
-                problems.append(f"{name}: last commit {commits[-1]} has no txn action")
+                problems.append(f"{name}: last commit {commit} has no txn action")
+            break
         try:
             import polars as pl
-            frame = pl.read_delta(path)
+            frame = pl.read_delta(path, storage_options=storage_options(path))
             if frame.height != len(got):
                 problems.append(f"{name}: polars reads {frame.height} rows, deltalake {len(got)}")
         except Exception as error:  # noqa: BLE001 - any failure to read is a finding
@@ -510,10 +582,10 @@ def arrow_kind(data_type):
 def read_aggregate_table(lake, name, columns):
     from deltalake import DeltaTable
 
-    path = os.path.join(lake, "aggregates", name)
+    path = join(lake, "aggregates", name)
     problems = []
     try:
-        table = DeltaTable(path)
+        table = open_table(path)
     except Exception as error:  # noqa: BLE001 - a table that cannot be opened is a finding
         return None, [f"lake {name}: cannot open {path}: {error}"]
     protocol = table.protocol()

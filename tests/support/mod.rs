@@ -1,5 +1,6 @@
 //! Shared helpers: the binary, the Python reader, fixtures.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -11,7 +12,90 @@ pub fn pinstream() -> Command {
     command.env("PINSTREAM_LOG", "warn,pinstream=info");
     // Tests run in parallel: each run's HTTP server takes any free port, not 8080.
     command.env("PINSTREAM_HTTP", "127.0.0.1:0");
+    s3_env(&mut command);
     command
+}
+
+/// The S3 server for `s3://` lakes (moto, started by `scripts/services.sh start s3`;
+/// scripts/test.sh starts it and exports PINSTREAM_S3_ENDPOINT), or `None` when unset.
+pub fn s3_endpoint() -> Option<String> {
+    std::env::var("PINSTREAM_S3_ENDPOINT")
+        .ok()
+        .filter(|endpoint| !endpoint.is_empty())
+}
+
+/// Points a child (pinstream or the Python readers) at the test S3 server with the standard
+/// AWS variables, keeping any the environment already sets.
+pub fn s3_env(command: &mut Command) {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    command.env("AWS_ENDPOINT_URL_S3", &endpoint);
+    command.env("AWS_ALLOW_HTTP", "true");
+    for (key, default) in [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ] {
+        if std::env::var_os(key).is_none() {
+            command.env(key, default);
+        }
+    }
+}
+
+/// A fresh bucket on the test S3 server, named after `name` and unique per run; its
+/// `s3://` URL.
+pub fn s3_bucket(name: &str) -> String {
+    let endpoint = s3_endpoint().expect("PINSTREAM_S3_ENDPOINT is set");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let bucket = format!("t{}-{nanos}-{name}", std::process::id())
+        .to_ascii_lowercase()
+        .replace('_', "-");
+    let bucket: String = bucket.chars().take(63).collect();
+    // moto takes an unsigned CreateBucket.
+    ureq::put(&format!("{endpoint}/{bucket}"))
+        .send_empty()
+        .unwrap_or_else(|e| panic!("creating bucket {bucket} at {endpoint}: {e}"));
+    format!("s3://{bucket}")
+}
+
+/// Object keys under `s3://bucket/prefix` on the test S3 server (moto takes unsigned reads).
+pub fn s3_keys(url: &str) -> Vec<String> {
+    let endpoint = s3_endpoint().expect("PINSTREAM_S3_ENDPOINT is set");
+    let rest = url.strip_prefix("s3://").expect("an s3:// URL");
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut request = ureq::get(&format!("{endpoint}/{bucket}"))
+            .query("list-type", "2")
+            .query("prefix", prefix);
+        if let Some(token) = &token {
+            request = request.query("continuation-token", token);
+        }
+        let body = request
+            .call()
+            .unwrap_or_else(|e| panic!("listing {url}: {e}"))
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let tag = |text: &str, name: &str| -> Vec<String> {
+            text.split(&format!("<{name}>"))
+                .skip(1)
+                .filter_map(|part| part.split_once(&format!("</{name}>")))
+                .map(|(value, _)| value.to_owned())
+                .collect()
+        };
+        keys.extend(tag(&body, "Key"));
+        token = tag(&body, "NextContinuationToken").into_iter().next();
+        if token.is_none() {
+            return keys;
+        }
+    }
 }
 
 /// The real sample, when `../shared` is beside the repository.
@@ -40,14 +124,11 @@ pub fn python() -> &'static Path {
 
 /// Checks the tables under `lake` against the SPEC reference computed from `input`; returns
 /// the summary (row counts per table).
-pub fn check_against_reference(input: &Path, lake: &Path) -> serde_json::Value {
+pub fn check_against_reference(input: &Path, lake: impl AsRef<OsStr>) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
-    let output = Command::new(python())
-        .arg(script)
-        .arg(input)
-        .arg(lake)
-        .output()
-        .unwrap();
+    let mut command = Command::new(python());
+    s3_env(&mut command);
+    let output = command.arg(script).arg(input).arg(lake).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -80,7 +161,7 @@ pub fn emulate(dir: &Path, events: u64, seed: u64, universe: u64) {
 }
 
 /// `pinstream run --from file:<input> --lake <lake> --until-done` plus `extra` flags.
-pub fn replay(input: &Path, lake: &Path, extra: &[&str]) -> Output {
+pub fn replay(input: &Path, lake: impl AsRef<OsStr>, extra: &[&str]) -> Output {
     pinstream()
         .arg("run")
         .arg("--from")
@@ -93,9 +174,20 @@ pub fn replay(input: &Path, lake: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Commit files in a table's log.
-pub fn commits(lake: &Path, table: &str) -> usize {
-    std::fs::read_dir(lake.join(table).join("_delta_log"))
+/// Commit files in a table's log (a local lake or an `s3://` one on the test server).
+pub fn commits(lake: impl AsRef<OsStr>, table: &str) -> usize {
+    let lake = lake.as_ref();
+    if let Some(url) = lake.to_str().filter(|l| l.starts_with("s3://")) {
+        let log = format!("{}/{table}/_delta_log/", url.trim_end_matches('/'));
+        return s3_keys(&log)
+            .iter()
+            .filter(|key| {
+                let name = key.rsplit('/').next().unwrap_or_default();
+                name.ends_with(".json") && name.len() == 25
+            })
+            .count();
+    }
+    std::fs::read_dir(Path::new(lake).join(table).join("_delta_log"))
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -193,9 +285,14 @@ pub fn free_port() -> u16 {
 
 /// Checks the aggregate tables under `lake` (and the HTTP API at `api`, if given) against
 /// the SPEC §3 reference computed from `input`; returns the report.
-pub fn check_aggregates(input: &Path, lake: &Path, api: Option<&str>) -> serde_json::Value {
+pub fn check_aggregates(
+    input: &Path,
+    lake: impl AsRef<OsStr>,
+    api: Option<&str>,
+) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
     let mut command = Command::new(python());
+    s3_env(&mut command);
     command.arg(script).arg("--aggregates").arg(input).arg(lake);
     if let Some(api) = api {
         command.arg("--api").arg(api);
@@ -251,7 +348,8 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
 /// Runs `pinstream run --from <source> --lake <lake> --until-done` (2 workers, small batches)
 /// and SIGKILLs it once the `pin` table has `commits_before_kill` commits. False when the run
 /// finished first.
-pub fn run_and_kill(source: &str, lake: &Path, commits_before_kill: usize) -> bool {
+pub fn run_and_kill(source: &str, lake: impl AsRef<OsStr>, commits_before_kill: usize) -> bool {
+    let lake = lake.as_ref();
     use std::time::{Duration, Instant};
     let mut child = pinstream()
         .args(["run", "--from", source, "--lake"])
@@ -304,7 +402,10 @@ pub fn http_send(port: u16, method: &str, path: &str, body: &str) -> Option<(u16
 /// Reads both lakes with Python `deltalake`: the clean tables must hold the same rows (as
 /// multisets), the quarantine tables the same number of rows per stream, each source
 /// position once. Returns the row counts.
-pub fn assert_same_tables(expected: &Path, got: &Path) -> serde_json::Value {
+pub fn assert_same_tables(
+    expected: impl AsRef<OsStr>,
+    got: impl AsRef<OsStr>,
+) -> serde_json::Value {
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
     let script = r#"
 import json, os, sys
@@ -331,7 +432,9 @@ if any(n > 1 for n in sources.values()):
 print(json.dumps({"counts": counts, "problems": problems}), flush=True)
 os._exit(1 if problems else 0)
 "#;
-    let output = std::process::Command::new(python())
+    let mut command = std::process::Command::new(python());
+    s3_env(&mut command);
+    let output = command
         .arg("-c")
         .arg(script)
         .arg(reference)

@@ -1,0 +1,116 @@
+//! `pinstream maintain` on a local lake: compaction keeps every row once and drops the file
+//! count, a missing checkpoint is written, bad settings are one line. (The S3 side, and
+//! compaction racing a running stream, are in tests/s3.rs.)
+
+use crate::support::*;
+
+fn maintain(lake: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    pinstream()
+        .args(["maintain", "--lake"])
+        .arg(lake)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn data_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .count()
+}
+
+#[test]
+fn maintain_compacts_a_local_lake_and_writes_a_missing_checkpoint() {
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 3_000, 3, 2_000);
+    write_edge_cases(input.path());
+    let lake = tempfile::tempdir().unwrap();
+    assert_success(&replay(
+        input.path(),
+        lake.path(),
+        &["--workers", "2", "--batch-records", "400"],
+    ));
+    let expected = check_against_reference(input.path(), lake.path());
+    let files_before = data_files(&lake.path().join("pin"));
+    assert!(files_before >= 10, "{files_before} pin files");
+
+    // Lose the pin table's checkpoints: maintain writes one at the latest version.
+    let log = lake.path().join("pin/_delta_log");
+    for entry in std::fs::read_dir(&log).unwrap().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains(".checkpoint.") || name == "_last_checkpoint" {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let output = maintain(lake.path(), &["--min-files", "2"]);
+    assert_success(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let pin = stdout.lines().find(|l| l.starts_with("pin: ")).unwrap();
+    assert!(pin.contains("checkpoint written at version"), "{stdout}");
+    assert!(pin.contains("compacted"), "{stdout}");
+    assert!(log.join("_last_checkpoint").exists());
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("aggregates/"))
+            .all(|l| l.contains("a snapshot table, not compacted")),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        15,
+        "one line per table (4 + 11 aggregates): {stdout}"
+    );
+
+    // Same rows; the removed files stay until vacuum, the live ones are few.
+    assert_eq!(check_against_reference(input.path(), lake.path()), expected);
+    let again = maintain(lake.path(), &["--min-files", "2"]);
+    assert_success(&again);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| !l.starts_with("aggregates/"))
+            .all(|l| l.contains("no small files to compact")),
+        "a second pass found nothing to do: {stdout}"
+    );
+    let vacuum = maintain(lake.path(), &["--vacuum", "--retention", "0s", "--force"]);
+    assert_success(&vacuum);
+    assert!(data_files(&lake.path().join("pin")) < files_before);
+    assert_eq!(check_against_reference(input.path(), lake.path()), expected);
+    // A restart after all that still resumes: nothing new is committed.
+    let versions = commits(lake.path(), "pin");
+    assert_success(&replay(input.path(), lake.path(), &["--workers", "2"]));
+    assert_eq!(commits(lake.path(), "pin"), versions);
+}
+
+#[test]
+fn bad_maintenance_settings_are_one_line() {
+    let lake = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (vec!["--target-file-size", "12 parsecs"], "unknown unit"),
+        (vec!["--min-files", "1"], "min_files must be at least 2"),
+    ] {
+        let output = maintain(lake.path(), &args);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let job = lake.path().join("job.toml");
+    std::fs::write(
+        &job,
+        "[maintenance]\ncompact_every = \"soon\"\n[[source]]\ntype = \"file\"\ndir = \".\"\n",
+    )
+    .unwrap();
+    let output = pinstream().arg("run").arg(&job).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("maintenance.compact_every"), "{stderr}");
+    // An empty directory holds no tables.
+    let output = maintain(lake.path(), &[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no pinstream tables"));
+}
