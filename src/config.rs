@@ -352,6 +352,7 @@ impl SourceFile {
                     start,
                     properties,
                     stop_at_end: false,
+                    membership: None,
                 })
             }
             SourceFile::Kinesis {

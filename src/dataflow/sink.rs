@@ -39,6 +39,28 @@ impl Fatal {
     }
 }
 
+/// Set when the dataflow must start again from the tables (a consumer-group rebalance, or
+/// a commit fenced off by another process): the workers stop without committing what they
+/// hold, and the engine rebuilds the dataflow (positions and deduplication state read again).
+#[derive(Clone, Default)]
+pub struct Restart(Arc<Mutex<Option<String>>>);
+
+impl Restart {
+    pub fn set(&self, reason: impl std::fmt::Display) {
+        let mut slot = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        if slot.is_none() {
+            tracing::info!("restarting the dataflow from the tables: {reason}");
+            *slot = Some(reason.to_string());
+        }
+    }
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
 /// A data file written for a table: its `Add` action as JSON (plain text crosses process
 /// boundaries safely) and its row count.
 pub type WrittenFile = (Table, String, u64);
@@ -153,6 +175,7 @@ pub fn commit<'scope>(
     runtime: Handle,
     stats: Arc<Stats>,
     fatal: Fatal,
+    restart: Restart,
     committed: Committed,
 ) -> Stream<'scope, u64, Vec<u64>> {
     files.binary_frontier(
@@ -216,11 +239,20 @@ pub fn commit<'scope>(
                 }
                 let started = std::time::Instant::now();
                 for table in Table::ALL {
+                    if restart.get().is_some() {
+                        // The batch may cover partitions this process no longer owns.
+                        return;
+                    }
                     let adds = by_table.remove(&table).unwrap_or_default();
                     match runtime.block_on(lake.commit(table, adds, &covered, batch)) {
                         Ok(version) => {
                             Stats::add(&stats.commits, 1);
                             tracing::debug!(%table, version, batch, "committed");
+                        }
+                        Err(error @ crate::sink::SinkError::Fenced { .. }) => {
+                            Stats::add(&stats.fenced, 1);
+                            restart.set(format!("commit of batch {batch} fenced: {error}"));
+                            return;
                         }
                         Err(error) => {
                             fatal.set(format!("commit of batch {batch} failed: {error}"));

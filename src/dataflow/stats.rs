@@ -31,6 +31,10 @@ pub struct Stats {
     pub rows_committed: AtomicU64,
     /// Delta commits made (one per table per micro-batch).
     pub commits: AtomicU64,
+    /// Commits refused because another process committed the same partitions meanwhile.
+    pub fenced: AtomicU64,
+    /// Times the dataflow started again from the tables (rebalances, fenced commits).
+    pub restarts: AtomicU64,
     /// Micro-batches committed.
     pub batches: AtomicU64,
     /// How long the last batch's commits (all tables) took, micros.
