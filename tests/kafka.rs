@@ -457,9 +457,11 @@ fn kafka_broker_stopped_for_30s_mid_run_and_the_engine_recovers_alone() {
         .spawn()
         .unwrap();
     let all_before = 3 * 1_500;
-    wait_for("the first events committed", Duration::from_secs(120), || {
-        group_offsets(&address, prefix, prefix, 3) >= all_before
-    });
+    wait_for(
+        "the first events committed",
+        Duration::from_secs(120),
+        || group_offsets(&address, prefix, prefix, 3) >= all_before,
+    );
 
     broker.stop();
     let stopped = Instant::now();
@@ -499,4 +501,99 @@ fn kafka_broker_stopped_for_30s_mid_run_and_the_engine_recovers_alone() {
     let reference = check_against_reference(&files, &file_lake);
     let counts = assert_same_tables(&file_lake, &lake);
     assert_eq!(counts["pin"], reference["pin"]["rows"]);
+}
+
+/// Resident memory of process `pid` now, bytes.
+fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| {
+            let kb = line.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?;
+            kb.trim().parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Issue 4, backpressure: with a large backlog in Kafka and a sink slower than the reading
+/// (tiny batches: 4 Delta commits per 600 records, so commit latency is the bottleneck; no
+/// test hook, the real commit path), the consumer's position never runs more than the
+/// in-flight batches ahead of the committed positions, and memory stays bounded.
+///
+/// Read position: `pinstream_source_records_total{kind="kafka"}`; committed position:
+/// `pinstream_source_positions_committed` (a fresh job reads every partition from offset 0),
+/// both from one scrape. The group's offsets are checked too: they follow the tables.
+#[test]
+fn kafka_backlog_is_read_no_faster_than_the_sink_commits() {
+    let Some(broker) = broker() else { return };
+    let prefix = unique_prefix("backlog");
+    let events = 100_000u64;
+    emulate_kafka_partitions(&broker, &prefix, events, 5, 1_000_000, 4);
+    let backlog = 3 * events as i64;
+    let work = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let log = work.path().join("engine.log");
+    let (workers, batch_records) = (2i64, 300i64);
+    let mut engine = pinstream()
+        .args(["run", "--from", &group_url(&broker, &prefix), "--lake"])
+        .arg(work.path().join("lake"))
+        .args(["--workers", &workers.to_string()])
+        .args(["--batch-records", &batch_records.to_string()])
+        .env("PINSTREAM_HTTP", format!("127.0.0.1:{http}"))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let (mut most_ahead, mut peak_rss, mut samples) = (0i64, 0u64, 0);
+    let (mut read, mut committed) = (0i64, 0i64);
+    while started.elapsed() < Duration::from_secs(20) {
+        assert!(
+            engine.try_wait().unwrap().is_none(),
+            "engine stopped:\n{}",
+            read_log(&log)
+        );
+        if let Some(text) = http_get(http, "/metrics") {
+            let value = |name: &str| {
+                text.lines()
+                    .find(|line| line.starts_with(name))
+                    .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            };
+            if let (Some(r), Some(c)) = (
+                value("pinstream_source_records_total{kind=\"kafka\"}"),
+                value("pinstream_source_positions_committed"),
+            ) {
+                (read, committed) = (r as i64, c as i64);
+                most_ahead = most_ahead.max(read - committed);
+                samples += 1;
+            }
+        }
+        peak_rss = peak_rss.max(rss(engine.id()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let group = group_offsets(&broker, &prefix, &prefix, 4);
+    let _ = engine.kill();
+    let _ = engine.wait();
+    assert!(
+        group > 0 && group <= committed,
+        "group {group}, tables {committed}"
+    );
+    eprintln!(
+        "backlog {backlog} records: after 20 s read {read}, committed {committed}, \
+         most read ahead of the commits {most_ahead} ({samples} samples), peak RSS {} MiB",
+        peak_rss >> 20
+    );
+    assert!(samples > 50 && committed > 0, "{}", read_log(&log));
+    // The sink, not the backlog, set the pace: most of the backlog is still in Kafka.
+    assert!(
+        read < backlog / 2,
+        "read {read} of {backlog}: the sink was not the bottleneck"
+    );
+    // Reading stops BATCHES_IN_FLIGHT (2) batches past the last commit: the open batch plus
+    // two closed ones, each at most `batch_records` per worker.
+    let bound = 3 * workers * batch_records;
+    assert!(
+        most_ahead <= bound,
+        "read {most_ahead} ahead of the commits (bound {bound})"
+    );
+    assert!(peak_rss < 512 << 20, "peak RSS {} MiB", peak_rss >> 20);
 }

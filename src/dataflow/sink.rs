@@ -82,6 +82,12 @@ impl Committed {
         }
     }
 
+    /// The sum of every position committed so far.
+    fn total(&self) -> u64 {
+        let committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        committed.1.values().map(|&p| p.max(0) as u64).sum()
+    }
+
     /// The positions, if they changed since commit count `seen` (which is updated).
     pub fn since(&self, seen: &mut u64) -> Option<Positions> {
         let committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -261,6 +267,9 @@ pub fn commit<'scope>(
                     }
                 }
                 committed.record(&covered);
+                stats
+                    .positions_committed
+                    .store(committed.total(), std::sync::atomic::Ordering::Relaxed);
                 Stats::add(&stats.rows_committed, rows);
                 Stats::add(&stats.batches, 1);
                 stats.last_batch_latency_micros.store(

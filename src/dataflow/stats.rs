@@ -35,6 +35,10 @@ pub struct Stats {
     pub fenced: AtomicU64,
     /// Times the dataflow started again from the tables (rebalances, fenced commits).
     pub restarts: AtomicU64,
+    /// The sum of the source positions this process has committed (for a job reading every
+    /// Kafka partition from offset 0: the messages the tables cover). `records_in` minus this
+    /// is how far reading runs ahead of the commits.
+    pub positions_committed: AtomicU64,
     /// Micro-batches committed.
     pub batches: AtomicU64,
     /// How long the last batch's commits (all tables) took, micros.

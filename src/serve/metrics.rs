@@ -104,6 +104,12 @@ fn record(state: &AppState) {
             gauge!("pinstream_freshness_seconds", "quantile" => quantile).set(micros as f64 / 1e6);
         }
     }
+    describe_gauge!(
+        "pinstream_source_positions_committed",
+        "Sum of the source positions (Kafka offsets, lines, events) this process has committed; pinstream_source_records_total minus this is how far reading runs ahead of the commits for a job started from offset 0"
+    );
+    gauge!("pinstream_source_positions_committed")
+        .set(Stats::get(&stats.positions_committed) as f64);
     let (down, outages) = crate::source::kafka::broker_outage();
     describe_gauge!(
         "pinstream_kafka_brokers_down",

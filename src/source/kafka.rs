@@ -773,6 +773,10 @@ impl KafkaSource {
             // Larger fetches: the engine reads in chunks of thousands.
             ("fetch.wait.max.ms", "100"),
             ("queued.min.messages", "100000"),
+            // librdkafka's prefetch buffer is the only buffer ahead of the dataflow (which
+            // itself reads at most BATCHES_IN_FLIGHT batches ahead of the last commit): bound it
+            // to 16 MiB per worker (librdkafka's default is 64 MiB), whatever the backlog.
+            ("queued.max.messages.kbytes", "16384"),
         ]);
         let consumer: KafkaConsumer = config
             .create_with_context(Context::default())
