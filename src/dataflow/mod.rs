@@ -119,9 +119,11 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         context.lake.clone(),
         context.runtime.clone(),
         context.stats.clone(),
-        context.fatal.clone(),
-        context.restart.clone(),
-        context.committed.clone(),
+        sink::CommitSignals {
+            fatal: context.fatal.clone(),
+            restart: context.restart.clone(),
+            committed: context.committed.clone(),
+        },
     )
     .probe_with(&committed);
     let published = ProbeHandle::new();

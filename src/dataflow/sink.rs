@@ -61,6 +61,14 @@ impl Restart {
     }
 }
 
+/// What the committer tells the rest of the engine: a fatal error, a restart, the positions
+/// committed.
+pub struct CommitSignals {
+    pub fatal: Fatal,
+    pub restart: Restart,
+    pub committed: Committed,
+}
+
 /// A data file written for a table: its `Add` action as JSON (plain text crosses process
 /// boundaries safely) and its row count.
 pub type WrittenFile = (Table, String, u64);
@@ -180,10 +188,13 @@ pub fn commit<'scope>(
     mut lake: Lake,
     runtime: Handle,
     stats: Arc<Stats>,
-    fatal: Fatal,
-    restart: Restart,
-    committed: Committed,
+    signals: CommitSignals,
 ) -> Stream<'scope, u64, Vec<u64>> {
+    let CommitSignals {
+        fatal,
+        restart,
+        committed,
+    } = signals;
     files.binary_frontier(
         positions,
         Exchange::new(|_: &WrittenFile| 0),
