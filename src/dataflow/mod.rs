@@ -190,7 +190,10 @@ pub fn run(
         if let crate::source::SourceSpec::Kafka(kafka) = source
             && kafka.membership.is_none()
         {
-            kafka.membership = Some(crate::source::kafka::Membership::join(kafka)?);
+            kafka.membership = Some(crate::source::kafka::Membership::join(
+                kafka,
+                shutdown.clone(),
+            )?);
         }
     }
     let mut backoff = Duration::from_millis(500);

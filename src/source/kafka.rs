@@ -441,11 +441,9 @@ impl ConsumerContext for GroupContext {
                 if let Err(error) = consumer.pause(list) {
                     tracing::warn!(%error, "kafka: pausing the membership consumer");
                 }
-                let partitions: BTreeSet<TopicPartition> = list
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
+                // The whole assignment (a cooperative rebalance hands over only the change).
+                let partitions = current_assignment(consumer)
+                    .unwrap_or_else(|| list.elements().iter().map(topic_partition).collect());
                 tracing::info!(
                     partitions = partitions.len(),
                     generation = assignment.generation,
@@ -458,7 +456,9 @@ impl ConsumerContext for GroupContext {
                     generation = assignment.generation,
                     "kafka group revoked this process's partitions"
                 );
-                assignment.partitions = None;
+                // What is left (a cooperative rebalance revokes only some); none: wait for
+                // the next assignment.
+                assignment.partitions = current_assignment(consumer).filter(|p| !p.is_empty());
             }
             Rebalance::Error(error) => {
                 tracing::warn!(%error, "kafka group rebalance failed");
@@ -471,6 +471,18 @@ impl ConsumerContext for GroupContext {
 
 type GroupConsumer = BaseConsumer<GroupContext>;
 
+fn topic_partition(
+    element: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>,
+) -> TopicPartition {
+    (element.topic().to_owned(), element.partition())
+}
+
+/// The membership consumer's assignment now.
+fn current_assignment(consumer: &GroupConsumer) -> Option<BTreeSet<TopicPartition>> {
+    let list = consumer.assignment().ok()?;
+    Some(list.elements().iter().map(topic_partition).collect())
+}
+
 /// This process's membership in the job's consumer group. Shared by every worker and every
 /// dataflow restart of the process (cloning shares it), so restarting the dataflow does not
 /// make the process leave and rejoin the group.
@@ -478,6 +490,8 @@ type GroupConsumer = BaseConsumer<GroupContext>;
 pub struct Membership {
     consumer: Arc<GroupConsumer>,
     _stop: Arc<StopOnDrop>,
+    /// The engine's shutdown flag: waiting for an assignment ends when it is set.
+    shutdown: Arc<AtomicBool>,
 }
 
 /// Stops the membership's poll thread when the last clone is dropped.
@@ -508,7 +522,7 @@ const ASSIGNMENT_WARN: Duration = Duration::from_secs(30);
 impl Membership {
     /// Joins the group of `spec` (checking first that the brokers answer: an unreachable
     /// cluster is a clear error at start) and keeps polling it on a thread of its own.
-    pub fn join(spec: &KafkaSpec) -> Result<Membership, SourceError> {
+    pub fn join(spec: &KafkaSpec, shutdown: Arc<AtomicBool>) -> Result<Membership, SourceError> {
         let topics = spec.topics.resolve()?;
         let config = spec.client_config(&[
             ("group.id", &spec.group()),
@@ -570,6 +584,7 @@ impl Membership {
         Ok(Membership {
             consumer,
             _stop: Arc::new(StopOnDrop(stop)),
+            shutdown,
         })
     }
 
@@ -584,7 +599,8 @@ impl Membership {
     }
 
     /// Waits until the group has assigned this process its partitions (between a revoke and
-    /// the next assign there are none to read); returns them with their generation.
+    /// the next assign there are none to read); returns them with their generation. Returns
+    /// none at once when the engine is shutting down.
     fn assigned(&self) -> (u64, BTreeSet<TopicPartition>) {
         let context = self.consumer.context();
         let mut assignment = context.assignment.lock().unwrap_or_else(|p| p.into_inner());
@@ -593,6 +609,9 @@ impl Membership {
         loop {
             if let Some(partitions) = &assignment.partitions {
                 return (assignment.generation, partitions.clone());
+            }
+            if self.shutdown.load(Ordering::Relaxed) {
+                return (assignment.generation, BTreeSet::new());
             }
             if !warned && started.elapsed() > ASSIGNMENT_WARN {
                 warned = true;
