@@ -73,6 +73,8 @@ struct Context {
     shutdown: Arc<AtomicBool>,
     fatal: Fatal,
     restart: Restart,
+    /// Committer tasks still running (see [`sink::CommitSignals`]).
+    committing: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Builds the graph in `scope`: one named stage per line.
@@ -123,6 +125,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
             fatal: context.fatal.clone(),
             restart: context.restart.clone(),
             committed: context.committed.clone(),
+            active: context.committing.clone(),
         },
     )
     .probe_with(&committed);
@@ -251,7 +254,9 @@ fn run_epoch(
     tracing::info!(lake = %lake.root(), workers = config.workers, "tables open");
     let fatal = Fatal::default();
     let restart = Restart::default();
+    let committing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let context = Arc::new(Context {
+        committing: committing.clone(),
         committed: sink::Committed::default(),
         lake,
         aggregates: aggregates.clone(),
@@ -272,8 +277,15 @@ fn run_epoch(
         result
     })
     .map_err(EngineError::Failed)?;
+    let joined = guards.join();
+    // A commit of this dataflow must not land after the next one has read the tables.
+    let idle = sink::CommitSignals {
+        active: committing,
+        ..Default::default()
+    };
+    idle.wait_idle(Duration::from_secs(120));
     let mut first_error = None;
-    for result in guards.join() {
+    for result in joined {
         match result {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {

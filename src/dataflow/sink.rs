@@ -2,20 +2,22 @@
 //! complete) and `commit` (one committer, worker 0, commits each table once per batch with
 //! the files of all workers and the positions the batch covers).
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
+use timely::scheduling::SyncActivator;
 use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
 use super::stats::Stats;
 use super::time;
-use crate::sink::Lake;
 use crate::sink::delta::BackgroundFile;
+use crate::sink::{Lake, SinkError};
 use crate::source::Positions;
 use crate::table::{Table, TableRow};
 
@@ -62,11 +64,42 @@ impl Restart {
 }
 
 /// What the committer tells the rest of the engine: a fatal error, a restart, the positions
-/// committed.
+/// committed, and whether its task still runs (`active`: the next dataflow must not start
+/// while a commit of the previous one may still land).
+#[derive(Clone, Default)]
 pub struct CommitSignals {
     pub fatal: Fatal,
     pub restart: Restart,
     pub committed: Committed,
+    pub active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CommitSignals {
+    /// Waits (at most `limit`) until no committer task of this dataflow runs.
+    pub fn wait_idle(&self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.active.load(std::sync::atomic::Ordering::Acquire) > 0
+            && started.elapsed() < limit
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// Counts a running committer task in [`CommitSignals::active`] until dropped.
+struct Active(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Active {
+    fn new(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Active {
+        counter.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Active(counter.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// A data file written for a table: its `Add` action as JSON (plain text crosses process
@@ -108,16 +141,25 @@ impl Committed {
 
 /// Buffers each batch's rows into data files (one per table and worker), completed once the
 /// batch is.
+///
+/// Encoding and completing a file run on the I/O runtime: the worker only hands rows over and
+/// holds the batch's capability until its files are done, so it keeps stepping the rest of
+/// the dataflow (the live aggregates) meanwhile.
 pub fn write<'scope>(
     rows: Stream<'scope, u64, Vec<TableRow>>,
     lake: Lake,
     runtime: Handle,
     fatal: Fatal,
 ) -> Stream<'scope, u64, Vec<WrittenFile>> {
-    rows.unary_frontier(Pipeline, "write", move |_capability, _info| {
+    let worker = rows.scope().worker();
+    rows.unary_frontier(Pipeline, "write", move |_capability, info| {
+        let activator = worker.sync_activator_for(info.address.to_vec());
         // Per batch: a capability for its least time seen, and a file per table.
         let mut pending: BTreeMap<u64, (Capability<u64>, BTreeMap<Table, BackgroundFile>)> =
             BTreeMap::new();
+        // Batches whose files are being completed, in batch order.
+        let mut finishing: VecDeque<(Capability<u64>, oneshot::Receiver<Vec<FinishedFile>>)> =
+            VecDeque::new();
         move |(input, frontier), output| {
             input.for_each_stamp(|capability, batches| {
                 let Some(capability) = capability.retain_least(output.output_index()) else {
@@ -142,9 +184,34 @@ pub fn write<'scope>(
                     break; // the batch may still grow
                 }
                 let (capability, files) = entry.remove();
+                let activator = activator.clone();
+                let (send, receive) = oneshot::channel();
+                runtime.spawn(async move {
+                    let mut finished = Vec::with_capacity(files.len());
+                    for (table, file) in files {
+                        finished.push((table, file.finish().await));
+                    }
+                    // The files first, then the wake-up that passes them on (a stopped worker
+                    // no longer cares about either).
+                    let _ = send.send(finished);
+                    let _ = activator.activate();
+                });
+                finishing.push_back((capability, receive));
+            }
+            while let Some((_, receive)) = finishing.front_mut() {
+                let finished = match receive.try_recv() {
+                    Ok(finished) => finished,
+                    Err(oneshot::error::TryRecvError::Empty) => break,
+                    Err(oneshot::error::TryRecvError::Closed) => {
+                        fatal.set("writing data files: the encoder task stopped");
+                        finishing.pop_front();
+                        continue;
+                    }
+                };
+                let (capability, _) = finishing.pop_front().expect("checked");
                 let mut session = output.session(&capability);
-                for (table, file) in files {
-                    match file.finish(&runtime) {
+                for (table, result) in finished {
+                    match result {
                         Ok((adds, rows)) => {
                             // One flush writes one file per table; its row count rides along.
                             let mut count = rows;
@@ -165,6 +232,9 @@ pub fn write<'scope>(
     })
 }
 
+/// A completed data file of a table: its `Add` actions and row count.
+type FinishedFile = (Table, Result<(Vec<deltalake::kernel::Add>, u64), SinkError>);
+
 /// The entry of `capability`'s batch, holding the least capability seen for it.
 fn hold<T: Default>(
     pending: &mut BTreeMap<u64, (Capability<u64>, T)>,
@@ -182,28 +252,49 @@ fn hold<T: Default>(
 /// Commits, on worker 0, every batch whose files and positions are all in: one commit per
 /// table, in table order, each carrying the batch's positions. Batches that complete together
 /// (the committer fell behind) are committed as one.
+///
+/// The commits run in order on a task of the I/O runtime ([`Committer`]); the operator holds
+/// each batch's capability until its commits are done, so worker 0 keeps stepping the live
+/// aggregates while the Delta log is written (and checkpointed).
 pub fn commit<'scope>(
     files: Stream<'scope, u64, Vec<WrittenFile>>,
     positions: Stream<'scope, u64, Vec<Reported>>,
-    mut lake: Lake,
+    lake: Lake,
     runtime: Handle,
     stats: Arc<Stats>,
     signals: CommitSignals,
 ) -> Stream<'scope, u64, Vec<u64>> {
-    let CommitSignals {
-        fatal,
-        restart,
-        committed,
-    } = signals;
+    let fatal = signals.fatal.clone();
+    let worker = files.scope().worker();
     files.binary_frontier(
         positions,
         Exchange::new(|_: &WrittenFile| 0),
         Exchange::new(|_: &Reported| 0),
         "commit",
-        move |_capability, _info| {
+        move |_capability, info| {
             type Batch = (Vec<WrittenFile>, Positions);
             let mut pending: BTreeMap<u64, (Capability<u64>, Batch)> = BTreeMap::new();
+            let activator = worker.sync_activator_for(info.address.to_vec());
+            // Started with the first batch (only worker 0 receives any).
+            let mut committer: Option<Committer> = None;
+            // Batches handed to the committer, in order, with their capabilities.
+            let mut committing: VecDeque<Capability<u64>> = VecDeque::new();
             move |(files, files_frontier), (positions, positions_frontier), output| {
+                if signals.restart.get().is_some() || signals.fatal.get().is_some() {
+                    // Nothing more is committed (the committer task has stopped or stops
+                    // before its next table): let go of every batch so the dataflow can end.
+                    files.for_each_stamp(|_, _| {});
+                    positions.for_each_stamp(|_, _| {});
+                    pending.clear();
+                    committing.clear();
+                    return;
+                }
+                if let Some(committer) = &committer {
+                    for batch in committer.done() {
+                        let capability = committing.pop_front().expect("one per job");
+                        output.session(&capability).give(batch);
+                    }
+                }
                 files.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
                         let (files, _) = hold(&mut pending, capability);
@@ -230,10 +321,11 @@ pub fn commit<'scope>(
                     }
                     ready.push(entry.remove());
                 }
-                let Some((last, _)) = ready.last() else {
+                let (Some((first, _)), Some((last, _))) = (ready.first(), ready.last()) else {
                     return;
                 };
-                let (batch, last) = (time::batch_of(*last.time()), last.clone());
+                // Held until the commit is done: the least time of what it covers.
+                let (batch, held) = (time::batch_of(*last.time()), first.clone());
                 let mut by_table: BTreeMap<Table, Vec<deltalake::kernel::Add>> = BTreeMap::new();
                 let mut covered = Positions::new();
                 let mut rows = 0;
@@ -251,17 +343,84 @@ pub fn commit<'scope>(
                     }
                 }
                 if by_table.is_empty() && covered.is_empty() {
-                    output.session(&last).give(batch);
+                    output.session(&held).give(batch);
                     return;
                 }
+                let committer = committer.get_or_insert_with(|| {
+                    Committer::start(
+                        lake.clone(),
+                        &runtime,
+                        activator.clone(),
+                        stats.clone(),
+                        signals.clone(),
+                    )
+                });
+                committer.send(CommitJob {
+                    batch,
+                    adds: by_table,
+                    positions: covered,
+                    rows,
+                });
+                committing.push_back(held);
+            }
+        },
+    )
+}
+
+/// One micro-batch to commit: the data files per table, the positions it covers.
+struct CommitJob {
+    batch: u64,
+    adds: BTreeMap<Table, Vec<deltalake::kernel::Add>>,
+    positions: Positions,
+    rows: u64,
+}
+
+/// The task that commits batches in the order it is given them; the commit operator collects
+/// the batches done.
+struct Committer {
+    jobs: tokio::sync::mpsc::UnboundedSender<CommitJob>,
+    done: Arc<Mutex<VecDeque<u64>>>,
+}
+
+impl Committer {
+    fn start(
+        mut lake: Lake,
+        runtime: &Handle,
+        activator: SyncActivator,
+        stats: Arc<Stats>,
+        signals: CommitSignals,
+    ) -> Committer {
+        let CommitSignals {
+            fatal,
+            restart,
+            committed,
+            active,
+        } = signals;
+        let active = Active::new(&active);
+        // Unbounded, yet bounded in practice: the sources read at most BATCHES_IN_FLIGHT
+        // batches ahead of the last commit.
+        let (jobs, mut receive) = tokio::sync::mpsc::unbounded_channel::<CommitJob>();
+        let done = Arc::new(Mutex::new(VecDeque::new()));
+        let finished = done.clone();
+        runtime.spawn(async move {
+            let _active = active;
+            while let Some(job) = receive.recv().await {
                 let started = std::time::Instant::now();
+                let CommitJob {
+                    batch,
+                    mut adds,
+                    positions,
+                    rows,
+                } = job;
                 for table in Table::ALL {
                     if restart.get().is_some() {
-                        // The batch may cover partitions this process no longer owns.
+                        // The batch may cover partitions this process no longer owns: the
+                        // next dataflow reads it again from the tables' positions.
+                        let _ = activator.activate();
                         return;
                     }
-                    let adds = by_table.remove(&table).unwrap_or_default();
-                    match runtime.block_on(lake.commit(table, adds, &covered, batch)) {
+                    let adds = adds.remove(&table).unwrap_or_default();
+                    match lake.commit(table, adds, &positions, batch).await {
                         Ok(version) => {
                             Stats::add(&stats.commits, 1);
                             tracing::debug!(%table, version, batch, "committed");
@@ -269,15 +428,18 @@ pub fn commit<'scope>(
                         Err(error @ crate::sink::SinkError::Fenced { .. }) => {
                             Stats::add(&stats.fenced, 1);
                             restart.set(format!("commit of batch {batch} fenced: {error}"));
+                            let _ = activator.activate();
                             return;
                         }
                         Err(error) => {
+                            // The batch stays uncommitted: the workers stop on the error.
                             fatal.set(format!("commit of batch {batch} failed: {error}"));
+                            let _ = activator.activate();
                             return;
                         }
                     }
                 }
-                committed.record(&covered);
+                committed.record(&positions);
                 stats
                     .positions_committed
                     .store(committed.total(), std::sync::atomic::Ordering::Relaxed);
@@ -287,8 +449,24 @@ pub fn commit<'scope>(
                     started.elapsed().as_micros() as u64,
                     std::sync::atomic::Ordering::Relaxed,
                 );
-                output.session(&last).give(batch);
+                finished
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back(batch);
+                let _ = activator.activate();
             }
-        },
-    )
+        });
+        Committer { jobs, done }
+    }
+
+    fn send(&self, job: CommitJob) {
+        // The task ends only after a failed commit, which has already set the fatal error.
+        let _ = self.jobs.send(job);
+    }
+
+    /// The batches committed since the last call, in order.
+    fn done(&self) -> Vec<u64> {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        done.drain(..).collect()
+    }
 }

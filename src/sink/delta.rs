@@ -411,16 +411,17 @@ impl BackgroundFile {
         }
     }
 
-    /// Encodes what is left and completes the file: its `Add` actions and row count.
-    pub fn finish(
-        mut self,
-        runtime: &tokio::runtime::Handle,
-    ) -> Result<(Vec<Add>, u64), SinkError> {
-        if !self.buffer.is_empty() {
-            self.send(runtime);
+    /// Encodes what is left and completes the file: its `Add` actions and row count. Async,
+    /// so a worker hands the file over and goes on stepping the dataflow meanwhile.
+    pub async fn finish(mut self) -> Result<(Vec<Add>, u64), SinkError> {
+        // The sender is dropped after the last chunk: the encoder ends once the queue is
+        // drained. A failed encoder has hung up; it reports its error below.
+        if let Some(chunks) = self.chunks.take()
+            && !self.buffer.is_empty()
+        {
+            let _ = chunks.send(std::mem::take(&mut self.buffer)).await;
         }
-        self.chunks = None; // the encoder ends once the queue is drained
-        runtime.block_on(self.task).unwrap_or_else(|error| {
+        self.task.await.unwrap_or_else(|error| {
             Err(SinkError::Task {
                 task: "the data file encoder",
                 reason: error.to_string(),
