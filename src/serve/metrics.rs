@@ -79,6 +79,16 @@ fn record(state: &AppState) {
             "Micro-batches committed",
             &stats.batches,
         ),
+        (
+            "pinstream_commits_fenced_total",
+            "Commits refused because another process committed the same source partitions meanwhile (a rebalance)",
+            &stats.fenced,
+        ),
+        (
+            "pinstream_dataflow_restarts_total",
+            "Times the dataflow started again from the tables (consumer-group rebalances, fenced commits)",
+            &stats.restarts,
+        ),
     ];
     for (name, help, value) in totals {
         describe_counter!(name, help);
@@ -101,6 +111,23 @@ fn record(state: &AppState) {
             gauge!("pinstream_freshness_seconds", "quantile" => quantile).set(micros as f64 / 1e6);
         }
     }
+    describe_gauge!(
+        "pinstream_source_positions_committed",
+        "Sum of the source positions (Kafka offsets, lines, events) this process has committed; pinstream_source_records_total minus this is how far reading runs ahead of the commits for a job started from offset 0"
+    );
+    gauge!("pinstream_source_positions_committed")
+        .set(Stats::get(&stats.positions_committed) as f64);
+    let (down, outages) = crate::source::kafka::broker_outage();
+    describe_gauge!(
+        "pinstream_kafka_brokers_down",
+        "1 while the Kafka brokers cannot be reached (the engine retries until they return)"
+    );
+    gauge!("pinstream_kafka_brokers_down").set(if down { 1.0 } else { 0.0 });
+    describe_counter!(
+        "pinstream_kafka_broker_outages_total",
+        "Kafka broker outages since start (each logged when it starts and when it ends)"
+    );
+    counter!("pinstream_kafka_broker_outages_total").absolute(outages);
     describe_gauge!("pinstream_aggregate_rows", "Rows in each live aggregate");
     for snapshot in state.aggregates.all() {
         gauge!("pinstream_aggregate_rows", "name" => snapshot.spec.name)

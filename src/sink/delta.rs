@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitConflictError, CommitProperties, TransactionError,
+};
 use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::config::TableProperty;
@@ -297,12 +299,24 @@ impl Lake {
             partition_by: None,
             predicate: None,
         };
+        // The read snapshot is the one the batch started from (the table as loaded, then as
+        // this process last committed it): Delta refuses the commit if any commit since then
+        // wrote one of these appIds. That is the fence between two processes that both think
+        // they own a partition (a rebalance): only one of them can commit its offsets.
         let snapshot = delta.snapshot().map_err(delta_error(table))?;
         let finalized = CommitBuilder::from(properties)
             .with_actions(adds.into_iter().map(Action::Add).collect())
             .build(Some(snapshot), delta.log_store(), operation)
             .await
-            .map_err(delta_error(table))?;
+            .map_err(|error| match error {
+                DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
+                } => SinkError::Fenced {
+                    table: table.name().to_owned(),
+                    partitions: positions.keys().map(|p| p.to_string()).collect(),
+                },
+                error => delta_error(table)(error),
+            })?;
         let version = finalized.version();
         delta.state = Some(finalized.snapshot());
         Ok(version as i64)

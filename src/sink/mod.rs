@@ -28,6 +28,17 @@ pub enum SinkError {
         #[source]
         source: deltalake::parquet::errors::ParquetError,
     },
+    /// Another process committed positions of these partitions since this batch started
+    /// (a consumer-group rebalance moved them): the batch must be dropped and the dataflow
+    /// restarted from the tables, not committed.
+    #[error(
+        "table {table}: another process committed some of these partitions meanwhile: {}",
+        partitions.join(", ")
+    )]
+    Fenced {
+        table: String,
+        partitions: Vec<String>,
+    },
     #[error("{task} stopped: {reason}")]
     Task { task: &'static str, reason: String },
     #[error("lake location `{location}`: {reason}")]

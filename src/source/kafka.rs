@@ -1,34 +1,55 @@
 //! The Kafka source (SPEC §1, §5): topics `<prefix>.pin`, `<prefix>.geo`, `<prefix>.user`
 //! (or a list of topics, each named with its stream token), one JSON record per message value.
 //!
-//! Exactly once comes from the positions in the Delta tables, not from the consumer group:
-//! every worker assigns itself (manual `assign`, no `subscribe`, no rebalances) the
-//! topic-partitions whose partition id (`kafka:<topic>/<partition>`, the Delta `txn` appId)
-//! hashes to it, and starts each one at the position the tables hold (the next offset to
-//! read), or at the configured start (earliest, latest or a timestamp) when there is none.
-//! Metadata is re-read in the background every [`METADATA_REFRESH`] to pick up partitions and
-//! topics created later; those are read from their beginning.
+//! Exactly once comes from the positions in the Delta tables, not from the consumer group.
 //!
-//! `--until-done`: the high watermark of each partition at open is the end; the source is
-//! exhausted once every partition found at open has reached it.
+//! **Assignment.** Each process is one member of the consumer group (`group.id`, by default
+//! `pinstream-<job>`): a [`Membership`], a consumer subscribed to the topics that never reads
+//! a message (its partitions are paused), only learns which partitions the group gives this
+//! process. The process's timely workers split those partitions among themselves by a stable
+//! hash of the partition id (`kafka:<topic>/<partition>`, the Delta `txn` appId) and read them
+//! with manually assigned consumers of their own, starting each at the position the tables
+//! hold (the next offset to read), or at the configured start (earliest, latest or a
+//! timestamp) when there is none: the stored position always wins over the group's committed
+//! offset. Why one member per process and not one per worker: a rebalance restarts the
+//! dataflow in-process (see below); per-worker members would leave and rejoin the group on
+//! every restart, and each rejoin would rebalance the other processes again.
 //!
-//! The consumer group id is set (`pinstream-<job>` by default) but offsets are never
-//! committed to it (`enable.auto.commit=false`): the tables are the only record of progress.
+//! **Rebalances.** The deduplication state is loaded from the tables when the dataflow starts,
+//! so a process that gains a partition lacks the rows another process committed for it since.
+//! So any change of the assignment ([`Source::reassigned`]) restarts the dataflow in the
+//! process: in-flight batches are dropped, the tables are read again (positions and rows), and
+//! reading resumes from the stored positions. A process that lost a partition may still be
+//! committing a batch of it when the new owner starts: the Delta commit itself is the fence
+//! (a commit whose `txn` appIds were written by anyone since the snapshot the batch started
+//! from fails, see `crate::sink::SinkError::Fenced`), and the fenced process restarts too.
+//! Two processes can therefore never both commit the same offsets.
+//!
+//! Partitions and topics created later reach the group through librdkafka's metadata refresh
+//! (a rebalance). `--until-done`: the high watermark of each assigned partition when the
+//! dataflow (re)starts is the end; the source is exhausted once every partition reached it.
+//!
+//! **Brokers down.** librdkafka reconnects by itself (with backoff); this module logs the
+//! outage once when it starts and once when it ends ([`broker_outage`] feeds `/metrics`), and
+//! a dataflow restart during an outage waits for the brokers instead of failing.
+//!
+//! After each Delta commit the positions are committed to the consumer group too, so lag
+//! tools see progress; resuming never reads them.
 //!
 //! [`produce_events`] is `pinstream emulate --to kafka://...`: it creates the three topics and
 //! produces the emulator's events, keyed by post index.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -149,6 +170,10 @@ pub struct KafkaSpec {
     pub properties: BTreeMap<String, String>,
     /// Report `Exhausted` once the end offsets seen at open are reached (`--until-done`).
     pub stop_at_end: bool,
+    /// This process's place in the consumer group, once joined ([`Membership::join`], by the
+    /// engine before the dataflow starts). `None`: every worker reads its hash share of all
+    /// partitions (a single process; tools and tests).
+    pub membership: Option<Membership>,
 }
 
 impl KafkaSpec {
@@ -179,6 +204,7 @@ impl KafkaSpec {
             start: StartFrom::Earliest,
             properties: BTreeMap::new(),
             stop_at_end: false,
+            membership: None,
         };
         for item in query.into_iter().flat_map(|q| q.split('&')) {
             match item.split_once('=') {
@@ -190,6 +216,13 @@ impl KafkaSpec {
             }
         }
         Ok(spec)
+    }
+
+    /// The consumer group id: the configured one, or `pinstream`.
+    pub fn group(&self) -> String {
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| "pinstream".to_owned())
     }
 
     /// The client configuration shared by the consumer and the producer: brokers, then the
@@ -265,6 +298,9 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if is_outage(&error) {
+            OUTAGE.down(reason);
+        }
         self.warn(&format!("{error}: {reason}"));
     }
 }
@@ -286,6 +322,388 @@ impl ProducerContext for Context {
 /// A client could not be made: a bad property is a configuration error.
 fn config_error(spec: &KafkaSpec, error: KafkaError) -> SourceError {
     SourceError::Config(format!("kafka {}: {error}", spec.brokers))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broker outages
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the brokers are unreachable now, and how many outages began since start
+/// (process-wide: every client of every Kafka source reports here).
+struct Outage {
+    down_since: Mutex<Option<Instant>>,
+    count: AtomicU64,
+}
+
+static OUTAGE: Outage = Outage {
+    down_since: Mutex::new(None),
+    count: AtomicU64::new(0),
+};
+
+impl Outage {
+    fn down(&self, what: &str) {
+        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if since.is_none() {
+            *since = Some(Instant::now());
+            self.count.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "kafka brokers unreachable ({what}): retrying with backoff until they return"
+            );
+        }
+    }
+
+    fn up(&self) {
+        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = since.take() {
+            tracing::warn!(
+                seconds = at.elapsed().as_secs_f64(),
+                "kafka brokers reachable again: resuming"
+            );
+        }
+    }
+}
+
+/// `(down now, outages since start)`, for `/metrics`.
+pub fn broker_outage() -> (bool, u64) {
+    let down = OUTAGE
+        .down_since
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some();
+    (down, OUTAGE.count.load(Ordering::Relaxed))
+}
+
+/// Errors meaning the brokers cannot be reached (as opposed to a bad request).
+fn is_outage(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::Global(code)
+        | KafkaError::MessageConsumption(code)
+        | KafkaError::MetadataFetch(code) => *code,
+        _ => return false,
+    };
+    matches!(
+        code,
+        RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::Resolve
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::NetworkException
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group membership: which partitions this process reads
+// ---------------------------------------------------------------------------------------------
+
+/// A topic-partition: topic name and partition number.
+type TopicPartition = (String, i32);
+
+/// What the group gave this process.
+#[derive(Debug, Default)]
+struct Assignment {
+    /// Counts every change (assign or revoke); a dataflow that started at another generation
+    /// is stale.
+    generation: u64,
+    /// The partitions, or `None` between a revoke and the next assign (and before the first).
+    partitions: Option<BTreeSet<TopicPartition>>,
+}
+
+/// The consumer context of a [`Membership`]: records the assignment on every rebalance and
+/// pauses the assigned partitions (the membership consumer never reads; the workers do).
+#[derive(Default)]
+struct GroupContext {
+    log: Context,
+    assignment: Mutex<Assignment>,
+    changed: Condvar,
+    /// Offsets to commit to the group (the latest per partition), taken by the poll thread.
+    to_commit: Mutex<BTreeMap<TopicPartition, i64>>,
+    /// The poll thread is committing.
+    committing: AtomicBool,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message)
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason)
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut assignment = self.assignment.lock().unwrap_or_else(|p| p.into_inner());
+        assignment.generation += 1;
+        match rebalance {
+            Rebalance::Assign(list) => {
+                if let Err(error) = consumer.pause(list) {
+                    tracing::warn!(%error, "kafka: pausing the membership consumer");
+                }
+                // The whole assignment (a cooperative rebalance hands over only the change).
+                let partitions = current_assignment(consumer)
+                    .unwrap_or_else(|| list.elements().iter().map(topic_partition).collect());
+                tracing::info!(
+                    partitions = partitions.len(),
+                    generation = assignment.generation,
+                    "kafka group assigned partitions to this process"
+                );
+                assignment.partitions = Some(partitions);
+            }
+            Rebalance::Revoke(_) => {
+                tracing::info!(
+                    generation = assignment.generation,
+                    "kafka group revoked this process's partitions"
+                );
+                // What is left (a cooperative rebalance revokes only some); none: wait for
+                // the next assignment.
+                assignment.partitions = current_assignment(consumer).filter(|p| !p.is_empty());
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(%error, "kafka group rebalance failed");
+                assignment.partitions = None;
+            }
+        }
+        self.changed.notify_all();
+    }
+}
+
+type GroupConsumer = BaseConsumer<GroupContext>;
+
+fn topic_partition(
+    element: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>,
+) -> TopicPartition {
+    (element.topic().to_owned(), element.partition())
+}
+
+/// The membership consumer's assignment now.
+fn current_assignment(consumer: &GroupConsumer) -> Option<BTreeSet<TopicPartition>> {
+    let list = consumer.assignment().ok()?;
+    Some(list.elements().iter().map(topic_partition).collect())
+}
+
+/// This process's membership in the job's consumer group. Shared by every worker and every
+/// dataflow restart of the process (cloning shares it), so restarting the dataflow does not
+/// make the process leave and rejoin the group.
+#[derive(Clone)]
+pub struct Membership {
+    consumer: Arc<GroupConsumer>,
+    _stop: Arc<StopOnDrop>,
+    /// The engine's shutdown flag: waiting for an assignment ends when it is set.
+    shutdown: Arc<AtomicBool>,
+}
+
+/// Stops the membership's poll thread when the last clone is dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Membership")
+    }
+}
+
+impl PartialEq for Membership {
+    fn eq(&self, other: &Membership) -> bool {
+        Arc::ptr_eq(&self.consumer, &other.consumer)
+    }
+}
+
+/// How long a dataflow (re)start waits for the group to assign partitions before saying so
+/// (it keeps waiting).
+const ASSIGNMENT_WARN: Duration = Duration::from_secs(30);
+
+impl Membership {
+    /// Joins the group of `spec` (checking first that the brokers answer: an unreachable
+    /// cluster is a clear error at start) and keeps polling it on a thread of its own.
+    pub fn join(spec: &KafkaSpec, shutdown: Arc<AtomicBool>) -> Result<Membership, SourceError> {
+        let topics = spec.topics.resolve()?;
+        let config = spec.client_config(&[
+            ("group.id", &spec.group()),
+            ("client.id", "pinstream-group"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("allow.auto.create.topics", "false"),
+            // A dead process's partitions move on after this long (and a join waits about
+            // half of it on some brokers); librdkafka's 45 s would stall a restart.
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1000"),
+            // It never reads: buffer as little as possible before the pause takes effect.
+            ("queued.max.messages.kbytes", "64"),
+            ("topic.metadata.refresh.interval.ms", "10000"),
+        ]);
+        let consumer: GroupConsumer = config
+            .create_with_context(GroupContext::default())
+            .map_err(|e| config_error(spec, e))?;
+        let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+        let mut last = None;
+        let mut reachable = false;
+        for attempt in 1..=OPEN_ATTEMPTS {
+            match consumer.fetch_metadata(None, OPEN_TIMEOUT) {
+                Ok(_) => {
+                    reachable = true;
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(attempt, brokers = spec.brokers, %error, "kafka metadata");
+                    last = Some(error);
+                }
+            }
+        }
+        if !reachable {
+            return Err(SourceError::Unavailable(format!(
+                "kafka brokers {} unreachable after {OPEN_ATTEMPTS} attempts of {}s: {}",
+                spec.brokers,
+                OPEN_TIMEOUT.as_secs(),
+                last.map(|e| e.to_string()).unwrap_or_default()
+            )));
+        }
+        consumer
+            .subscribe(&names)
+            .map_err(|e| config_error(spec, e))?;
+        let consumer = Arc::new(consumer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = Arc::downgrade(&consumer);
+        let stopped = stop.clone();
+        std::thread::Builder::new()
+            .name("pinstream-kafka-group".into())
+            .spawn(move || poll_membership(weak, stopped))
+            .map_err(|e| SourceError::Config(format!("starting the kafka group thread: {e}")))?;
+        tracing::info!(
+            group = spec.group(),
+            brokers = spec.brokers,
+            "kafka group joining"
+        );
+        Ok(Membership {
+            consumer,
+            _stop: Arc::new(StopOnDrop(stop)),
+            shutdown,
+        })
+    }
+
+    /// The generation now (changes with every rebalance).
+    fn generation(&self) -> u64 {
+        self.consumer
+            .context()
+            .assignment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation
+    }
+
+    /// Waits until the group has assigned this process its partitions (between a revoke and
+    /// the next assign there are none to read); returns them with their generation. Returns
+    /// none at once when the engine is shutting down.
+    fn assigned(&self) -> (u64, BTreeSet<TopicPartition>) {
+        let context = self.consumer.context();
+        let mut assignment = context.assignment.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let mut warned = false;
+        loop {
+            if let Some(partitions) = &assignment.partitions {
+                return (assignment.generation, partitions.clone());
+            }
+            if self.shutdown.load(Ordering::Relaxed) {
+                return (assignment.generation, BTreeSet::new());
+            }
+            if !warned && started.elapsed() > ASSIGNMENT_WARN {
+                warned = true;
+                tracing::warn!(
+                    waited = ?started.elapsed(),
+                    "kafka group has not assigned partitions yet: still waiting"
+                );
+            }
+            assignment = context
+                .changed
+                .wait_timeout(assignment, Duration::from_millis(500))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Queues `list` for the group (monitoring only); the poll thread commits it, so a slow or
+    /// absent broker never stalls a worker.
+    fn commit(&self, list: &TopicPartitionList) {
+        let context = self.consumer.context();
+        let mut queued = context.to_commit.lock().unwrap_or_else(|p| p.into_inner());
+        for element in list.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                queued.insert((element.topic().to_owned(), element.partition()), offset);
+            }
+        }
+    }
+
+    /// Waits (up to `timeout`) for the queued offsets to reach the group: the last batch's
+    /// offsets are not lost when the run ends.
+    pub fn flush(&self, timeout: Duration) {
+        let context = self.consumer.context();
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            let idle = context
+                .to_commit
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+                && !context.committing.load(Ordering::Acquire);
+            if idle {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Commits the queued offsets of the partitions the process still holds (a revoked
+/// partition's offsets belong to its new owner now).
+fn commit_queued(consumer: &GroupConsumer) {
+    let context = consumer.context();
+    context.committing.store(true, Ordering::Release);
+    let queued = std::mem::take(&mut *context.to_commit.lock().unwrap_or_else(|p| p.into_inner()));
+    let assigned = context
+        .assignment
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .partitions
+        .clone()
+        .unwrap_or_default();
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in queued {
+        if assigned.contains(&(topic.clone(), partition)) {
+            let _ = list.add_partition_offset(&topic, partition, Offset::Offset(offset));
+        }
+    }
+    if list.count() > 0
+        && let Err(error) = consumer.commit(&list, rdkafka::consumer::CommitMode::Sync)
+    {
+        tracing::debug!("committing offsets to the consumer group: {error}");
+    }
+    context.committing.store(false, Ordering::Release);
+}
+
+/// Serves the membership consumer's callbacks (rebalances, errors) until `stop`; it never
+/// gets messages (its partitions are paused), and drops any fetched before the pause.
+fn poll_membership(consumer: Weak<GroupConsumer>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let Some(consumer) = consumer.upgrade() else {
+            return;
+        };
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Err(error)) if is_outage(&error) => OUTAGE.down(&error.to_string()),
+            Some(Err(KafkaError::PartitionEOF(_))) | Some(Ok(_)) | None => {}
+            Some(Err(error)) => consumer.context().log.warn(&error.to_string()),
+        }
+        commit_queued(&consumer);
+    }
+    if let Some(consumer) = consumer.upgrade() {
+        consumer.unsubscribe();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,6 +757,8 @@ pub struct KafkaSource {
     stop_refresh: Arc<AtomicBool>,
     /// `seek` has run (partitions are assigned).
     assigned: bool,
+    /// In a group: the membership and the generation whose partitions this instance reads.
+    group: Option<(Membership, u64, BTreeSet<TopicPartition>)>,
 }
 
 /// The worker a partition belongs to: a stable hash of its id.
@@ -355,10 +775,12 @@ impl KafkaSource {
     /// cannot be reached) and the watermarks of this worker's share.
     pub fn new(spec: &KafkaSpec, worker: usize, peers: usize) -> Result<KafkaSource, SourceError> {
         let topics = spec.topics.resolve()?;
-        let group = spec
-            .group_id
-            .clone()
-            .unwrap_or_else(|| "pinstream".to_owned());
+        let group = spec.group();
+        // In a group, read only what the group gave this process (waiting for it).
+        let membership = spec.membership.as_ref().map(|m| {
+            let (generation, partitions) = m.assigned();
+            (m.clone(), generation, partitions)
+        });
         let config = spec.client_config(&[
             ("group.id", &group),
             ("client.id", &format!("pinstream-{worker}")),
@@ -370,6 +792,10 @@ impl KafkaSource {
             // Larger fetches: the engine reads in chunks of thousands.
             ("fetch.wait.max.ms", "100"),
             ("queued.min.messages", "100000"),
+            // librdkafka's prefetch buffer is the only buffer ahead of the dataflow (which
+            // itself reads at most BATCHES_IN_FLIGHT batches ahead of the last commit): bound it
+            // to 16 MiB per worker (librdkafka's default is 64 MiB), whatever the backlog.
+            ("queued.max.messages.kbytes", "16384"),
         ]);
         let consumer: KafkaConsumer = config
             .create_with_context(Context::default())
@@ -386,12 +812,13 @@ impl KafkaSource {
             discovered: channel().1,
             stop_refresh: Arc::new(AtomicBool::new(false)),
             assigned: false,
+            group: membership,
         };
         for (topic, count) in counts {
             let stream = topics.iter().find(|(t, _)| *t == topic).expect("asked").1;
             for partition in 0..count {
                 let id = partition_id(&topic, partition);
-                if owner(&id, peers) != worker {
+                if !source.owns(&topic, partition, &id) {
                     continue;
                 }
                 let (low, high) = source
@@ -433,6 +860,16 @@ impl KafkaSource {
         Ok(source)
     }
 
+    /// Whether this worker reads `topic`/`partition`: its hash share of what the process
+    /// reads (in a group, what the group assigned to the process).
+    fn owns(&self, topic: &str, partition: i32, id: &str) -> bool {
+        let in_process = match &self.group {
+            Some((_, _, assigned)) => assigned.contains(&(topic.to_owned(), partition)),
+            None => true,
+        };
+        in_process && owner(id, self.peers) == self.worker
+    }
+
     fn add(&mut self, part: Part) {
         self.index
             .entry(part.topic.clone())
@@ -469,7 +906,7 @@ impl KafkaSource {
                         .get(&topic)
                         .is_some_and(|m| m.contains_key(&partition));
                     let id = partition_id(&topic, partition);
-                    if known || owner(&id, self.peers) != self.worker {
+                    if known || !self.owns(&topic, partition, &id) {
                         continue;
                     }
                     tracing::info!(partition = %id, worker = self.worker, "new kafka partition");
@@ -622,11 +1059,17 @@ fn spawn_refresh(
                 };
                 match partition_counts(&consumer, topics.iter().map(String::as_str)) {
                     Ok(counts) => {
+                        OUTAGE.up();
                         if found.send(counts).is_err() {
                             return;
                         }
                     }
-                    Err(error) => consumer.context().warn(&format!("metadata: {error}")),
+                    Err(error) => {
+                        if is_outage(&error) {
+                            OUTAGE.down(&format!("metadata: {error}"));
+                        }
+                        consumer.context().warn(&format!("metadata: {error}"))
+                    }
                 }
             }
         });
@@ -704,6 +1147,9 @@ impl Source for KafkaSource {
                 Some(Ok(message)) => message,
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Err(error)) => {
+                    if is_outage(&error) {
+                        OUTAGE.down(&error.to_string());
+                    }
                     self.consumer.context().warn(&error.to_string());
                     break;
                 }
@@ -737,6 +1183,7 @@ impl Source for KafkaSource {
             });
         }
         if out.len() > before {
+            OUTAGE.up();
             return Ok(PollStatus::Ready);
         }
         self.catch_up_positions();
@@ -770,13 +1217,28 @@ impl Source for KafkaSource {
                 );
             }
         }
-        if list.count() > 0
-            && let Err(error) = self
-                .consumer
-                .commit(&list, rdkafka::consumer::CommitMode::Async)
-        {
-            tracing::warn!("committing offsets to the consumer group: {error}");
+        if list.count() == 0 {
+            return;
         }
+        match &self.group {
+            // The group's member commits (a non-member's commit to an active group is
+            // refused by Kafka).
+            Some((membership, _, _)) => membership.commit(&list),
+            None => {
+                if let Err(error) = self
+                    .consumer
+                    .commit(&list, rdkafka::consumer::CommitMode::Async)
+                {
+                    tracing::warn!("committing offsets to the consumer group: {error}");
+                }
+            }
+        }
+    }
+
+    fn reassigned(&self) -> bool {
+        self.group
+            .as_ref()
+            .is_some_and(|(membership, generation, _)| membership.generation() != *generation)
     }
 }
 

@@ -123,6 +123,13 @@ pub trait Source: Send {
     /// them upstream for monitoring (Kafka: the consumer group's offsets, for lag tools);
     /// resuming never depends on it.
     fn committed(&mut self, _positions: &Positions) {}
+    /// Whether the partitions this instance should read changed since it was opened (a Kafka
+    /// group rebalance). The engine then restarts the dataflow from the tables: the
+    /// deduplication state of a gained partition must include what its previous owner
+    /// committed.
+    fn reassigned(&self) -> bool {
+        false
+    }
 }
 
 /// Retries of transient source errors (connection refused or reset, timeouts, 5xx,
