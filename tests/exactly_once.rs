@@ -61,12 +61,24 @@ fn a_commit_of_positions_another_process_moved_meanwhile_is_fenced() {
         };
         // The new owner commits partition 3 first...
         new_owner
-            .commit(Table::Pin, Vec::new(), &at("kafka:t.pin/3", 120), 1)
+            .commit(
+                Table::Pin,
+                Vec::new(),
+                &at("kafka:t.pin/3", 120),
+                &Default::default(),
+                1,
+            )
             .await
             .unwrap();
         // ...so the old owner's in-flight batch of partition 3 must not land.
         match old_owner
-            .commit(Table::Pin, Vec::new(), &at("kafka:t.pin/3", 100), 1)
+            .commit(
+                Table::Pin,
+                Vec::new(),
+                &at("kafka:t.pin/3", 100),
+                &Default::default(),
+                1,
+            )
             .await
         {
             Err(SinkError::Fenced { partitions, .. }) => {
@@ -76,7 +88,13 @@ fn a_commit_of_positions_another_process_moved_meanwhile_is_fenced() {
         }
         // A partition nobody else moved commits from the same stale snapshot.
         old_owner
-            .commit(Table::Pin, Vec::new(), &at("kafka:t.pin/4", 50), 2)
+            .commit(
+                Table::Pin,
+                Vec::new(),
+                &at("kafka:t.pin/4", 50),
+                &Default::default(),
+                2,
+            )
             .await
             .unwrap();
         let fresh = Lake::open(&location).await.unwrap();

@@ -377,7 +377,7 @@ pub fn commit<'scope>(
                         keep_latest(&mut cursors, partition, cursor);
                     }
                 }
-                for (partition, cursor) in committed.take_seeds() {
+                for (partition, cursor) in signals.committed.take_seeds() {
                     keep_latest(&mut cursors, partition, cursor);
                 }
                 // A cursor stands only for its own position.
