@@ -22,37 +22,28 @@ if ! command -v cmake >/dev/null || ! dpkg -s libcurl4-openssl-dev >/dev/null 2>
   $sudo apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q cmake libcurl4-openssl-dev >/dev/null
 fi
-# A Kafka broker (tansu) for tests/kafka.rs; they skip without PINSTREAM_KAFKA.
-if scripts/services.sh start kafka; then
-  eval "$(scripts/services.sh env)"
-  echo "kafka: $PINSTREAM_KAFKA"
-elif [ -n "${CI:-}" ]; then
-  echo "kafka: could not start" >&2
-  exit 1
-else
-  echo "kafka: could not start (Kafka tests will skip)"
-fi
-# kinesis-mock for tests/kinesis.rs; they skip without AWS_ENDPOINT_URL_KINESIS. Started, not
-# restarted: the mock is shared by every clone on the machine, and a restart under another
-# run's tests refuses their connections and loses their streams (its shard cap is raised
-# instead, see services.sh).
-if scripts/services.sh start kinesis; then
-  eval "$(scripts/services.sh env)"
-  echo "kinesis: $AWS_ENDPOINT_URL_KINESIS"
-elif [ -n "${CI:-}" ]; then
-  echo "kinesis: could not start" >&2
-  exit 1
-else
-  echo "kinesis: could not start (Kinesis tests will skip)"
-fi
-# moto's S3 server (writes serialised) for tests/s3.rs; they skip without PINSTREAM_S3_ENDPOINT.
-if scripts/services.sh start s3; then
-  eval "$(scripts/services.sh env)"
-  echo "s3: $PINSTREAM_S3_ENDPOINT"
-elif [ -n "${CI:-}" ]; then
-  echo "s3: could not start" >&2
-  exit 1
-else
-  echo "s3: could not start (S3 tests will skip)"
-fi
+# The local servers the integration tests talk to; a test skips (loudly) without its server's
+# variable, and in CI a server that does not start fails the run.
+#   kafka    tansu, for tests/kafka.rs (PINSTREAM_KAFKA)
+#   kinesis  kinesis-mock, for tests/kinesis.rs (AWS_ENDPOINT_URL_KINESIS). Started, not
+#            restarted: the mock is shared by every clone on the machine, and a restart under
+#            another run's tests refuses their connections and loses their streams (its shard
+#            cap is raised instead, see services.sh).
+#   s3       moto's S3 server with writes serialised, for s3:// lakes (PINSTREAM_S3_ENDPOINT)
+eval "$(scripts/services.sh env)"
+for service in kafka kinesis s3; do
+  if scripts/services.sh start "$service"; then
+    echo "$service: started"
+  elif [ -n "${CI:-}" ]; then
+    echo "$service: could not start" >&2
+    exit 1
+  else
+    echo "$service: could not start (its tests will skip)"
+    case "$service" in
+      kafka) unset PINSTREAM_KAFKA ;;
+      kinesis) unset AWS_ENDPOINT_URL_KINESIS PINSTREAM_KINESIS_ENDPOINT ;;
+      s3) unset PINSTREAM_S3_ENDPOINT ;;
+    esac
+  fi
+done
 cargo test --locked "$@"

@@ -5,8 +5,28 @@ use crate::support::*;
 
 #[test]
 fn sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
+    let lake = tempfile::tempdir().unwrap();
+    // 1 = right after the tables exist; the others land mid-replay, before and after the
+    // first checkpoint (version 9).
+    sigkill_and_restart_give_the_uninterrupted_tables(
+        lake.path().to_str().unwrap(),
+        20_000,
+        15_000,
+        &[1, 3, 8, 11, 16],
+    );
+}
+
+/// Replays emulated events (and every edge case) into `lake` (a directory or an `s3://`
+/// URL), SIGKILLed at each of `points` (commit counts) and restarted, then replayed to the
+/// end: the tables must equal an uninterrupted run's and the SPEC reference.
+pub fn sigkill_and_restart_give_the_uninterrupted_tables(
+    lake: &str,
+    events: u64,
+    universe: u64,
+    points: &[usize],
+) {
     let input = tempfile::tempdir().unwrap();
-    emulate(input.path(), 20_000, 7, 15_000);
+    emulate(input.path(), events, 7, universe);
     write_edge_cases(input.path());
 
     let uninterrupted = tempfile::tempdir().unwrap();
@@ -17,26 +37,19 @@ fn sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
     ));
     let expected = check_against_reference(input.path(), uninterrupted.path());
 
-    let lake = tempfile::tempdir().unwrap();
-    let mut kills = 0;
-    // 1 = right after the tables exist; the others land mid-replay, before and after the
-    // first checkpoint (version 9).
-    for point in [1, 3, 8, 11, 16] {
-        if run_and_kill(
-            &format!("file:{}", input.path().display()),
-            lake.path(),
-            point,
-        ) {
-            kills += 1;
-        }
-    }
+    let source = format!("file:{}", input.path().display());
+    let kills = points
+        .iter()
+        .filter(|&&point| run_and_kill(&source, lake, point))
+        .count();
     assert!(
         kills >= 3,
         "only {kills} kills landed mid-replay: make the data larger"
     );
-    assert_success(&replay(input.path(), lake.path(), &["--workers", "2"]));
-    let after_kills = check_against_reference(input.path(), lake.path());
+    assert_success(&replay(input.path(), lake, &["--workers", "2"]));
+    let after_kills = check_against_reference(input.path(), lake);
     assert_eq!(after_kills, expected);
+    assert_same_tables(uninterrupted.path(), lake);
 }
 
 /// The fence between two processes that both believe they own a partition (issue 4, a

@@ -79,7 +79,7 @@ fn emulate_kinesis(prefix: &str, events: u64, seed: u64, universe: u64) {
 }
 
 /// `pinstream run --from kinesis://... --lake <lake> --until-done --workers 2` plus `extra`.
-fn run_kinesis(prefix: &str, lake: &Path, extra: &[&str]) -> Output {
+fn run_kinesis(prefix: &str, lake: impl AsRef<std::ffi::OsStr>, extra: &[&str]) -> Output {
     pinstream()
         .args(["run", "--from", &url(prefix)])
         .arg("--lake")
@@ -96,8 +96,18 @@ fn records_in(summary: &Path) -> serde_json::Value {
     value["records_in"].clone()
 }
 
-fn txn_log(lake: &Path) -> String {
-    std::fs::read_dir(lake.join("pin/_delta_log"))
+/// Every commit of the pin table's log, concatenated (a local lake or an `s3://` one).
+fn txn_log(lake: impl AsRef<std::ffi::OsStr>) -> String {
+    let lake = lake.as_ref();
+    if let Some(url) = lake.to_str().filter(|l| l.starts_with("s3://")) {
+        let bucket = url.trim_start_matches("s3://").split('/').next().unwrap();
+        return s3_keys(&format!("{}/pin/_delta_log/", url.trim_end_matches('/')))
+            .iter()
+            .filter(|key| key.ends_with(".json"))
+            .map(|key| s3_get(&format!("s3://{bucket}/{key}")))
+            .collect();
+    }
+    std::fs::read_dir(Path::new(lake).join("pin/_delta_log"))
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
@@ -155,9 +165,10 @@ fn kinesis_replay_gives_the_tables_of_the_same_events_from_files() {
 }
 
 #[test]
-fn kinesis_sigkill_then_restart_gives_the_uninterrupted_tables() {
+fn kinesis_sigkill_writing_to_s3_then_restart_gives_the_uninterrupted_tables() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
+    let Some(_turn) = s3_turn() else { return };
     let prefix = unique_prefix("kill");
     let _cleanup = Cleanup(prefix.clone());
     emulate_kinesis(&prefix, 4_000, 7, 3_000);
@@ -165,7 +176,8 @@ fn kinesis_sigkill_then_restart_gives_the_uninterrupted_tables() {
     let uninterrupted = work.path().join("uninterrupted");
     assert_success(&run_kinesis(&prefix, &uninterrupted, &[]));
 
-    let lake = work.path().join("killed");
+    // Kinesis -> Delta on S3 (issue 5): killed while consuming and writing to the S3 server.
+    let lake = format!("{}/killed", s3_bucket("kinesis-kill"));
     let mut kills = 0;
     for point in [2, 5] {
         if run_and_kill(&url(&prefix), &lake, point) {
@@ -301,9 +313,10 @@ fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
 }
 
 #[test]
-fn kinesis_shard_split_mid_run_gives_the_reference_tables() {
+fn kinesis_shard_split_mid_run_into_an_s3_lake_gives_the_reference_tables() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
+    let Some(_turn) = s3_turn() else { return };
     let prefix = unique_prefix("midsplit");
     let _cleanup = Cleanup(prefix.clone());
     let work = tempfile::tempdir().unwrap();
@@ -316,7 +329,7 @@ fn kinesis_shard_split_mid_run_gives_the_reference_tables() {
     emulate(&second, 600, 42, 400);
     emulate_kinesis(&prefix, 600, 41, 400);
 
-    let lake = work.path().join("lake");
+    let lake = format!("{}/lake", s3_bucket("kinesis-split"));
     let port = free_port();
     let run = pinstream()
         .args(["run", "--from", &url(&prefix), "--workers", "2"])
@@ -348,6 +361,12 @@ fn kinesis_shard_split_mid_run_gives_the_reference_tables() {
     let file_lake = work.path().join("file-lake");
     assert_success(&replay(&events, &file_lake, &["--workers", "2"]));
     check_against_reference(&events, &file_lake);
+    assert_same_tables(&file_lake, &lake);
+    // `--until-done` from where the stopped run committed: every shard (parents drained,
+    // children at their ends) resumes at its sequence number and nothing is added.
+    let versions = commits(&lake, "pin");
+    assert_success(&run_kinesis(&prefix, &lake, &[]));
+    assert_eq!(commits(&lake, "pin"), versions, "a resumed run added rows");
     assert_same_tables(&file_lake, &lake);
     // The children were found by the running engine (listed again) and committed.
     let log = txn_log(&lake);

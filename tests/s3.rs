@@ -17,24 +17,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// The S3 tests take turns: moto is one Python process serving every request, and several
-/// of these tests running several engines each at once slow it (and the 2-core machines)
-/// down to timeouts.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A turn at the S3 server when the S3 tests should run; otherwise prints why they skip.
-fn s3_turn() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if s3_endpoint().is_some() {
-        return Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-    eprintln!(
-        "SKIPPED: PINSTREAM_S3_ENDPOINT is not set; start moto with \
-         `scripts/services.sh start s3 && eval \"$(scripts/services.sh env)\"` \
-         (scripts/test.sh does)"
-    );
-    None
-}
-
 fn maintain(lake: &str, extra: &[&str]) -> Output {
     pinstream()
         .args(["maintain", "--lake", lake])
@@ -138,33 +120,13 @@ fn a_missing_bucket_fails_the_run_with_one_line() {
 #[test]
 fn s3_sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
     let Some(_turn) = s3_turn() else { return };
-    let input = tempfile::tempdir().unwrap();
-    emulate(input.path(), 12_000, 7, 9_000);
-    write_edge_cases(input.path());
-
-    let uninterrupted = tempfile::tempdir().unwrap();
-    assert_success(&replay(
-        input.path(),
-        uninterrupted.path(),
-        &["--workers", "2"],
-    ));
-    let expected = check_against_reference(input.path(), uninterrupted.path());
-
     let lake = format!("{}/lake", s3_bucket("kill"));
-    let mut kills = 0;
-    for point in [1, 4, 8, 11] {
-        if run_and_kill(&format!("file:{}", input.path().display()), &lake, point) {
-            kills += 1;
-        }
-    }
-    assert!(
-        kills >= 3,
-        "only {kills} kills landed mid-replay: make the data larger"
+    crate::exactly_once::sigkill_and_restart_give_the_uninterrupted_tables(
+        &lake,
+        12_000,
+        9_000,
+        &[1, 4, 8, 11],
     );
-    assert_success(&replay(input.path(), &lake, &["--workers", "2"]));
-    let after_kills = check_against_reference(input.path(), &lake);
-    assert_eq!(after_kills, expected);
-    assert_same_tables(uninterrupted.path(), &lake);
 }
 
 #[test]

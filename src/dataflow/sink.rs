@@ -21,19 +21,21 @@ use crate::sink::{Lake, SinkError};
 use crate::source::{Cursor, Cursors, PartitionId, Positions};
 use crate::table::{Table, TableRow};
 
-/// The first fatal error of any stage; the workers stop when they see one.
+/// The first reason given, kept for every thread to see (later ones are dropped).
 #[derive(Clone, Default)]
-pub struct Fatal(Arc<Mutex<Option<String>>>);
+struct FirstReason(Arc<Mutex<Option<String>>>);
 
-impl Fatal {
-    pub fn set(&self, error: impl std::fmt::Display) {
+impl FirstReason {
+    /// Keeps `reason` unless one is kept already; true when it was kept.
+    fn set(&self, reason: &dyn std::fmt::Display) -> bool {
         let mut slot = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
-        if slot.is_none() {
-            tracing::error!("{error}");
-            *slot = Some(error.to_string());
+        if slot.is_some() {
+            return false;
         }
+        *slot = Some(reason.to_string());
+        true
     }
-    pub fn get(&self) -> Option<String> {
+    fn get(&self) -> Option<String> {
         self.0
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -41,25 +43,35 @@ impl Fatal {
     }
 }
 
+/// The first fatal error of any stage; the workers stop when they see one.
+#[derive(Clone, Default)]
+pub struct Fatal(FirstReason);
+
+impl Fatal {
+    pub fn set(&self, error: impl std::fmt::Display) {
+        if self.0.set(&error) {
+            tracing::error!("{error}");
+        }
+    }
+    pub fn get(&self) -> Option<String> {
+        self.0.get()
+    }
+}
+
 /// Set when the dataflow must start again from the tables (a consumer-group rebalance, or
 /// a commit fenced off by another process): the workers stop without committing what they
 /// hold, and the engine rebuilds the dataflow (positions and deduplication state read again).
 #[derive(Clone, Default)]
-pub struct Restart(Arc<Mutex<Option<String>>>);
+pub struct Restart(FirstReason);
 
 impl Restart {
     pub fn set(&self, reason: impl std::fmt::Display) {
-        let mut slot = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
-        if slot.is_none() {
+        if self.0.set(&reason) {
             tracing::info!("restarting the dataflow from the tables: {reason}");
-            *slot = Some(reason.to_string());
         }
     }
     pub fn get(&self) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
+        self.0.get()
     }
 }
 

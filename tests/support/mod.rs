@@ -64,6 +64,44 @@ pub fn s3_bucket(name: &str) -> String {
     format!("s3://{bucket}")
 }
 
+/// Tests using the S3 server take turns: moto is one Python process serving every request, and several
+/// of these tests running several engines each at once slow it (and the 2-core machines)
+/// down to timeouts.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A turn at the S3 server when the S3 tests should run; otherwise prints why they skip.
+pub fn s3_turn() -> Option<std::sync::MutexGuard<'static, ()>> {
+    if s3_endpoint().is_some() {
+        return Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    eprintln!(
+        "SKIPPED: PINSTREAM_S3_ENDPOINT is not set; start moto with \
+         `scripts/services.sh start s3 && eval \"$(scripts/services.sh env)\"` \
+         (scripts/test.sh does)"
+    );
+    None
+}
+
+/// The object at `s3://bucket/key` on the test S3 server, as text. moto lists buckets for
+/// anyone but serves objects only to a request that carries credentials; it does not check
+/// the signature, so a well-formed header with the test key will do.
+pub fn s3_get(url: &str) -> String {
+    let endpoint = s3_endpoint().expect("PINSTREAM_S3_ENDPOINT is set");
+    let path = url.strip_prefix("s3://").expect("an s3:// URL");
+    ureq::get(&format!("{endpoint}/{path}"))
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=00",
+        )
+        .header("x-amz-date", "20260101T000000Z")
+        .call()
+        .unwrap_or_else(|e| panic!("reading {url}: {e}"))
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
 /// Object keys under `s3://bucket/prefix` on the test S3 server (moto takes unsigned reads).
 pub fn s3_keys(url: &str) -> Vec<String> {
     let endpoint = s3_endpoint().expect("PINSTREAM_S3_ENDPOINT is set");
