@@ -10,6 +10,9 @@
 # The streams are deleted at the end. Use a release build:
 #   cargo build --release && scripts/bench-kinesis.sh [events=10000] ["1 2"]
 # PINSTREAM_BIN overrides the binary (default $CARGO_TARGET_DIR/release/pinstream).
+# PINSTREAM_BENCH_LAKE sets where the lakes go: a directory (default: a fresh temporary one)
+# or s3://bucket/prefix for Kinesis -> S3 Delta (moto from scripts/services.sh; the bucket is
+# created when missing).
 #
 # kinesis-mock is one single-threaded node process whose PutRecords cost grows with the
 # shard's length (it hashes the shard's whole record vector per entry), so putting slows as
@@ -58,6 +61,14 @@ print(f"kinesis-mock GetRecords ceiling (boto3, 1 reader): {records} records in 
 EOF
 }
 trap 'boto delete; rm -rf "$work"' EXIT
+lakes="${PINSTREAM_BENCH_LAKE:-$work}"
+if [[ "$lakes" == s3://* ]]; then
+  scripts/services.sh start s3 >/dev/null
+  bucket="${lakes#s3://}"; bucket="${bucket%%/*}"
+  "$python" -c "import boto3, sys; c = boto3.client('s3'); b = sys.argv[1]; \
+    b in [x['Name'] for x in c.list_buckets()['Buckets']] or c.create_bucket(Bucket=b)" "$bucket"
+  lakes="${lakes%/}/run-$prefix"
+fi
 
 started=$(date +%s.%N)
 "$bin" emulate --to "kinesis://$prefix" --events "$events" --seed 1 2>/dev/null
@@ -65,13 +76,13 @@ put_seconds=$(echo "$(date +%s.%N) - $started" | bc)
 echo "emulate --to kinesis://: $events events ($((events * 3)) records) in ${put_seconds} s = $(echo "$events / $put_seconds" | bc) events/s"
 boto ceiling
 for w in $workers; do
-  "$bin" run --from "kinesis://$prefix" --lake "$work/lake-$w" --until-done --workers "$w" \
+  "$bin" run --from "kinesis://$prefix" --lake "$lakes/lake-$w" --until-done --workers "$w" \
     --summary "$work/summary-$w.json" 2>/dev/null
-  "$python" - "$work/summary-$w.json" "$w" <<'EOF'
+  "$python" - "$work/summary-$w.json" "$w" "$lakes" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
 n, t = s["records_in"], s["seconds"]
 mib = s["peak_rss_bytes"] / 2**20
-print(f"kinesis -> Delta, {sys.argv[2]} worker(s): {n} records in {t:.1f} s = {n / t:.0f} records/s, {s['commits']} commits, peak RSS {mib:.0f} MiB")
+print(f"kinesis -> Delta ({sys.argv[3]}), {sys.argv[2]} worker(s): {n} records in {t:.1f} s = {n / t:.0f} records/s, {s['commits']} commits, peak RSS {mib:.0f} MiB")
 EOF
 done
