@@ -4,6 +4,7 @@
 
 pub mod store;
 
+pub mod median;
 pub mod names;
 pub mod publish;
 pub mod queries;

@@ -13,8 +13,9 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
+use super::median::Median;
 use super::names::{self, Name};
-use super::queries::{Fact, Update, index_of};
+use super::queries::{Fact, Update, index_of, median_key};
 use super::{AGGREGATES, AggregateStore, Cell};
 use crate::dataflow::dedup::Deduped;
 use crate::dataflow::stats::Stats;
@@ -144,6 +145,11 @@ fn top_posters(posters: &BTreeMap<(i64, Name), i64>, k: usize) -> Vec<Vec<Cell>>
     rows
 }
 
+/// Whether aggregate `index` is a median (q5, q7, q8: kept in [`Median`]s).
+fn is_median(index: usize) -> bool {
+    AGGREGATES[index].name.contains("_median_")
+}
+
 /// Applies aggregate changes on worker 0 once the frontier passed them, publishes the changed
 /// aggregates, records freshness, and keeps `trending_categories`.
 pub fn publish<'scope>(
@@ -169,6 +175,8 @@ pub fn publish<'scope>(
             let profile_index = index_of("profile_popularity");
             // Every poster's (follower_count, poster) -> posts, ordered for the top 100.
             let mut posters: BTreeMap<(i64, Name), i64> = BTreeMap::new();
+            // The medians' multisets per (aggregate, age group, join year).
+            let mut medians: BTreeMap<(usize, u8, i32), Median> = BTreeMap::new();
             let mut arrivals: BTreeMap<u64, i64> = BTreeMap::new();
             let mut trends: BTreeMap<u64, Vec<(Name, i64)>> = BTreeMap::new();
             let mut trending = Trending::new(window);
@@ -209,6 +217,9 @@ pub fn publish<'scope>(
                     taken
                 }
                 let mut dirty = vec![false; AGGREGATES.len()];
+                // A time's median values, netted first: within a time a value's retraction may
+                // come before its addition.
+                let mut values: BTreeMap<(usize, u8, i32, i64), isize> = BTreeMap::new();
                 for (update, diff) in take_done(&mut pending, done).into_iter().flatten() {
                     let diff = &diff;
                     match &update {
@@ -232,7 +243,41 @@ pub fn publish<'scope>(
                             }
                             dirty[profile_index] = true;
                         }
+                        Update::MedianValue {
+                            index,
+                            group,
+                            year,
+                            value,
+                        } => *values.entry((*index, *group, *year, *value)).or_default() += diff,
                     }
+                }
+                for ((index, group, year, value), diff) in values {
+                    let median = medians.entry((index, group, year)).or_default();
+                    if !median.update(value, diff) {
+                        tracing::warn!(
+                            aggregate = AGGREGATES[index].name,
+                            value,
+                            "a median value was retracted that was never added"
+                        );
+                    }
+                    if median.is_empty() {
+                        medians.remove(&(index, group, year));
+                    }
+                    dirty[index] = true;
+                }
+                for (index, changed) in dirty.iter_mut().enumerate() {
+                    if !is_median(index) || !std::mem::take(changed) {
+                        continue;
+                    }
+                    let rows = medians
+                        .range((index, 0, i32::MIN)..=(index, u8::MAX, i32::MAX))
+                        .filter_map(|(&(_, group, year), median)| {
+                            let mut row = median_key(index, group, year);
+                            row.push(Cell::Double(median.twice()? as f64 / 2.0));
+                            Some(row)
+                        })
+                        .collect();
+                    store.publish(AGGREGATES[index].name, rows);
                 }
                 for (category, first_seen) in take_done(&mut trends, done).into_iter().flatten() {
                     trending.add(category, first_seen);

@@ -100,6 +100,26 @@ pub enum Update {
         follower_count: i64,
         posts: i64,
     },
+    /// A follower_count entering (diff > 0) or leaving the multiset whose median aggregate
+    /// `index` (q5, q7 or q8) reports for key `(age group, join year)` (the parts the query
+    /// does not key by are 0). The publisher keeps the medians in order-statistic halves
+    /// ([`super::median::Median`]): a reduce would re-read every value of a key per change.
+    MedianValue {
+        index: usize,
+        group: u8,
+        year: i32,
+        value: i64,
+    },
+}
+
+/// The leading cells (the key) of a median aggregate's row.
+pub fn median_key(index: usize, group: u8, year: i32) -> Vec<Cell> {
+    let year = || Cell::Long(year.into());
+    match AGGREGATES[index].name {
+        "q5_median_followers_by_age_group" => vec![self::group(group)],
+        "q7_median_followers_by_join_year" => vec![year()],
+        _ => vec![self::group(group), year()],
+    }
 }
 
 /// A row of an aggregate: its index in [`AGGREGATES`] and its cells.
@@ -172,37 +192,6 @@ where
     level
         .map(|((key, _), value)| (key, value))
         .reduce_named("top_with_ties", move |_, input, output| keep(input, output))
-}
-
-/// For every key, twice the exact median of its values (an integer, so it can be compared and
-/// arranged; halved when published).
-fn median_twice<'scope, K>(values: Collection<'scope, (K, i64)>) -> Collection<'scope, (K, i128)>
-where
-    K: differential_dataflow::ExchangeData + differential_dataflow::Hashable,
-{
-    values.reduce_named("median", |_key, input, output| {
-        let total: isize = input.iter().map(|(_, count)| *count).sum();
-        if total <= 0 {
-            return;
-        }
-        // The values at 0-based positions (total-1)/2 and total/2 of the sorted multiset.
-        let (low, high) = ((total - 1) / 2, total / 2);
-        let (mut seen, mut low_value, mut high_value) = (0isize, None, None);
-        for (value, count) in input {
-            let next = seen + count;
-            if low_value.is_none() && low < next {
-                low_value = Some(**value);
-            }
-            if high < next {
-                high_value = Some(**value);
-                break;
-            }
-            seen = next;
-        }
-        if let (Some(low), Some(high)) = (low_value, high_value) {
-            output.push((i128::from(low) + i128::from(high), 1));
-        }
-    })
 }
 
 /// Builds every differential aggregate of SPEC §3 (all but `trending_categories`, which is
@@ -321,19 +310,35 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
             ],
         )
     });
-    let median = |twice: i128| Cell::Double(twice as f64 / 2.0);
-    let q5 = median_twice(
-        pin_user
-            .clone()
-            .flat_map(|(_, followers, group, _)| group.map(|group| (group, followers))),
-    )
-    .map(move |(group_index, twice)| {
-        (
-            index_of("q5_median_followers_by_age_group"),
-            vec![group(group_index), median(twice)],
-        )
-    });
+    // The medians' values, each to the publisher's order statistics (see `Update::MedianValue`).
+    let (q5, q7, q8) = (
+        index_of("q5_median_followers_by_age_group"),
+        index_of("q7_median_followers_by_join_year"),
+        index_of("q8_median_followers_by_age_group_and_join_year"),
+    );
     let joined_in_range = |year: i32| (2015..=2020).contains(&year);
+    let median_values = pin_user.flat_map(move |(_, value, group, year)| {
+        let by_group = group.map(|group| Update::MedianValue {
+            index: q5,
+            group,
+            year: 0,
+            value,
+        });
+        let in_range = joined_in_range(year);
+        let by_year = in_range.then_some(Update::MedianValue {
+            index: q7,
+            group: 0,
+            year,
+            value,
+        });
+        let by_both = group.filter(|_| in_range).map(|group| Update::MedianValue {
+            index: q8,
+            group,
+            year,
+            value,
+        });
+        [by_group, by_year, by_both].into_iter().flatten()
+    });
     let q6 = users
         .flat_map(move |(_, (_, year))| joined_in_range(year).then_some(year))
         .count()
@@ -343,26 +348,6 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
                 vec![Cell::Long(year.into()), Cell::Long(count as i64)],
             )
         });
-    let q7 = median_twice(pin_user.clone().flat_map(move |(_, followers, _, year)| {
-        joined_in_range(year).then_some((year, followers))
-    }))
-    .map(move |(year, twice)| {
-        (
-            index_of("q7_median_followers_by_join_year"),
-            vec![Cell::Long(year.into()), median(twice)],
-        )
-    });
-    let q8 = median_twice(pin_user.flat_map(move |(_, followers, group, year)| {
-        group
-            .filter(|_| joined_in_range(year))
-            .map(|group| ((group, year), followers))
-    }))
-    .map(move |((group_index, year), twice)| {
-        (
-            index_of("q8_median_followers_by_age_group_and_join_year"),
-            vec![group(group_index), Cell::Long(year.into()), median(twice)],
-        )
-    });
     // Per poster: their highest follower_count and number of distinct posts; then the top 100
     // posters by that count, ties at the 100th place kept.
     let poster_totals = pins
@@ -382,12 +367,10 @@ pub fn aggregates<'scope>(facts: Collection<'scope, Fact>) -> Collection<'scope,
         .concat(q3)
         .concat(q3b)
         .concat(q4)
-        .concat(q5)
         .concat(q6)
-        .concat(q7)
-        .concat(q8)
         .map(|(index, cells)| Update::Row(index, cells))
         .concat(poster_totals)
+        .concat(median_values)
 }
 
 #[cfg(test)]
