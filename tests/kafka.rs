@@ -14,26 +14,7 @@ use crate::support::*;
 
 /// The broker, or `None` (and a message) when the tests should skip.
 fn broker() -> Option<String> {
-    match std::env::var("PINSTREAM_KAFKA") {
-        Ok(broker) if !broker.is_empty() => Some(broker),
-        _ => {
-            eprintln!(
-                "SKIPPED: PINSTREAM_KAFKA is not set; start a broker with \
-                 `scripts/services.sh start kafka && eval \"$(scripts/services.sh env)\"` \
-                 (scripts/test.sh does)"
-            );
-            None
-        }
-    }
-}
-
-/// A topic prefix no other test (or earlier run against the same broker) uses.
-fn unique_prefix(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("t{}-{nanos}-{name}", std::process::id())
+    service("PINSTREAM_KAFKA", "kafka")
 }
 
 fn url(broker: &str, prefix: &str) -> String {
@@ -88,7 +69,7 @@ fn summary_of(path: &Path) -> serde_json::Value {
 #[test]
 fn kafka_replay_gives_the_tables_of_the_same_events_from_files() {
     let Some(broker) = broker() else { return };
-    let prefix = unique_prefix("replay");
+    let prefix = unique_name("replay");
     let work = tempfile::tempdir().unwrap();
     let files = work.path().join("files");
     emulate(&files, 2_000, 11, 1_500);
@@ -133,7 +114,7 @@ fn path(p: &Path) -> &str {
 #[test]
 fn kafka_sigkill_then_restart_gives_the_uninterrupted_tables() {
     let Some(broker) = broker() else { return };
-    let prefix = unique_prefix("kill");
+    let prefix = unique_name("kill");
     emulate_kafka(&broker, &prefix, 20_000, 7, 15_000);
     let work = tempfile::tempdir().unwrap();
     let uninterrupted = work.path().join("uninterrupted");
@@ -158,7 +139,7 @@ fn kafka_sigkill_then_restart_gives_the_uninterrupted_tables() {
 #[test]
 fn kafka_resume_reads_only_new_events() {
     let Some(broker) = broker() else { return };
-    let prefix = unique_prefix("resume");
+    let prefix = unique_name("resume");
     let work = tempfile::tempdir().unwrap();
     let summary = work.path().join("summary.json");
     emulate_kafka(&broker, &prefix, 3_000, 21, 2_000);
@@ -215,7 +196,7 @@ fn kafka_offsets_are_committed_to_the_consumer_group_after_the_tables() {
     use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
     let Some(broker) = broker() else { return };
-    let prefix = unique_prefix("group");
+    let prefix = unique_name("group");
     emulate_kafka(&broker, &prefix, 1_000, 3, 500);
     let lake = tempfile::tempdir().unwrap();
     let group = format!("{prefix}-group");
@@ -328,7 +309,7 @@ fn assignments(log: &str) -> Vec<u64> {
 #[test]
 fn kafka_two_processes_of_one_job_split_the_partitions_and_stay_exact() {
     let Some(broker) = broker() else { return };
-    let prefix = unique_prefix("split");
+    let prefix = unique_name("split");
     let work = tempfile::tempdir().unwrap();
     let files = work.path().join("files");
     emulate(&files, 30_000, 7, 20_000);
@@ -439,7 +420,7 @@ fn kafka_broker_stopped_for_30s_mid_run_and_the_engine_recovers_alone() {
     use crate::support::broker::{PrivateBroker, s3_port};
     let Some(s3) = s3_port() else { return };
     let work = tempfile::tempdir().unwrap();
-    let bucket = unique_prefix("tansu").to_ascii_lowercase();
+    let bucket = unique_name("tansu").to_ascii_lowercase();
     let mut broker = PrivateBroker::start(s3, &bucket, work.path().join("tansu.log"));
     let address = broker.address();
     let prefix = "outage";
@@ -526,7 +507,7 @@ fn rss(pid: u32) -> u64 {
 #[test]
 fn kafka_backlog_is_read_no_faster_than_the_sink_commits() {
     let Some(broker) = broker() else { return };
-    let prefix = unique_prefix("backlog");
+    let prefix = unique_name("backlog");
     let events = 100_000u64;
     emulate_kafka_partitions(&broker, &prefix, events, 5, 1_000_000, 4);
     let backlog = 3 * events as i64;

@@ -16,26 +16,7 @@ use crate::support::*;
 
 /// The endpoint, or `None` (and a message) when the tests should skip.
 fn endpoint() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL_KINESIS") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            eprintln!(
-                "SKIPPED: AWS_ENDPOINT_URL_KINESIS is not set; start kinesis-mock with \
-                 `scripts/services.sh start kinesis && eval \"$(scripts/services.sh env)\"` \
-                 (scripts/test.sh does)"
-            );
-            None
-        }
-    }
-}
-
-/// A stream prefix no other test (or earlier run against the same server) uses.
-fn unique_prefix(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("t{}-{nanos}-{name}", std::process::id())
+    service("AWS_ENDPOINT_URL_KINESIS", "kinesis")
 }
 
 /// Deletes the three streams of a prefix when dropped: kinesis-mock, like an AWS account,
@@ -44,13 +25,7 @@ struct Cleanup(String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let client = aws_sdk_kinesis::Client::new(&config);
+        with_kinesis(async |client| {
             for stream in ["pin", "geo", "user"] {
                 let name = format!("streaming-{}-{stream}", self.0);
                 if let Err(error) = client.delete_stream().stream_name(&name).send().await {
@@ -62,6 +37,19 @@ impl Drop for Cleanup {
             }
         });
     }
+}
+
+/// Runs `work` with a client of the test Kinesis server (configured by the standard AWS
+/// variables), on a runtime of its own.
+fn with_kinesis<T>(work: impl AsyncFnOnce(aws_sdk_kinesis::Client) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        work(aws_sdk_kinesis::Client::new(&config)).await
+    })
 }
 
 fn url(prefix: &str) -> String {
@@ -118,7 +106,7 @@ fn txn_log(lake: impl AsRef<std::ffi::OsStr>) -> String {
 fn kinesis_replay_gives_the_tables_of_the_same_events_from_files() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
-    let prefix = unique_prefix("replay");
+    let prefix = unique_name("replay");
     let _cleanup = Cleanup(prefix.clone());
     let work = tempfile::tempdir().unwrap();
     let files = work.path().join("files");
@@ -169,7 +157,7 @@ fn kinesis_sigkill_writing_to_s3_then_restart_gives_the_uninterrupted_tables() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
     let Some(_turn) = s3_turn() else { return };
-    let prefix = unique_prefix("kill");
+    let prefix = unique_name("kill");
     let _cleanup = Cleanup(prefix.clone());
     emulate_kinesis(&prefix, 4_000, 7, 3_000);
     let work = tempfile::tempdir().unwrap();
@@ -200,13 +188,7 @@ fn kinesis_sigkill_writing_to_s3_then_restart_gives_the_uninterrupted_tables() {
 /// stream is active again.
 fn split_first_shard(stream: &str) {
     use aws_sdk_kinesis::types::StreamStatus;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let client = aws_sdk_kinesis::Client::new(&config);
+    with_kinesis(async |client| {
         let shards = client
             .list_shards()
             .stream_name(stream)
@@ -250,7 +232,7 @@ fn split_first_shard(stream: &str) {
 fn kinesis_split_shard_children_are_read_after_their_parent() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
-    let prefix = unique_prefix("split");
+    let prefix = unique_name("split");
     let _cleanup = Cleanup(prefix.clone());
     emulate_kinesis(&prefix, 1_000, 31, 300);
     split_first_shard(&format!("streaming-{prefix}-pin"));
@@ -317,7 +299,7 @@ fn kinesis_shard_split_mid_run_into_an_s3_lake_gives_the_reference_tables() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
     let Some(_turn) = s3_turn() else { return };
-    let prefix = unique_prefix("midsplit");
+    let prefix = unique_name("midsplit");
     let _cleanup = Cleanup(prefix.clone());
     let work = tempfile::tempdir().unwrap();
     // The same events as files, for the reference: before and after the split.
@@ -380,7 +362,7 @@ fn kinesis_shard_split_mid_run_into_an_s3_lake_gives_the_reference_tables() {
 fn kinesis_start_latest_or_at_a_timestamp_skips_earlier_records() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
-    let prefix = unique_prefix("start");
+    let prefix = unique_name("start");
     let _cleanup = Cleanup(prefix.clone());
     emulate_kinesis(&prefix, 100, 51, 100);
     std::thread::sleep(std::time::Duration::from_millis(1500));

@@ -47,8 +47,7 @@ for name in ("pin", "geo", "user", "quarantine"):
 print(json.dumps(counts), flush=True)
 os._exit(0)
 "#;
-    let mut command = std::process::Command::new(python());
-    s3_env(&mut command);
+    let mut command = python_command();
     let output = command
         .arg("-c")
         .arg(script)

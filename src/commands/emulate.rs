@@ -18,6 +18,14 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Error> {
         universe: args.universe,
         ..EmulatorSpec::default()
     };
+    // Every target paces by it (`http://` would panic on a negative one).
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(
+            SourceError::Config(format!("--rate must be a positive number, not {rate}")).into(),
+        );
+    }
     if args.to.starts_with("kafka://") {
         return to_kafka(args, &spec);
     }
@@ -56,13 +64,6 @@ fn to_kafka(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
         ))
         .into());
     }
-    if let Some(rate) = args.rate
-        && !(rate.is_finite() && rate > 0.0)
-    {
-        return Err(
-            SourceError::Config(format!("--rate must be a positive number, not {rate}")).into(),
-        );
-    }
     for property in &args.properties {
         let Some((key, value)) = property.split_once('=') else {
             return Err(SourceError::Config(format!(
@@ -81,16 +82,7 @@ fn to_kafka(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
         bar.set_position(done)
     });
     bar.finish_and_clear();
-    let produced = produced?;
-    let seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        events = produced,
-        messages = produced * 3,
-        seconds = format!("{seconds:.1}"),
-        per_second = format!("{:.0}", produced as f64 / seconds.max(1e-9)),
-        to = args.to,
-        "emulated events produced"
-    );
+    log_sent(args, produced?, started);
     Ok(())
 }
 
@@ -101,13 +93,6 @@ const KINESIS_SHARDS: i32 = 2;
 /// missing) with a progress bar (on a terminal).
 fn to_kinesis(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
     let target = KinesisSpec::parse(&args.to)?;
-    if let Some(rate) = args.rate
-        && !(rate.is_finite() && rate > 0.0)
-    {
-        return Err(
-            SourceError::Config(format!("--rate must be a positive number, not {rate}")).into(),
-        );
-    }
     let bar = progress_bar(args.events);
     bar.set_message(args.to.clone());
     let started = Instant::now();
@@ -115,16 +100,7 @@ fn to_kinesis(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
         bar.set_position(done)
     });
     bar.finish_and_clear();
-    let put = put?;
-    let seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        events = put,
-        records = put * 3,
-        seconds = format!("{seconds:.1}"),
-        per_second = format!("{:.0}", put as f64 / seconds.max(1e-9)),
-        to = args.to,
-        "emulated events put"
-    );
+    log_sent(args, put?, started);
     Ok(())
 }
 
@@ -195,15 +171,21 @@ fn to_http(args: &EmulateArgs, spec: &EmulatorSpec) -> Result<(), Error> {
             source: std::io::Error::other(error),
         });
     }
+    log_sent(args, args.events, started);
+    Ok(())
+}
+
+/// Logs a finished send: how many events (3 messages each) went where, and how fast.
+fn log_sent(args: &EmulateArgs, events: u64, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
-        events = args.events,
+        events,
+        messages = events * 3,
         seconds = format!("{seconds:.1}"),
-        per_second = format!("{:.0}", args.events as f64 / seconds.max(1e-9)),
+        per_second = format!("{:.0}", events as f64 / seconds.max(1e-9)),
         to = args.to,
         "emulated events sent"
     );
-    Ok(())
 }
 
 /// The progress bar of a send (drawn only on a terminal), ticking on its own.

@@ -22,8 +22,8 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStoreExt;
 use url::Url;
 
-use super::SinkError;
 use super::schema;
+use super::{SinkError, delta_error, parquet_batches};
 use crate::source::{Cursors, PartitionId, Positions};
 use crate::table::{Table, TableRow};
 
@@ -35,13 +35,6 @@ pub const CHECKPOINT_INTERVAL: u32 = 10;
 pub struct Lake {
     root: Url,
     tables: BTreeMap<Table, DeltaTable>,
-}
-
-fn delta_error(table: Table) -> impl FnOnce(DeltaTableError) -> SinkError {
-    move |source| SinkError::Delta {
-        table: table.name().to_owned(),
-        source: Box::new(source),
-    }
 }
 
 /// Turns `--lake` (a local directory, `file://…` or `s3://bucket/prefix`) into a URL ending
@@ -145,11 +138,11 @@ impl Lake {
         'partition: for partition in partitions {
             let mut least: Option<i64> = None;
             for (&table, delta) in &self.tables {
-                let snapshot = delta.snapshot().map_err(delta_error(table))?;
+                let snapshot = delta.snapshot().map_err(delta_error(table.name()))?;
                 match snapshot
                     .transaction_version(delta.log_store().as_ref(), partition.as_ref())
                     .await
-                    .map_err(delta_error(table))?
+                    .map_err(delta_error(table.name()))?
                 {
                     Some(version) => least = Some(least.map_or(version, |l| l.min(version))),
                     None => continue 'partition,
@@ -184,7 +177,7 @@ impl Lake {
                     .log_store()
                     .read_commit_entry(version)
                     .await
-                    .map_err(delta_error(table))?;
+                    .map_err(delta_error(table.name()))?;
                 // Log files older than the retention are gone: nothing further back either.
                 let Some(bytes) = entry else { break };
                 for (partition, cursor) in commit_cursors(&bytes) {
@@ -209,7 +202,9 @@ impl Lake {
         worker: usize,
         peers: usize,
     ) -> Result<Vec<(object_store::path::Path, i64)>, SinkError> {
-        let snapshot = self.tables[&table].snapshot().map_err(delta_error(table))?;
+        let snapshot = self.tables[&table]
+            .snapshot()
+            .map_err(delta_error(table.name()))?;
         let mut files: Vec<_> = snapshot
             .log_data()
             .into_iter()
@@ -232,27 +227,16 @@ impl Lake {
         path: &object_store::path::Path,
         mut each: impl FnMut(Vec<TableRow>),
     ) -> Result<(), SinkError> {
-        use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
         let arrow_error = |source| SinkError::Arrow {
             table: table.name().to_owned(),
             source,
         };
-        let parquet_error = |source| SinkError::Parquet {
-            table: table.name().to_owned(),
-            source,
-        };
         // Data files are written one per batch and worker, so whole-file reads stay small.
-        let object_error = |e: object_store::Error| delta_error(table)(e.into());
+        let object_error = |e: object_store::Error| delta_error(table.name())(e.into());
         let store = self.tables[&table].object_store();
         let file = store.get(path).await.map_err(object_error)?;
         let bytes = file.bytes().await.map_err(object_error)?;
-        let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(parquet_error)?
-            .with_batch_size(8192)
-            .build()
-            .map_err(parquet_error)?;
-        for batch in batches {
+        for batch in parquet_batches(table.name(), bytes)? {
             each(schema::decode(table, &batch.map_err(arrow_error)?).map_err(arrow_error)?);
         }
         Ok(())
@@ -260,8 +244,8 @@ impl Lake {
 
     /// A writer of data files for `table` (files only: the commit is [`Lake::commit`]'s).
     pub fn writer(&self, table: Table) -> Result<RecordBatchWriter, SinkError> {
-        let writer =
-            RecordBatchWriter::for_table(&self.tables[&table]).map_err(delta_error(table))?;
+        let writer = RecordBatchWriter::for_table(&self.tables[&table])
+            .map_err(delta_error(table.name()))?;
         Ok(writer.with_writer_properties(schema::writer_properties(table)))
     }
 
@@ -303,7 +287,7 @@ impl Lake {
         // this process last committed it): Delta refuses the commit if any commit since then
         // wrote one of these appIds. That is the fence between two processes that both think
         // they own a partition (a rebalance): only one of them can commit its offsets.
-        let snapshot = delta.snapshot().map_err(delta_error(table))?;
+        let snapshot = delta.snapshot().map_err(delta_error(table.name()))?;
         let finalized = CommitBuilder::from(properties)
             .with_actions(adds.into_iter().map(Action::Add).collect())
             .build(Some(snapshot), delta.log_store(), operation)
@@ -315,7 +299,7 @@ impl Lake {
                     table: table.name().to_owned(),
                     partitions: positions.keys().map(|p| p.to_string()).collect(),
                 },
-                error => delta_error(table)(error),
+                error => delta_error(table.name())(error),
             })?;
         let version = finalized.version();
         delta.state = Some(finalized.snapshot());
@@ -388,13 +372,20 @@ impl FileWriter {
             }
         })?;
         self.buffer.clear();
-        self.writer.write(batch).await.map_err(delta_error(table))
+        self.writer
+            .write(batch)
+            .await
+            .map_err(delta_error(table.name()))
     }
 
     /// Completes the file: its `Add` actions and its row count.
     pub async fn finish(mut self) -> Result<(Vec<Add>, u64), SinkError> {
         self.write_chunk().await?;
-        let adds = self.writer.flush().await.map_err(delta_error(self.table))?;
+        let adds = self
+            .writer
+            .flush()
+            .await
+            .map_err(delta_error(self.table.name()))?;
         Ok((adds, self.rows))
     }
 }
@@ -446,14 +437,14 @@ async fn create_table(url: &Url, table: Table) -> Result<DeltaTable, SinkError> 
         // error says why (no bucket, no permission), not "not a Delta table".
         Err(create_error) => load_table(url)
             .await
-            .map_err(|_| delta_error(table)(create_error)),
+            .map_err(|_| delta_error(table.name())(create_error)),
     }
 }
 
 /// Refuses a table whose columns differ from what this version writes (a clear error at start
 /// instead of a failed commit later).
 fn check_schema(delta: &DeltaTable, table: Table) -> Result<(), SinkError> {
-    let snapshot = delta.snapshot().map_err(delta_error(table))?;
+    let snapshot = delta.snapshot().map_err(delta_error(table.name()))?;
     let found: Vec<String> = snapshot
         .schema()
         .fields()

@@ -21,7 +21,6 @@ use deltalake::DeltaTable;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Remove};
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -29,8 +28,8 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use url::Url;
 
-use super::SinkError;
 use super::delta::{CHECKPOINT_INTERVAL, load_table};
+use super::{SinkError, delta_error, parquet_batches};
 use crate::table::Table;
 
 /// The default size compaction packs small files up to (and below which a file is small).
@@ -120,13 +119,6 @@ fn bytes(n: u64) -> String {
         format!("{:.1} KiB", n as f64 / (1 << 10) as f64)
     } else {
         format!("{n} B")
-    }
-}
-
-fn delta_error(table: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
-    move |source| SinkError::Delta {
-        table: table.to_owned(),
-        source: Box::new(source),
     }
 }
 
@@ -263,10 +255,6 @@ async fn rewrite(
         table: name.to_owned(),
         source,
     };
-    let parquet_error = |source| SinkError::Parquet {
-        table: name.to_owned(),
-        source,
-    };
     let object_error = |e: object_store::Error| delta_error(name)(e.into());
     let mut writer = RecordBatchWriter::for_table(table)
         .map_err(delta_error(name))?
@@ -286,11 +274,7 @@ async fn rewrite(
     .buffered(FETCH_AHEAD);
     while let Some(data) = fetched.next().await {
         let data = data.map_err(object_error)?;
-        let batches = ParquetRecordBatchReaderBuilder::try_new(data)
-            .map_err(parquet_error)?
-            .with_batch_size(8192)
-            .build()
-            .map_err(parquet_error)?;
+        let batches = parquet_batches(name, data)?;
         for batch in batches {
             let batch = batch.map_err(arrow_error)?;
             rows += batch.num_rows() as u64;

@@ -8,6 +8,27 @@ pub mod schema;
 
 pub use delta::Lake;
 
+/// Wraps a delta-rs error with the table (or aggregate table path) it happened on.
+fn delta_error(table: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
+    move |source| SinkError::Delta {
+        table: table.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// The Arrow batches of one Parquet data file of `table`, 8,192 rows at a time.
+fn parquet_batches<T: deltalake::parquet::file::reader::ChunkReader + 'static>(
+    table: &str,
+    data: T,
+) -> Result<deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReader, SinkError> {
+    deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)
+        .and_then(|builder| builder.with_batch_size(8192).build())
+        .map_err(|source| SinkError::Parquet {
+            table: table.to_owned(),
+            source,
+        })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("table {table}: {}", one_line(source))]

@@ -17,6 +17,39 @@ pub fn pinstream() -> Command {
     command
 }
 
+/// A local server's address from `var` (exported by `scripts/services.sh env`), or `None`
+/// and a loud SKIPPED line when it is unset and the tests using `service` should skip.
+pub fn service(var: &str, service: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            eprintln!(
+                "SKIPPED: {var} is not set; start the {service} server with \
+                 `scripts/services.sh start {service} && eval \"$(scripts/services.sh env)\"` \
+                 (scripts/test.sh does)"
+            );
+            None
+        }
+    }
+}
+
+/// A name no other test (or earlier run against the same long-lived server) uses: for
+/// topics, streams and buckets.
+pub fn unique_name(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t{}-{nanos}-{name}", std::process::id())
+}
+
+/// The Python interpreter of [`python`], pointed at the test S3 server.
+pub fn python_command() -> Command {
+    let mut command = Command::new(python());
+    s3_env(&mut command);
+    command
+}
+
 /// The S3 server for `s3://` lakes (moto, started by `scripts/services.sh start s3`;
 /// scripts/test.sh starts it and exports PINSTREAM_S3_ENDPOINT), or `None` when unset.
 pub fn s3_endpoint() -> Option<String> {
@@ -49,13 +82,7 @@ pub fn s3_env(command: &mut Command) {
 /// `s3://` URL.
 pub fn s3_bucket(name: &str) -> String {
     let endpoint = s3_endpoint().expect("PINSTREAM_S3_ENDPOINT is set");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let bucket = format!("t{}-{nanos}-{name}", std::process::id())
-        .to_ascii_lowercase()
-        .replace('_', "-");
+    let bucket = unique_name(name).to_ascii_lowercase().replace('_', "-");
     let bucket: String = bucket.chars().take(63).collect();
     // moto takes an unsigned CreateBucket.
     ureq::put(&format!("{endpoint}/{bucket}"))
@@ -71,15 +98,8 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A turn at the S3 server when the S3 tests should run; otherwise prints why they skip.
 pub fn s3_turn() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if s3_endpoint().is_some() {
-        return Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-    eprintln!(
-        "SKIPPED: PINSTREAM_S3_ENDPOINT is not set; start moto with \
-         `scripts/services.sh start s3 && eval \"$(scripts/services.sh env)\"` \
-         (scripts/test.sh does)"
-    );
-    None
+    service("PINSTREAM_S3_ENDPOINT", "s3")?;
+    Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The object at `s3://bucket/key` on the test S3 server, as text. moto lists buckets for
@@ -165,8 +185,7 @@ pub fn python() -> &'static Path {
 /// the summary (row counts per table).
 pub fn check_against_reference(input: &Path, lake: impl AsRef<OsStr>) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
-    let mut command = Command::new(python());
-    s3_env(&mut command);
+    let mut command = python_command();
     let output = command.arg(script).arg(input).arg(lake).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -330,8 +349,7 @@ pub fn check_aggregates(
     api: Option<&str>,
 ) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
-    let mut command = Command::new(python());
-    s3_env(&mut command);
+    let mut command = python_command();
     command.arg(script).arg("--aggregates").arg(input).arg(lake);
     if let Some(api) = api {
         command.arg("--api").arg(api);
@@ -471,8 +489,7 @@ if any(n > 1 for n in sources.values()):
 print(json.dumps({"counts": counts, "problems": problems}), flush=True)
 os._exit(1 if problems else 0)
 "#;
-    let mut command = std::process::Command::new(python());
-    s3_env(&mut command);
+    let mut command = python_command();
     let output = command
         .arg("-c")
         .arg(script)
