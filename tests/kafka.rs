@@ -52,18 +52,8 @@ fn emulate_kafka_partitions(
 
 /// `pinstream run --from kafka://... --lake <lake> --until-done --workers 2` plus `extra`.
 fn run_kafka(broker: &str, prefix: &str, lake: &Path, extra: &[&str]) -> Output {
-    pinstream()
-        .args(["run", "--from", &group_url(broker, prefix)])
-        .arg("--lake")
-        .arg(lake)
-        .args(["--until-done", "--workers", "2"])
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn summary_of(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let source = group_url(broker, prefix);
+    run_until_done(&source, lake, &[&["--workers", "2"], extra].concat())
 }
 
 #[test]
@@ -83,7 +73,7 @@ fn kafka_replay_gives_the_tables_of_the_same_events_from_files() {
     let summary = work.path().join("summary.json");
     let output = run_kafka(&broker, &prefix, &lake, &["--summary", path(&summary)]);
     assert_success(&output);
-    assert_eq!(summary_of(&summary)["records_in"], 6_000);
+    assert_eq!(run_summary(&summary)["records_in"], 6_000);
     let counts = assert_same_tables(&file_lake, &lake);
     assert_eq!(counts["pin"], reference["pin"]["rows"]);
     assert_eq!(counts["quarantine"], reference["quarantine"]["rows"]);
@@ -104,7 +94,7 @@ fn kafka_replay_gives_the_tables_of_the_same_events_from_files() {
     // Run again: nothing new is read.
     let again = run_kafka(&broker, &prefix, &lake, &["--summary", path(&summary)]);
     assert_success(&again);
-    assert_eq!(summary_of(&summary)["records_in"], 0);
+    assert_eq!(run_summary(&summary)["records_in"], 0);
 }
 
 fn path(p: &Path) -> &str {
@@ -150,7 +140,7 @@ fn kafka_resume_reads_only_new_events() {
         &lake,
         &["--summary", path(&summary)],
     ));
-    assert_eq!(summary_of(&summary)["records_in"], 9_000);
+    assert_eq!(run_summary(&summary)["records_in"], 9_000);
 
     // More events into the same topics (another seed: partly new posts).
     emulate_kafka(&broker, &prefix, 1_000, 22, 2_000);
@@ -161,7 +151,7 @@ fn kafka_resume_reads_only_new_events() {
         &["--summary", path(&summary)],
     ));
     assert_eq!(
-        summary_of(&summary)["records_in"],
+        run_summary(&summary)["records_in"],
         3_000,
         "only the new ones"
     );
@@ -362,7 +352,7 @@ fn kafka_two_processes_of_one_job_split_the_partitions_and_stay_exact() {
         "B never shared the partitions: {:?}\n{b_text}",
         assignments(&b_text)
     );
-    assert!(summary_of(&work.path().join("b.json"))["records_in"].as_u64() > Some(0));
+    assert!(run_summary(&work.path().join("b.json"))["records_in"].as_u64() > Some(0));
     // The same tables as the reference (checked on a file replay of the same events:
     // quarantine rows differ only in their `source`), every quarantined message once.
     let file_lake = work.path().join("file-lake");

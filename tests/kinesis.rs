@@ -68,20 +68,7 @@ fn emulate_kinesis(prefix: &str, events: u64, seed: u64, universe: u64) {
 
 /// `pinstream run --from kinesis://... --lake <lake> --until-done --workers 2` plus `extra`.
 fn run_kinesis(prefix: &str, lake: impl AsRef<std::ffi::OsStr>, extra: &[&str]) -> Output {
-    pinstream()
-        .args(["run", "--from", &url(prefix)])
-        .arg("--lake")
-        .arg(lake)
-        .args(["--until-done", "--workers", "2"])
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn records_in(summary: &Path) -> serde_json::Value {
-    let value: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
-    value["records_in"].clone()
+    run_until_done(&url(prefix), lake, &[&["--workers", "2"], extra].concat())
 }
 
 /// Every commit of the pin table's log, concatenated (a local lake or an `s3://` one).
@@ -119,7 +106,7 @@ fn kinesis_replay_gives_the_tables_of_the_same_events_from_files() {
     let summary = work.path().join("summary.json");
     let summary_arg = summary.to_str().unwrap();
     assert_success(&run_kinesis(&prefix, &lake, &["--summary", summary_arg]));
-    assert_eq!(records_in(&summary), 1_500);
+    assert_eq!(run_summary(&summary)["records_in"], 1_500);
     let counts = assert_same_tables(&file_lake, &lake);
     assert!(counts["pin"].as_u64().unwrap() > 0, "{counts}");
 
@@ -143,13 +130,13 @@ fn kinesis_replay_gives_the_tables_of_the_same_events_from_files() {
     // number (no shard falls back to counting from TRIM_HORIZON).
     let again = run_kinesis(&prefix, &lake, &["--summary", summary_arg]);
     assert_success(&again);
-    assert_eq!(records_in(&summary), 0);
+    assert_eq!(run_summary(&summary)["records_in"], 0);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(!stderr.contains("no stored sequence number"), "{stderr}");
     // More events: only those are read.
     emulate_kinesis(&prefix, 200, 14, 400);
     assert_success(&run_kinesis(&prefix, &lake, &["--summary", summary_arg]));
-    assert_eq!(records_in(&summary), 600);
+    assert_eq!(run_summary(&summary)["records_in"], 600);
 }
 
 #[test]
@@ -244,7 +231,7 @@ fn kinesis_split_shard_children_are_read_after_their_parent() {
     let summary_arg = summary.to_str().unwrap();
     let lake = work.path().join("lake");
     assert_success(&run_kinesis(&prefix, &lake, &["--summary", summary_arg]));
-    assert_eq!(records_in(&summary), 6_000);
+    assert_eq!(run_summary(&summary)["records_in"], 6_000);
     let log = txn_log(&lake);
     for shard in 0..4 {
         let app = format!("\"appId\":\"kinesis:streaming-{prefix}-pin/shardId-{shard:012}\"");
@@ -390,9 +377,9 @@ fn kinesis_start_latest_or_at_a_timestamp_skips_earlier_records() {
             .unwrap()
     };
     assert_success(&run_from("latest", "latest"));
-    assert_eq!(records_in(&summary), 0);
+    assert_eq!(run_summary(&summary)["records_in"], 0);
     assert_success(&run_from(&between.to_string(), "timestamp"));
-    assert_eq!(records_in(&summary), 150);
+    assert_eq!(run_summary(&summary)["records_in"], 150);
     assert_success(&run_from("trim_horizon", "all"));
-    assert_eq!(records_in(&summary), 450);
+    assert_eq!(run_summary(&summary)["records_in"], 450);
 }

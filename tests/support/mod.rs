@@ -220,16 +220,23 @@ pub fn emulate(dir: &Path, events: u64, seed: u64, universe: u64) {
 
 /// `pinstream run --from file:<input> --lake <lake> --until-done` plus `extra` flags.
 pub fn replay(input: &Path, lake: impl AsRef<OsStr>, extra: &[&str]) -> Output {
+    run_until_done(&format!("file:{}", input.display()), lake, extra)
+}
+
+/// `pinstream run --from <source> --lake <lake> --until-done` plus `extra`, to its end.
+pub fn run_until_done(source: &str, lake: impl AsRef<OsStr>, extra: &[&str]) -> Output {
     pinstream()
-        .arg("run")
-        .arg("--from")
-        .arg(format!("file:{}", input.display()))
-        .arg("--lake")
+        .args(["run", "--from", source, "--lake"])
         .arg(lake)
         .arg("--until-done")
         .args(extra)
         .output()
         .unwrap()
+}
+
+/// The JSON a run wrote with `--summary <path>`.
+pub fn run_summary(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Commit files in a table's log (a local lake or an `s3://` one on the test server).
