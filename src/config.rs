@@ -12,11 +12,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::connectors::SourceSpec;
+use crate::connectors::emulator::EmulatorSpec;
+use crate::connectors::kafka::{KafkaSpec, StartFrom, Topics};
+use crate::connectors::kinesis::{KinesisSpec, StartAt, Streams};
 use crate::sink::maintain::{CompactionPolicy, DEFAULT_MIN_FILES, DEFAULT_TARGET_FILE_SIZE};
-use crate::source::SourceSpec;
-use crate::source::emulator::EmulatorSpec;
-use crate::source::kafka::{KafkaSpec, StartFrom, Topics};
-use crate::source::kinesis::{KinesisSpec, StartAt, Streams};
 
 /// The embedded default job (`pinstream run` with no job file).
 pub const DEFAULT_JOB: &str = include_str!("../dataflows/local.toml");

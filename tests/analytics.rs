@@ -11,8 +11,9 @@ use std::time::Duration;
 use pinstream::analytics::AggregateStore;
 use pinstream::clean::{Row, clean};
 use pinstream::config::{AnalyticsSettings, BatchPolicy, Config, MaintenanceSettings};
-use pinstream::dataflow::{self, stats::Stats};
-use pinstream::source::SourceSpec;
+use pinstream::connectors::SourceSpec;
+use pinstream::dataflow;
+use pinstream::stats::Stats;
 use pinstream::stream::Stream;
 use proptest::prelude::*;
 

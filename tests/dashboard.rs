@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use pinstream::analytics::{AggregateStore, Cell};
-use pinstream::dataflow::stats::Stats;
 use pinstream::serve::{AppState, serve_on};
+use pinstream::stats::Stats;
 use serde_json::{Value, json};
 
 use crate::support::pinstream;

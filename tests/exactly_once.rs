@@ -59,8 +59,8 @@ pub fn sigkill_and_restart_give_the_uninterrupted_tables(
 /// side).
 #[test]
 fn a_commit_of_positions_another_process_moved_meanwhile_is_fenced() {
+    use pinstream::connectors::Positions;
     use pinstream::sink::{Lake, SinkError};
-    use pinstream::source::Positions;
     use pinstream::table::Table;
 
     let lake_dir = tempfile::tempdir().unwrap();

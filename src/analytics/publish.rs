@@ -18,7 +18,7 @@ use super::names::{self, Name};
 use super::queries::{Fact, Update, index_of, median_key};
 use super::{AGGREGATES, AggregateStore, Cell};
 use crate::dataflow::dedup::Deduped;
-use crate::dataflow::stats::Stats;
+use crate::stats::Stats;
 use crate::table::TableRow;
 
 /// What the analytics learn besides the facts: when records arrived (for freshness) and which

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::Error;
 use crate::config::BenchArgs;
-use crate::source::emulator::{self, EmulatorSpec};
+use crate::connectors::emulator::{self, EmulatorSpec};
 use crate::stream::Stream;
 
 #[derive(Deserialize)]

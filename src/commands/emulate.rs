@@ -6,10 +6,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Error;
 use crate::config::{EmulateArgs, HttpFormat};
-use crate::source::SourceError;
-use crate::source::emulator::{self, EmulatorSpec};
-use crate::source::kafka::{self, KafkaSpec, Topics};
-use crate::source::kinesis::{self, KinesisSpec};
+use crate::connectors::SourceError;
+use crate::connectors::emulator::{self, EmulatorSpec};
+use crate::connectors::kafka::{self, KafkaSpec, Topics};
+use crate::connectors::kinesis::{self, KinesisSpec};
 
 pub fn emulate(args: &EmulateArgs) -> Result<(), Error> {
     let spec = EmulatorSpec {

@@ -6,8 +6,8 @@ pub mod maintain;
 pub mod run;
 
 use crate::config::ConfigError;
+use crate::connectors::SourceError;
 use crate::dataflow::EngineError;
-use crate::source::SourceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

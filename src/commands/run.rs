@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use super::{Error, io_runtime};
 use crate::analytics::AggregateStore;
 use crate::config::{Config, RunArgs};
-use crate::dataflow::{self, stats::Stats};
+use crate::dataflow;
 use crate::serve::{self, AppState};
 use crate::sink::aggregates as aggregate_tables;
+use crate::stats::Stats;
 
 /// Seconds between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -36,7 +37,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         listener,
         AppState::new(aggregates.clone(), stats.clone()).with_ingest(
             config.sources.iter().find_map(|source| match source {
-                crate::source::SourceSpec::Http(queue) => Some(queue.clone()),
+                crate::connectors::SourceSpec::Http(queue) => Some(queue.clone()),
                 _ => None,
             }),
         ),

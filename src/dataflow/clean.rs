@@ -6,9 +6,9 @@ use timely::dataflow::Stream;
 use timely::dataflow::operators::core::{Exchange, Map};
 
 use super::dedup::Keyed;
-use super::stats::Stats;
 use crate::clean;
-use crate::source::RawRecord;
+use crate::connectors::RawRecord;
+use crate::stats::Stats;
 use crate::table::{QuarantineRow, TableRow};
 
 /// One raw message -> the row it lands as. Never fails: a bad message is a quarantine row.

@@ -15,7 +15,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use super::stats::Stats;
+use crate::stats::Stats;
 use crate::table::TableRow;
 
 /// Identities are already uniform hashes: use their low bits as the table hash.

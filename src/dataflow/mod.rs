@@ -8,7 +8,7 @@
 pub mod clean;
 pub mod dedup;
 pub mod sink;
-pub mod stats;
+
 pub mod time;
 
 use std::sync::Arc;
@@ -28,12 +28,12 @@ use tokio::runtime::Handle;
 use crate::analytics::publish::{self, Routed};
 use crate::analytics::{AggregateStore, queries};
 use crate::config::Config;
+use crate::connectors::{PollStatus, Positions, RawRecord, Source, SourceError};
 use crate::sink::{Lake, SinkError};
-use crate::source::{PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::stats::Stats;
 use crate::table::Table;
 use dedup::Keyed;
 use sink::{Fatal, Reported, Restart};
-use stats::Stats;
 
 /// Records taken from one source per poll (a multiple of 3: an emulator event is 3 records).
 const POLL_CHUNK: usize = 4095;
@@ -190,10 +190,10 @@ pub fn run(
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
     for source in &mut config.sources {
-        if let crate::source::SourceSpec::Kafka(kafka) = source
+        if let crate::connectors::SourceSpec::Kafka(kafka) = source
             && kafka.membership.is_none()
         {
-            kafka.membership = Some(crate::source::kafka::Membership::join(
+            kafka.membership = Some(crate::connectors::kafka::Membership::join(
                 kafka,
                 shutdown.clone(),
             )?);
@@ -204,7 +204,7 @@ pub fn run(
         match run_epoch(&config, &runtime, &stats, &aggregates, &shutdown) {
             Ok(None) => {
                 for source in &config.sources {
-                    if let crate::source::SourceSpec::Kafka(kafka) = source
+                    if let crate::connectors::SourceSpec::Kafka(kafka) = source
                         && let Some(membership) = &kafka.membership
                     {
                         membership.flush(Duration::from_secs(10));

@@ -14,11 +14,11 @@ use timely::scheduling::SyncActivator;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use super::stats::Stats;
 use super::time;
+use crate::connectors::{Cursor, Cursors, PartitionId, Positions};
 use crate::sink::delta::BackgroundFile;
 use crate::sink::{Lake, SinkError};
-use crate::source::{Cursor, Cursors, PartitionId, Positions};
+use crate::stats::Stats;
 use crate::table::{Table, TableRow};
 
 /// The first reason given, kept for every thread to see (later ones are dropped).
@@ -119,11 +119,11 @@ impl Drop for Active {
 pub type WrittenFile = (Table, String, u64);
 
 /// A source position reported for a batch: partition id, position and the exact cursor at
-/// that position when the source has one ([`crate::source::Cursor`]).
+/// that position when the source has one ([`crate::connectors::Cursor`]).
 pub type Reported = (String, i64, Option<String>);
 
 /// The positions the tables hold, as last committed, with a count of commits: the drivers
-/// pass them on to their sources ([`crate::source::Source::committed`]).
+/// pass them on to their sources ([`crate::connectors::Source::committed`]).
 #[derive(Clone, Default)]
 pub struct Committed(Arc<Mutex<(u64, Positions)>>, Arc<Mutex<Cursors>>);
 

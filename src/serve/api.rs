@@ -15,7 +15,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use super::{ApiError, AppState};
 use crate::analytics::Snapshot;
-use crate::dataflow::stats::{SOURCE_KINDS, Stats};
+use crate::stats::{SOURCE_KINDS, Stats};
 
 /// At most one `aggregates` event per this long: the dataflow may publish many times a
 /// second, and a browser refetching on each would spend its time on requests.

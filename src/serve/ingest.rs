@@ -24,7 +24,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::source::http::Refused;
+use crate::connectors::http::Refused;
 use crate::stream::Stream;
 
 /// Messages one request may carry.

@@ -13,7 +13,7 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::AppState;
-use crate::dataflow::stats::{SOURCE_KINDS, Stats};
+use crate::stats::{SOURCE_KINDS, Stats};
 
 /// The content type Prometheus expects for the text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -55,7 +55,7 @@ fn record(state: &AppState) {
         "pinstream_source_retries_total",
         "Transient source errors retried with backoff (connection refused or reset, timeouts, 5xx, throttling), by source kind"
     );
-    for (kind, count) in SOURCE_KINDS.iter().zip(&crate::source::RETRIES) {
+    for (kind, count) in SOURCE_KINDS.iter().zip(&crate::connectors::RETRIES) {
         counter!("pinstream_source_retries_total", "kind" => *kind).absolute(Stats::get(count));
     }
     let totals = [
@@ -117,7 +117,7 @@ fn record(state: &AppState) {
     );
     gauge!("pinstream_source_positions_committed")
         .set(Stats::get(&stats.positions_committed) as f64);
-    let (down, outages) = crate::source::kafka::broker_outage();
+    let (down, outages) = crate::connectors::kafka::broker_outage();
     describe_gauge!(
         "pinstream_kafka_brokers_down",
         "1 while the Kafka brokers cannot be reached (the engine retries until they return)"
@@ -219,7 +219,7 @@ mod tests {
         );
 
         // A later scrape shows later values (nothing is cached between scrapes).
-        crate::dataflow::stats::Stats::add(&state.stats.commits, 1);
+        crate::stats::Stats::add(&state.stats.commits, 1);
         assert!(super::render(&state).contains("\npinstream_commits_total 13\n"));
     }
 }

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::analytics::AggregateStore;
-use crate::dataflow::stats::Stats;
+use crate::stats::Stats;
 
 pub use error::ApiError;
 
@@ -42,7 +42,7 @@ pub struct AppState {
     /// graceful shutdown waiting forever.
     pub closing: Arc<watch::Sender<bool>>,
     /// Where ingested messages go, when the job has an `http` source.
-    pub ingest: Option<crate::source::http::IngestQueue>,
+    pub ingest: Option<crate::connectors::http::IngestQueue>,
 }
 
 impl AppState {
@@ -58,7 +58,7 @@ impl AppState {
     }
 
     /// Accepts HTTP ingest into `queue`.
-    pub fn with_ingest(mut self, queue: Option<crate::source::http::IngestQueue>) -> Self {
+    pub fn with_ingest(mut self, queue: Option<crate::connectors::http::IngestQueue>) -> Self {
         self.ingest = queue;
         self
     }

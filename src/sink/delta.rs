@@ -24,7 +24,7 @@ use url::Url;
 
 use super::schema;
 use super::{SinkError, delta_error, parquet_batches};
-use crate::source::{Cursors, PartitionId, Positions};
+use crate::connectors::{Cursors, PartitionId, Positions};
 use crate::table::{Table, TableRow};
 
 /// Commits per checkpoint: SPEC §4 asks for one at least every 10 commits.
@@ -539,7 +539,7 @@ impl BackgroundFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Cursor;
+    use crate::connectors::Cursor;
 
     #[test]
     fn cursors_are_read_from_the_commit_info_of_a_commit_file() {

@@ -133,15 +133,15 @@ pub trait Source: Send {
 }
 
 /// Retries of transient source errors (connection refused or reset, timeouts, 5xx,
-/// throttling), per source kind in the order of [`crate::dataflow::stats::SOURCE_KINDS`]:
+/// throttling), per source kind in the order of [`crate::stats::SOURCE_KINDS`]:
 /// `/metrics` shows them as `pinstream_source_retries_total`. Process-wide, because a
 /// source is opened per worker and knows nothing of the engine's `Stats`.
-pub static RETRIES: [AtomicU64; crate::dataflow::stats::SOURCE_KINDS.len()] =
-    [const { AtomicU64::new(0) }; crate::dataflow::stats::SOURCE_KINDS.len()];
+pub static RETRIES: [AtomicU64; crate::stats::SOURCE_KINDS.len()] =
+    [const { AtomicU64::new(0) }; crate::stats::SOURCE_KINDS.len()];
 
 /// Counts one retry of source kind `kind` (`kinesis`, `kafka`, ...).
 pub fn count_retry(kind: &str) {
-    let slot = crate::dataflow::stats::Stats::source_slot(kind);
+    let slot = crate::stats::Stats::source_slot(kind);
     RETRIES[slot].fetch_add(1, Ordering::Relaxed);
 }
 

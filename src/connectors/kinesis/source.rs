@@ -42,8 +42,10 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
 use base64::Engine as _;
 
-use super::emulator::{Emulator, EmulatorSpec};
-use super::{Cursor, Cursors, PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::connectors::{
+    Cursor, Cursors, PartitionId, PollStatus, Positions, RawRecord, Source, SourceError,
+};
+use crate::emulator::{Emulator, EmulatorSpec};
 use crate::stream::Stream;
 
 /// How often the shards are listed again.
@@ -131,8 +133,8 @@ impl StartAt {
             "latest" => return Ok(StartAt::Latest),
             _ => {}
         }
-        match super::kafka::StartFrom::parse(text) {
-            Ok(super::kafka::StartFrom::Timestamp(ms)) => Ok(StartAt::Timestamp(ms)),
+        match crate::connectors::kafka::StartFrom::parse(text) {
+            Ok(crate::connectors::kafka::StartFrom::Timestamp(ms)) => Ok(StartAt::Timestamp(ms)),
             _ => Err(SourceError::Config(format!(
                 "kinesis start `{text}`: expected trim_horizon, latest, a timestamp (2024-05-01T00:00:00Z) or epoch milliseconds"
             ))),
@@ -430,7 +432,7 @@ impl KinesisSource {
                     )));
                 }
                 Err(error) => {
-                    super::count_retry("kinesis");
+                    crate::connectors::count_retry("kinesis");
                     tracing::warn!("kinesis: {error} (retrying in {backoff:?})");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -675,7 +677,7 @@ impl KinesisSource {
             let shard = &mut self.shards[i];
             match result {
                 Err(failure) => {
-                    super::count_retry("kinesis");
+                    crate::connectors::count_retry("kinesis");
                     shard.failures += 1;
                     if failure.expired || shard.failures >= 3 {
                         // A new iterator, after the last record fetched.
@@ -1037,7 +1039,7 @@ async fn put_batch(
             Ok(output) => output,
             Err(message) if attempt < 8 => {
                 tracing::warn!("kinesis: PutRecords {stream}: {message}");
-                super::count_retry("kinesis");
+                crate::connectors::count_retry("kinesis");
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
                 continue;

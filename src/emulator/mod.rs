@@ -67,7 +67,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rand::Rng;
 use rand_pcg::Pcg64Mcg;
 
-use super::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
 use crate::stream::Stream;
 
 // ---------------------------------------------------------------------------------------------

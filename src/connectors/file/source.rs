@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
 use crate::stream::Stream;
 
 /// One file to read.

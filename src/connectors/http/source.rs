@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
 use crate::stream::Stream;
 
 /// Messages waiting in the queue before new requests are refused (503): memory stays bounded

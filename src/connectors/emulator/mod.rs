@@ -1,0 +1,3 @@
+//! The built-in emulator as a source.
+
+pub use crate::emulator::*;

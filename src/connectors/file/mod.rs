@@ -1,0 +1,5 @@
+//! The file connector.
+
+mod source;
+
+pub use source::*;

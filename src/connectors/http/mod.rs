@@ -1,0 +1,5 @@
+//! The http connector.
+
+mod source;
+
+pub use source::*;

@@ -1,0 +1,5 @@
+//! The kafka connector.
+
+mod source;
+
+pub use source::*;

@@ -1,0 +1,5 @@
+//! The kinesis connector.
+
+mod source;
+
+pub use source::*;
