@@ -2,12 +2,13 @@
 //! on timely dataflow.
 
 // The layers, bottom up: each imports only from the ones above it in this list.
-// Shared vocabulary: the streams, the tables and their rows, the engine's counters.
+// Shared vocabulary: the streams, the engine's counters.
 pub mod stats;
 pub mod stream;
-pub mod table;
-// SPEC §2 cleaning rules, one file per stream.
+// SPEC §2 cleaning rules, one file per stream, and the clean rows.
 pub mod clean;
+// The output tables and the rows bound for them (clean or quarantined, keyed, distinct).
+pub mod table;
 // The built-in event generator (data for `emulate`, the emulator source, benchmarks).
 pub mod emulator;
 // Where raw messages come from: one folder per connector behind one trait.

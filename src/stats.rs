@@ -2,8 +2,9 @@
 //! dashboard and `--summary`.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use crate::stream::Stream;
 
@@ -79,7 +80,7 @@ impl Stats {
     }
 
     pub fn record_freshness(&self, micros: u64) {
-        let mut samples = self.freshness.lock().unwrap_or_else(|p| p.into_inner());
+        let mut samples = self.freshness.lock();
         if samples.len() == FRESHNESS_SAMPLES {
             samples.pop_front();
         }
@@ -88,13 +89,7 @@ impl Stats {
 
     /// Quantiles `qs` (0..=1) of the recent freshness samples, micros; `None` before any.
     pub fn freshness_quantiles(&self, qs: &[f64]) -> Option<Vec<u64>> {
-        let mut samples: Vec<u64> = self
-            .freshness
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .copied()
-            .collect();
+        let mut samples: Vec<u64> = self.freshness.lock().iter().copied().collect();
         if samples.is_empty() {
             return None;
         }

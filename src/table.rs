@@ -100,15 +100,63 @@ impl TableRow {
         }
     }
 
-    /// A 128-bit digest of the row's identity (every column for clean rows; see
-    /// [`QuarantineRow`]'s `Hash`). Two rows are duplicates exactly when their identities are
-    /// equal, up to a 2^-128 collision chance. Digests live only in memory and are recomputed
-    /// from the tables at start, so they need not be stable across versions.
-    pub fn identity(&self) -> u128 {
+    /// The row's [`Identity`].
+    pub fn identity(&self) -> Identity {
         let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
         self.hash(&mut hasher);
-        hasher.digest128()
+        Identity(hasher.digest128())
     }
+
+    /// The row with its identity and arrival time, ready for deduplication.
+    pub fn keyed(self, arrival: Micros) -> KeyedRow {
+        KeyedRow {
+            identity: self.identity(),
+            row: self,
+            arrival,
+        }
+    }
+}
+
+/// A 128-bit digest of a row's identity (every column for clean rows; see [`QuarantineRow`]'s
+/// `Hash`). Two rows are duplicates exactly when their identities are equal, up to a 2^-128
+/// collision chance. Digests live only in memory and are recomputed from the tables at start,
+/// so they need not be stable across versions; they must be the same on every worker and
+/// process of a job, which a pure function of the row's content is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identity(pub u128);
+
+impl Identity {
+    /// The low 64 bits: already uniform, so they route rows to workers and key hash tables
+    /// as they are.
+    pub fn route(self) -> u64 {
+        self.0 as u64
+    }
+}
+
+/// A row on its way to deduplication: its identity (computed once, where the row is made, and
+/// used to route it to the worker that owns it) and when it arrived.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyedRow {
+    pub identity: Identity,
+    pub row: TableRow,
+    pub arrival: Micros,
+}
+
+/// Whether a row past deduplication is new or was already in the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Novelty {
+    /// First seen by this job: written to its table.
+    New,
+    /// Held by the tables at start: not written again, but the analytics count it.
+    Held,
+}
+
+/// A row past deduplication: every distinct row exactly once per job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DistinctRow {
+    pub row: TableRow,
+    pub arrival: Micros,
+    pub novelty: Novelty,
 }
 
 impl From<PinRow> for TableRow {

@@ -17,9 +17,8 @@ use super::median::Median;
 use super::names::{self, Name};
 use super::queries::{Fact, Update, index_of, median_key};
 use super::{AGGREGATES, AggregateStore, Cell};
-use crate::dataflow::dedup::Deduped;
 use crate::stats::Stats;
-use crate::table::TableRow;
+use crate::table::{DistinctRow, Novelty, TableRow};
 
 /// What the analytics learn besides the facts: when records arrived (for freshness) and which
 /// pin rows were first seen when (for `trending_categories`).
@@ -42,7 +41,7 @@ pub enum Routed {
 /// Splits each deduplicated row into what is written (new rows) and what the analytics need
 /// (a small [`Fact`] of every clean row, held or new), without copying rows.
 pub fn route<'scope>(
-    rows: Stream<'scope, u64, Vec<Deduped>>,
+    rows: Stream<'scope, u64, Vec<DistinctRow>>,
     analytics: bool,
 ) -> Stream<'scope, u64, Vec<Routed>> {
     rows.unary(Pipeline, "route", move |_, _| {
@@ -50,7 +49,12 @@ pub fn route<'scope>(
             input.for_each_stamp(|capability, batches| {
                 let mut session = output.session(&capability);
                 let mut earliest: Option<i64> = None;
-                for (row, arrival, new) in batches.flat_map(|b| b.drain(..)) {
+                for DistinctRow {
+                    row,
+                    arrival,
+                    novelty,
+                } in batches.flat_map(|b| b.drain(..))
+                {
                     if analytics && let TableRow::Clean(clean) = &row {
                         let fact = Fact::of(clean);
                         if let Fact::Pin { category, .. } = &fact {
@@ -58,7 +62,7 @@ pub fn route<'scope>(
                         }
                         session.give(Routed::Fact(fact));
                     }
-                    if new {
+                    if novelty == Novelty::New {
                         earliest = Some(earliest.map_or(arrival, |e| e.min(arrival)));
                         session.give(Routed::Write(row));
                     }

@@ -349,10 +349,10 @@ fn bench_compaction(args: &BenchArgs) -> Result<(), Error> {
             report.bytes_removed as f64 / (1 << 20) as f64 / seconds,
         );
         if report.rows_rewritten != rows {
-            return Err(Error::Engine(crate::dataflow::EngineError::Failed(format!(
+            return Err(Error::BenchCheck(format!(
                 "compaction rewrote {} rows of {rows}",
                 report.rows_rewritten
-            ))));
+            )));
         }
         Ok(())
     });

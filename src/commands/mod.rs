@@ -17,6 +17,9 @@ pub enum Error {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A benchmark's own check of its result failed (the figures would mean nothing).
+    #[error("benchmark check: {0}")]
+    BenchCheck(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use timely::dataflow::Stream;
 use timely::dataflow::operators::core::{Exchange, Map};
 
-use super::dedup::Keyed;
 use crate::clean;
 use crate::connectors::RawRecord;
 use crate::stats::Stats;
-use crate::table::{QuarantineRow, TableRow};
+use crate::table::{KeyedRow, QuarantineRow, TableRow};
 
 /// One raw message -> the row it lands as. Never fails: a bad message is a quarantine row.
 pub fn clean_record(record: RawRecord) -> TableRow {
@@ -37,7 +36,7 @@ pub fn clean_record(record: RawRecord) -> TableRow {
 pub fn clean<'scope>(
     raw: Stream<'scope, u64, Vec<RawRecord>>,
     stats: Arc<Stats>,
-) -> Stream<'scope, u64, Vec<Keyed>> {
+) -> Stream<'scope, u64, Vec<KeyedRow>> {
     raw.exchange(|record: &RawRecord| record.offset as u64)
         .map(move |record| {
             let (stream, arrival) = (Stats::stream_slot(record.stream), record.arrival);
@@ -52,6 +51,6 @@ pub fn clean<'scope>(
                     Stats::add(&stats.quarantined_by_stream[stream], 1);
                 }
             }
-            (row.identity(), row, arrival)
+            row.keyed(arrival)
         })
 }

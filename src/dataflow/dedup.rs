@@ -16,7 +16,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::stats::Stats;
-use crate::table::TableRow;
+use crate::table::{DistinctRow, Identity, KeyedRow, Novelty};
 
 /// Identities are already uniform hashes: use their low bits as the table hash.
 #[derive(Default)]
@@ -36,24 +36,16 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type IdentitySet = HashSet<u128, BuildHasherDefault<IdentityHasher>>;
-
-/// A row with its identity ([`TableRow::identity`], computed once where the row is made) and
-/// its arrival time (micros UTC).
-pub type Keyed = (u128, TableRow, i64);
-
-/// A row past deduplication: the row, its arrival time, and whether it is new (`false`: the
-/// tables held it at start; it is passed on for the analytics, not written again).
-pub type Deduped = (TableRow, i64, bool);
+type IdentitySet = HashSet<Identity, BuildHasherDefault<IdentityHasher>>;
 
 /// Passes the rows of `rows` not seen before (in `history` or earlier in `rows`) as new, and
 /// every row of `history` as held.
 pub fn dedup<'scope>(
-    rows: Stream<'scope, u64, Vec<Keyed>>,
-    history: Stream<'scope, u64, Vec<Keyed>>,
+    rows: Stream<'scope, u64, Vec<KeyedRow>>,
+    history: Stream<'scope, u64, Vec<KeyedRow>>,
     stats: Arc<Stats>,
-) -> Stream<'scope, u64, Vec<Deduped>> {
-    let route = |(identity, _, _): &Keyed| *identity as u64;
+) -> Stream<'scope, u64, Vec<DistinctRow>> {
+    let route = |keyed: &KeyedRow| keyed.identity.route();
     rows.binary_frontier(
         history,
         Exchange::new(route),
@@ -62,13 +54,13 @@ pub fn dedup<'scope>(
         move |_capability, _info| {
             let mut seen = IdentitySet::default();
             // New rows that arrived before the history was complete.
-            let mut waiting: Vec<(Capability<u64>, Vec<Keyed>)> = Vec::new();
+            let mut waiting: Vec<(Capability<u64>, Vec<KeyedRow>)> = Vec::new();
             move |(rows, _), (history, history_frontier), output| {
                 history.for_each_stamp(|capability, batches| {
                     let mut session = output.session(&capability);
-                    for (identity, row, arrival) in batches.flat_map(|b| b.drain(..)) {
-                        if seen.insert(identity) {
-                            session.give((row, arrival, false));
+                    for keyed in batches.flat_map(|b| b.drain(..)) {
+                        if seen.insert(keyed.identity) {
+                            session.give(distinct(keyed, Novelty::Held));
                         }
                     }
                 });
@@ -84,9 +76,9 @@ pub fn dedup<'scope>(
                 let mut duplicates = 0;
                 for (capability, batch) in waiting.drain(..) {
                     let mut session = output.session(&capability);
-                    for (identity, row, arrival) in batch {
-                        if seen.insert(identity) {
-                            session.give((row, arrival, true));
+                    for keyed in batch {
+                        if seen.insert(keyed.identity) {
+                            session.give(distinct(keyed, Novelty::New));
                         } else {
                             duplicates += 1;
                         }
@@ -94,9 +86,9 @@ pub fn dedup<'scope>(
                 }
                 rows.for_each_stamp(|capability, batches| {
                     let mut session = output.session(&capability);
-                    for (identity, row, arrival) in batches.flat_map(|b| b.drain(..)) {
-                        if seen.insert(identity) {
-                            session.give((row, arrival, true));
+                    for keyed in batches.flat_map(|b| b.drain(..)) {
+                        if seen.insert(keyed.identity) {
+                            session.give(distinct(keyed, Novelty::New));
                         } else {
                             duplicates += 1;
                         }
@@ -106,4 +98,12 @@ pub fn dedup<'scope>(
             }
         },
     )
+}
+
+fn distinct(keyed: KeyedRow, novelty: Novelty) -> DistinctRow {
+    DistinctRow {
+        row: keyed.row,
+        arrival: keyed.arrival,
+        novelty,
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod clean;
 pub mod dedup;
+mod driver;
 pub mod sink;
 
 pub mod time;
@@ -28,18 +29,11 @@ use tokio::runtime::Handle;
 use crate::analytics::publish::{self, Routed};
 use crate::analytics::{AggregateStore, queries};
 use crate::config::Config;
-use crate::connectors::{PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::connectors::{RawRecord, SourceError};
 use crate::sink::{Lake, SinkError};
 use crate::stats::Stats;
-use crate::table::Table;
-use dedup::Keyed;
-use sink::{Fatal, Reported, Restart};
-
-/// Records taken from one source per poll (a multiple of 3: an emulator event is 3 records).
-const POLL_CHUNK: usize = 4095;
-/// Batches read ahead of the last commit before the sources pause (backpressure: a slow
-/// sink slows reading, and memory stays bounded).
-const BATCHES_IN_FLIGHT: u64 = 2;
+use crate::table::KeyedRow;
+use sink::{Fatal, ReportedPosition, Restart};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -47,8 +41,13 @@ pub enum EngineError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("starting the timely workers: {0}")]
+    Start(String),
+    #[error("a worker thread panicked: {0}")]
+    WorkerPanicked(String),
+    /// A stage failed (a commit, writing data files): its message says which and where.
     #[error("{0}")]
-    Failed(String),
+    Stopped(String),
 }
 
 type Input<D> = InputHandle<u64, CapacityContainerBuilder<Vec<D>>>;
@@ -56,8 +55,9 @@ type Input<D> = InputHandle<u64, CapacityContainerBuilder<Vec<D>>>;
 /// The handles the driver needs from the graph.
 struct Handles {
     raw: Input<RawRecord>,
-    history: Input<Keyed>,
-    positions: Input<Reported>,
+    /// Rows the tables hold: sent at time 0 and closed before any record is read.
+    history: Option<Input<KeyedRow>>,
+    positions: Input<ReportedPosition>,
     committed: ProbeHandle<u64>,
     published: ProbeHandle<u64>,
 }
@@ -166,7 +166,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     }
     Handles {
         raw,
-        history,
+        history: Some(history),
         positions,
         committed,
         published,
@@ -269,14 +269,14 @@ fn run_epoch(
     });
     let guards = timely::execute(timely::Config::process(config.workers), move |worker| {
         let context = context.clone();
-        let result = drive(worker, &context);
+        let result = driver::drive(worker, &context);
         if let Err(error) = &result {
             // Stop the other workers too.
             context.fatal.set(error);
         }
         result
     })
-    .map_err(EngineError::Failed)?;
+    .map_err(EngineError::Start)?;
     let joined = guards.join();
     // A commit of this dataflow must not land after the next one has read the tables.
     let idle = sink::CommitSignals {
@@ -292,181 +292,13 @@ fn run_epoch(
                 first_error.get_or_insert(error);
             }
             Err(panic) => {
-                first_error.get_or_insert(EngineError::Failed(format!("a worker failed: {panic}")));
+                first_error.get_or_insert(EngineError::WorkerPanicked(panic.to_string()));
             }
         }
     }
     match (first_error, fatal.get()) {
         (Some(error), _) => Err(error),
-        (None, Some(error)) => Err(EngineError::Failed(error)),
+        (None, Some(error)) => Err(EngineError::Stopped(error)),
         (None, None) => Ok(restart.get()),
     }
-}
-
-/// One worker: resume its sources, seed the deduplication, then read, batch and step.
-fn drive(worker: &mut timely::worker::Worker, context: &Context) -> Result<(), EngineError> {
-    let (index, peers) = (worker.index(), worker.peers());
-    let Context {
-        config,
-        lake,
-        runtime,
-        stats,
-        shutdown,
-        fatal,
-        restart,
-        ..
-    } = context;
-
-    let mut sources: Vec<Box<dyn Source>> = Vec::new();
-    // Positions already in the tables: only those that move are committed again.
-    let mut reported = Positions::new();
-    for spec in &config.sources {
-        let mut source = spec.open(index, peers)?;
-        let from = runtime.block_on(lake.positions(&source.partitions()))?;
-        if source.uses_cursors() {
-            let cursors = runtime.block_on(lake.cursors(&from))?;
-            source.seek_exact(&from, &cursors)?;
-            context.committed.seed_cursors(&cursors);
-        } else {
-            source.seek(&from)?;
-        }
-        reported.extend(from);
-        sources.push(source);
-    }
-    let mut handles = worker.dataflow::<u64, _, _>(|scope| build(scope, context));
-    // Seed the deduplication and the analytics with the rows the tables hold, a batch at a
-    // time, letting each flow before the next is read.
-    let started = Instant::now();
-    let mut held = 0;
-    for table in Table::ALL {
-        for (path, modified) in lake.data_files(table, index, peers)? {
-            runtime.block_on(lake.read_file(table, &path, |rows| {
-                held += rows.len();
-                for row in rows {
-                    handles.history.send((row.identity(), row, modified));
-                }
-            }))?;
-            worker.step();
-        }
-    }
-    tracing::debug!(worker = index, rows = held, elapsed = ?started.elapsed(), "rows the tables hold, read back");
-    handles.history.close();
-
-    // Times come from the wall clock (see `time`), so all workers agree on them and a record
-    // is never held back by a worker whose loop was busy.
-    let mut now = time::Clock::new(config.batch.interval);
-    let mut current = now.time();
-    handles.raw.advance_to(current);
-    handles.positions.advance_to(current);
-    let mut batch_records = 0;
-    let mut exhausted = vec![false; sources.len()];
-    let mut commits_seen = 0;
-    let mut buffer = Vec::with_capacity(POLL_CHUNK);
-    loop {
-        if let Some(error) = fatal.get() {
-            return Err(EngineError::Failed(error));
-        }
-        if restart.get().is_some() {
-            // Drop what is in flight: the next epoch reads it again from the stored positions.
-            return Ok(());
-        }
-        let all_read = exhausted.iter().all(|done| *done);
-        let stopping = shutdown.load(Ordering::Relaxed) || (config.until_done && all_read);
-        let mut busy = false;
-        let batch = time::batch_of(current);
-        let caught_up = !handles
-            .committed
-            .less_than(&time::batch_start(batch.saturating_sub(BATCHES_IN_FLIGHT)));
-        if !stopping && caught_up {
-            for (source, exhausted) in sources.iter_mut().zip(exhausted.iter_mut()) {
-                if *exhausted {
-                    continue;
-                }
-                let room = config
-                    .batch
-                    .max_records
-                    .saturating_sub(batch_records)
-                    .max(1);
-                match source.poll(POLL_CHUNK.min(room), &mut buffer)? {
-                    PollStatus::Ready => busy = true,
-                    PollStatus::Idle => {}
-                    PollStatus::Exhausted => *exhausted = true,
-                }
-                batch_records += buffer.len();
-                Stats::add(&stats.records_in, buffer.len() as u64);
-                if let Some(first) = buffer.first() {
-                    let slot = Stats::source_slot(&first.partition);
-                    Stats::add(&stats.records_by_source[slot], buffer.len() as u64);
-                }
-                for record in buffer.drain(..) {
-                    handles.raw.send(record);
-                }
-            }
-        }
-        // The next time: the clock's, or the next batch's start when this one is full.
-        let mut next = now.time().max(current);
-        if stopping || batch_records >= config.batch.max_records {
-            next = next.max(time::batch_start(batch + 1));
-        }
-        if next > current {
-            if time::batch_of(next) > batch {
-                // Leaving the batch: it covers the sources' positions as of now.
-                for source in &sources {
-                    let mut cursors = source.cursors();
-                    for (partition, position) in source.positions() {
-                        if reported.get(&partition) != Some(&position) {
-                            // The cursor rides with its position (same moment, same commit).
-                            let cursor = cursors
-                                .remove(&partition)
-                                .filter(|c| c.position == position)
-                                .map(|c| c.cursor);
-                            handles
-                                .positions
-                                .send((partition.to_string(), position, cursor));
-                            reported.insert(partition, position);
-                        }
-                    }
-                }
-                batch_records = 0;
-            }
-            current = next;
-            handles.raw.advance_to(current);
-            handles.positions.advance_to(current);
-        }
-        if let Some(positions) = context.committed.since(&mut commits_seen) {
-            for source in &mut sources {
-                source.committed(&positions);
-            }
-        }
-        if sources.iter().any(|source| source.reassigned()) {
-            restart.set("the consumer group changed this process's partitions");
-            continue;
-        }
-        if stopping {
-            break;
-        }
-        if busy {
-            worker.step();
-        } else {
-            worker.step_or_park(Some(Duration::from_millis(1)));
-        }
-    }
-    // Close the inputs and let everything read reach the tables.
-    drop(handles.raw);
-    drop(handles.positions);
-    while !handles.committed.done() || !handles.published.done() {
-        if let Some(error) = fatal.get() {
-            return Err(EngineError::Failed(error));
-        }
-        if restart.get().is_some() {
-            return Ok(());
-        }
-        worker.step_or_park(Some(Duration::from_millis(5)));
-    }
-    if let Some(positions) = context.committed.since(&mut commits_seen) {
-        for source in &mut sources {
-            source.committed(&positions);
-        }
-    }
-    Ok(())
 }

@@ -4,7 +4,10 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -17,7 +20,7 @@ use tokio::sync::oneshot;
 use super::time;
 use crate::connectors::{Cursor, Cursors, PartitionId, Positions};
 use crate::sink::delta::BackgroundFile;
-use crate::sink::{Lake, SinkError};
+use crate::sink::{AddAction, Lake, SinkError, WrittenFile};
 use crate::stats::Stats;
 use crate::table::{Table, TableRow};
 
@@ -28,7 +31,7 @@ struct FirstReason(Arc<Mutex<Option<String>>>);
 impl FirstReason {
     /// Keeps `reason` unless one is kept already; true when it was kept.
     fn set(&self, reason: &dyn std::fmt::Display) -> bool {
-        let mut slot = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut slot = self.0.lock();
         if slot.is_some() {
             return false;
         }
@@ -36,10 +39,7 @@ impl FirstReason {
         true
     }
     fn get(&self) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
+        self.0.lock().clone()
     }
 }
 
@@ -114,54 +114,66 @@ impl Drop for Active {
     }
 }
 
-/// A data file written for a table: its `Add` action as JSON (plain text crosses process
-/// boundaries safely) and its row count.
-pub type WrittenFile = (Table, String, u64);
-
-/// A source position reported for a batch: partition id, position and the exact cursor at
-/// that position when the source has one ([`crate::connectors::Cursor`]).
-pub type Reported = (String, i64, Option<String>);
+/// A source position reached by the end of a batch, reported by the worker that reads the
+/// partition to the committer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReportedPosition {
+    pub partition: PartitionId,
+    pub position: i64,
+    /// The exact cursor at that position, when the source has one ([`Cursor`]).
+    pub cursor: Option<String>,
+}
 
 /// The positions the tables hold, as last committed, with a count of commits: the drivers
 /// pass them on to their sources ([`crate::connectors::Source::committed`]).
 #[derive(Clone, Default)]
-pub struct Committed(Arc<Mutex<(u64, Positions)>>, Arc<Mutex<Cursors>>);
+pub struct Committed(Arc<Mutex<CommittedState>>);
+
+#[derive(Default)]
+struct CommittedState {
+    /// Commits made (all tables of a batch count once).
+    commits: u64,
+    /// The newest committed position of every partition.
+    positions: Positions,
+    /// Cursors the sources resumed from, not yet carried by a commit.
+    cursor_seeds: Cursors,
+}
 
 impl Committed {
     /// Cursors the sources resumed from (read back at start): the committer carries them in
     /// its commits, so the newest commit keeps naming the cursor of a shard that no longer
     /// moves (a drained parent) and [`crate::sink::Lake::cursors`] finds it at once.
     pub fn seed_cursors(&self, cursors: &Cursors) {
-        let mut seeds = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        let seeds = &mut self.0.lock().cursor_seeds;
         for (partition, cursor) in cursors {
-            keep_latest(&mut seeds, partition.clone(), cursor.clone());
+            keep_latest(seeds, partition.clone(), cursor.clone());
         }
     }
 
     fn take_seeds(&self) -> Cursors {
-        std::mem::take(&mut *self.1.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut self.0.lock().cursor_seeds)
     }
 
     fn record(&self, positions: &Positions) {
-        let mut committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        committed.0 += 1;
+        let mut committed = self.0.lock();
+        committed.commits += 1;
         for (partition, position) in positions {
-            committed.1.insert(partition.clone(), *position);
+            committed.positions.insert(partition.clone(), *position);
         }
     }
 
     /// The sum of every position committed so far.
     fn total(&self) -> u64 {
-        let committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        committed.1.values().map(|&p| p.max(0) as u64).sum()
+        let committed = self.0.lock();
+        committed.positions.values().map(|&p| p.max(0) as u64).sum()
     }
 
     /// The positions, if they changed since commit count `seen` (which is updated).
     pub fn since(&self, seen: &mut u64) -> Option<Positions> {
-        let committed = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        (committed.0 != *seen).then(|| {
-            *seen = committed.0;
-            committed.1.clone()
+        let committed = self.0.lock();
+        (committed.commits != *seen).then(|| {
+            *seen = committed.commits;
+            committed.positions.clone()
         })
     }
 }
@@ -243,12 +255,11 @@ pub fn write<'scope>(
                             // One flush writes one file per table; its row count rides along.
                             let mut count = rows;
                             for add in adds {
-                                match serde_json::to_string(&add) {
-                                    Ok(json) => {
-                                        session.give((table, json, std::mem::take(&mut count)))
-                                    }
-                                    Err(e) => fatal.set(format!("table {table}: {e}")),
-                                }
+                                session.give(WrittenFile {
+                                    table,
+                                    add: AddAction(add),
+                                    rows: std::mem::take(&mut count),
+                                });
                             }
                         }
                         Err(error) => fatal.set(format!("writing data files: {error}")),
@@ -295,18 +306,17 @@ fn keep_latest(cursors: &mut Cursors, partition: PartitionId, cursor: Cursor) {
 /// aggregates while the Delta log is written (and checkpointed).
 pub fn commit<'scope>(
     files: Stream<'scope, u64, Vec<WrittenFile>>,
-    positions: Stream<'scope, u64, Vec<Reported>>,
+    positions: Stream<'scope, u64, Vec<ReportedPosition>>,
     lake: Lake,
     runtime: Handle,
     stats: Arc<Stats>,
     signals: CommitSignals,
 ) -> Stream<'scope, u64, Vec<u64>> {
-    let fatal = signals.fatal.clone();
     let worker = files.scope().worker();
     files.binary_frontier(
         positions,
         Exchange::new(|_: &WrittenFile| 0),
-        Exchange::new(|_: &Reported| 0),
+        Exchange::new(|_: &ReportedPosition| 0),
         "commit",
         move |_capability, info| {
             type Batch = (Vec<WrittenFile>, Positions, Cursors);
@@ -346,8 +356,12 @@ pub fn commit<'scope>(
                 positions.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
                         let (_, reached, exact) = hold(&mut pending, capability);
-                        for (partition, position, cursor) in batches.flat_map(|b| b.drain(..)) {
-                            let partition: PartitionId = partition.into();
+                        for ReportedPosition {
+                            partition,
+                            position,
+                            cursor,
+                        } in batches.flat_map(|b| b.drain(..))
+                        {
                             let slot = reached.entry(partition.clone()).or_insert(position);
                             *slot = (*slot).max(position);
                             if let Some(cursor) = cursor {
@@ -374,12 +388,9 @@ pub fn commit<'scope>(
                 let mut covered = Positions::new();
                 let mut rows = 0;
                 for (_, (files, positions, exact)) in ready {
-                    for (table, json, count) in files {
-                        match serde_json::from_str(&json) {
-                            Ok(add) => by_table.entry(table).or_default().push(add),
-                            Err(e) => fatal.set(format!("table {table}: bad Add action: {e}")),
-                        }
-                        rows += count;
+                    for file in files {
+                        by_table.entry(file.table).or_default().push(file.add.0);
+                        rows += file.rows;
                     }
                     for (partition, position) in positions {
                         let slot = covered.entry(partition).or_insert(position);
@@ -509,10 +520,7 @@ impl Committer {
                     started.elapsed().as_micros() as u64,
                     std::sync::atomic::Ordering::Relaxed,
                 );
-                finished
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push_back(batch);
+                finished.lock().push_back(batch);
                 let _ = activator.activate();
             }
         });
@@ -526,7 +534,6 @@ impl Committer {
 
     /// The batches committed since the last call, in order.
     fn done(&self) -> Vec<u64> {
-        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        done.drain(..).collect()
+        self.done.lock().drain(..).collect()
     }
 }

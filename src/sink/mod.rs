@@ -8,6 +8,41 @@ pub mod schema;
 
 pub use delta::Lake;
 
+use serde::{Deserialize, Serialize};
+
+use crate::table::Table;
+
+/// A data file's Delta `Add` action, passed from the worker that wrote the file to the
+/// committer as a value. Between processes of a cluster it travels as its JSON text, the Delta
+/// log's own form: timely encodes exchanged data with bincode, which cannot decode the
+/// action's optional fields (`skip_serializing_if`) or its percent-encoded path.
+#[derive(Clone, Debug)]
+pub struct AddAction(pub deltalake::kernel::Add);
+
+impl Serialize for AddAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let json = serde_json::to_string(&self.0).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&json)
+    }
+}
+
+impl<'de> Deserialize<'de> for AddAction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = String::deserialize(deserializer)?;
+        serde_json::from_str(&json)
+            .map(AddAction)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A data file written for a table and not yet committed: its `Add` action and row count.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WrittenFile {
+    pub table: Table,
+    pub add: AddAction,
+    pub rows: u64,
+}
+
 /// Wraps a delta-rs error with the table (or aggregate table path) it happened on.
 fn delta_error(table: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
     move |source| SinkError::Delta {
@@ -94,6 +129,27 @@ fn one_line(error: &dyn std::fmt::Display) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn add_actions_cross_processes_as_their_json() {
+        let add = deltalake::kernel::Add {
+            path: "part-00001 with space.parquet".into(),
+            size: 42,
+            modification_time: 7,
+            data_change: true,
+            stats: Some("{\"numRecords\":3}".into()),
+            ..Default::default()
+        };
+        let file = super::WrittenFile {
+            table: super::Table::Geo,
+            add: super::AddAction(add.clone()),
+            rows: 3,
+        };
+        let json = serde_json::to_string(&file).unwrap();
+        let back: super::WrittenFile = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.add.0, add);
+        assert_eq!((back.table, back.rows), (super::Table::Geo, 3));
+    }
+
     #[test]
     fn s3_error_bodies_become_code_and_message_on_one_line() {
         let error = "list failed - Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><RequestId>x</RequestId></Error>";

@@ -1,0 +1,296 @@
+//! The driver of one worker: resume its share of the sources from the tables, seed the
+//! deduplication with the rows the tables hold, then read, close micro-batches and step the
+//! dataflow until the sources end or the job stops.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use timely::worker::Worker;
+
+use super::sink::ReportedPosition;
+use super::{Context, EngineError, Handles, time};
+use crate::connectors::{PollStatus, Positions, RawRecord, Source};
+use crate::stats::Stats;
+use crate::table::Table;
+
+/// Records taken from one source per poll (a multiple of 3: an emulator event is 3 records).
+const POLL_CHUNK: usize = 4095;
+/// Batches read ahead of the last commit before the sources pause (backpressure: a slow
+/// sink slows reading, and memory stays bounded).
+const BATCHES_IN_FLIGHT: u64 = 2;
+
+/// One worker: resume, seed, read until stopped, then let everything read reach the tables.
+pub(super) fn drive(worker: &mut Worker, context: &Context) -> Result<(), EngineError> {
+    let mut sources = Sources::resume(context, worker.index(), worker.peers())?;
+    let mut handles = worker.dataflow::<u64, _, _>(|scope| super::build(scope, context));
+    seed_history(worker, context, &mut handles)?;
+    if read(worker, context, &mut handles, &mut sources)? == Ended::Restart {
+        return Ok(());
+    }
+    drain(worker, context, handles, &mut sources)
+}
+
+/// Why a phase of the driver ended.
+#[derive(PartialEq)]
+enum Ended {
+    /// As planned: the sources are done or the job was asked to stop.
+    Done,
+    /// The dataflow must start again from the tables: what is in flight is dropped, and the
+    /// next epoch reads it again from the stored positions.
+    Restart,
+}
+
+/// Whether the job may go on: an error once any stage failed, `Restart` once a restart was
+/// asked for.
+fn check(context: &Context) -> Result<Option<Ended>, EngineError> {
+    if let Some(reason) = context.fatal.get() {
+        return Err(EngineError::Stopped(reason));
+    }
+    Ok(context.restart.get().map(|_| Ended::Restart))
+}
+
+/// Sends the rows the tables hold into the deduplication (and the analytics), a data file at
+/// a time, letting each flow before the next is read; then closes that input.
+fn seed_history(
+    worker: &mut Worker,
+    context: &Context,
+    handles: &mut Handles,
+) -> Result<(), EngineError> {
+    let (index, peers) = (worker.index(), worker.peers());
+    let Some(mut history) = handles.history.take() else {
+        return Ok(()); // seeded already
+    };
+    let started = Instant::now();
+    let mut held = 0;
+    for table in Table::ALL {
+        for (path, modified) in context.lake.data_files(table, index, peers)? {
+            context
+                .runtime
+                .block_on(context.lake.read_file(table, &path, |rows| {
+                    held += rows.len();
+                    for row in rows {
+                        history.send(row.keyed(modified));
+                    }
+                }))?;
+            worker.step();
+        }
+    }
+    tracing::debug!(worker = index, rows = held, elapsed = ?started.elapsed(), "rows the tables hold, read back");
+    history.close();
+    Ok(())
+}
+
+/// Reads the sources into the dataflow until they are exhausted (`--until-done`) or the job
+/// is asked to stop, closing a micro-batch at every interval or record limit.
+///
+/// Times come from the wall clock (see [`time`]), so all workers agree on them and a record
+/// is never held back by a worker whose loop was busy.
+fn read(
+    worker: &mut Worker,
+    context: &Context,
+    handles: &mut Handles,
+    sources: &mut Sources,
+) -> Result<Ended, EngineError> {
+    let (config, stats) = (&context.config, &context.stats);
+    let mut clock = time::Clock::new(config.batch.interval);
+    let mut current = clock.time();
+    handles.raw.advance_to(current);
+    handles.positions.advance_to(current);
+    let mut batch_records = 0;
+    loop {
+        if let Some(ended) = check(context)? {
+            return Ok(ended);
+        }
+        let stopping = context.shutdown.load(Ordering::Relaxed)
+            || (config.until_done && sources.all_exhausted());
+        let batch = time::batch_of(current);
+        // Backpressure: read only while the commits keep up.
+        let caught_up = !handles
+            .committed
+            .less_than(&time::batch_start(batch.saturating_sub(BATCHES_IN_FLIGHT)));
+        let mut busy = false;
+        if !stopping && caught_up {
+            let room = config
+                .batch
+                .max_records
+                .saturating_sub(batch_records)
+                .max(1);
+            let read = sources.poll(room, &mut |record| handles.raw.send(record), stats)?;
+            busy = read.busy;
+            batch_records += read.records;
+        }
+        // The next time: the clock's, or the next batch's start when this one is full.
+        let mut next = clock.time().max(current);
+        if stopping || batch_records >= config.batch.max_records {
+            next = next.max(time::batch_start(batch + 1));
+        }
+        if next > current {
+            if time::batch_of(next) > batch {
+                // Leaving the batch: it covers the sources' positions as of now.
+                sources.report_positions(&mut |reported| handles.positions.send(reported));
+                batch_records = 0;
+            }
+            current = next;
+            handles.raw.advance_to(current);
+            handles.positions.advance_to(current);
+        }
+        sources.pass_on_commits(context);
+        if sources.reassigned() {
+            context
+                .restart
+                .set("the consumer group changed this process's partitions");
+            continue;
+        }
+        if stopping {
+            return Ok(Ended::Done);
+        }
+        if busy {
+            worker.step();
+        } else {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        }
+    }
+}
+
+/// Closes the inputs and steps until everything read has been committed and published.
+fn drain(
+    worker: &mut Worker,
+    context: &Context,
+    handles: Handles,
+    sources: &mut Sources,
+) -> Result<(), EngineError> {
+    drop(handles.raw);
+    drop(handles.positions);
+    while !handles.committed.done() || !handles.published.done() {
+        if check(context)?.is_some() {
+            return Ok(());
+        }
+        worker.step_or_park(Some(Duration::from_millis(5)));
+    }
+    sources.pass_on_commits(context);
+    Ok(())
+}
+
+/// This worker's share of every source of the job, with what the driver tracks about them.
+struct Sources {
+    open: Vec<OpenSource>,
+    /// Positions already in the tables or reported: only those that move are reported again.
+    reported: Positions,
+    /// Commits already passed on to the sources ([`super::sink::Committed::since`]).
+    commits_seen: u64,
+    buffer: Vec<RawRecord>,
+}
+
+struct OpenSource {
+    source: Box<dyn Source>,
+    exhausted: bool,
+}
+
+/// What one round of polls read.
+struct Read {
+    records: usize,
+    /// Whether any source may have more at once.
+    busy: bool,
+}
+
+impl Sources {
+    /// Opens worker `index`'s share (of `peers`) of every source and seeks each to the
+    /// positions (and exact cursors) the tables hold.
+    fn resume(context: &Context, index: usize, peers: usize) -> Result<Sources, EngineError> {
+        let (lake, runtime) = (&context.lake, &context.runtime);
+        let mut open = Vec::new();
+        let mut reported = Positions::new();
+        for spec in &context.config.sources {
+            let mut source = spec.open(index, peers)?;
+            let from = runtime.block_on(lake.positions(&source.partitions()))?;
+            if source.uses_cursors() {
+                let cursors = runtime.block_on(lake.cursors(&from))?;
+                source.seek_exact(&from, &cursors)?;
+                context.committed.seed_cursors(&cursors);
+            } else {
+                source.seek(&from)?;
+            }
+            reported.extend(from);
+            open.push(OpenSource {
+                source,
+                exhausted: false,
+            });
+        }
+        Ok(Sources {
+            open,
+            reported,
+            commits_seen: 0,
+            buffer: Vec::with_capacity(POLL_CHUNK),
+        })
+    }
+
+    fn all_exhausted(&self) -> bool {
+        self.open.iter().all(|open| open.exhausted)
+    }
+
+    /// Polls every source not yet exhausted once, for at most `room` records each, handing
+    /// the records to `send`.
+    fn poll(
+        &mut self,
+        room: usize,
+        send: &mut dyn FnMut(RawRecord),
+        stats: &Stats,
+    ) -> Result<Read, EngineError> {
+        let mut read = Read {
+            records: 0,
+            busy: false,
+        };
+        for open in self.open.iter_mut().filter(|open| !open.exhausted) {
+            match open.source.poll(POLL_CHUNK.min(room), &mut self.buffer)? {
+                PollStatus::Ready => read.busy = true,
+                PollStatus::Idle => {}
+                PollStatus::Exhausted => open.exhausted = true,
+            }
+            read.records += self.buffer.len();
+            Stats::add(&stats.records_in, self.buffer.len() as u64);
+            if let Some(first) = self.buffer.first() {
+                let slot = Stats::source_slot(&first.partition);
+                Stats::add(&stats.records_by_source[slot], self.buffer.len() as u64);
+            }
+            self.buffer.drain(..).for_each(&mut *send);
+        }
+        Ok(read)
+    }
+
+    /// Hands `send` every position that moved since it was last reported, each with its
+    /// exact cursor when the source has one at that very position (same moment, same
+    /// commit).
+    fn report_positions(&mut self, send: &mut dyn FnMut(ReportedPosition)) {
+        for open in &self.open {
+            let mut cursors = open.source.cursors();
+            for (partition, position) in open.source.positions() {
+                if self.reported.get(&partition) == Some(&position) {
+                    continue;
+                }
+                let cursor = cursors
+                    .remove(&partition)
+                    .filter(|cursor| cursor.position == position)
+                    .map(|cursor| cursor.cursor);
+                self.reported.insert(partition.clone(), position);
+                send(ReportedPosition {
+                    partition,
+                    position,
+                    cursor,
+                });
+            }
+        }
+    }
+
+    /// Tells the sources what the tables now hold, when a commit landed since the last call.
+    fn pass_on_commits(&mut self, context: &Context) {
+        if let Some(positions) = context.committed.since(&mut self.commits_seen) {
+            for open in &mut self.open {
+                open.source.committed(&positions);
+            }
+        }
+    }
+
+    fn reassigned(&self) -> bool {
+        self.open.iter().any(|open| open.source.reassigned())
+    }
+}
