@@ -22,6 +22,20 @@ argmax keeps every tie; q3 keeps each distinct (country, poster_name, follower_c
 is taken over q3's rows; profile_popularity counts a poster's distinct pin rows and keeps every
 poster whose highest follower_count is >= the 100th poster's.
 
+    python spec_reference.py --expected INPUT_DIR [--all-seen-in-window]
+
+Prints the same SPEC §3 reference aggregates as JSON, `{name: [[value, ...], ...]}` (rows in
+column order, sorted; strings or null, longs as JSON integers, doubles as JSON floats), and
+with `--all-seen-in-window` also `trending_categories` for the case where every distinct pin
+row was first seen within the window (per category, its distinct pin rows). The property tests
+(tests/analytics.rs) compare the engine's incremental aggregates with this after every random
+stream they generate.
+
+This file is the tests' one implementation of SPEC §3 (`aggregates`, `trending_categories`):
+the end-to-end tests (`--aggregates`) and the property tests (`--expected`) both use it, and
+test_spec_reference.py checks it on hand-worked cases. It is independent of the engine: it
+cleans the input files itself and shares no code or types with pinstream.
+
 Interpretations shared with the engine where the SPEC leaves room (documented in README):
 an integer field given as a JSON float with no fraction is accepted; a text field given as a
 JSON number is accepted as its decimal text; a quarantine row's `source` is
@@ -532,6 +546,13 @@ def aggregates(rows):
     return {name: sort_rows(out[name]) for name in AGGREGATE_COLUMNS}
 
 
+def trending_categories(arrivals, now, window):
+    """`trending_categories` from {distinct pin row: arrival time first seen} (microseconds):
+    per category, the rows first seen in (now - window, now]."""
+    counts = Counter(p[PIN_CATEGORY] for p, seen in arrivals.items() if now - window < seen <= now)
+    return sort_rows(list(counts.items()))
+
+
 def sort_rows(rows):
     return sorted(rows, key=lambda row: tuple((v is not None, v) for v in row))
 
@@ -670,8 +691,22 @@ def main_aggregates(args):
     sys.stderr.flush()
     os._exit(1 if problems else 0)
 
+def main_expected(args):
+    """`--expected INPUT_DIR [--all-seen-in-window]`: the reference aggregates as JSON."""
+    all_seen = "--all-seen-in-window" in args
+    (input_dir,) = [a for a in args if a != "--all-seen-in-window"]
+    rows, _ = reference(input_dir)
+    expected = aggregates(rows)
+    if all_seen:
+        expected["trending_categories"] = trending_categories(
+            {p: 0 for p in rows["pin"]}, now=0, window=1)
+    print(json.dumps({name: [list(r) for r in found] for name, found in expected.items()}))
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--aggregates":
         main_aggregates(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--expected":
+        main_expected(sys.argv[2:])
     else:
         main()

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-pub mod analytics_batch;
 pub mod broker;
 
 pub fn pinstream() -> Command {
@@ -181,12 +180,22 @@ pub fn python() -> &'static Path {
     })
 }
 
+/// tests/reference/spec_reference.py: the tests' one SPEC reference (clean rows, §3 analytics,
+/// table reader), independent of the engine's code.
+pub fn spec_reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py")
+}
+
 /// Checks the tables under `lake` against the SPEC reference computed from `input`; returns
 /// the summary (row counts per table).
 pub fn check_against_reference(input: &Path, lake: impl AsRef<OsStr>) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
     let mut command = python_command();
-    let output = command.arg(script).arg(input).arg(lake).output().unwrap();
+    let output = command
+        .arg(spec_reference())
+        .arg(input)
+        .arg(lake)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -355,9 +364,12 @@ pub fn check_aggregates(
     lake: impl AsRef<OsStr>,
     api: Option<&str>,
 ) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py");
     let mut command = python_command();
-    command.arg(script).arg("--aggregates").arg(input).arg(lake);
+    command
+        .arg(spec_reference())
+        .arg("--aggregates")
+        .arg(input)
+        .arg(lake);
     if let Some(api) = api {
         command.arg("--api").arg(api);
     }
@@ -369,6 +381,28 @@ pub fn check_aggregates(
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_str(&stdout).unwrap()
+}
+
+/// The SPEC §3 aggregates the reference computes from the input files under `input`
+/// (`spec_reference.py --expected`): `{name: [[value, ...], ...]}`, strings or null, longs as
+/// JSON integers, doubles as JSON floats. With `all_seen_in_window`, `trending_categories`
+/// too, for a run in which every distinct pin row arrived within the trending window.
+pub fn reference_aggregates(
+    input: &Path,
+    all_seen_in_window: bool,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut command = python_command();
+    command.arg(spec_reference()).arg("--expected").arg(input);
+    if all_seen_in_window {
+        command.arg("--all-seen-in-window");
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "the reference failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 /// GET `path` from the server at 127.0.0.1:`port` (HTTP/1.1, no keep-alive); the body.
