@@ -239,6 +239,37 @@ mod tests {
         assert_eq!(median.len(), 2);
     }
 
+    #[test]
+    fn medians_publish_a_row_per_key_and_drop_emptied_keys() {
+        let mut medians = Medians::new(|key| vec![Field::AgeGroup(key.group)]);
+        let names = Dictionary::default();
+        let value = |group, value| Change::MedianValue {
+            key: MedianKey {
+                group,
+                join_year: 0,
+            },
+            value,
+        };
+        for (group, v) in [(0, 10), (0, 21), (3, 5)] {
+            assert!(medians.apply(value(group, v), 1));
+        }
+        let text = |s: &str| Cell::Text(Some(s.to_owned()));
+        assert_eq!(
+            medians.rows(&names, 0),
+            Some(vec![
+                vec![text("18-24"), Cell::Double(15.5)],
+                vec![text("+50"), Cell::Double(5.0)],
+            ])
+        );
+        assert_eq!(medians.rows(&names, 0), None);
+        assert!(medians.apply(value(3, 5), -1));
+        assert!(!medians.apply(value(3, 5), -1), "never added");
+        assert_eq!(
+            medians.rows(&names, 0),
+            Some(vec![vec![text("18-24"), Cell::Double(15.5)]])
+        );
+    }
+
     proptest! {
         /// Any sequence of additions and removals of held values gives the median of the
         /// multiset left, as sorting it would.

@@ -112,11 +112,6 @@ impl AggregateId {
     }
 }
 
-/// The aggregate named `name`.
-pub fn aggregate(name: &str) -> Option<&'static Aggregate> {
-    AGGREGATES.iter().find(|aggregate| aggregate.name == name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

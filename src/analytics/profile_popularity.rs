@@ -113,3 +113,40 @@ impl TopPosters {
         rows
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn total(poster: Name, follower_count: i64, posts: i64) -> Change {
+        Change::PosterTotal {
+            poster,
+            follower_count,
+            posts,
+        }
+    }
+
+    #[test]
+    fn the_top_keeps_ties_at_the_last_place_and_follows_replaced_totals() {
+        let names = Dictionary::default();
+        let mut top = TopPosters::default();
+        assert_eq!(top.rows(&names, 0), None);
+        for n in 0..TOP as i64 {
+            assert!(top.apply(total(Name::of(Some(&n.to_string())), 1000 + n, 1), 1));
+        }
+        // Two more with the 100th place's count, one below it.
+        assert!(top.apply(total(Name::of(Some("tie a")), 1000, 2), 1));
+        assert!(top.apply(total(Name::of(Some("tie b")), 1000, 3), 1));
+        assert!(top.apply(total(Name::of(Some("below")), 999, 1), 1));
+        assert_eq!(top.rows(&names, 0).map(|rows| rows.len()), Some(TOP + 2));
+        assert_eq!(top.rows(&names, 0), None);
+
+        // A poster's new total with the same follower_count: the stale retraction, applied after
+        // the addition, leaves the new total.
+        let poster = Name::of(Some("99"));
+        assert!(top.apply(total(poster, 1099, 2), 1));
+        assert!(top.apply(total(poster, 1099, 1), -1));
+        let rows = top.rows(&names, 0).unwrap();
+        assert_eq!(rows[0][1..], [Cell::Long(1099), Cell::Long(2)]);
+    }
+}
