@@ -5,8 +5,99 @@
 //! differential `reduce`: a reduce re-reads every distinct value of a key whenever the key
 //! changes, and with a handful of keys (age groups, join years) that is every value on every
 //! tick, which grew the live aggregates' latency with the data.
+//!
+//! A median query supplies the key of each pin ⋈ user pair ([`values`]) and the leading cells
+//! of a key's row ([`Medians::new`]); the rest is here.
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::inputs::PinUser;
+use super::names::Dictionary;
+use super::view::View;
+use super::{AggregateId, Cell, Change, Collection, Field, Inputs, Update};
+
+/// The key a median is reported for: an age group, a join year or both (a query that does not
+/// key by one of them leaves it 0).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct MedianKey {
+    /// An index into [`super::facts::AGE_GROUPS`].
+    pub group: u8,
+    pub join_year: i32,
+}
+
+/// The follower_counts of the pin ⋈ user pairs `key` keeps (`None`: left out), as changes of
+/// median aggregate `id`.
+pub fn values<'scope>(
+    id: AggregateId,
+    inputs: &Inputs<'scope>,
+    key: fn(&PinUser) -> Option<MedianKey>,
+) -> Collection<'scope, Update> {
+    inputs.pin_user.clone().flat_map(move |pair| {
+        key(&pair).map(|key| Update {
+            aggregate: id,
+            change: Change::MedianValue {
+                key,
+                value: pair.follower_count,
+            },
+        })
+    })
+}
+
+/// A median aggregate as the publisher keeps it: a [`Median`] per key.
+pub struct Medians {
+    medians: BTreeMap<MedianKey, Median>,
+    /// The leading cells of a key's row (the median follows them).
+    key_fields: fn(MedianKey) -> Vec<Field>,
+    changed: bool,
+}
+
+impl Medians {
+    pub fn new(key_fields: fn(MedianKey) -> Vec<Field>) -> Medians {
+        Medians {
+            medians: BTreeMap::new(),
+            key_fields,
+            changed: false,
+        }
+    }
+}
+
+impl View for Medians {
+    fn apply(&mut self, change: Change, diff: isize) -> bool {
+        let Change::MedianValue { key, value } = change else {
+            return false;
+        };
+        self.changed = true;
+        let median = self.medians.entry(key).or_default();
+        let consistent = median.update(value, diff);
+        if median.is_empty() {
+            self.medians.remove(&key);
+        }
+        consistent
+    }
+
+    fn rows(&mut self, names: &Dictionary, _now: i64) -> Option<Vec<Vec<Cell>>> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        let rows = self
+            .medians
+            .iter()
+            .filter_map(|(key, median)| {
+                let mut row: Vec<Cell> = (self.key_fields)(*key)
+                    .into_iter()
+                    .map(|field| field.cell(names))
+                    .collect();
+                row.push(Cell::Double(median.twice()? as f64 / 2.0));
+                Some(row)
+            })
+            .collect();
+        Some(rows)
+    }
+}
 
 /// A multiset of `i64` with its median.
 #[derive(Clone, Debug, Default)]
@@ -146,6 +237,37 @@ mod tests {
         assert_eq!(median.twice(), Some(6));
         assert!(!median.update(42, -1), "a value never added");
         assert_eq!(median.len(), 2);
+    }
+
+    #[test]
+    fn medians_publish_a_row_per_key_and_drop_emptied_keys() {
+        let mut medians = Medians::new(|key| vec![Field::AgeGroup(key.group)]);
+        let names = Dictionary::default();
+        let value = |group, value| Change::MedianValue {
+            key: MedianKey {
+                group,
+                join_year: 0,
+            },
+            value,
+        };
+        for (group, v) in [(0, 10), (0, 21), (3, 5)] {
+            assert!(medians.apply(value(group, v), 1));
+        }
+        let text = |s: &str| Cell::Text(Some(s.to_owned()));
+        assert_eq!(
+            medians.rows(&names, 0),
+            Some(vec![
+                vec![text("18-24"), Cell::Double(15.5)],
+                vec![text("+50"), Cell::Double(5.0)],
+            ])
+        );
+        assert_eq!(medians.rows(&names, 0), None);
+        assert!(medians.apply(value(3, 5), -1));
+        assert!(!medians.apply(value(3, 5), -1), "never added");
+        assert_eq!(
+            medians.rows(&names, 0),
+            Some(vec![vec![text("18-24"), Cell::Double(15.5)]])
+        );
     }
 
     proptest! {

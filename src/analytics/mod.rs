@@ -1,164 +1,132 @@
 //! Live analytics (SPEC §3): every query maintained incrementally with differential dataflow
 //! over the deduplicated clean rows, published to an [`AggregateStore`] that the HTTP API,
 //! the dashboard and the aggregate Delta tables read.
+//!
+//! One file per query, each behind the small [`Query`] trait, and one registry,
+//! [`AGGREGATES`], that everything else reads: the dataflow builds every entry, the publisher
+//! keeps one [`View`] per entry, and the store, the API, the dashboard and the aggregate tables
+//! take names and columns from it. A new query is a new file and a line in [`AGGREGATES`].
 
-pub mod store;
-
+pub mod cell;
+pub mod facts;
+pub mod inputs;
 pub mod median;
 pub mod names;
+pub mod operators;
 pub mod publish;
 pub mod queries;
+pub mod store;
+pub mod update;
+pub mod view;
 
-use serde::{Deserialize, Serialize};
+pub mod profile_popularity;
+pub mod q1_popular_category_by_country;
+pub mod q2_popular_category_by_year;
+pub mod q3_top_user_by_country;
+pub mod q4_popular_category_by_age_group;
+pub mod q5_median_followers_by_age_group;
+pub mod q6_users_joined_by_year;
+pub mod q7_median_followers_by_join_year;
+pub mod q8_median_followers_by_age_group_and_join_year;
+pub mod trending_categories;
 
+pub use cell::{Cell, CellType, Column};
+pub use inputs::Inputs;
 pub use store::{AggregateStore, Snapshot};
+pub use update::{Change, Field, Update};
+pub use view::View;
 
-/// The type of an aggregate column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CellType {
-    /// Arrow/Delta `string`, nullable.
-    Text,
-    /// `long`.
-    Long,
-    /// `double`.
-    Double,
+/// The differential collections the queries are built from and produce.
+pub type Collection<'scope, D> = differential_dataflow::VecCollection<'scope, u64, D, isize>;
+
+/// One SPEC §3 query: how its results are computed in the dataflow and kept by the publisher.
+/// Its name and columns are data, in its [`Aggregate`] entry.
+pub trait Query: Sync {
+    /// The query's changes, tagged with `id`, from the inputs every query shares; `None` for a
+    /// query the publisher keeps from signals alone (`trending_categories`).
+    fn build<'scope>(
+        &self,
+        id: AggregateId,
+        inputs: &Inputs<'scope>,
+    ) -> Option<Collection<'scope, Update>>;
+
+    /// A fresh publisher-side view that turns this query's changes into rows.
+    fn view(&self, settings: &view::Settings) -> Box<dyn View>;
 }
 
-/// One value of an aggregate row.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Cell {
-    Text(Option<String>),
-    Long(i64),
-    Double(f64),
-}
-
-impl PartialEq for Cell {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-impl Eq for Cell {}
-impl PartialOrd for Cell {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-/// Total order (doubles by `total_cmp`) so snapshots sort the same way every time.
-impl Ord for Cell {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        use Cell::*;
-        match (self, other) {
-            (Text(a), Text(b)) => a.cmp(b),
-            (Long(a), Long(b)) => a.cmp(b),
-            (Double(a), Double(b)) => a.total_cmp(b),
-            (a, b) => a.rank().cmp(&b.rank()),
-        }
-    }
-}
-
-impl Cell {
-    /// The value as plain JSON (a string or null, a number).
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Cell::Text(text) => text.clone().map_or(serde_json::Value::Null, Into::into),
-            Cell::Long(n) => (*n).into(),
-            Cell::Double(x) => {
-                serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, Into::into)
-            }
-        }
-    }
-
-    fn rank(&self) -> u8 {
-        match self {
-            Cell::Text(_) => 0,
-            Cell::Long(_) => 1,
-            Cell::Double(_) => 2,
-        }
-    }
-}
-
-/// An aggregate's name and columns (SPEC §3 names, in order).
-#[derive(Debug)]
-pub struct AggregateSpec {
+/// A registry entry: an aggregate's SPEC §3 name and columns (in order), and its query.
+pub struct Aggregate {
     pub name: &'static str,
-    pub columns: &'static [(&'static str, CellType)],
+    pub columns: &'static [Column],
+    pub query: &'static dyn Query,
 }
 
-use CellType::{Double, Long, Text};
+impl std::fmt::Debug for Aggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregate")
+            .field("name", &self.name)
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
+}
 
-/// Every aggregate of SPEC §3, in SPEC order.
-pub const AGGREGATES: &[AggregateSpec] = &[
-    AggregateSpec {
-        name: "q1_popular_category_by_country",
-        columns: &[
-            ("country", Text),
-            ("category", Text),
-            ("category_count", Long),
-        ],
-    },
-    AggregateSpec {
-        name: "q2_popular_category_by_year",
-        columns: &[
-            ("post_year", Long),
-            ("category", Text),
-            ("category_count", Long),
-        ],
-    },
-    AggregateSpec {
-        name: "q3_top_user_by_country",
-        columns: &[
-            ("country", Text),
-            ("poster_name", Text),
-            ("follower_count", Long),
-        ],
-    },
-    AggregateSpec {
-        name: "q3b_top_country",
-        columns: &[("country", Text), ("follower_count", Long)],
-    },
-    AggregateSpec {
-        name: "q4_popular_category_by_age_group",
-        columns: &[
-            ("age_group", Text),
-            ("category", Text),
-            ("category_count", Long),
-        ],
-    },
-    AggregateSpec {
-        name: "q5_median_followers_by_age_group",
-        columns: &[("age_group", Text), ("median_follower_count", Double)],
-    },
-    AggregateSpec {
-        name: "q6_users_joined_by_year",
-        columns: &[("post_year", Long), ("number_users_joined", Long)],
-    },
-    AggregateSpec {
-        name: "q7_median_followers_by_join_year",
-        columns: &[("post_year", Long), ("median_follower_count", Double)],
-    },
-    AggregateSpec {
-        name: "q8_median_followers_by_age_group_and_join_year",
-        columns: &[
-            ("age_group", Text),
-            ("post_year", Long),
-            ("median_follower_count", Double),
-        ],
-    },
-    AggregateSpec {
-        name: "profile_popularity",
-        columns: &[
-            ("poster_name", Text),
-            ("follower_count", Long),
-            ("posts", Long),
-        ],
-    },
-    AggregateSpec {
-        name: "trending_categories",
-        columns: &[("category", Text), ("posts", Long)],
-    },
+/// Every aggregate of SPEC §3, in SPEC order: the one registry.
+pub const AGGREGATES: &[Aggregate] = &[
+    q1_popular_category_by_country::AGGREGATE,
+    q2_popular_category_by_year::AGGREGATE,
+    q3_top_user_by_country::AGGREGATE,
+    q3_top_user_by_country::TOP_COUNTRY,
+    q4_popular_category_by_age_group::AGGREGATE,
+    q5_median_followers_by_age_group::AGGREGATE,
+    q6_users_joined_by_year::AGGREGATE,
+    q7_median_followers_by_join_year::AGGREGATE,
+    q8_median_followers_by_age_group_and_join_year::AGGREGATE,
+    profile_popularity::AGGREGATE,
+    trending_categories::AGGREGATE,
 ];
 
-/// The spec of aggregate `name`.
-pub fn spec(name: &str) -> Option<&'static AggregateSpec> {
-    AGGREGATES.iter().find(|spec| spec.name == name)
+/// An aggregate's place in [`AGGREGATES`]: how changes say which aggregate they belong to
+/// (one byte, not a name to look up), handed to each query by [`queries::aggregates`].
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct AggregateId(u8);
+
+impl AggregateId {
+    /// Every aggregate's id with its entry, in registry order.
+    pub fn all() -> impl Iterator<Item = (AggregateId, &'static Aggregate)> {
+        const { assert!(AGGREGATES.len() <= u8::MAX as usize) };
+        AGGREGATES
+            .iter()
+            .enumerate()
+            .map(|(index, aggregate)| (AggregateId(index as u8), aggregate))
+    }
+
+    /// The registry entry (ids only come from [`AggregateId::all`], so it exists).
+    pub fn aggregate(self) -> &'static Aggregate {
+        &AGGREGATES[self.index()]
+    }
+
+    pub fn index(self) -> usize {
+        self.0.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique_and_in_spec_order() {
+        let names: Vec<&str> = AGGREGATES.iter().map(|a| a.name).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        assert_eq!(names[0], "q1_popular_category_by_country");
+        assert_eq!(names[10], "trending_categories");
+        for (id, aggregate) in AggregateId::all() {
+            assert_eq!(id.aggregate().name, aggregate.name);
+        }
+    }
 }

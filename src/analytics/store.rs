@@ -2,18 +2,20 @@
 //! HTTP API, dashboard and aggregate tables (which read).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use super::{AGGREGATES, AggregateSpec, Cell};
+use super::{AGGREGATES, Aggregate, Cell};
 
 /// One aggregate as of one moment: a consistent result (the dataflow frontier had passed
 /// every input it reflects).
 #[derive(Clone, Debug)]
 pub struct Snapshot {
-    pub spec: &'static AggregateSpec,
+    pub spec: &'static Aggregate,
     /// When this result was published, micros UTC.
     pub as_of: i64,
     /// Bumped on every change of this aggregate.
@@ -33,7 +35,7 @@ impl Snapshot {
                     .columns
                     .iter()
                     .zip(row)
-                    .map(|((name, _), cell)| ((*name).to_owned(), cell.to_json()))
+                    .map(|(column, cell)| (column.name.to_owned(), cell.to_json()))
                     .collect();
                 Value::Object(object)
             })
@@ -41,7 +43,8 @@ impl Snapshot {
     }
 }
 
-/// The shared store. Cheap to clone.
+/// The shared store. Cheap to clone. Its lock is `parking_lot`'s, which has no poisoning: a
+/// panic while publishing leaves the previous or the new snapshot, both whole.
 #[derive(Clone)]
 pub struct AggregateStore {
     snapshots: Arc<RwLock<BTreeMap<&'static str, Arc<Snapshot>>>>,
@@ -79,7 +82,7 @@ impl AggregateStore {
     /// Replaces aggregate `name`'s rows (sorted here) if they changed; returns whether they did.
     pub fn publish(&self, name: &str, mut rows: Vec<Vec<Cell>>) -> bool {
         rows.sort();
-        let mut snapshots = self.snapshots.write().unwrap_or_else(|p| p.into_inner());
+        let mut snapshots = self.snapshots.write();
         let Some(current) = snapshots.get_mut(name) else {
             return false;
         };
@@ -98,16 +101,12 @@ impl AggregateStore {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Snapshot>> {
-        self.snapshots
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.snapshots.read().get(name).cloned()
     }
 
     /// Every aggregate, in SPEC order.
     pub fn all(&self) -> Vec<Arc<Snapshot>> {
-        let snapshots = self.snapshots.read().unwrap_or_else(|p| p.into_inner());
+        let snapshots = self.snapshots.read();
         AGGREGATES
             .iter()
             .filter_map(|spec| snapshots.get(spec.name).cloned())

@@ -48,7 +48,7 @@ pub async fn aggregate(
         .aggregates
         .get(&name)
         .ok_or(ApiError::UnknownAggregate(name))?;
-    let columns: Vec<&str> = snapshot.spec.columns.iter().map(|(c, _)| *c).collect();
+    let columns: Vec<&str> = snapshot.spec.columns.iter().map(|c| c.name).collect();
     Ok(Json(json!({
         "name": snapshot.spec.name,
         "as_of": rfc3339(snapshot.as_of),

@@ -2,15 +2,34 @@
 //! fetched from elsewhere, the machine may have no internet). It loads the JSON API once,
 //! then follows `/api/v1/events`: `stats` events redraw the counters and charts, and
 //! `aggregates` events refetch the aggregates whose version moved.
+//!
+//! The page has a card for every aggregate of the registry ([`AGGREGATES`]): their names are
+//! written into it when it is served, so a new query shows up without editing the
+//! page (which only adds a title and a chart for the ones it knows).
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
+use serde_json::json;
+
+use crate::analytics::AGGREGATES;
 
 /// The page, compiled in: no files to find at run time.
 const PAGE: &str = include_str!("dashboard.html");
 
+/// Where the page takes the registry's entries.
+const REGISTRY_SLOT: &str = "/* REGISTRY */";
+
 pub async fn page() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE))
+    ([(header::CACHE_CONTROL, "no-store")], Html(with_registry()))
+}
+
+/// The page with the registry's aggregates in order, as JavaScript objects `{ name: "..." }`.
+fn with_registry() -> String {
+    let entries: Vec<String> = AGGREGATES
+        .iter()
+        .map(|aggregate| format!("{{ name: {} }}", json!(aggregate.name)))
+        .collect();
+    PAGE.replacen(REGISTRY_SLOT, &entries.join(", "), 1)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use url::Url;
 
 use super::SinkError;
-use crate::analytics::{AGGREGATES, AggregateSpec, AggregateStore, Cell, CellType, Snapshot};
+use crate::analytics::{AGGREGATES, Aggregate, AggregateStore, Cell, CellType, Snapshot};
 
 fn delta_error(name: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
     move |source| SinkError::Delta {
@@ -28,14 +28,14 @@ fn delta_error(name: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkErr
 }
 
 /// The Arrow schema of an aggregate's table.
-pub fn arrow_schema(spec: &AggregateSpec) -> SchemaRef {
+pub fn arrow_schema(spec: &Aggregate) -> SchemaRef {
     let fields: Vec<Field> = spec
         .columns
         .iter()
-        .map(|(name, kind)| match kind {
-            CellType::Text => Field::new(*name, DataType::Utf8, true),
-            CellType::Long => Field::new(*name, DataType::Int64, true),
-            CellType::Double => Field::new(*name, DataType::Float64, true),
+        .map(|column| match column.kind {
+            CellType::Text => Field::new(column.name, DataType::Utf8, true),
+            CellType::Long => Field::new(column.name, DataType::Int64, true),
+            CellType::Double => Field::new(column.name, DataType::Float64, true),
         })
         .collect();
     Arc::new(Schema::new(fields))
@@ -50,9 +50,9 @@ fn encode(
         .columns
         .iter()
         .enumerate()
-        .map(|(i, (_, kind))| -> ArrayRef {
+        .map(|(i, column)| -> ArrayRef {
             let cells = snapshot.rows.iter().map(|row| &row[i]);
-            match kind {
+            match column.kind {
                 CellType::Text => {
                     let mut builder = StringBuilder::new();
                     for cell in cells {

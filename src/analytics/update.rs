@@ -1,0 +1,74 @@
+//! What the dataflow sends the publisher: changes to the aggregates, with names still digests.
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::AGE_GROUPS;
+use super::median::MedianKey;
+use super::names::{Dictionary, Name};
+use super::{AggregateId, Cell};
+
+/// A change to one aggregate, which the publisher hands to that aggregate's [`View`](super::View).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Update {
+    pub aggregate: AggregateId,
+    pub change: Change,
+}
+
+/// The kinds of change the views keep.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Change {
+    /// A row of an aggregate computed in full by the dataflow.
+    Row(Vec<Field>),
+    /// A poster's highest follower_count and number of distinct posts. The top 100 of these
+    /// (`profile_popularity`) are ranked by the publisher in an ordered index: ranking inside
+    /// the dataflow would re-read every poster on each change.
+    PosterTotal {
+        poster: Name,
+        follower_count: i64,
+        posts: i64,
+    },
+    /// A follower_count entering (diff > 0) or leaving the multiset whose median a median
+    /// aggregate (q5, q7, q8) reports for `key`. The publisher keeps the medians in
+    /// order-statistic halves ([`super::median::Median`]): a reduce would re-read every value
+    /// of a key per change.
+    MedianValue { key: MedianKey, value: i64 },
+}
+
+/// A value of a row as the dataflow computes it: names stay digests (compared as integers,
+/// and their text is only known to the publisher, see [`super::names`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Field {
+    Name(Name),
+    Long(i64),
+    /// An index into [`AGE_GROUPS`].
+    AgeGroup(u8),
+}
+
+impl Field {
+    /// The published cell: names as their text.
+    pub fn cell(self, names: &Dictionary) -> Cell {
+        match self {
+            Field::Name(name) => Cell::Text(names.text(name)),
+            Field::Long(n) => Cell::Long(n),
+            Field::AgeGroup(group) => Cell::Text(Some(AGE_GROUPS[usize::from(group)].to_owned())),
+        }
+    }
+}
+
+impl From<Name> for Field {
+    fn from(name: Name) -> Field {
+        Field::Name(name)
+    }
+}
+
+impl From<i64> for Field {
+    fn from(n: i64) -> Field {
+        Field::Long(n)
+    }
+}
+
+impl From<i32> for Field {
+    fn from(n: i32) -> Field {
+        Field::Long(n.into())
+    }
+}
