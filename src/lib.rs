@@ -5,6 +5,8 @@
 // Shared vocabulary: the streams, the engine's counters.
 pub mod stats;
 pub mod stream;
+// One job over several processes: the hosts, the rendezvous, a lost peer.
+pub mod cluster;
 // SPEC §2 cleaning rules, one file per stream, and the clean rows.
 pub mod clean;
 // The output tables and the rows bound for them (clean or quarantined, keyed, distinct).

@@ -1,0 +1,483 @@
+//! One job over several processes: a timely cluster.
+//!
+//! Every process runs the same job with the same worker count; timely connects them into one
+//! set of `processes × workers` workers, so the dataflow's exchanges (deduplication by row
+//! identity, the analytics' arrangements, the single committer) span the whole cluster and the
+//! outputs do not depend on how many processes there are.
+//!
+//! Before timely connects, the processes meet at process 0 ([`rendezvous`]): each says which
+//! job it runs and with how many workers, so a mismatch is one clear line instead of a hang
+//! (timely itself would wait forever, or route to workers that do not exist), and a process
+//! that does not come is named after a timeout.
+//!
+//! Once running, a process that dies (SIGKILL, a lost host) breaks its TCP connections; timely's
+//! communication threads then panic. [`exit_on_lost_peer`] turns that into one line naming the
+//! lost process and a non-zero exit, so every survivor stops within seconds and a supervisor
+//! restarts the cluster, which resumes from the positions in the tables.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Exit status of a process that lost a peer (distinct from 1, a failed job, so that a
+/// supervisor can tell "restart the cluster" from "fix the job").
+pub const EXIT_LOST_PEER: i32 = 3;
+
+/// How long process 0 waits for the others, and they for it, by default.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a waiting process says what it waits for.
+const WAIT_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("hosts file {path}: {reason}")]
+    HostsFile { path: String, reason: String },
+    #[error("cluster: {0}")]
+    Invalid(String),
+    #[error("cluster: process {process} is not in the hosts list (it has {processes} lines: 0..{})", processes - 1)]
+    ProcessOutOfRange { process: usize, processes: usize },
+    #[error(
+        "cluster: cannot listen on {address} (process {process}'s line of the hosts list): {source}"
+    )]
+    Listen {
+        process: usize,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cluster: {missing} did not join within {waited:?}")]
+    Missing { missing: String, waited: Duration },
+    #[error("cluster: process 0 ({address}) refused process {process}: {reason}")]
+    Refused {
+        process: usize,
+        address: String,
+        reason: String,
+    },
+    #[error("cluster: {0}")]
+    Mismatch(String),
+}
+
+/// Where this process stands in a cluster: the address of every process (timely's hosts
+/// list, one `host:port` each, in process order) and its own index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cluster {
+    pub hosts: Vec<String>,
+    pub process: usize,
+    pub join_timeout: Duration,
+}
+
+impl Cluster {
+    /// Checks the hosts and the index.
+    pub fn new(
+        hosts: Vec<String>,
+        process: usize,
+        join_timeout: Duration,
+    ) -> Result<Cluster, ClusterError> {
+        if hosts.is_empty() {
+            return Err(ClusterError::Invalid("the hosts list is empty".into()));
+        }
+        for (index, host) in hosts.iter().enumerate() {
+            if host.to_socket_addrs().is_err() {
+                return Err(ClusterError::Invalid(format!(
+                    "host {index} `{host}` is not host:port"
+                )));
+            }
+            if hosts[..index].contains(host) {
+                return Err(ClusterError::Invalid(format!(
+                    "host `{host}` is listed twice"
+                )));
+            }
+        }
+        if process >= hosts.len() {
+            return Err(ClusterError::ProcessOutOfRange {
+                process,
+                processes: hosts.len(),
+            });
+        }
+        Ok(Cluster {
+            hosts,
+            process,
+            join_timeout,
+        })
+    }
+
+    /// Reads a hosts file: one `host:port` per line; blank lines and `#` comments are skipped.
+    pub fn read_hosts(path: &Path) -> Result<Vec<String>, ClusterError> {
+        let error = |reason: String| ClusterError::HostsFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let hosts: Vec<String> = text
+            .lines()
+            .map(|line| line.split('#').next().unwrap_or_default().trim())
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if hosts.is_empty() {
+            return Err(error("no host:port lines".into()));
+        }
+        Ok(hosts)
+    }
+
+    pub fn processes(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The timely configuration: `workers` threads here, connected to every other process.
+    pub fn timely_config(&self, workers: usize) -> timely::Config {
+        timely::Config {
+            communication: timely::CommunicationConfig::Cluster {
+                threads: workers,
+                process: self.process,
+                addresses: self.hosts.clone(),
+                report: false,
+                zerocopy: false,
+            },
+            worker: timely::WorkerConfig::default(),
+        }
+    }
+}
+
+/// What a process tells process 0 when it joins.
+#[derive(Debug, Serialize, Deserialize)]
+struct Hello {
+    process: usize,
+    workers: usize,
+    /// A digest of everything that must be equal on every process (see [`rendezvous`]).
+    job: String,
+}
+
+/// Process 0's answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct Answer {
+    refused: Option<String>,
+}
+
+/// Waits until every process of the cluster is there and runs the same job (`job`, a digest
+/// of the settings that must agree) with the same number of workers, or fails naming the
+/// missing or mismatched process. Process 0 listens on its own address (which timely binds
+/// next); the others connect to it, retrying until the join timeout.
+pub fn rendezvous(cluster: &Cluster, workers: usize, job: &str) -> Result<(), ClusterError> {
+    if cluster.processes() == 1 {
+        return Ok(());
+    }
+    let hello = Hello {
+        process: cluster.process,
+        workers,
+        job: job.to_owned(),
+    };
+    if cluster.process == 0 {
+        gather(cluster, &hello)
+    } else {
+        join(cluster, &hello)
+    }
+}
+
+/// Process 0: accepts one hello from every other process, checks them all, then answers each.
+fn gather(cluster: &Cluster, own: &Hello) -> Result<(), ClusterError> {
+    let address = &cluster.hosts[0];
+    let listener = TcpListener::bind(address).map_err(|source| ClusterError::Listen {
+        process: 0,
+        address: address.clone(),
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ClusterError::Listen {
+            process: 0,
+            address: address.clone(),
+            source,
+        })?;
+    let started = Instant::now();
+    let mut reported = Instant::now();
+    let mut joined: Vec<Option<(Hello, TcpStream)>> =
+        (0..cluster.processes()).map(|_| None).collect();
+    while joined.iter().skip(1).any(Option::is_none) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Some(hello) = read_hello(&stream) {
+                    let slot = hello.process;
+                    if slot == 0 || slot >= joined.len() {
+                        answer(&stream, Some(format!("no process {slot} in this cluster")));
+                    } else {
+                        joined[slot] = Some((hello, stream));
+                    }
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                let missing = missing(cluster, &joined);
+                if started.elapsed() > cluster.join_timeout {
+                    for (_, stream) in joined.iter().flatten() {
+                        answer(stream, Some(format!("{missing} did not join")));
+                    }
+                    return Err(ClusterError::Missing {
+                        missing,
+                        waited: cluster.join_timeout,
+                    });
+                }
+                if reported.elapsed() > WAIT_REPORT_EVERY {
+                    tracing::info!("cluster: waiting for {missing}");
+                    reported = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => {
+                return Err(ClusterError::Listen {
+                    process: 0,
+                    address: address.clone(),
+                    source: error,
+                });
+            }
+        }
+    }
+    let mismatch = joined
+        .iter()
+        .flatten()
+        .find_map(|(hello, _)| mismatch(own, hello));
+    for (_, stream) in joined.iter().flatten() {
+        answer(stream, mismatch.clone());
+    }
+    match mismatch {
+        Some(reason) => Err(ClusterError::Mismatch(reason)),
+        None => {
+            tracing::info!(
+                processes = cluster.processes(),
+                "cluster: every process joined"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Why `other` cannot run with `own`, if it cannot.
+fn mismatch(own: &Hello, other: &Hello) -> Option<String> {
+    if other.workers != own.workers {
+        return Some(format!(
+            "process {} runs {} workers, process 0 runs {}: every process needs the same --workers",
+            other.process, other.workers, own.workers
+        ));
+    }
+    if other.job != own.job {
+        return Some(format!(
+            "process {} runs another job than process 0 (its lake, sources, batch or analytics settings differ)",
+            other.process
+        ));
+    }
+    None
+}
+
+/// The processes not joined yet, named with their addresses.
+fn missing(cluster: &Cluster, joined: &[Option<(Hello, TcpStream)>]) -> String {
+    let names: Vec<String> = joined
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, slot)| slot.is_none())
+        .map(|(process, _)| format!("process {process} ({})", cluster.hosts[process]))
+        .collect();
+    names.join(", ")
+}
+
+fn read_hello(stream: &TcpStream) -> Option<Hello> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+fn answer(mut stream: &TcpStream, refused: Option<String>) {
+    let mut line = serde_json::to_string(&Answer { refused }).unwrap_or_default();
+    line.push('\n');
+    // A peer that went away meanwhile finds out when timely connects.
+    let _ = stream.write_all(line.as_bytes());
+}
+
+/// Any other process: says hello to process 0 (retrying until the join timeout) and waits for
+/// its answer, which comes once every process has joined.
+fn join(cluster: &Cluster, hello: &Hello) -> Result<(), ClusterError> {
+    let address = &cluster.hosts[0];
+    let started = Instant::now();
+    let mut reported = Instant::now();
+    let stream = loop {
+        match TcpStream::connect(address) {
+            Ok(stream) => break stream,
+            Err(_) if started.elapsed() < cluster.join_timeout => {
+                if reported.elapsed() > WAIT_REPORT_EVERY {
+                    tracing::info!("cluster: waiting for process 0 ({address})");
+                    reported = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(_) => {
+                return Err(ClusterError::Missing {
+                    missing: format!("process 0 ({address})"),
+                    waited: cluster.join_timeout,
+                });
+            }
+        }
+    };
+    let refused = |reason: String| ClusterError::Refused {
+        process: cluster.process,
+        address: address.clone(),
+        reason,
+    };
+    let mut line = serde_json::to_string(hello).map_err(|e| refused(e.to_string()))?;
+    line.push('\n');
+    (&stream)
+        .write_all(line.as_bytes())
+        .map_err(|e| refused(e.to_string()))?;
+    // Process 0 answers when the last process joined, or when its own timeout ran out.
+    stream
+        .set_read_timeout(Some(cluster.join_timeout + Duration::from_secs(5)))
+        .map_err(|e| refused(e.to_string()))?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| refused(format!("no answer: {e}")))?;
+    let answer: Answer = serde_json::from_str(&line)
+        .map_err(|_| refused("no answer (it stopped, or is not a pinstream process)".into()))?;
+    match answer.refused {
+        Some(reason) => Err(ClusterError::Mismatch(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Makes a broken connection to another process (timely's communication threads panic on it)
+/// end this process at once with one line naming the lost process, instead of leaving the
+/// workers waiting for progress that never comes.
+pub fn exit_on_lost_peer(hosts: Vec<String>) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let peer = thread.name().and_then(|name| {
+            name.strip_prefix("timely:recv-")
+                .or_else(|| name.strip_prefix("timely:send-"))
+                .and_then(|index| index.parse::<usize>().ok())
+        });
+        match peer {
+            Some(peer) => {
+                let address = hosts.get(peer).map(String::as_str).unwrap_or("?");
+                let cause = info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                    .unwrap_or("connection failed");
+                eprintln!(
+                    "pinstream: lost process {peer} ({address}) of the cluster ({cause}); exiting: restart the cluster, it resumes from the tables"
+                );
+                std::process::exit(EXIT_LOST_PEER);
+            }
+            None => default(info),
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(hosts: &[&str], process: usize) -> Result<Cluster, ClusterError> {
+        Cluster::new(
+            hosts.iter().map(|h| h.to_string()).collect(),
+            process,
+            Duration::from_secs(2),
+        )
+    }
+
+    #[test]
+    fn hosts_and_index_are_checked() {
+        assert!(cluster(&["127.0.0.1:2101", "127.0.0.1:2102"], 1).is_ok());
+        assert!(matches!(
+            cluster(&["127.0.0.1:2101"], 1),
+            Err(ClusterError::ProcessOutOfRange { .. })
+        ));
+        let twice = cluster(&["127.0.0.1:2101", "127.0.0.1:2101"], 0).unwrap_err();
+        assert!(twice.to_string().contains("listed twice"), "{twice}");
+        let bad = cluster(&["nohost"], 0).unwrap_err();
+        assert!(bad.to_string().contains("not host:port"), "{bad}");
+    }
+
+    #[test]
+    fn hosts_files_skip_blanks_and_comments() {
+        let dir = std::env::temp_dir().join(format!("pinstream-hosts-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "# the cluster\n127.0.0.1:2101\n\n127.0.0.1:2102  # second\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Cluster::read_hosts(&dir).unwrap(),
+            vec!["127.0.0.1:2101", "127.0.0.1:2102"]
+        );
+        std::fs::remove_file(&dir).unwrap();
+    }
+
+    /// A free port on loopback (bound then released).
+    fn free_address() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    }
+
+    #[test]
+    fn processes_meet_in_any_order_and_mismatches_are_one_line() {
+        let hosts = vec![free_address(), free_address(), free_address()];
+        let run = |process: usize, workers: usize, job: &'static str, delay: u64| {
+            let cluster = Cluster::new(hosts.clone(), process, Duration::from_secs(10)).unwrap();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(delay));
+                rendezvous(&cluster, workers, job)
+            })
+        };
+        // Peers first, process 0 last: all meet.
+        let joins = [run(2, 2, "a", 0), run(1, 2, "a", 100), run(0, 2, "a", 400)];
+        for join in joins {
+            join.join().unwrap().unwrap();
+        }
+        // Process 1 with another worker count: every process fails, naming it.
+        let joins = [run(0, 2, "a", 0), run(1, 1, "a", 0), run(2, 2, "a", 0)];
+        for join in joins {
+            let error = join.join().unwrap().unwrap_err().to_string();
+            assert!(error.contains("process 1 runs 1 workers"), "{error}");
+        }
+        // Another job on process 2.
+        let joins = [run(0, 2, "a", 0), run(1, 2, "a", 0), run(2, 2, "b", 0)];
+        let error = joins
+            .into_iter()
+            .map(|join| join.join().unwrap())
+            .next()
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("process 2 runs another job"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_process_is_named_after_the_timeout() {
+        let hosts = vec![free_address(), free_address(), free_address()];
+        let peer = {
+            let cluster = Cluster::new(hosts.clone(), 1, Duration::from_secs(1)).unwrap();
+            std::thread::spawn(move || rendezvous(&cluster, 1, "a"))
+        };
+        let leader = Cluster::new(hosts.clone(), 0, Duration::from_secs(1)).unwrap();
+        let error = rendezvous(&leader, 1, "a").unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("process 2 ({})", hosts[2])),
+            "{error}"
+        );
+        assert!(peer.join().unwrap().is_err());
+        // And a process whose process 0 never comes names it.
+        let alone = Cluster::new(hosts.clone(), 2, Duration::from_millis(500)).unwrap();
+        let error = rendezvous(&alone, 1, "a").unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("process 0 ({})", hosts[0])),
+            "{error}"
+        );
+    }
+}
