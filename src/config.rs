@@ -100,6 +100,18 @@ pub struct MaintainArgs {
 pub struct RunArgs {
     /// Job file (TOML, see dataflows/). Without it: the embedded default job.
     pub job: Option<PathBuf>,
+    /// Run as one process of a cluster: FILE lists every process's `host:port` (timely's
+    /// hosts file, one per line, in process order). Every process runs the same job with the
+    /// same --workers; the outputs do not depend on the number of processes. Overrides the
+    /// job's [cluster] hosts.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// This process's index in the hosts list (0 commits the tables).
+    #[arg(long, env = "PINSTREAM_PROCESS")]
+    pub process: Option<usize>,
+    /// How long the processes of a cluster wait for each other at start (e.g. 60s).
+    #[arg(long, value_parser = parse_duration)]
+    pub join_timeout: Option<Duration>,
     /// Lake root for every table: a local directory (or file:// URL) or s3://bucket/prefix
     /// (configured by the standard AWS variables: AWS_REGION, AWS_ENDPOINT_URL[_S3],
     /// credentials, AWS_ALLOW_HTTP). Overrides the job's.
@@ -321,6 +333,8 @@ pub struct Config {
     pub analytics: AnalyticsSettings,
     pub maintenance: MaintenanceSettings,
     pub until_done: bool,
+    /// Several processes running this job as one (`--hosts`); `None`: this process alone.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// A job file as written (see dataflows/*.toml).
@@ -339,6 +353,16 @@ struct JobFile {
     maintenance: MaintenanceFile,
     #[serde(default)]
     source: Vec<SourceFile>,
+    cluster: Option<ClusterFile>,
+}
+
+/// `[cluster]`: the processes that run the job together.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    /// Every process's `host:port`, in process order.
+    hosts: Vec<String>,
+    join_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -624,6 +648,49 @@ impl MaintainConfig {
     }
 }
 
+/// The cluster this process is part of, if any: `--hosts` (or the job's `[cluster] hosts`) with
+/// `--process` (or `PINSTREAM_PROCESS`), checked.
+fn resolve_cluster(
+    args: &RunArgs,
+    file: Option<&ClusterFile>,
+    path: &str,
+) -> Result<Option<crate::cluster::Cluster>, ConfigError> {
+    use crate::cluster::{Cluster, DEFAULT_JOIN_TIMEOUT};
+    let hosts = match (&args.hosts, file) {
+        (Some(hosts), _) => {
+            Cluster::read_hosts(hosts).map_err(|e| ConfigError::Invalid(e.to_string()))?
+        }
+        (None, Some(file)) => file.hosts.clone(),
+        (None, None) => {
+            if args.process.is_some() {
+                return Err(ConfigError::Invalid(
+                    "--process needs --hosts (or a [cluster] section in the job)".into(),
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let Some(process) = args.process else {
+        return Err(ConfigError::Invalid(
+            "a cluster needs this process's index: --process <i> or PINSTREAM_PROCESS".into(),
+        ));
+    };
+    let join_timeout = match (
+        args.join_timeout,
+        file.and_then(|f| f.join_timeout.as_ref()),
+    ) {
+        (Some(timeout), _) => timeout,
+        (None, Some(text)) => parse_duration(text).map_err(|reason| ConfigError::JobFile {
+            path: path.to_owned(),
+            reason: format!("cluster.join_timeout {reason}"),
+        })?,
+        (None, None) => DEFAULT_JOIN_TIMEOUT,
+    };
+    Cluster::new(hosts, process, join_timeout)
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid(e.to_string()))
+}
+
 impl Config {
     /// The job file (or the embedded default) with the flags applied, checked.
     pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
@@ -666,6 +733,7 @@ impl Config {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
+        let cluster = resolve_cluster(args, job.cluster.as_ref(), &path)?;
         let interval = match (&args.batch_interval, &job.batch.interval) {
             (Some(interval), _) => *interval,
             (None, Some(text)) => parse_duration(text).map_err(|reason| ConfigError::JobFile {
@@ -743,6 +811,7 @@ impl Config {
             analytics,
             maintenance,
             until_done: args.until_done,
+            cluster,
         };
         config.check()?;
         Ok(config)

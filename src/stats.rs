@@ -1,10 +1,11 @@
 //! Counters the engine keeps while it runs: read by the progress line, `/metrics`, the
 //! dashboard and `--summary`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::stream::Stream;
 
@@ -46,6 +47,52 @@ pub struct Stats {
     pub last_batch_latency_micros: AtomicU64,
     /// Time from a record's arrival to the aggregates including it being published.
     pub freshness: Mutex<VecDeque<u64>>,
+    /// In a cluster: the latest [`Counters`] each other process sent, by process index (the
+    /// HTTP API shows the cluster's totals on every process).
+    pub peers: Mutex<BTreeMap<usize, Counters>>,
+}
+
+/// A process's totals at one moment, as sent to the other processes of a cluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub records_in: u64,
+    pub clean: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+    pub rows_committed: u64,
+    pub commits: u64,
+    pub batches: u64,
+    pub clean_by_stream: [u64; 3],
+    pub quarantined_by_stream: [u64; 4],
+    pub records_by_source: [u64; SOURCE_KINDS.len()],
+    pub last_batch_latency_micros: u64,
+    /// Freshness p50 and p99 (micros), on the process that publishes the aggregates.
+    pub freshness: Option<[u64; 2]>,
+}
+
+impl Counters {
+    /// Adds `other`'s counts (a cluster's totals are the sums of its processes'; the commit
+    /// latency and freshness come from the one process that commits and publishes).
+    pub fn add(&mut self, other: &Counters) {
+        let sum = |a: &mut [u64], b: &[u64]| a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        self.records_in += other.records_in;
+        self.clean += other.clean;
+        self.quarantined += other.quarantined;
+        self.duplicates += other.duplicates;
+        self.rows_committed += other.rows_committed;
+        self.commits += other.commits;
+        self.batches += other.batches;
+        sum(&mut self.clean_by_stream, &other.clean_by_stream);
+        sum(
+            &mut self.quarantined_by_stream,
+            &other.quarantined_by_stream,
+        );
+        sum(&mut self.records_by_source, &other.records_by_source);
+        self.last_batch_latency_micros = self
+            .last_batch_latency_micros
+            .max(other.last_batch_latency_micros);
+        self.freshness = self.freshness.or(other.freshness);
+    }
 }
 
 /// Source kinds, as labelled in metrics (`kind` in `kind:...` partition ids).
@@ -77,6 +124,43 @@ impl Stats {
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(SOURCE_KINDS.len() - 1)
+    }
+
+    /// This process's totals now.
+    pub fn counters(&self) -> Counters {
+        let all = |counters: &[AtomicU64]| counters.iter().map(Stats::get).collect::<Vec<_>>();
+        let mut totals = Counters {
+            records_in: Stats::get(&self.records_in),
+            clean: Stats::get(&self.clean),
+            quarantined: Stats::get(&self.quarantined),
+            duplicates: Stats::get(&self.duplicates),
+            rows_committed: Stats::get(&self.rows_committed),
+            commits: Stats::get(&self.commits),
+            batches: Stats::get(&self.batches),
+            last_batch_latency_micros: Stats::get(&self.last_batch_latency_micros),
+            freshness: self.freshness_quantiles(&[0.5, 0.99]).map(|q| [q[0], q[1]]),
+            ..Counters::default()
+        };
+        totals
+            .clean_by_stream
+            .copy_from_slice(&all(&self.clean_by_stream));
+        totals
+            .quarantined_by_stream
+            .copy_from_slice(&all(&self.quarantined_by_stream));
+        totals
+            .records_by_source
+            .copy_from_slice(&all(&self.records_by_source));
+        totals
+    }
+
+    /// The totals of the whole job: this process's, plus the latest of every other process
+    /// of a cluster.
+    pub fn job_counters(&self) -> Counters {
+        let mut totals = self.counters();
+        for peer in self.peers.lock().values() {
+            totals.add(peer);
+        }
+        totals
     }
 
     pub fn record_freshness(&self, micros: u64) {
@@ -118,6 +202,24 @@ mod tests {
             stats.freshness_quantiles(&[0.0, 0.5, 0.99, 1.0]),
             Some(vec![1, 51, 99, 100])
         );
+    }
+
+    #[test]
+    fn job_counters_add_the_peers() {
+        let stats = Stats::default();
+        Stats::add(&stats.records_in, 5);
+        Stats::add(&stats.clean_by_stream[1], 2);
+        let peer = Counters {
+            records_in: 7,
+            clean_by_stream: [0, 3, 0],
+            freshness: Some([1, 2]),
+            ..Counters::default()
+        };
+        stats.peers.lock().insert(1, peer);
+        let job = stats.job_counters();
+        assert_eq!(job.records_in, 12);
+        assert_eq!(job.clean_by_stream, [0, 5, 0]);
+        assert_eq!(job.freshness, Some([1, 2]));
     }
 
     #[test]

@@ -139,6 +139,7 @@ fn run_engine(input: &Path, lake: &Path, workers: usize, batch_records: usize) -
             compaction: Default::default(),
         },
         until_done: true,
+        cluster: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -82,28 +82,40 @@ pub fn route<'scope>(
     })
 }
 
+/// An aggregate's new snapshot, as published on worker 0, for the stores of the other
+/// processes of a cluster (each serves the job's aggregates itself).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Published {
+    pub aggregate: AggregateId,
+    pub rows: Vec<Vec<super::Cell>>,
+}
+
 /// Applies aggregate changes on worker 0 once the frontier passed them, publishes the changed
-/// aggregates and records freshness.
+/// aggregates and records freshness. With `replicate` (a cluster), every changed snapshot is
+/// also given on the output, for [`keep_replica`] on the other processes.
 pub fn publish<'scope>(
     updates: Stream<'scope, u64, Vec<(Update, u64, isize)>>,
     signals: Stream<'scope, u64, Vec<Signal>>,
     store: AggregateStore,
     stats: Arc<Stats>,
     window: Duration,
-) -> Stream<'scope, u64, Vec<()>> {
+    replicate: bool,
+) -> Stream<'scope, u64, Vec<Published>> {
     // Everything is exchanged to worker 0; the other workers' instances only drain nothing.
     let is_publisher = updates.scope().index() == 0;
     let settings = Settings {
         trending_window: window,
     };
-    updates.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+    updates.binary_frontier::<_, CapacityContainerBuilder<Vec<Published>>, _, _, _, _>(
         signals,
         Exchange::new(|_: &(Update, u64, isize)| 0),
         Exchange::new(|_: &Signal| 0),
         "publish",
-        move |_capability, _info| {
+        move |capability, _info| {
             let mut publisher = Publisher::new(store, stats, &settings);
-            move |(updates, updates_frontier), (signals, signals_frontier), _output| {
+            // Held (at the inputs' frontier) only while snapshots may still be given.
+            let mut output_at = (replicate && is_publisher).then_some(capability);
+            move |(updates, updates_frontier), (signals, signals_frontier), output| {
                 updates.for_each_stamp(|_, batches| {
                     for (update, time, diff) in batches.flat_map(|b| b.drain(..)) {
                         publisher.hold_update(time, update, diff);
@@ -117,10 +129,29 @@ pub fn publish<'scope>(
                         publisher.hold_signal(time, signal);
                     }
                 });
-                if is_publisher {
-                    publisher.publish_done(|time| {
-                        !updates_frontier.less_equal(time) && !signals_frontier.less_equal(time)
-                    });
+                if !is_publisher {
+                    return;
+                }
+                let changed = publisher.publish_done(
+                    |time| !updates_frontier.less_equal(time) && !signals_frontier.less_equal(time),
+                    output_at.is_some(),
+                );
+                if let Some(capability) = &mut output_at {
+                    if !changed.is_empty() {
+                        output
+                            .session(capability)
+                            .give_iterator(changed.into_iter());
+                    }
+                    let frontier = updates_frontier
+                        .frontier()
+                        .iter()
+                        .chain(signals_frontier.frontier().iter())
+                        .min()
+                        .copied();
+                    match frontier {
+                        Some(time) => capability.downgrade(&time),
+                        None => output_at = None,
+                    }
                 }
             }
         },
@@ -178,8 +209,8 @@ impl Publisher {
     }
 
     /// Applies everything of the times `done` says the frontier has passed, publishes what
-    /// changed, then records the freshness of those times.
-    fn publish_done(&mut self, done: impl Fn(&u64) -> bool) {
+    /// changed (returned too, with `replicate`), then records the freshness of those times.
+    fn publish_done(&mut self, done: impl Fn(&u64) -> bool, replicate: bool) -> Vec<Published> {
         self.apply_updates(&done);
         for (category, first_seen) in take_done(&mut self.trends, &done).into_iter().flatten() {
             for view in &mut self.views {
@@ -187,10 +218,11 @@ impl Publisher {
             }
         }
         let now = crate::now_micros();
-        self.publish_views(now);
+        let changed = self.publish_views(now, replicate);
         for arrival in take_done(&mut self.arrivals, &done) {
             self.stats.record_freshness((now - arrival).max(0) as u64);
         }
+        changed
     }
 
     /// The done times' updates, netted first (within a time a retraction may come before its
@@ -213,14 +245,37 @@ impl Publisher {
         }
     }
 
-    /// Publishes every view with rows to publish (the store ignores unchanged ones).
-    fn publish_views(&mut self, now: i64) {
-        for ((_, aggregate), view) in AggregateId::all().zip(&mut self.views) {
+    /// Publishes every view with rows to publish (the store ignores unchanged ones); with
+    /// `replicate`, returns the snapshots that changed.
+    fn publish_views(&mut self, now: i64, replicate: bool) -> Vec<Published> {
+        let mut changed = Vec::new();
+        for ((id, aggregate), view) in AggregateId::all().zip(&mut self.views) {
             if let Some(rows) = view.rows(&self.names, now) {
-                self.store.publish(aggregate.name, rows);
+                let copy = replicate.then(|| rows.clone());
+                if self.store.publish(aggregate.name, rows)
+                    && let Some(rows) = copy
+                {
+                    changed.push(Published {
+                        aggregate: id,
+                        rows,
+                    });
+                }
             }
         }
+        changed
     }
+}
+
+/// Keeps this process's store equal to the publisher's: send it the [`publish`] output fanned
+/// out to the other processes of a cluster.
+pub fn keep_replica<'scope>(
+    published: Stream<'scope, u64, Vec<Published>>,
+    store: AggregateStore,
+) -> Stream<'scope, u64, Vec<Published>> {
+    use timely::dataflow::operators::Inspect;
+    published.inspect(move |snapshot| {
+        store.publish(snapshot.aggregate.aggregate().name, snapshot.rows.clone());
+    })
 }
 
 /// The values of every time before the first one not `done`, in time order.

@@ -53,9 +53,15 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         let (stats, done) = (stats.clone(), done.clone());
         std::thread::spawn(move || report_progress(&stats, &done))
     };
+    // In a cluster, process 0 alone writes the aggregate tables and compacts (every process
+    // serves the same aggregates; two writers would only race).
+    let leads = config
+        .cluster
+        .as_ref()
+        .is_none_or(|cluster| cluster.process == 0);
     // Changed aggregates to <lake>/aggregates/<name> every interval and at the end.
     let (stop_tables, stopped) = tokio::sync::watch::channel(false);
-    let tables = config.analytics.enabled.then(|| {
+    let tables = (leads && config.analytics.enabled).then(|| {
         let lake = crate::sink::delta::lake_url(&config.lake);
         let (store, interval) = (aggregates.clone(), config.analytics.table_interval);
         runtime.spawn(async move {
@@ -64,18 +70,22 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     });
     // Online compaction on handles of its own; it commits only dataChange=false rewrites,
     // which the stream's appends never conflict with (see sink::maintain).
-    let compaction = config.maintenance.compact_every.map(|every| {
-        let lake = crate::sink::delta::lake_url(&config.lake);
-        let (policy, stopped) = (
-            config.maintenance.compaction.clone(),
-            stop_tables.subscribe(),
-        );
-        runtime.spawn(async move {
-            if let Ok(lake) = lake {
-                crate::sink::maintain::keep_compacted(lake, policy, every, stopped).await;
-            }
-        })
-    });
+    let compaction = config
+        .maintenance
+        .compact_every
+        .filter(|_| leads)
+        .map(|every| {
+            let lake = crate::sink::delta::lake_url(&config.lake);
+            let (policy, stopped) = (
+                config.maintenance.compaction.clone(),
+                stop_tables.subscribe(),
+            );
+            runtime.spawn(async move {
+                if let Ok(lake) = lake {
+                    crate::sink::maintain::keep_compacted(lake, policy, every, stopped).await;
+                }
+            })
+        });
     let result = dataflow::run(
         config,
         runtime.handle().clone(),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use timely::worker::Worker;
 
+use super::control::Control;
 use super::sink::ReportedPosition;
 use super::{Context, EngineError, Handles, time};
 use crate::connectors::{PollStatus, Positions, RawRecord, Source};
@@ -96,12 +97,22 @@ fn read(
     let mut current = clock.time();
     handles.raw.advance_to(current);
     handles.positions.advance_to(current);
+    handles.control.advance_to(current);
     let mut batch_records = 0;
+    let mut stop_sent = false;
+    // One worker per process tells the other processes of a cluster its totals.
+    let reports_totals = context.processes > 1 && worker.index() % config.workers == 0;
     loop {
         if let Some(ended) = check(context)? {
             return Ok(ended);
         }
-        let stopping = context.shutdown.load(Ordering::Relaxed)
+        let signalled = context.shutdown.load(Ordering::Relaxed);
+        if signalled && !stop_sent && context.processes > 1 {
+            handles.control.send(Control::Stop);
+            stop_sent = true;
+        }
+        let stopping = signalled
+            || context.stop.load(Ordering::Relaxed)
             || (config.until_done && sources.all_exhausted());
         let batch = time::batch_of(current);
         // Backpressure: read only while the commits keep up.
@@ -128,11 +139,18 @@ fn read(
             if time::batch_of(next) > batch {
                 // Leaving the batch: it covers the sources' positions as of now.
                 sources.report_positions(&mut |reported| handles.positions.send(reported));
+                if reports_totals {
+                    handles.control.send(Control::Counters {
+                        process: context.process,
+                        counters: stats.counters(),
+                    });
+                }
                 batch_records = 0;
             }
             current = next;
             handles.raw.advance_to(current);
             handles.positions.advance_to(current);
+            handles.control.advance_to(current);
         }
         sources.pass_on_commits(context);
         if sources.reassigned() {
@@ -161,6 +179,7 @@ fn drain(
 ) -> Result<(), EngineError> {
     drop(handles.raw);
     drop(handles.positions);
+    drop(handles.control);
     while !handles.committed.done() || !handles.published.done() {
         if check(context)?.is_some() {
             return Ok(());

@@ -6,8 +6,10 @@
 //! A batch's commit happens once every worker has closed it.
 
 pub mod clean;
+pub mod control;
 pub mod dedup;
 mod driver;
+pub mod fan_out;
 pub mod sink;
 
 pub mod time;
@@ -43,6 +45,8 @@ pub enum EngineError {
     Source(#[from] SourceError),
     #[error("starting the timely workers: {0}")]
     Start(String),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("a worker thread panicked: {0}")]
     WorkerPanicked(String),
     /// A stage failed (a commit, writing data files): its message says which and where.
@@ -58,6 +62,7 @@ struct Handles {
     /// Rows the tables hold: sent at time 0 and closed before any record is read.
     history: Option<Input<KeyedRow>>,
     positions: Input<ReportedPosition>,
+    control: Input<control::Control>,
     committed: ProbeHandle<u64>,
     published: ProbeHandle<u64>,
 }
@@ -70,7 +75,13 @@ struct Context {
     aggregates: AggregateStore,
     runtime: Handle,
     stats: Arc<Stats>,
+    /// Set by a signal to this process.
     shutdown: Arc<AtomicBool>,
+    /// Set when another process of the cluster asked every process to stop.
+    stop: Arc<AtomicBool>,
+    /// This process's index and the number of processes (1 and 0 without a cluster).
+    process: usize,
+    processes: usize,
     fatal: Fatal,
     restart: Restart,
     /// Committer tasks still running (see [`sink::CommitSignals`]).
@@ -82,13 +93,22 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     let mut raw = InputHandle::new();
     let mut history = InputHandle::new();
     let mut positions = InputHandle::new();
+    let mut control = InputHandle::new();
     let committed = ProbeHandle::new();
+    let (processes, workers) = (context.processes, context.config.workers);
     // Raw messages as read, at the batch they were read in.
     let records = scope.input_from(&mut raw);
     // Rows the tables already hold (at time 0): seed the deduplication.
     let held = scope.input_from(&mut history);
     // Source positions reached by the end of each batch.
     let reached = scope.input_from(&mut positions);
+    // Stop requests and totals, to every process.
+    control::control(
+        fan_out::to_each_process(scope.input_from(&mut control), processes, workers),
+        context.process,
+        context.stop.clone(),
+        context.stats.clone(),
+    );
     // Parse and clean; bad messages become quarantine rows.
     let rows = clean::clean(records, context.stats.clone());
     // Drop rows the tables hold or this run already passed.
@@ -115,7 +135,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         context.fatal.clone(),
     );
     // One committer: each table once per batch, with the positions the batch covers.
-    sink::commit(
+    let commits = sink::commit(
         files,
         reached,
         context.lake.clone(),
@@ -127,6 +147,12 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
             committed: context.committed.clone(),
             active: context.committing.clone(),
         },
+    );
+    // Every process learns what the tables now hold (its sources acknowledge from it).
+    sink::learn_commits(
+        fan_out::to_each_process(commits, processes, workers),
+        context.committed.clone(),
+        context.stats.clone(),
     )
     .probe_with(&committed);
     let published = ProbeHandle::new();
@@ -155,12 +181,18 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
             _ => None,
         });
         // SPEC §3 incrementally; each consistent result published, trending kept.
-        publish::publish(
+        let snapshots = publish::publish(
             queries::aggregates(facts).inner,
             signals,
             context.aggregates.clone(),
             context.stats.clone(),
             context.config.analytics.trending_window,
+            processes > 1,
+        );
+        // The other processes of a cluster keep a replica to serve.
+        publish::keep_replica(
+            fan_out::to_each_process(snapshots, processes, workers),
+            context.aggregates.clone(),
         )
         .probe_with(&published);
     }
@@ -168,6 +200,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         raw,
         history: Some(history),
         positions,
+        control,
         committed,
         published,
     }
@@ -199,6 +232,10 @@ pub fn run(
             )?);
         }
     }
+    if let Some(cluster) = &config.cluster {
+        crate::cluster::rendezvous(cluster, config.workers, &job_digest(&config))?;
+        crate::cluster::exit_on_lost_peer(cluster.hosts.clone());
+    }
     let mut backoff = Duration::from_millis(500);
     for epoch in 0u64.. {
         match run_epoch(&config, &runtime, &stats, &aggregates, &shutdown) {
@@ -211,6 +248,13 @@ pub fn run(
                     }
                 }
                 return Ok(());
+            }
+            Ok(Some(reason)) if config.cluster.is_some() => {
+                // The other processes cannot rebuild with this one: stop, and let the
+                // supervisor restart the cluster from the tables.
+                return Err(EngineError::Stopped(format!(
+                    "{reason}; a cluster does not restart in place: exiting so that it is restarted from the tables"
+                )));
             }
             Ok(Some(reason)) => {
                 Stats::add(&stats.restarts, 1);
@@ -255,7 +299,18 @@ fn run_epoch(
     let fatal = Fatal::default();
     let restart = Restart::default();
     let committing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (process, processes) = config
+        .cluster
+        .as_ref()
+        .map_or((0, 1), |cluster| (cluster.process, cluster.processes()));
+    let timely_config = match &config.cluster {
+        Some(cluster) => cluster.timely_config(config.workers),
+        None => timely::Config::process(config.workers),
+    };
     let context = Arc::new(Context {
+        stop: Arc::new(AtomicBool::new(false)),
+        process,
+        processes,
         committing: committing.clone(),
         committed: sink::Committed::default(),
         lake,
@@ -267,7 +322,7 @@ fn run_epoch(
         restart: restart.clone(),
         config: config.clone(),
     });
-    let guards = timely::execute(timely::Config::process(config.workers), move |worker| {
+    let guards = timely::execute(timely_config, move |worker| {
         let context = context.clone();
         let result = driver::drive(worker, &context);
         if let Err(error) = &result {
@@ -301,4 +356,21 @@ fn run_epoch(
         (None, Some(error)) => Err(EngineError::Stopped(error)),
         (None, None) => Ok(restart.get()),
     }
+}
+
+/// What must be the same on every process of a cluster for them to run one job: the lake,
+/// the sources, the batch and analytics settings (the HTTP address and the process index may
+/// differ). A digest, compared at the rendezvous.
+fn job_digest(config: &Config) -> String {
+    let job = format!(
+        "{:?}",
+        (
+            &config.lake,
+            &config.sources,
+            &config.batch,
+            &config.analytics,
+            config.until_done,
+        )
+    );
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(job.as_bytes()))
 }

@@ -131,8 +131,10 @@ pub struct Committed(Arc<Mutex<CommittedState>>);
 
 #[derive(Default)]
 struct CommittedState {
-    /// Commits made (all tables of a batch count once).
+    /// Batches learned to be committed.
     commits: u64,
+    /// The newest of them.
+    last_batch: Option<u64>,
     /// The newest committed position of every partition.
     positions: Positions,
     /// Cursors the sources resumed from, not yet carried by a commit.
@@ -154,12 +156,18 @@ impl Committed {
         std::mem::take(&mut self.0.lock().cursor_seeds)
     }
 
-    fn record(&self, positions: &Positions) {
+    /// Learns that `batch` is committed; false when it was known already.
+    fn record(&self, batch: &CommittedBatch) -> bool {
         let mut committed = self.0.lock();
+        if committed.last_batch.is_some_and(|last| last >= batch.batch) {
+            return false;
+        }
+        committed.last_batch = Some(batch.batch);
         committed.commits += 1;
-        for (partition, position) in positions {
+        for (partition, position) in &batch.positions {
             committed.positions.insert(partition.clone(), *position);
         }
+        true
     }
 
     /// The sum of every position committed so far.
@@ -176,6 +184,31 @@ impl Committed {
             committed.positions.clone()
         })
     }
+}
+
+/// A micro-batch committed (every table), with the positions it covered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommittedBatch {
+    pub batch: u64,
+    pub positions: Positions,
+}
+
+/// Records each committed batch in `committed` (this process's view of what the tables hold,
+/// which its sources acknowledge upstream from), once per process: send it the committer's
+/// output fanned out to every process ([`super::fan_out`]).
+pub fn learn_commits<'scope>(
+    commits: Stream<'scope, u64, Vec<CommittedBatch>>,
+    committed: Committed,
+    stats: Arc<Stats>,
+) -> Stream<'scope, u64, Vec<CommittedBatch>> {
+    use timely::dataflow::operators::Inspect;
+    commits.inspect(move |batch| {
+        if committed.record(batch) {
+            stats
+                .positions_committed
+                .store(committed.total(), std::sync::atomic::Ordering::Relaxed);
+        }
+    })
 }
 
 /// Buffers each batch's rows into data files (one per table and worker), completed once the
@@ -311,7 +344,7 @@ pub fn commit<'scope>(
     runtime: Handle,
     stats: Arc<Stats>,
     signals: CommitSignals,
-) -> Stream<'scope, u64, Vec<u64>> {
+) -> Stream<'scope, u64, Vec<CommittedBatch>> {
     let worker = files.scope().worker();
     files.binary_frontier(
         positions,
@@ -328,7 +361,7 @@ pub fn commit<'scope>(
             // Started with the first batch (only worker 0 receives any).
             let mut committer: Option<Committer> = None;
             // Batches handed to the committer, in order, with their capabilities.
-            let mut committing: VecDeque<Capability<u64>> = VecDeque::new();
+            let mut committing: VecDeque<(Capability<u64>, Positions)> = VecDeque::new();
             move |(files, files_frontier), (positions, positions_frontier), output| {
                 if signals.restart.get().is_some() || signals.fatal.get().is_some() {
                     // Nothing more is committed (the committer task has stopped or stops
@@ -341,8 +374,10 @@ pub fn commit<'scope>(
                 }
                 if let Some(committer) = &committer {
                     for batch in committer.done() {
-                        let capability = committing.pop_front().expect("one per job");
-                        output.session(&capability).give(batch);
+                        let (capability, positions) = committing.pop_front().expect("one per job");
+                        output
+                            .session(&capability)
+                            .give(CommittedBatch { batch, positions });
                     }
                 }
                 files.for_each_stamp(|capability, batches| {
@@ -410,7 +445,10 @@ pub fn commit<'scope>(
                         .is_none_or(|&position| position == cursor.position)
                 });
                 if by_table.is_empty() && covered.is_empty() {
-                    output.session(&held).give(batch);
+                    output.session(&held).give(CommittedBatch {
+                        batch,
+                        positions: Positions::new(),
+                    });
                     return;
                 }
                 let committer = committer.get_or_insert_with(|| {
@@ -422,6 +460,7 @@ pub fn commit<'scope>(
                         signals.clone(),
                     )
                 });
+                committing.push_back((held, covered.clone()));
                 committer.send(CommitJob {
                     batch,
                     adds: by_table,
@@ -429,7 +468,6 @@ pub fn commit<'scope>(
                     cursors: cursors.clone(),
                     rows,
                 });
-                committing.push_back(held);
             }
         },
     )
@@ -463,7 +501,7 @@ impl Committer {
         let CommitSignals {
             fatal,
             restart,
-            committed,
+            committed: _,
             active,
         } = signals;
         let active = Active::new(&active);
@@ -510,10 +548,6 @@ impl Committer {
                         }
                     }
                 }
-                committed.record(&positions);
-                stats
-                    .positions_committed
-                    .store(committed.total(), std::sync::atomic::Ordering::Relaxed);
                 Stats::add(&stats.rows_committed, rows);
                 Stats::add(&stats.batches, 1);
                 stats.last_batch_latency_micros.store(

@@ -15,7 +15,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use super::{ApiError, AppState};
 use crate::analytics::Snapshot;
-use crate::stats::{SOURCE_KINDS, Stats};
+use crate::stats::SOURCE_KINDS;
 
 /// At most one `aggregates` event per this long: the dataflow may publish many times a
 /// second, and a browser refetching on each would spend its time on requests.
@@ -164,11 +164,14 @@ fn aggregate_list(state: &AppState) -> Vec<Value> {
 }
 
 /// The counters as one JSON object (the stats endpoint and `stats` events).
+/// The job's counters: this process's, plus the latest of every other process of a cluster,
+/// so any process of a cluster shows the same totals.
 pub(super) fn stats_json(state: &AppState) -> Value {
-    let stats = &state.stats;
+    let totals = state.stats.job_counters();
+    let processes = 1 + state.stats.peers.lock().len();
     let now = Instant::now();
     let uptime = now.saturating_duration_since(state.started).as_secs_f64();
-    let records_in = Stats::get(&stats.records_in);
+    let records_in = totals.records_in;
     // Before two samples exist, the average since start stands in.
     let records_per_second = state
         .throughput
@@ -178,8 +181,8 @@ pub(super) fn stats_json(state: &AppState) -> Value {
         .iter()
         .enumerate()
         .map(|(slot, stream)| {
-            let clean = stats.clean_by_stream.get(slot).map_or(0, Stats::get);
-            let quarantined = Stats::get(&stats.quarantined_by_stream[slot]);
+            let clean = totals.clean_by_stream.get(slot).copied().unwrap_or(0);
+            let quarantined = totals.quarantined_by_stream[slot];
             (
                 (*stream).to_owned(),
                 json!({ "clean": clean, "quarantined": quarantined }),
@@ -188,27 +191,27 @@ pub(super) fn stats_json(state: &AppState) -> Value {
         .collect();
     let sources: serde_json::Map<String, Value> = SOURCE_KINDS
         .iter()
-        .zip(&stats.records_by_source)
-        .map(|(kind, count)| ((*kind).to_owned(), json!(Stats::get(count))))
+        .zip(&totals.records_by_source)
+        .map(|(kind, count)| ((*kind).to_owned(), json!(count)))
         .collect();
-    let freshness = stats.freshness_quantiles(&[0.5, 0.99]);
     let millis = |micros: u64| micros as f64 / 1000.0;
     json!({
         "records_in": records_in,
-        "clean": Stats::get(&stats.clean),
-        "quarantined": Stats::get(&stats.quarantined),
-        "duplicates": Stats::get(&stats.duplicates),
-        "rows_committed": Stats::get(&stats.rows_committed),
-        "commits": Stats::get(&stats.commits),
-        "batches": Stats::get(&stats.batches),
+        "clean": totals.clean,
+        "quarantined": totals.quarantined,
+        "duplicates": totals.duplicates,
+        "rows_committed": totals.rows_committed,
+        "commits": totals.commits,
+        "batches": totals.batches,
         "streams": streams,
         "sources": sources,
         "records_per_second": records_per_second,
-        "batch_commit_latency_ms": millis(Stats::get(&stats.last_batch_latency_micros)),
+        "batch_commit_latency_ms": millis(totals.last_batch_latency_micros),
         "freshness_ms": {
-            "p50": freshness.as_ref().map(|q| millis(q[0])),
-            "p99": freshness.as_ref().map(|q| millis(q[1])),
+            "p50": totals.freshness.map(|q| millis(q[0])),
+            "p99": totals.freshness.map(|q| millis(q[1])),
         },
+        "processes": processes,
         "uptime_seconds": uptime,
         "as_of": rfc3339(crate::now_micros()),
     })
