@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::stream::Stream;
 
@@ -45,6 +46,48 @@ pub struct Stats {
     pub last_batch_latency_micros: AtomicU64,
     /// Time from a record's arrival to the aggregates including it being published.
     pub freshness: Mutex<VecDeque<u64>>,
+    /// Retries of transient source errors (connection refused or reset, timeouts, 5xx,
+    /// throttling) per source kind, in the order of [`SOURCE_KINDS`].
+    pub source_retries: [AtomicU64; SOURCE_KINDS.len()],
+    /// The Kafka brokers' reachability, as every Kafka client of the job sees it.
+    pub kafka_outage: Outage,
+}
+
+/// A service being unreachable: since when, and how many outages began since start. Each
+/// outage is logged once when it begins and once when it ends, by its source.
+#[derive(Debug, Default)]
+pub struct Outage {
+    down_since: Mutex<Option<Instant>>,
+    count: AtomicU64,
+}
+
+impl Outage {
+    /// Marks the service down; `true` when this begins an outage (it was up).
+    pub fn down(&self) -> bool {
+        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if since.is_some() {
+            return false;
+        }
+        *since = Some(Instant::now());
+        self.count.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Marks the service up; how long it was down, when this ends an outage.
+    pub fn up(&self) -> Option<Duration> {
+        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        since.take().map(|at| at.elapsed())
+    }
+
+    /// `(down now, outages since start)`, for `/metrics`.
+    pub fn state(&self) -> (bool, u64) {
+        let down = self
+            .down_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        (down, self.count.load(Ordering::Relaxed))
+    }
 }
 
 /// Source kinds, as labelled in metrics (`kind` in `kind:...` partition ids).
@@ -76,6 +119,11 @@ impl Stats {
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(SOURCE_KINDS.len() - 1)
+    }
+
+    /// Counts one retry of a transient error of source kind `kind` (`kinesis`, `kafka`, ...).
+    pub fn count_retry(&self, kind: &str) {
+        Stats::add(&self.source_retries[Stats::source_slot(kind)], 1);
     }
 
     pub fn record_freshness(&self, micros: u64) {
@@ -131,5 +179,16 @@ mod tests {
         assert_eq!(Stats::source_slot("kafka:abc.pin/3"), 2);
         assert_eq!(Stats::source_slot("weird"), 5);
         assert_eq!(Stats::stream_slot(None), 3);
+    }
+
+    #[test]
+    fn outages_begin_and_end_once() {
+        let outage = Outage::default();
+        assert!(outage.down());
+        assert!(!outage.down());
+        assert_eq!(outage.state(), (true, 1));
+        assert!(outage.up().is_some());
+        assert!(outage.up().is_none());
+        assert_eq!(outage.state(), (false, 1));
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::{Error, io_runtime};
 use crate::analytics::AggregateStore;
 use crate::config::{Config, RunArgs};
+use crate::connectors::{self, JobContext};
 use crate::dataflow;
 use crate::serve::{self, AppState};
 use crate::sink::aggregates as aggregate_tables;
@@ -32,15 +33,18 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             context: "starting the HTTP server".into(),
             source: std::io::Error::other(error),
         })?;
+    // The sources' live objects (a Kafka group membership, the HTTP ingest queue), for the
+    // whole run: the dataflow's restarts reuse them.
+    let job = JobContext {
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let sources = connectors::start_all(&config.sources, &job)?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = runtime.spawn(serve::serve_on(
         listener,
-        AppState::new(aggregates.clone(), stats.clone()).with_ingest(
-            config.sources.iter().find_map(|source| match source {
-                crate::connectors::SourceSpec::Http(queue) => Some(queue.clone()),
-                _ => None,
-            }),
-        ),
+        AppState::new(aggregates.clone(), stats.clone())
+            .with_ingest(sources.iter().find_map(|source| source.ingest().cloned())),
         async move {
             // A send or a drop (an early return) both stop it.
             let _ = http_stopped.await;
@@ -76,8 +80,9 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             }
         })
     });
-    let result = dataflow::run(
+    let result = dataflow::run_started(
         config,
+        sources,
         runtime.handle().clone(),
         stats.clone(),
         aggregates,

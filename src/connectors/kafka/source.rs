@@ -30,33 +30,32 @@
 //! dataflow (re)starts is the end; the source is exhausted once every partition reached it.
 //!
 //! **Brokers down.** librdkafka reconnects by itself (with backoff); this module logs the
-//! outage once when it starts and once when it ends ([`broker_outage`] feeds `/metrics`), and
+//! outage once when it starts and once when it ends (the job's `Stats::kafka_outage` feeds
+//! `/metrics`), and
 //! a dataflow restart during an outage waits for the brokers instead of failing.
 //!
 //! After each Delta commit the positions are committed to the consumer group too, so lag
 //! tools see progress; resuming never reads them.
 //!
-//! [`produce_events`] is `pinstream emulate --to kafka://...`: it creates the three topics and
-//! produces the emulator's events, keyed by post index.
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
-use crate::emulator::{Emulator, EmulatorSpec};
+use super::{KafkaSpec, StartFrom};
+use crate::connectors::{
+    JobContext, PartitionId, PollStatus, Positions, RawRecord, Source, SourceError,
+};
+use crate::stats::Stats;
 use crate::stream::Stream;
 
 /// How often the partitions of the topics are looked up again.
@@ -69,195 +68,6 @@ const OPEN_ATTEMPTS: u32 = 3;
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
-// Settings
-// ---------------------------------------------------------------------------------------------
-
-/// Which topics to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Topics {
-    /// `<prefix>.pin`, `<prefix>.geo`, `<prefix>.user`.
-    Prefix(String),
-    /// Named topics; each carries its stream as a name token (`abc.pin`, `events-geo`).
-    List(Vec<String>),
-}
-
-impl Topics {
-    /// The topics with their streams.
-    pub fn resolve(&self) -> Result<Vec<(String, Stream)>, SourceError> {
-        match self {
-            Topics::Prefix(prefix) => Ok(Stream::ALL
-                .iter()
-                .map(|s| (format!("{prefix}.{s}"), *s))
-                .collect()),
-            Topics::List(topics) => topics
-                .iter()
-                .map(|topic| match Stream::from_name_token(topic) {
-                    Some(stream) => Ok((topic.clone(), stream)),
-                    None => Err(SourceError::Config(format!(
-                        "kafka topic `{topic}`: its name must carry the stream (pin, geo or user) as a token, e.g. abc.pin"
-                    ))),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Where a partition with no stored position starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum StartFrom {
-    /// The oldest message the broker holds.
-    #[default]
-    Earliest,
-    /// Only messages produced after the job first opened the partition.
-    Latest,
-    /// The first message with a timestamp at or after this one (milliseconds since the epoch).
-    Timestamp(i64),
-}
-
-impl StartFrom {
-    /// `earliest`, `latest`, an RFC 3339 / `YYYY-MM-DD HH:MM:SS` (UTC) timestamp, or
-    /// milliseconds since the epoch.
-    pub fn parse(text: &str) -> Result<StartFrom, SourceError> {
-        let text = text.trim();
-        match text.to_ascii_lowercase().as_str() {
-            "earliest" | "beginning" => return Ok(StartFrom::Earliest),
-            "latest" | "end" => return Ok(StartFrom::Latest),
-            _ => {}
-        }
-        if let Ok(ms) = text.parse::<i64>()
-            && ms >= 0
-        {
-            return Ok(StartFrom::Timestamp(ms));
-        }
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-            return Ok(StartFrom::Timestamp(t.timestamp_millis()));
-        }
-        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
-                return Ok(StartFrom::Timestamp(t.and_utc().timestamp_millis()));
-            }
-        }
-        if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            let t = d.and_hms_opt(0, 0, 0).expect("midnight exists");
-            return Ok(StartFrom::Timestamp(t.and_utc().timestamp_millis()));
-        }
-        Err(SourceError::Config(format!(
-            "kafka start `{text}`: expected earliest, latest, a timestamp (2024-05-01T00:00:00Z) or epoch milliseconds"
-        )))
-    }
-}
-
-impl fmt::Display for StartFrom {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartFrom::Earliest => f.write_str("earliest"),
-            StartFrom::Latest => f.write_str("latest"),
-            StartFrom::Timestamp(ms) => write!(f, "{ms}"),
-        }
-    }
-}
-
-/// A Kafka source as configured (`--from kafka://...` or a job file's `[[source]]`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct KafkaSpec {
-    /// `bootstrap.servers`: `host:port[,host:port...]`.
-    pub brokers: String,
-    pub topics: Topics,
-    /// `group.id`; `None` until the job's name is known (`pinstream-<job>`).
-    pub group_id: Option<String>,
-    pub start: StartFrom,
-    /// Any librdkafka property, set on the client as is (TLS, SASL, timeouts...).
-    pub properties: BTreeMap<String, String>,
-    /// Report `Exhausted` once the end offsets seen at open are reached (`--until-done`).
-    pub stop_at_end: bool,
-    /// This process's place in the consumer group, once joined ([`Membership::join`], by the
-    /// engine before the dataflow starts). `None`: every worker reads its hash share of all
-    /// partitions (a single process; tools and tests).
-    pub membership: Option<Membership>,
-}
-
-impl KafkaSpec {
-    /// Parses `kafka://host:port[,host:port...]/<prefix>[?start=latest&group_id=g]` (the
-    /// `kafka://` prefix included).
-    pub fn parse(text: &str) -> Result<KafkaSpec, SourceError> {
-        let err = |msg: &str| {
-            SourceError::Config(format!(
-                "kafka source `{text}`: {msg} (expected kafka://host:port/<topic-prefix>)"
-            ))
-        };
-        let rest = text
-            .strip_prefix("kafka://")
-            .ok_or_else(|| err("must start with kafka://"))?;
-        let (rest, query) = match rest.split_once('?') {
-            Some((rest, query)) => (rest, Some(query)),
-            None => (rest, None),
-        };
-        let (brokers, prefix) = rest.split_once('/').ok_or_else(|| err("no topic prefix"))?;
-        if brokers.is_empty() || brokers.split(',').any(|b| b.trim().is_empty()) {
-            return Err(err("no broker address"));
-        }
-        check_topic_name(prefix).map_err(|msg| err(&msg))?;
-        let mut spec = KafkaSpec {
-            brokers: brokers.to_owned(),
-            topics: Topics::Prefix(prefix.to_owned()),
-            group_id: None,
-            start: StartFrom::Earliest,
-            properties: BTreeMap::new(),
-            stop_at_end: false,
-            membership: None,
-        };
-        for item in query.into_iter().flat_map(|q| q.split('&')) {
-            match item.split_once('=') {
-                Some(("start", value)) => spec.start = StartFrom::parse(value)?,
-                Some(("group_id" | "group", value)) if !value.is_empty() => {
-                    spec.group_id = Some(value.to_owned())
-                }
-                _ => return Err(err(&format!("unknown option `{item}` (start, group_id)"))),
-            }
-        }
-        Ok(spec)
-    }
-
-    /// The consumer group id: the configured one, or `pinstream`.
-    pub fn group(&self) -> String {
-        self.group_id
-            .clone()
-            .unwrap_or_else(|| "pinstream".to_owned())
-    }
-
-    /// The client configuration shared by the consumer and the producer: brokers, then the
-    /// job's properties over everything else.
-    fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.brokers);
-        for (key, value) in defaults {
-            config.set(*key, *value);
-        }
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
-        config
-    }
-}
-
-/// A topic name or prefix Kafka accepts: 1..249 of `[A-Za-z0-9._-]`.
-fn check_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("empty topic prefix".into());
-    }
-    if name.len() > 240
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(format!(
-            "topic prefix `{name}` may only hold letters, digits, `.`, `_` and `-`"
-        ));
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
 // Client context: librdkafka's logs and errors through tracing, rate limited
 // ---------------------------------------------------------------------------------------------
 
@@ -265,14 +75,23 @@ fn check_topic_name(name: &str) -> Result<(), String> {
 /// down makes librdkafka retry (and complain) many times a second.
 #[derive(Default)]
 pub struct Context {
+    /// The job's counters: broker outages are reported there.
+    stats: Arc<Stats>,
     last_warning: Mutex<Option<Instant>>,
     suppressed: AtomicU64,
     /// Delivery failures (producer only).
-    failed: AtomicU64,
-    first_failure: Mutex<Option<String>>,
+    pub(super) failed: AtomicU64,
+    pub(super) first_failure: Mutex<Option<String>>,
 }
 
 impl Context {
+    fn new(stats: &Arc<Stats>) -> Context {
+        Context {
+            stats: stats.clone(),
+            ..Context::default()
+        }
+    }
+
     fn warn(&self, what: &str) {
         let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|at| at.elapsed() < WARN_INTERVAL) {
@@ -299,7 +118,7 @@ impl ClientContext for Context {
 
     fn error(&self, error: KafkaError, reason: &str) {
         if is_outage(&error) {
-            OUTAGE.down(reason);
+            brokers_down(&self.stats, reason);
         }
         self.warn(&format!("{error}: {reason}"));
     }
@@ -320,7 +139,7 @@ impl ProducerContext for Context {
 }
 
 /// A client could not be made: a bad property is a configuration error.
-fn config_error(spec: &KafkaSpec, error: KafkaError) -> SourceError {
+pub(super) fn config_error(spec: &KafkaSpec, error: KafkaError) -> SourceError {
     SourceError::Config(format!("kafka {}: {error}", spec.brokers))
 }
 
@@ -328,49 +147,24 @@ fn config_error(spec: &KafkaSpec, error: KafkaError) -> SourceError {
 // Broker outages
 // ---------------------------------------------------------------------------------------------
 
-/// Whether the brokers are unreachable now, and how many outages began since start
-/// (process-wide: every client of every Kafka source reports here).
-struct Outage {
-    down_since: Mutex<Option<Instant>>,
-    count: AtomicU64,
-}
-
-static OUTAGE: Outage = Outage {
-    down_since: Mutex::new(None),
-    count: AtomicU64::new(0),
-};
-
-impl Outage {
-    fn down(&self, what: &str) {
-        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        if since.is_none() {
-            *since = Some(Instant::now());
-            self.count.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                "kafka brokers unreachable ({what}): retrying with backoff until they return"
-            );
-        }
-    }
-
-    fn up(&self) {
-        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(at) = since.take() {
-            tracing::warn!(
-                seconds = at.elapsed().as_secs_f64(),
-                "kafka brokers reachable again: resuming"
-            );
-        }
+/// The brokers cannot be reached: logged once, when the outage begins (every client of the
+/// job reports to the job's [`Stats::kafka_outage`]).
+fn brokers_down(stats: &Stats, what: &str) {
+    if stats.kafka_outage.down() {
+        tracing::warn!(
+            "kafka brokers unreachable ({what}): retrying with backoff until they return"
+        );
     }
 }
 
-/// `(down now, outages since start)`, for `/metrics`.
-pub fn broker_outage() -> (bool, u64) {
-    let down = OUTAGE
-        .down_since
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .is_some();
-    (down, OUTAGE.count.load(Ordering::Relaxed))
+/// The brokers answered: logged once, when an outage ends.
+fn brokers_up(stats: &Stats) {
+    if let Some(down) = stats.kafka_outage.up() {
+        tracing::warn!(
+            seconds = down.as_secs_f64(),
+            "kafka brokers reachable again: resuming"
+        );
+    }
 }
 
 /// Errors meaning the brokers cannot be reached (as opposed to a bad request).
@@ -503,18 +297,6 @@ impl Drop for StopOnDrop {
     }
 }
 
-impl fmt::Debug for Membership {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Membership")
-    }
-}
-
-impl PartialEq for Membership {
-    fn eq(&self, other: &Membership) -> bool {
-        Arc::ptr_eq(&self.consumer, &other.consumer)
-    }
-}
-
 /// How long a dataflow (re)start waits for the group to assign partitions before saying so
 /// (it keeps waiting).
 const ASSIGNMENT_WARN: Duration = Duration::from_secs(30);
@@ -522,7 +304,7 @@ const ASSIGNMENT_WARN: Duration = Duration::from_secs(30);
 impl Membership {
     /// Joins the group of `spec` (checking first that the brokers answer: an unreachable
     /// cluster is a clear error at start) and keeps polling it on a thread of its own.
-    pub fn join(spec: &KafkaSpec, shutdown: Arc<AtomicBool>) -> Result<Membership, SourceError> {
+    pub fn join(spec: &KafkaSpec, job: &JobContext) -> Result<Membership, SourceError> {
         let topics = spec.topics.resolve()?;
         let config = spec.client_config(&[
             ("group.id", &spec.group()),
@@ -540,7 +322,10 @@ impl Membership {
             ("topic.metadata.refresh.interval.ms", "10000"),
         ]);
         let consumer: GroupConsumer = config
-            .create_with_context(GroupContext::default())
+            .create_with_context(GroupContext {
+                log: Context::new(&job.stats),
+                ..GroupContext::default()
+            })
             .map_err(|e| config_error(spec, e))?;
         let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
         let mut last = None;
@@ -584,7 +369,7 @@ impl Membership {
         Ok(Membership {
             consumer,
             _stop: Arc::new(StopOnDrop(stop)),
-            shutdown,
+            shutdown: job.shutdown.clone(),
         })
     }
 
@@ -695,7 +480,9 @@ fn poll_membership(consumer: Weak<GroupConsumer>, stop: Arc<AtomicBool>) {
             return;
         };
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Err(error)) if is_outage(&error) => OUTAGE.down(&error.to_string()),
+            Some(Err(error)) if is_outage(&error) => {
+                brokers_down(&consumer.context().log.stats, &error.to_string())
+            }
             Some(Err(KafkaError::PartitionEOF(_))) | Some(Ok(_)) | None => {}
             Some(Err(error)) => consumer.context().log.warn(&error.to_string()),
         }
@@ -773,11 +560,17 @@ fn partition_id(topic: &str, partition: i32) -> PartitionId {
 impl KafkaSource {
     /// Connects, reads the topics' partitions (retrying; a clear error when the brokers
     /// cannot be reached) and the watermarks of this worker's share.
-    pub fn new(spec: &KafkaSpec, worker: usize, peers: usize) -> Result<KafkaSource, SourceError> {
+    pub fn new(
+        spec: &KafkaSpec,
+        membership: Option<&Membership>,
+        stats: &Arc<Stats>,
+        worker: usize,
+        peers: usize,
+    ) -> Result<KafkaSource, SourceError> {
         let topics = spec.topics.resolve()?;
         let group = spec.group();
         // In a group, read only what the group gave this process (waiting for it).
-        let membership = spec.membership.as_ref().map(|m| {
+        let membership = membership.map(|m| {
             let (generation, partitions) = m.assigned();
             (m.clone(), generation, partitions)
         });
@@ -798,7 +591,7 @@ impl KafkaSource {
             ("queued.max.messages.kbytes", "16384"),
         ]);
         let consumer: KafkaConsumer = config
-            .create_with_context(Context::default())
+            .create_with_context(Context::new(stats))
             .map_err(|e| config_error(spec, e))?;
         let counts = open_metadata(&consumer, spec, &topics)?;
         let mut source = KafkaSource {
@@ -1059,14 +852,14 @@ fn spawn_refresh(
                 };
                 match partition_counts(&consumer, topics.iter().map(String::as_str)) {
                     Ok(counts) => {
-                        OUTAGE.up();
+                        brokers_up(&consumer.context().stats);
                         if found.send(counts).is_err() {
                             return;
                         }
                     }
                     Err(error) => {
                         if is_outage(&error) {
-                            OUTAGE.down(&format!("metadata: {error}"));
+                            brokers_down(&consumer.context().stats, &format!("metadata: {error}"));
                         }
                         consumer.context().warn(&format!("metadata: {error}"))
                     }
@@ -1148,7 +941,7 @@ impl Source for KafkaSource {
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Err(error)) => {
                     if is_outage(&error) {
-                        OUTAGE.down(&error.to_string());
+                        brokers_down(&self.consumer.context().stats, &error.to_string());
                     }
                     self.consumer.context().warn(&error.to_string());
                     break;
@@ -1183,7 +976,7 @@ impl Source for KafkaSource {
             });
         }
         if out.len() > before {
-            OUTAGE.up();
+            brokers_up(&self.consumer.context().stats);
             return Ok(PollStatus::Ready);
         }
         self.catch_up_positions();
@@ -1242,211 +1035,9 @@ impl Source for KafkaSource {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Producing the emulator's events (`pinstream emulate --to kafka://...`)
-// ---------------------------------------------------------------------------------------------
-
-/// Creates `<prefix>.pin/.geo/.user` with `partitions` partitions when missing (an existing
-/// topic is left as it is), then produces events `0..spec.events` of the emulator: each
-/// event's three messages keyed by the post index, so a post's records land in the same
-/// partition number of each topic. Paced at `rate` events per second when given; `progress`
-/// is called with the number of events sent so far. Returns the events delivered.
-pub fn produce_events(
-    target: &KafkaSpec,
-    spec: &EmulatorSpec,
-    partitions: i32,
-    rate: Option<f64>,
-    mut progress: impl FnMut(u64),
-) -> Result<u64, SourceError> {
-    let Topics::Prefix(prefix) = &target.topics else {
-        return Err(SourceError::Config(
-            "emulate --to kafka:// needs a topic prefix".into(),
-        ));
-    };
-    let events = spec
-        .events
-        .ok_or_else(|| SourceError::Config("emulate needs a number of events (--events)".into()))?;
-    create_topics(target, prefix, partitions)?;
-
-    let producer: BaseProducer<Context> = target
-        .client_config(&[
-            ("enable.idempotence", "true"),
-            ("linger.ms", "20"),
-            ("batch.num.messages", "10000"),
-            ("queue.buffering.max.messages", "1000000"),
-            ("compression.type", "lz4"),
-            ("message.timeout.ms", "120000"),
-        ])
-        .create_with_context(Context::default())
-        .map_err(|e| config_error(target, e))?;
-    let topics = Stream::ALL.map(|s| format!("{prefix}.{s}"));
-    let emulator = Emulator::new(spec);
-    let started = Instant::now();
-    let mut key = String::new();
-    for seq in 0..events {
-        if let Some(rate) = rate {
-            let due = started + Duration::from_secs_f64(seq as f64 / rate);
-            let now = Instant::now();
-            if due > now {
-                producer.poll(Duration::ZERO);
-                std::thread::sleep(due - now);
-            }
-        }
-        let event = emulator.event(seq);
-        key.clear();
-        use std::fmt::Write as _;
-        let _ = write!(key, "{}", event.index);
-        for (topic, stream) in topics.iter().zip(Stream::ALL) {
-            let mut record = BaseRecord::to(topic)
-                .key(key.as_str())
-                .payload(event.message(stream));
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        producer.poll(Duration::from_millis(10));
-                    }
-                    Err((error, _)) => {
-                        return Err(SourceError::Unavailable(format!(
-                            "kafka {}: producing to {topic}: {error}",
-                            target.brokers
-                        )));
-                    }
-                }
-            }
-        }
-        if seq % 1024 == 0 {
-            producer.poll(Duration::ZERO);
-            progress(seq);
-        }
-    }
-    producer
-        .flush(Duration::from_secs(120))
-        .map_err(|e| SourceError::Unavailable(format!("kafka {}: flush: {e}", target.brokers)))?;
-    progress(events);
-    let context = producer.context();
-    let failed = context.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        let first = context
-            .first_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_default();
-        return Err(SourceError::Unavailable(format!(
-            "kafka {}: {failed} messages not delivered (first: {first})",
-            target.brokers
-        )));
-    }
-    Ok(events)
-}
-
-/// Creates the three topics of `prefix` when missing.
-fn create_topics(target: &KafkaSpec, prefix: &str, partitions: i32) -> Result<(), SourceError> {
-    let admin: AdminClient<DefaultClientContext> = target
-        .client_config(&[])
-        .create()
-        .map_err(|e| config_error(target, e))?;
-    let names = Stream::ALL.map(|s| format!("{prefix}.{s}"));
-    let new: Vec<NewTopic> = names
-        .iter()
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SourceError::Config(format!("starting a runtime: {e}")))?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = runtime
-        .block_on(admin.create_topics(&new, &options))
-        .map_err(|e| {
-            SourceError::Unavailable(format!("kafka {}: create topics: {e}", target.brokers))
-        })?;
-    for result in results {
-        match result {
-            Ok(topic) => tracing::info!(topic, partitions, "kafka topic created"),
-            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                tracing::info!(topic, "kafka topic exists")
-            }
-            Err((topic, code)) => {
-                return Err(SourceError::Unavailable(format!(
-                    "kafka {}: create topic {topic}: {code}",
-                    target.brokers
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kafka_url_parsing() {
-        let spec = KafkaSpec::parse("kafka://127.0.0.1:9092/abc").unwrap();
-        assert_eq!(spec.brokers, "127.0.0.1:9092");
-        assert_eq!(spec.topics, Topics::Prefix("abc".into()));
-        assert_eq!(spec.start, StartFrom::Earliest);
-        assert_eq!(spec.group_id, None);
-        let topics = spec.topics.resolve().unwrap();
-        assert_eq!(
-            topics,
-            [
-                ("abc.pin".to_owned(), Stream::Pin),
-                ("abc.geo".to_owned(), Stream::Geo),
-                ("abc.user".to_owned(), Stream::User)
-            ]
-        );
-        let spec =
-            KafkaSpec::parse("kafka://b1:9092,b2:9092/x-y.z?start=latest&group_id=g").unwrap();
-        assert_eq!(spec.brokers, "b1:9092,b2:9092");
-        assert_eq!(spec.start, StartFrom::Latest);
-        assert_eq!(spec.group_id.as_deref(), Some("g"));
-        for bad in [
-            "kafka://",
-            "kafka://host:9092",
-            "kafka://host:9092/",
-            "kafka:///abc",
-            "kafka://host:9092/a/b",
-            "kafka://host:9092/abc?speed=3",
-            "kafka://host:9092/abc?start=soon",
-        ] {
-            match KafkaSpec::parse(bad) {
-                Err(SourceError::Config(msg)) => assert!(msg.contains("kafka"), "{bad}: {msg}"),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn kafka_start_parsing() {
-        assert_eq!(StartFrom::parse("earliest").unwrap(), StartFrom::Earliest);
-        assert_eq!(StartFrom::parse("LATEST").unwrap(), StartFrom::Latest);
-        let t = StartFrom::Timestamp(1_714_521_600_000);
-        assert_eq!(StartFrom::parse("2024-05-01T00:00:00Z").unwrap(), t);
-        assert_eq!(StartFrom::parse("2024-05-01T02:00:00+02:00").unwrap(), t);
-        assert_eq!(StartFrom::parse("2024-05-01 00:00:00").unwrap(), t);
-        assert_eq!(StartFrom::parse("2024-05-01").unwrap(), t);
-        assert_eq!(StartFrom::parse("1714521600000").unwrap(), t);
-        assert!(StartFrom::parse("-5").is_err());
-        assert!(StartFrom::parse("yesterday").is_err());
-    }
-
-    #[test]
-    fn kafka_topic_lists_need_a_stream_token() {
-        let topics = Topics::List(vec!["events-pin".into(), "raw.user".into()]);
-        assert_eq!(
-            topics.resolve().unwrap(),
-            [
-                ("events-pin".to_owned(), Stream::Pin),
-                ("raw.user".to_owned(), Stream::User)
-            ]
-        );
-        assert!(Topics::List(vec!["pinterest".into()]).resolve().is_err());
-    }
 
     #[test]
     fn kafka_partitions_spread_over_workers() {
@@ -1474,7 +1065,7 @@ mod tests {
         spec.properties
             .insert("socket.connection.setup.timeout.ms".into(), "1000".into());
         let started = Instant::now();
-        match KafkaSource::new(&spec, 0, 1) {
+        match KafkaSource::new(&spec, None, &Default::default(), 0, 1) {
             Err(SourceError::Unavailable(msg)) => {
                 assert!(
                     msg.contains("127.0.0.1:1") && msg.contains("unreachable"),
@@ -1489,7 +1080,7 @@ mod tests {
         spec.properties
             .insert("no.such.property".into(), "1".into());
         assert!(matches!(
-            KafkaSource::new(&spec, 0, 1),
+            KafkaSource::new(&spec, None, &Default::default(), 0, 1),
             Err(SourceError::Config(_))
         ));
     }
