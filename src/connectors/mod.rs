@@ -112,6 +112,36 @@ pub enum SourceError {
     /// `pinstream emulate` could not send its events to `target`.
     #[error("sending to {target}: {reason}")]
     Send { target: String, reason: String },
+    /// A connector's client could not be made or refused a call (Kafka: a bad property).
+    #[error("{connector} {at}: {source}")]
+    Client {
+        connector: &'static str,
+        /// Where: the brokers, the stream.
+        at: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A partition could not be positioned where the tables say it stands.
+    #[error("{partition}: cannot resume at position {position}: {source}")]
+    Seek {
+        partition: PartitionId,
+        position: i64,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The tables hold a position no source writes (a damaged or foreign `txn` action).
+    #[error("{partition}: stored position {position} is negative")]
+    NegativePosition {
+        partition: PartitionId,
+        position: i64,
+    },
+    /// A connector's background thread could not be started.
+    #[error("starting the {purpose} thread: {source}")]
+    Thread {
+        purpose: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     /// A tokio runtime for a connector's client could not be started.
     #[error("starting a runtime for {purpose}: {source}")]
     Runtime {

@@ -140,7 +140,11 @@ impl ProducerContext for Context {
 
 /// A client could not be made: a bad property is a configuration error.
 pub(super) fn config_error(spec: &KafkaSpec, error: KafkaError) -> SourceError {
-    SourceError::Config(format!("kafka {}: {error}", spec.brokers))
+    SourceError::Client {
+        connector: "kafka",
+        at: spec.brokers.clone(),
+        source: Box::new(error),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,7 +364,10 @@ impl Membership {
         std::thread::Builder::new()
             .name("pinstream-kafka-group".into())
             .spawn(move || poll_membership(weak, stopped))
-            .map_err(|e| SourceError::Config(format!("starting the kafka group thread: {e}")))?;
+            .map_err(|source| SourceError::Thread {
+                purpose: "kafka group",
+                source,
+            })?;
         tracing::info!(
             group = spec.group(),
             brokers = spec.brokers,
@@ -677,7 +684,11 @@ impl KafkaSource {
         for part in &self.parts {
             let offset = part.next.map_or(Offset::Beginning, Offset::Offset);
             list.add_partition_offset(&part.topic, part.partition, offset)
-                .map_err(|e| config_error(&self.spec, e))?;
+                .map_err(|e| SourceError::Seek {
+                    partition: part.id.clone(),
+                    position: part.next.unwrap_or(0),
+                    source: Box::new(e),
+                })?;
         }
         self.consumer
             .assign(&list)
@@ -881,10 +892,10 @@ impl Source for KafkaSource {
         for part in &mut self.parts {
             part.next = match (from.get(&part.id), part.end) {
                 (Some(&stored), _) if stored < 0 => {
-                    return Err(SourceError::Config(format!(
-                        "{}: stored position {stored} is negative",
-                        part.id
-                    )));
+                    return Err(SourceError::NegativePosition {
+                        partition: part.id.clone(),
+                        position: stored,
+                    });
                 }
                 (Some(&stored), _) => Some(stored),
                 (None, None) => None,
@@ -894,7 +905,11 @@ impl Source for KafkaSource {
                     StartFrom::Timestamp(ms) => {
                         by_time
                             .add_partition_offset(&part.topic, part.partition, Offset::Offset(ms))
-                            .map_err(|e| config_error(&self.spec, e))?;
+                            .map_err(|e| SourceError::Seek {
+                                partition: part.id.clone(),
+                                position: ms,
+                                source: Box::new(e),
+                            })?;
                         Some(high)
                     }
                 },
@@ -1081,7 +1096,7 @@ mod tests {
             .insert("no.such.property".into(), "1".into());
         assert!(matches!(
             KafkaSource::new(&spec, None, &Default::default(), 0, 1),
-            Err(SourceError::Config(_))
+            Err(SourceError::Client { .. })
         ));
     }
 }
