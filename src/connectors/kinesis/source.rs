@@ -420,192 +420,249 @@ impl KinesisSource {
     /// One GetRecords round over the due shards (concurrently, each call with its own
     /// timeout so one slow shard does not cost the others their records).
     fn fetch(&mut self) {
-        let now = Instant::now();
-        let due: Vec<usize> = (0..self.shards.len())
-            .filter(|&i| {
-                let s = &self.shards[i];
-                !s.drained && s.next_get <= now
-            })
-            .collect();
-        let due: Vec<usize> = due
-            .into_iter()
-            .filter(|&i| self.parents_drained(i))
-            .collect();
+        let due = self.due_shards();
         if due.is_empty() {
             return;
         }
-        let client = &self.client;
         let calls = due.iter().map(|&i| {
-            let shard = &self.shards[i];
-            let client = client.clone();
-            let (stream_name, shard_id) = (shard.stream_name.clone(), shard.shard_id.clone());
-            let iterator = shard.iterator.clone();
-            let after = shard.fetched_sequence.clone();
-            let limit = shard.limit;
-            let call = async move {
-                let (iterator, fresh) = match iterator {
-                    Some(iterator) => (iterator, false),
-                    None => {
-                        // After the last record fetched when its sequence number is known,
-                        // else from the start (skipping what was counted).
-                        let request = client
-                            .get_shard_iterator()
-                            .stream_name(&stream_name)
-                            .shard_id(&shard_id);
-                        let request = match after {
-                            Some(sequence) => request
-                                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                                .starting_sequence_number(sequence),
-                            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                        };
-                        let output = request.send().await.map_err(|e| Failure {
-                            expired: false,
-                            throttled: is_throttled(&e),
-                            timed_out: false,
-                            message: format!("GetShardIterator: {}", error_text(&e)),
-                        })?;
-                        match output.shard_iterator() {
-                            Some(it) => (it.to_owned(), true),
-                            None => {
-                                return Err(Failure {
-                                    expired: false,
-                                    throttled: false,
-                                    timed_out: false,
-                                    message: "GetShardIterator: no shard iterator".to_owned(),
-                                });
-                            }
-                        }
-                    }
-                };
-                let asked = Instant::now();
-                client
-                    .get_records()
-                    .shard_iterator(iterator)
-                    .limit(limit)
-                    .send()
-                    .await
-                    .map(|output| (output, fresh, asked.elapsed()))
-                    .map_err(|e| Failure {
-                        expired: e
-                            .as_service_error()
-                            .is_some_and(|e| e.is_expired_iterator_exception()),
-                        throttled: is_throttled(&e),
-                        timed_out: false,
-                        message: format!("GetRecords: {}", error_text(&e)),
-                    })
-            };
-            async move {
-                tokio::time::timeout(CALL_TIMEOUT, call)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failure {
-                            expired: false,
-                            throttled: false,
-                            timed_out: true,
-                            message: format!("GetRecords: no answer within {CALL_TIMEOUT:?}"),
-                        })
-                    })
-            }
+            let read = Read::of(&self.shards[i]);
+            read_shard(self.client.clone(), read)
         });
         let results = self.runtime.block_on(futures::future::join_all(calls));
         let now_micros = crate::now_micros();
         for (i, result) in due.into_iter().zip(results) {
-            let shard = &mut self.shards[i];
             match result {
-                Err(failure) => {
-                    self.shared.stats.count_retry("kinesis");
-                    shard.failures += 1;
-                    if failure.expired || shard.failures >= 3 {
-                        // A new iterator, after the last record fetched.
-                        shard.iterator = None;
-                    }
-                    if failure.timed_out {
-                        shard.limit = (shard.limit / 2).max(GET_LIMIT_MIN);
-                    }
-                    let backoff = (GET_INTERVAL * 2u32.pow(shard.failures.min(6))).min(MAX_BACKOFF);
-                    shard.next_get = Instant::now() + backoff;
-                    if !failure.throttled {
-                        self.warner.warn(&format!(
-                            "{}: {} (attempt {}, next in {backoff:?})",
-                            shard.id, failure.message, shard.failures
-                        ));
-                    }
-                }
-                Ok((output, fresh, took)) => {
-                    if shard.failures > 0 {
-                        tracing::info!(shard = %shard.id, "kinesis: reading again after {} failed attempts", shard.failures);
-                    }
-                    shard.failures = 0;
-                    // Slow answers (a loaded endpoint) ask for fewer records next time, fast
-                    // full ones for more: calls stay well inside CALL_TIMEOUT.
-                    let full = output.records().len() as i32 >= shard.limit;
-                    if took > CALL_TIMEOUT / 5 {
-                        shard.limit = (shard.limit / 2).max(GET_LIMIT_MIN);
-                    } else if full && took < CALL_TIMEOUT / 20 {
-                        shard.limit = (shard.limit * 2).min(GET_LIMIT);
-                    }
-                    if fresh {
-                        // An iterator after `fetched_sequence` starts at record `fetched`.
-                        shard.seen = if shard.fetched_sequence.is_some() {
-                            shard.fetched
-                        } else {
-                            0
-                        };
-                    }
-                    shard.next_get = Instant::now() + GET_INTERVAL;
-                    let records = output.records();
-                    for record in records {
-                        let index = shard.seen;
-                        shard.seen += 1;
-                        if index < shard.fetched {
-                            continue;
-                        }
-                        shard.fetched = index + 1;
-                        let sequence = record.sequence_number().to_owned();
-                        shard.fetched_sequence = Some(sequence.clone());
-                        let arrival = record
-                            .approximate_arrival_timestamp()
-                            .map(|t| t.secs() * 1_000_000 + i64::from(t.subsec_nanos()) / 1000)
-                            .unwrap_or(now_micros);
-                        if let Some(before) = shard.skip_before {
-                            if arrival / 1000 < before {
-                                // Before the start: counted as consumed, not read (no
-                                // record of this shard is pending before these).
-                                shard.emitted = shard.fetched;
-                                shard.last_sequence = Some(sequence);
-                                continue;
-                            }
-                            shard.skip_before = None;
-                        }
-                        self.pending.push_back((
-                            i,
-                            RawRecord {
-                                stream: Some(shard.stream),
-                                payload: payload_bytes(record.data().as_ref()),
-                                partition: shard.id.clone(),
-                                offset: index,
-                                arrival,
-                            },
-                            sequence,
-                        ));
-                    }
-                    shard.iterator = output.next_shard_iterator().map(str::to_owned);
-                    if shard.iterator.is_none() {
-                        shard.drained = true;
-                        self.shared
-                            .drained
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(shard.id.clone());
-                    }
-                    // Caught up once is enough for `--until-done` (like Kafka's end at open).
-                    if records.is_empty() && output.millis_behind_latest() == Some(0) {
-                        shard.caught_up = true;
-                    }
-                }
+                Err(failure) => self.failed(i, failure),
+                Ok(read) => self.take(i, read, now_micros),
             }
         }
     }
+
+    /// The shards to read now: not drained, their wait over, their parents drained.
+    fn due_shards(&mut self) -> Vec<usize> {
+        let now = Instant::now();
+        let waiting: Vec<usize> = (0..self.shards.len())
+            .filter(|&i| !self.shards[i].drained && self.shards[i].next_get <= now)
+            .collect();
+        waiting
+            .into_iter()
+            .filter(|&i| self.parents_drained(i))
+            .collect()
+    }
+
+    /// A read of shard `i` failed: back off (exponentially), and after an expired iterator or
+    /// repeated failures start again after the last record fetched.
+    fn failed(&mut self, i: usize, failure: Failure) {
+        self.shared.stats.count_retry("kinesis");
+        let shard = &mut self.shards[i];
+        shard.failures += 1;
+        if failure.expired || shard.failures >= 3 {
+            shard.iterator = None;
+        }
+        if failure.timed_out {
+            shard.limit = (shard.limit / 2).max(GET_LIMIT_MIN);
+        }
+        let backoff = (GET_INTERVAL * 2u32.pow(shard.failures.min(6))).min(MAX_BACKOFF);
+        shard.next_get = Instant::now() + backoff;
+        if !failure.throttled {
+            self.warner.warn(&format!(
+                "{}: {} (attempt {}, next in {backoff:?})",
+                shard.id, failure.message, shard.failures
+            ));
+        }
+    }
+
+    /// Takes what a read of shard `i` returned: its records into the pending queue, its
+    /// next iterator, whether it is drained or caught up.
+    fn take(&mut self, i: usize, read: Fetched, now_micros: i64) {
+        let Fetched {
+            output,
+            fresh,
+            took,
+        } = read;
+        let shard = &mut self.shards[i];
+        if shard.failures > 0 {
+            tracing::info!(shard = %shard.id, "kinesis: reading again after {} failed attempts", shard.failures);
+        }
+        shard.failures = 0;
+        shard.adapt_limit(output.records().len(), took);
+        if fresh {
+            // An iterator after `fetched_sequence` starts at record `fetched`.
+            shard.seen = if shard.fetched_sequence.is_some() {
+                shard.fetched
+            } else {
+                0
+            };
+        }
+        shard.next_get = Instant::now() + GET_INTERVAL;
+        for record in output.records() {
+            if let Some((raw, sequence)) = shard.accept(record, now_micros) {
+                self.pending.push_back((i, raw, sequence));
+            }
+        }
+        shard.iterator = output.next_shard_iterator().map(str::to_owned);
+        if shard.iterator.is_none() {
+            shard.drained = true;
+            self.shared
+                .drained
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(shard.id.clone());
+        }
+        // Caught up once is enough for `--until-done` (like Kafka's end at open).
+        if output.records().is_empty() && output.millis_behind_latest() == Some(0) {
+            shard.caught_up = true;
+        }
+    }
+}
+
+impl Shard {
+    /// Slow answers (a loaded endpoint) ask for fewer records next time, fast full ones for
+    /// more: calls stay well inside [`CALL_TIMEOUT`].
+    fn adapt_limit(&mut self, records: usize, took: Duration) {
+        let full = records as i32 >= self.limit;
+        if took > CALL_TIMEOUT / 5 {
+            self.limit = (self.limit / 2).max(GET_LIMIT_MIN);
+        } else if full && took < CALL_TIMEOUT / 20 {
+            self.limit = (self.limit * 2).min(GET_LIMIT);
+        }
+    }
+
+    /// Counts one record the iterator returned; the raw record and its sequence number when
+    /// it is to be read (not fetched before, not before the configured start).
+    fn accept(
+        &mut self,
+        record: &aws_sdk_kinesis::types::Record,
+        now_micros: i64,
+    ) -> Option<(RawRecord, String)> {
+        let index = self.seen;
+        self.seen += 1;
+        if index < self.fetched {
+            return None;
+        }
+        self.fetched = index + 1;
+        let sequence = record.sequence_number().to_owned();
+        self.fetched_sequence = Some(sequence.clone());
+        let arrival = record
+            .approximate_arrival_timestamp()
+            .map(|t| t.secs() * 1_000_000 + i64::from(t.subsec_nanos()) / 1000)
+            .unwrap_or(now_micros);
+        if let Some(before) = self.skip_before {
+            if arrival / 1000 < before {
+                // Before the start: counted as consumed, not read (no record of this shard
+                // is pending before these).
+                self.emitted = self.fetched;
+                self.last_sequence = Some(sequence);
+                return None;
+            }
+            self.skip_before = None;
+        }
+        let raw = RawRecord {
+            stream: Some(self.stream),
+            payload: payload_bytes(record.data().as_ref()),
+            partition: self.id.clone(),
+            offset: index,
+            arrival,
+        };
+        Some((raw, sequence))
+    }
+}
+
+/// What one read of a shard needs, taken from it so the reads run concurrently.
+struct Read {
+    stream_name: String,
+    shard_id: String,
+    iterator: Option<String>,
+    /// Start after this sequence number when a new iterator is needed (else TRIM_HORIZON).
+    after: Option<String>,
+    limit: i32,
+}
+
+impl Read {
+    fn of(shard: &Shard) -> Read {
+        Read {
+            stream_name: shard.stream_name.clone(),
+            shard_id: shard.shard_id.clone(),
+            iterator: shard.iterator.clone(),
+            after: shard.fetched_sequence.clone(),
+            limit: shard.limit,
+        }
+    }
+}
+
+/// One GetRecords answer: whether its iterator was new, and how long it took.
+struct Fetched {
+    output: aws_sdk_kinesis::operation::get_records::GetRecordsOutput,
+    fresh: bool,
+    took: Duration,
+}
+
+/// One GetRecords call (with a new iterator first when there is none), within
+/// [`CALL_TIMEOUT`].
+async fn read_shard(client: Client, read: Read) -> Result<Fetched, Failure> {
+    let call = async {
+        let (iterator, fresh) = match read.iterator.clone() {
+            Some(iterator) => (iterator, false),
+            None => (new_iterator(&client, &read).await?, true),
+        };
+        let asked = Instant::now();
+        client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(read.limit)
+            .send()
+            .await
+            .map(|output| Fetched {
+                output,
+                fresh,
+                took: asked.elapsed(),
+            })
+            .map_err(|e| Failure {
+                expired: e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_expired_iterator_exception()),
+                throttled: is_throttled(&e),
+                timed_out: false,
+                message: format!("GetRecords: {}", error_text(&e)),
+            })
+    };
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure {
+                expired: false,
+                throttled: false,
+                timed_out: true,
+                message: format!("GetRecords: no answer within {CALL_TIMEOUT:?}"),
+            })
+        })
+}
+
+/// An iterator after the last record fetched when its sequence number is known, else from
+/// the start (the records already counted are skipped by [`Shard::accept`]).
+async fn new_iterator(client: &Client, read: &Read) -> Result<String, Failure> {
+    let request = client
+        .get_shard_iterator()
+        .stream_name(&read.stream_name)
+        .shard_id(&read.shard_id);
+    let request = match &read.after {
+        Some(sequence) => request
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(sequence),
+        None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    };
+    let output = request.send().await.map_err(|e| Failure {
+        expired: false,
+        throttled: is_throttled(&e),
+        timed_out: false,
+        message: format!("GetShardIterator: {}", error_text(&e)),
+    })?;
+    output.shard_iterator().map(str::to_owned).ok_or(Failure {
+        expired: false,
+        throttled: false,
+        timed_out: false,
+        message: "GetShardIterator: no shard iterator".to_owned(),
+    })
 }
 
 /// Why a read failed (every failure is retried).
@@ -649,10 +706,10 @@ impl Source for KinesisSource {
             shard.fetched_sequence = None;
             if let Some(&stored) = from.get(&shard.id) {
                 if stored < 0 {
-                    return Err(SourceError::Config(format!(
-                        "{}: stored position {stored} is negative",
-                        shard.id
-                    )));
+                    return Err(SourceError::NegativePosition {
+                        partition: shard.id.clone(),
+                        position: stored,
+                    });
                 }
                 shard.emitted = stored;
                 shard.fetched = stored;
