@@ -39,12 +39,16 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         stats: stats.clone(),
         shutdown: shutdown.clone(),
     };
-    let sources = connectors::start_all(&config.sources, &job)?;
+    // A source that cannot start fails the run like a dataflow error (summary included).
+    let sources = connectors::start_all(&config.sources, &job);
+    let ingest = sources
+        .iter()
+        .flatten()
+        .find_map(|source| source.ingest().cloned());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = runtime.spawn(serve::serve_on(
         listener,
-        AppState::new(aggregates.clone(), stats.clone())
-            .with_ingest(sources.iter().find_map(|source| source.ingest().cloned())),
+        AppState::new(aggregates.clone(), stats.clone()).with_ingest(ingest),
         async move {
             // A send or a drop (an early return) both stop it.
             let _ = http_stopped.await;
@@ -80,14 +84,18 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             }
         })
     });
-    let result = dataflow::run_started(
-        config,
-        sources,
-        runtime.handle().clone(),
-        stats.clone(),
-        aggregates,
-        shutdown,
-    );
+    let result = sources
+        .map_err(dataflow::EngineError::from)
+        .and_then(|sources| {
+            dataflow::run_started(
+                config,
+                sources,
+                runtime.handle().clone(),
+                stats.clone(),
+                aggregates,
+                shutdown,
+            )
+        });
     let _ = stop_tables.send(true);
     if let Some(task) = compaction {
         // A pass in progress finishes its table (commits are atomic either way).

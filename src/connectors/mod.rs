@@ -158,7 +158,7 @@ pub enum SourceError {
 }
 
 /// A reader of raw messages. Each timely worker opens its own instance (see
-/// [`SourceSpec::open`]) holding its share of the partitions.
+/// [`StartedSource::open`]) holding its share of the partitions.
 pub trait Source: Send {
     /// The partitions this instance reads. Their positions are looked up in the tables
     /// before the first poll.
