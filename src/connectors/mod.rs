@@ -40,6 +40,32 @@ use crate::stream::Stream;
 /// between runs of the same job: `file:pin.jsonl`, `emulator:seed=7:p0/4`, `kafka:abc.pin/3`.
 pub type PartitionId = Arc<str>;
 
+/// Where a partition stands: the offset of the next message to read (lines consumed for a
+/// file, events emitted for an emulator partition, next offset for Kafka, records counted
+/// for a Kinesis shard). It is the Delta `txn` version, so it only grows and is never
+/// negative.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct Position(pub i64);
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Position per partition: the offset of the next message to read (lines consumed for a
 /// file, events emitted for an emulator partition, next offset for Kafka). Stored as the `txn`
 /// version, so it only grows.
@@ -125,7 +151,7 @@ pub enum SourceError {
     #[error("{partition}: cannot resume at position {position}: {source}")]
     Seek {
         partition: PartitionId,
-        position: i64,
+        position: Position,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -133,7 +159,7 @@ pub enum SourceError {
     #[error("{partition}: stored position {position} is negative")]
     NegativePosition {
         partition: PartitionId,
-        position: i64,
+        position: Position,
     },
     /// A connector's background thread could not be started.
     #[error("starting the {purpose} thread: {source}")]

@@ -53,7 +53,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{KafkaSpec, StartFrom};
 use crate::connectors::{
-    JobContext, PartitionId, PollStatus, Positions, RawRecord, Source, SourceError,
+    JobContext, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
 };
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -686,7 +686,7 @@ impl KafkaSource {
             list.add_partition_offset(&part.topic, part.partition, offset)
                 .map_err(|e| SourceError::Seek {
                     partition: part.id.clone(),
-                    position: part.next.unwrap_or(0),
+                    position: Position(part.next.unwrap_or(0)),
                     source: Box::new(e),
                 })?;
         }
@@ -894,7 +894,7 @@ impl Source for KafkaSource {
                 (Some(&stored), _) if stored < 0 => {
                     return Err(SourceError::NegativePosition {
                         partition: part.id.clone(),
-                        position: stored,
+                        position: Position(stored),
                     });
                 }
                 (Some(&stored), _) => Some(stored),
@@ -907,7 +907,7 @@ impl Source for KafkaSource {
                             .add_partition_offset(&part.topic, part.partition, Offset::Offset(ms))
                             .map_err(|e| SourceError::Seek {
                                 partition: part.id.clone(),
-                                position: ms,
+                                position: Position(ms),
                                 source: Box::new(e),
                             })?;
                         Some(high)

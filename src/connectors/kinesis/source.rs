@@ -41,7 +41,7 @@ use base64::Engine as _;
 
 use super::{KinesisSpec, StartAt};
 use crate::connectors::{
-    Cursor, Cursors, PartitionId, PollStatus, Positions, RawRecord, Source, SourceError,
+    Cursor, Cursors, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
 };
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -708,7 +708,7 @@ impl Source for KinesisSource {
                 if stored < 0 {
                     return Err(SourceError::NegativePosition {
                         partition: shard.id.clone(),
-                        position: stored,
+                        position: Position(stored),
                     });
                 }
                 shard.emitted = stored;
