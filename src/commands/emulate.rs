@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::Error;
 use crate::config::EmulateArgs;
 use crate::connectors::emulator::EmulatorSpec;
-use crate::connectors::{Produce, SourceError, connector_for};
+use crate::connectors::{Produce, SourceError, connector_for, no_producer};
 
 /// Writes the events with the producer of the `--to` value's connector.
 pub fn emulate(args: &EmulateArgs) -> Result<(), Error> {
@@ -42,11 +42,7 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Error> {
     let produced = connector_for(&args.to).and_then(|connector| connector.produce(&target));
     bar.finish_and_clear();
     let Some(produced) = produced else {
-        return Err(SourceError::Config(format!(
-            "emulate --to `{}`: expected file:<dir>, kafka://<host:port>/<topic-prefix>, kinesis://<prefix> or http://<host:port>[/<prefix>]",
-            args.to
-        ))
-        .into());
+        return Err(no_producer(&args.to).into());
     };
     log_sent(args, produced?, started);
     Ok(())

@@ -24,6 +24,10 @@ impl super::Connector for EmulatorConnector {
         "emulator"
     }
 
+    fn url_form(&self) -> &'static str {
+        "emulator:events=<n>,seed=<s>,rate=<per-second>"
+    }
+
     fn parse_url(&self, url: &str) -> Result<SourceSpec, SourceError> {
         Ok(SourceSpec::new(match url {
             "emulator" => EmulatorSpec::default(),

@@ -243,6 +243,12 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
 pub trait Connector: Sync {
     /// The job file's `type` and the scheme of its `--from` / `--to` values (`kafka`).
     fn name(&self) -> &'static str;
+    /// How its `--from` value is written, for error messages (`kafka://<host:port>/<prefix>`).
+    fn url_form(&self) -> &'static str;
+    /// How an `emulate --to` value is written, when the connector has a producer.
+    fn producer_form(&self) -> Option<&'static str> {
+        None
+    }
     /// Settings from a `--from` value whose scheme is [`Connector::name`]
     /// (`kafka://host:9092/abc`).
     fn parse_url(&self, url: &str) -> Result<SourceSpec, SourceError>;
@@ -265,6 +271,23 @@ pub fn connector_for(url: &str) -> Option<&'static dyn Connector> {
 /// The connector of a job file's `type`.
 pub fn connector_named(name: &str) -> Option<&'static dyn Connector> {
     connectors().iter().copied().find(|c| c.name() == name)
+}
+
+/// `a, b or c`.
+fn forms(forms: impl Iterator<Item = &'static str>) -> String {
+    let forms: Vec<&str> = forms.collect();
+    match forms.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => forms.join(""),
+    }
+}
+
+/// Why an `emulate --to` value names no producer: the forms that do.
+pub fn no_producer(to: &str) -> SourceError {
+    SourceError::Config(format!(
+        "emulate --to `{to}`: expected {}",
+        forms(connectors().iter().filter_map(|c| c.producer_form()))
+    ))
 }
 
 /// What `pinstream emulate` asks a producer to write.
@@ -372,7 +395,8 @@ impl SourceSpec {
         match connector_for(text) {
             Some(connector) => connector.parse_url(text),
             None => Err(SourceError::Config(format!(
-                "unknown source `{text}`: expected file:<dir>, kafka://<host:port>/<topic-prefix>, kinesis://<prefix>, http or emulator:events=<n>,seed=<s>,rate=<per-second>"
+                "unknown source `{text}`: expected {}",
+                forms(connectors().iter().map(|c| c.url_form()))
             ))),
         }
     }
@@ -448,4 +472,47 @@ pub fn start_all(
         .iter()
         .map(|spec| Ok(Arc::from(spec.start(job)?)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_finds_connectors_by_scheme_and_type() {
+        let mut names: Vec<_> = connectors().iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), connectors().len(), "names are unique");
+        for (url, name) in [
+            ("file:/data", "file"),
+            ("emulator", "emulator"),
+            ("emulator:events=5", "emulator"),
+            ("http", "http"),
+            ("http://127.0.0.1:8080", "http"),
+            ("kafka://h:9092/abc", "kafka"),
+            ("kinesis://abc", "kinesis"),
+        ] {
+            assert_eq!(connector_for(url).map(|c| c.name()), Some(name), "{url}");
+        }
+        assert!(connector_for("ftp://x").is_none());
+        let error = SourceSpec::parse("ftp://x").unwrap_err().to_string();
+        for connector in connectors() {
+            assert!(error.contains(connector.url_form()), "{error}");
+        }
+        let error = no_producer("emulator:events=1").to_string();
+        assert!(
+            error.contains("file:<dir>") && error.contains(" or "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn settings_compare_and_clone_as_data() {
+        let spec = SourceSpec::parse("emulator:events=5,seed=7").unwrap();
+        assert_eq!(spec.clone(), spec);
+        assert_ne!(spec, SourceSpec::parse("emulator:events=5,seed=8").unwrap());
+        assert_ne!(spec, SourceSpec::parse("file:/data").unwrap());
+        assert!(spec.is_bounded());
+    }
 }

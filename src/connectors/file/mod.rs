@@ -28,6 +28,14 @@ impl super::Connector for Connector {
         "file"
     }
 
+    fn url_form(&self) -> &'static str {
+        "file:<dir>"
+    }
+
+    fn producer_form(&self) -> Option<&'static str> {
+        Some("file:<dir>")
+    }
+
     fn parse_url(&self, url: &str) -> Result<SourceSpec, SourceError> {
         match url.strip_prefix("file:") {
             Some(dir) if !dir.is_empty() => Ok(SourceSpec::new(FileSettings { dir: dir.into() })),

@@ -36,6 +36,14 @@ impl super::Connector for Connector {
         "http"
     }
 
+    fn url_form(&self) -> &'static str {
+        "http"
+    }
+
+    fn producer_form(&self) -> Option<&'static str> {
+        Some("http://<host:port>[/<prefix>]")
+    }
+
     fn parse_url(&self, url: &str) -> Result<SourceSpec, SourceError> {
         if url != "http" {
             return Err(SourceError::Config(format!(

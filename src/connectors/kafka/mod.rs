@@ -281,6 +281,14 @@ impl super::Connector for Connector {
         "kafka"
     }
 
+    fn url_form(&self) -> &'static str {
+        "kafka://<host:port>/<topic-prefix>"
+    }
+
+    fn producer_form(&self) -> Option<&'static str> {
+        Some("kafka://<host:port>/<topic-prefix>")
+    }
+
     fn parse_url(&self, url: &str) -> Result<SourceSpec, SourceError> {
         Ok(SourceSpec::new(KafkaSpec::parse(url)?))
     }

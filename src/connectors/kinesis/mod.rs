@@ -243,6 +243,14 @@ impl super::Connector for Connector {
         "kinesis"
     }
 
+    fn url_form(&self) -> &'static str {
+        "kinesis://<prefix>"
+    }
+
+    fn producer_form(&self) -> Option<&'static str> {
+        Some("kinesis://<prefix>")
+    }
+
     fn parse_url(&self, url: &str) -> Result<SourceSpec, SourceError> {
         Ok(SourceSpec::new(KinesisSpec::parse(url)?))
     }
