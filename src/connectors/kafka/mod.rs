@@ -3,6 +3,8 @@
 //! start, properties). Its live object is the process's consumer group [`Membership`], joined
 //! when the job starts (see `source.rs` for how partitions are assigned and read).
 
+mod client;
+mod group;
 mod producer;
 mod source;
 
@@ -14,6 +16,7 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use serde::Deserialize;
 
+pub use group::Membership;
 pub use source::*;
 
 use crate::connectors::{

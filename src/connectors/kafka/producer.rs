@@ -9,7 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use super::source::{Context, config_error};
+use super::client::{Context, config_error};
 use super::{KafkaSpec, Topics};
 use crate::connectors::emulator::Emulator;
 use crate::connectors::{Produce, SourceError};
