@@ -4,18 +4,16 @@
 //! applies the flags over the job and checks everything, so a bad setting is one clear line
 //! before anything starts.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::connectors::SourceSpec;
 use crate::connectors::emulator::EmulatorSpec;
-use crate::connectors::kafka::{KafkaSpec, StartFrom, Topics};
-use crate::connectors::kinesis::{KinesisSpec, StartAt, Streams};
+use crate::connectors::http::HttpFormat;
+use crate::connectors::{JobSettings, SourceSpec};
 use crate::sink::maintain::{CompactionPolicy, DEFAULT_MIN_FILES, DEFAULT_TARGET_FILE_SIZE};
 
 /// The embedded default job (`pinstream run` with no job file).
@@ -251,13 +249,6 @@ pub struct EmulateArgs {
     pub concurrency: usize,
 }
 
-/// The request bodies `emulate --to http://` sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum HttpFormat {
-    Proxy,
-    Kinesis,
-}
-
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Events to generate (3 records each).
@@ -351,8 +342,9 @@ struct JobFile {
     analytics: AnalyticsFile,
     #[serde(default)]
     maintenance: MaintenanceFile,
+    /// `[[source]]` sections, each handed to the connector its `type` names.
     #[serde(default)]
-    source: Vec<SourceFile>,
+    source: Vec<toml::Table>,
     cluster: Option<ClusterFile>,
 }
 
@@ -439,169 +431,6 @@ struct AnalyticsFile {
 struct BatchFile {
     interval: Option<String>,
     max_records: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum SourceFile {
-    File {
-        dir: PathBuf,
-    },
-    Emulator {
-        seed: Option<u64>,
-        events: Option<u64>,
-        rate: Option<f64>,
-        universe: Option<u64>,
-        partitions: Option<u32>,
-    },
-    /// A Kafka cluster: `topic_prefix` (topics `<prefix>.pin/.geo/.user`) or `topics`.
-    Kafka {
-        brokers: String,
-        topic_prefix: Option<String>,
-        topics: Option<Vec<String>>,
-        group_id: Option<String>,
-        /// `earliest` (default), `latest`, a timestamp or epoch milliseconds.
-        start: Option<toml::Value>,
-        /// librdkafka properties, set on the client as they are.
-        #[serde(default)]
-        properties: BTreeMap<String, toml::Value>,
-    },
-    /// Kinesis: `prefix` (streams `streaming-<prefix>-pin/-geo/-user`) or `streams`.
-    Kinesis {
-        prefix: Option<String>,
-        streams: Option<Vec<String>>,
-        region: Option<String>,
-        endpoint: Option<String>,
-        /// `trim_horizon` (default), `latest`, a timestamp or epoch milliseconds.
-        start: Option<toml::Value>,
-    },
-    /// Messages sent to the engine's HTTP server (`POST /topics/..`, `PUT /streams/..`).
-    Http {},
-}
-
-impl SourceFile {
-    fn into_spec(self, job_dir: &Path) -> Result<SourceSpec, String> {
-        Ok(match self {
-            SourceFile::Http {} => SourceSpec::Http(Default::default()),
-            SourceFile::File { dir } => SourceSpec::File {
-                dir: if dir.is_relative() && !job_dir.as_os_str().is_empty() {
-                    job_dir.join(dir)
-                } else {
-                    dir
-                },
-            },
-            SourceFile::Emulator {
-                seed,
-                events,
-                rate,
-                universe,
-                partitions,
-            } => {
-                let default = EmulatorSpec::default();
-                SourceSpec::Emulator(EmulatorSpec {
-                    seed: seed.unwrap_or(default.seed),
-                    events: events.or(default.events),
-                    rate: rate.or(default.rate),
-                    universe: universe.unwrap_or(default.universe),
-                    partitions: partitions.unwrap_or(default.partitions),
-                })
-            }
-            SourceFile::Kafka {
-                brokers,
-                topic_prefix,
-                topics,
-                group_id,
-                start,
-                properties,
-            } => {
-                if brokers.trim().is_empty() {
-                    return Err("kafka source: brokers is empty".into());
-                }
-                let topics = match (topic_prefix, topics) {
-                    (Some(prefix), None) => {
-                        // The same checks as --from kafka://.
-                        KafkaSpec::parse(&format!("kafka://{brokers}/{prefix}"))
-                            .map_err(|e| e.to_string())?;
-                        Topics::Prefix(prefix)
-                    }
-                    (None, Some(topics)) if !topics.is_empty() => Topics::List(topics),
-                    _ => {
-                        return Err(
-                            "kafka source: give either topic_prefix or a non-empty topics list"
-                                .into(),
-                        );
-                    }
-                };
-                topics.resolve().map_err(|e| e.to_string())?;
-                let start = match start {
-                    None => Ok(StartFrom::Earliest),
-                    Some(toml::Value::String(text)) => StartFrom::parse(&text),
-                    Some(toml::Value::Integer(ms)) => StartFrom::parse(&ms.to_string()),
-                    Some(toml::Value::Datetime(time)) => StartFrom::parse(&time.to_string()),
-                    Some(other) => StartFrom::parse(&other.to_string()),
-                }
-                .map_err(|e| e.to_string())?;
-                let properties = properties
-                    .into_iter()
-                    .map(|(key, value)| match value {
-                        toml::Value::String(text) => Ok((key, text)),
-                        toml::Value::Integer(_)
-                        | toml::Value::Float(_)
-                        | toml::Value::Boolean(_) => Ok((key, value.to_string())),
-                        _ => Err(format!(
-                            "kafka source: property {key} must be a string, number or boolean"
-                        )),
-                    })
-                    .collect::<Result<_, String>>()?;
-                SourceSpec::Kafka(KafkaSpec {
-                    brokers,
-                    topics,
-                    group_id,
-                    start,
-                    properties,
-                    stop_at_end: false,
-                    membership: None,
-                })
-            }
-            SourceFile::Kinesis {
-                prefix,
-                streams,
-                region,
-                endpoint,
-                start,
-            } => {
-                let streams = match (prefix, streams) {
-                    (Some(prefix), None) => {
-                        // The same checks as --from kinesis://.
-                        KinesisSpec::parse(&format!("kinesis://{prefix}"))
-                            .map_err(|e| e.to_string())?;
-                        Streams::Prefix(prefix)
-                    }
-                    (None, Some(streams)) if !streams.is_empty() => Streams::List(streams),
-                    _ => {
-                        return Err(
-                            "kinesis source: give either prefix or a non-empty streams list".into(),
-                        );
-                    }
-                };
-                streams.resolve().map_err(|e| e.to_string())?;
-                let start = match start {
-                    None => Ok(StartAt::TrimHorizon),
-                    Some(toml::Value::String(text)) => StartAt::parse(&text),
-                    Some(toml::Value::Datetime(time)) => StartAt::parse(&time.to_string()),
-                    Some(other) => StartAt::parse(&other.to_string()),
-                }
-                .map_err(|e| e.to_string())?;
-                SourceSpec::Kinesis(KinesisSpec {
-                    streams,
-                    region: region.filter(|r| !r.is_empty()),
-                    endpoint: endpoint.filter(|e| !e.is_empty()),
-                    start,
-                    stop_at_end: false,
-                })
-            }
-        })
-    }
 }
 
 /// What `pinstream maintain` works on, checked.
@@ -694,7 +523,7 @@ fn resolve_cluster(
 impl Config {
     /// The job file (or the embedded default) with the flags applied, checked.
     pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
-        let (text, path, job_dir) = match &args.job {
+        let (text, path) = match &args.job {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::JobFile {
                     path: path.display().to_string(),
@@ -702,13 +531,9 @@ impl Config {
                 })?;
                 // Relative paths in a job file are relative to the working directory, like
                 // the flags: job files are run from the project root.
-                (text, path.display().to_string(), PathBuf::new())
+                (text, path.display().to_string())
             }
-            None => (
-                DEFAULT_JOB.to_owned(),
-                "<embedded default>".to_owned(),
-                PathBuf::new(),
-            ),
+            None => (DEFAULT_JOB.to_owned(), "<embedded default>".to_owned()),
         };
         let job: JobFile = toml::from_str(&text).map_err(|e| ConfigError::JobFile {
             path: path.clone(),
@@ -717,12 +542,11 @@ impl Config {
         let mut sources = if args.from.is_empty() {
             job.source
                 .into_iter()
-                .map(|s| {
-                    s.into_spec(&job_dir)
-                        .map_err(|reason| ConfigError::JobFile {
-                            path: path.clone(),
-                            reason,
-                        })
+                .map(|section| {
+                    SourceSpec::from_section(section).map_err(|e| ConfigError::JobFile {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?
         } else {
@@ -775,18 +599,12 @@ impl Config {
             args.min_files,
         )?;
         let name = job.name.unwrap_or_else(|| "job".to_owned());
+        let settings = JobSettings {
+            name: &name,
+            until_done: args.until_done,
+        };
         for source in &mut sources {
-            if let SourceSpec::Kafka(kafka) = source {
-                // Processes of one job share its partitions through this group (the
-                // tables, not the group's offsets, hold the positions).
-                kafka
-                    .group_id
-                    .get_or_insert_with(|| format!("pinstream-{name}"));
-                kafka.stop_at_end = args.until_done;
-            }
-            if let SourceSpec::Kinesis(kinesis) = source {
-                kinesis.stop_at_end = args.until_done;
-            }
+            source.for_job(&settings);
         }
         let config = Config {
             name,
@@ -863,7 +681,8 @@ mod tests {
         let config = Config::resolve(&run_args(&[])).unwrap();
         assert_eq!(config.lake, "./lake");
         assert_eq!(config.http.to_string(), "127.0.0.1:8080");
-        assert!(matches!(config.sources[..], [SourceSpec::Emulator(_)]));
+        assert!(config.sources[0].settings::<EmulatorSpec>().is_some());
+        assert_eq!(config.sources.len(), 1);
         assert_eq!(config.batch.interval, Duration::from_secs(1));
     }
 
@@ -934,151 +753,44 @@ mod tests {
     }
 
     #[test]
-    fn kafka_sources_from_flags_and_job_files() {
+    fn the_job_settings_reach_the_sources() {
+        use crate::connectors::kafka::{KafkaSpec, Topics};
+        use crate::connectors::kinesis::{KinesisSpec, Streams};
         let config = Config::resolve(&run_args(&[
             "--from",
             "kafka://127.0.0.1:9092/abc",
-            "--until-done",
-        ]))
-        .unwrap();
-        let [SourceSpec::Kafka(kafka)] = &config.sources[..] else {
-            panic!("{:?}", config.sources);
-        };
-        assert_eq!(kafka.topics, Topics::Prefix("abc".into()));
-        assert_eq!(kafka.group_id.as_deref(), Some("pinstream-local"));
-        assert!(kafka.stop_at_end);
-
-        let dir = tempfile::tempdir().unwrap();
-        let job = dir.path().join("job.toml");
-        std::fs::write(
-            &job,
-            r#"
-name = "msk"
-[[source]]
-type = "kafka"
-brokers = "b-1.example:9094,b-2.example:9094"
-topics = ["raw.pin", "raw.geo"]
-group_id = "mine"
-start = 2024-05-01T00:00:00Z
-[source.properties]
-"security.protocol" = "SSL"
-"fetch.max.bytes" = 1048576
-"enable.ssl.certificate.verification" = true
-"#,
-        )
-        .unwrap();
-        let args = RunArgs {
-            job: Some(job.clone()),
-            ..run_args(&[])
-        };
-        let config = Config::resolve(&args).unwrap();
-        let [SourceSpec::Kafka(kafka)] = &config.sources[..] else {
-            panic!("{:?}", config.sources);
-        };
-        assert_eq!(kafka.brokers, "b-1.example:9094,b-2.example:9094");
-        assert_eq!(
-            kafka.topics,
-            Topics::List(vec!["raw.pin".into(), "raw.geo".into()])
-        );
-        assert_eq!(kafka.group_id.as_deref(), Some("mine"));
-        assert_eq!(kafka.start, StartFrom::Timestamp(1_714_521_600_000));
-        assert!(!kafka.stop_at_end);
-        assert_eq!(kafka.properties["security.protocol"], "SSL");
-        assert_eq!(kafka.properties["fetch.max.bytes"], "1048576");
-        assert_eq!(
-            kafka.properties["enable.ssl.certificate.verification"],
-            "true"
-        );
-
-        for (body, needle) in [
-            (
-                "brokers = \"h:1\"",
-                "topic_prefix or a non-empty topics list",
-            ),
-            (
-                "brokers = \"h:1\"\ntopic_prefix = \"a\"\ntopics = [\"a.pin\"]",
-                "either",
-            ),
-            ("brokers = \"h:1\"\ntopics = [\"nostream\"]", "stream"),
-            (
-                "brokers = \"h:1\"\ntopic_prefix = \"a\"\nstart = \"soon\"",
-                "start",
-            ),
-            (
-                "brokers = \"h:1\"\ntopic_prefix = \"a b\"",
-                "letters, digits",
-            ),
-            ("topic_prefix = \"a\"", "brokers"),
-        ] {
-            std::fs::write(&job, format!("[[source]]\ntype = \"kafka\"\n{body}\n")).unwrap();
-            let args = RunArgs {
-                job: Some(job.clone()),
-                ..run_args(&[])
-            };
-            let error = Config::resolve(&args).unwrap_err().to_string();
-            assert!(error.contains(needle), "{body}: {error}");
-            assert!(!error.contains('\n'), "{error}");
-        }
-    }
-
-    #[test]
-    fn kinesis_sources_from_flags_and_job_files() {
-        let config = Config::resolve(&run_args(&[
             "--from",
             "kinesis://abc?region=eu-west-1",
             "--until-done",
         ]))
         .unwrap();
-        let [SourceSpec::Kinesis(kinesis)] = &config.sources[..] else {
-            panic!("{:?}", config.sources);
-        };
+        let kafka = config.sources[0].settings::<KafkaSpec>().unwrap();
+        assert_eq!(kafka.topics, Topics::Prefix("abc".into()));
+        assert_eq!(kafka.group_id.as_deref(), Some("pinstream-local"));
+        assert!(kafka.stop_at_end);
+        let kinesis = config.sources[1].settings::<KinesisSpec>().unwrap();
         assert_eq!(kinesis.streams, Streams::Prefix("abc".into()));
         assert_eq!(kinesis.region.as_deref(), Some("eu-west-1"));
         assert!(kinesis.stop_at_end);
 
+        // A job file's section goes to its connector; its errors name the job file.
         let dir = tempfile::tempdir().unwrap();
         let job = dir.path().join("job.toml");
-        std::fs::write(
-            &job,
-            r#"
-[[source]]
-type = "kinesis"
-streams = ["streaming-x-pin", "streaming-x-geo"]
-region = "us-west-2"
-endpoint = "http://127.0.0.1:4568"
-start = "latest"
-"#,
-        )
-        .unwrap();
-        let args = RunArgs {
-            job: Some(job.clone()),
-            ..run_args(&[])
-        };
-        let config = Config::resolve(&args).unwrap();
-        let [SourceSpec::Kinesis(kinesis)] = &config.sources[..] else {
-            panic!("{:?}", config.sources);
-        };
-        assert_eq!(
-            kinesis.streams,
-            Streams::List(vec!["streaming-x-pin".into(), "streaming-x-geo".into()])
-        );
-        assert_eq!(kinesis.endpoint.as_deref(), Some("http://127.0.0.1:4568"));
-        assert_eq!(kinesis.start, StartAt::Latest);
-        assert!(!kinesis.stop_at_end);
-
         for (body, needle) in [
-            ("", "prefix or a non-empty streams list"),
-            ("streams = [\"nostream\"]", "stream"),
-            ("prefix = \"a\"\nstart = \"soon\"", "start"),
-            ("prefix = \"a b\"", "letters, digits"),
+            (
+                "type = \"kafka\"\nbrokers = \"h:1\"",
+                "topic_prefix or a non-empty topics list",
+            ),
+            ("type = \"pulsar\"", "unknown source type `pulsar`"),
+            ("dir = \".\"", "missing field `type`"),
         ] {
-            std::fs::write(&job, format!("[[source]]\ntype = \"kinesis\"\n{body}\n")).unwrap();
-            let args = RunArgs {
-                job: Some(job.clone()),
-                ..run_args(&[])
-            };
-            let error = Config::resolve(&args).unwrap_err().to_string();
+            std::fs::write(&job, format!("[[source]]\n{body}\n")).unwrap();
+            let error = Config::resolve(&run_args(&[job.to_str().unwrap()]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("job file "), "{error}");
             assert!(error.contains(needle), "{body}: {error}");
+            assert!(!error.contains('\n'), "{error}");
         }
     }
 

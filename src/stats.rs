@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,44 @@ pub struct Stats {
     /// In a cluster: the latest [`Counters`] each other process sent, by process index (the
     /// HTTP API shows the cluster's totals on every process).
     pub peers: Mutex<BTreeMap<usize, Counters>>,
+    /// Retries of transient source errors (connection refused or reset, timeouts, 5xx,
+    /// throttling) per source kind, in the order of [`SOURCE_KINDS`].
+    pub source_retries: [AtomicU64; SOURCE_KINDS.len()],
+    /// The Kafka brokers' reachability, as every Kafka client of the job sees it.
+    pub kafka_outage: Outage,
+}
+
+/// A service being unreachable: since when, and how many outages began since start. Each
+/// outage is logged once when it begins and once when it ends, by its source.
+#[derive(Debug, Default)]
+pub struct Outage {
+    down_since: Mutex<Option<Instant>>,
+    count: AtomicU64,
+}
+
+impl Outage {
+    /// Marks the service down; `true` when this begins an outage (it was up).
+    pub fn down(&self) -> bool {
+        let mut since = self.down_since.lock();
+        if since.is_some() {
+            return false;
+        }
+        *since = Some(Instant::now());
+        self.count.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Marks the service up; how long it was down, when this ends an outage.
+    pub fn up(&self) -> Option<Duration> {
+        let mut since = self.down_since.lock();
+        since.take().map(|at| at.elapsed())
+    }
+
+    /// `(down now, outages since start)`, for `/metrics`.
+    pub fn state(&self) -> (bool, u64) {
+        let down = self.down_since.lock().is_some();
+        (down, self.count.load(Ordering::Relaxed))
+    }
 }
 
 /// A process's totals at one moment, as sent to the other processes of a cluster.
@@ -163,6 +202,11 @@ impl Stats {
         totals
     }
 
+    /// Counts one retry of a transient error of source kind `kind` (`kinesis`, `kafka`, ...).
+    pub fn count_retry(&self, kind: &str) {
+        Stats::add(&self.source_retries[Stats::source_slot(kind)], 1);
+    }
+
     pub fn record_freshness(&self, micros: u64) {
         let mut samples = self.freshness.lock();
         if samples.len() == FRESHNESS_SAMPLES {
@@ -228,5 +272,16 @@ mod tests {
         assert_eq!(Stats::source_slot("kafka:abc.pin/3"), 2);
         assert_eq!(Stats::source_slot("weird"), 5);
         assert_eq!(Stats::stream_slot(None), 3);
+    }
+
+    #[test]
+    fn outages_begin_and_end_once() {
+        let outage = Outage::default();
+        assert!(outage.down());
+        assert!(!outage.down());
+        assert_eq!(outage.state(), (true, 1));
+        assert!(outage.up().is_some());
+        assert!(outage.up().is_none());
+        assert_eq!(outage.state(), (false, 1));
     }
 }

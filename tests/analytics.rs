@@ -18,6 +18,7 @@ use std::time::Duration;
 use pinstream::analytics::{AggregateStore, Cell};
 use pinstream::config::{AnalyticsSettings, BatchPolicy, Config, MaintenanceSettings};
 use pinstream::connectors::SourceSpec;
+use pinstream::connectors::file::FileSettings;
 use pinstream::dataflow;
 use pinstream::stats::Stats;
 use pinstream::stream::Stream;
@@ -120,9 +121,9 @@ fn run_engine(input: &Path, lake: &Path, workers: usize, batch_records: usize) -
     let config = Config {
         name: "analytics-test".into(),
         lake: lake.display().to_string(),
-        sources: vec![SourceSpec::File {
+        sources: vec![SourceSpec::new(FileSettings {
             dir: input.to_path_buf(),
-        }],
+        })],
         workers,
         http: "127.0.0.1:0".parse().unwrap(),
         batch: BatchPolicy {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::{Error, io_runtime};
 use crate::analytics::AggregateStore;
 use crate::config::{Config, RunArgs};
+use crate::connectors::{self, JobContext};
 use crate::dataflow;
 use crate::serve::{self, AppState};
 use crate::sink::aggregates as aggregate_tables;
@@ -32,15 +33,23 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             context: "starting the HTTP server".into(),
             source: std::io::Error::other(error),
         })?;
+    // The sources' live objects (a Kafka group membership, the HTTP ingest queue), for the
+    // whole run: the dataflow's restarts reuse them.
+    let job = JobContext {
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
+        cluster: config.cluster.is_some(),
+    };
+    // A source that cannot start fails the run like a dataflow error (summary included).
+    let sources = connectors::start_all(&config.sources, &job);
+    let ingest = sources
+        .iter()
+        .flatten()
+        .find_map(|source| source.ingest().cloned());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = runtime.spawn(serve::serve_on(
         listener,
-        AppState::new(aggregates.clone(), stats.clone()).with_ingest(
-            config.sources.iter().find_map(|source| match source {
-                crate::connectors::SourceSpec::Http(queue) => Some(queue.clone()),
-                _ => None,
-            }),
-        ),
+        AppState::new(aggregates.clone(), stats.clone()).with_ingest(ingest),
         async move {
             // A send or a drop (an early return) both stop it.
             let _ = http_stopped.await;
@@ -86,13 +95,18 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
                 }
             })
         });
-    let result = dataflow::run(
-        config,
-        runtime.handle().clone(),
-        stats.clone(),
-        aggregates,
-        shutdown,
-    );
+    let result = sources
+        .map_err(dataflow::EngineError::from)
+        .and_then(|sources| {
+            dataflow::run_started(
+                config,
+                sources,
+                runtime.handle().clone(),
+                stats.clone(),
+                aggregates,
+                shutdown,
+            )
+        });
     let _ = stop_tables.send(true);
     if let Some(task) = compaction {
         // A pass in progress finishes its table (commits are atomic either way).

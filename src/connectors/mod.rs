@@ -1,26 +1,70 @@
 //! Sources: where raw messages come from. Every source implements [`Source`]; the dataflow
-//! drives them all the same way, so adding Kafka, Kinesis or HTTP touches nothing else.
+//! drives them all the same way.
+//!
+//! **The registry.** Each connector lives in its folder (`connectors/<name>/`: settings in
+//! `mod.rs`, `source.rs`, `producer.rs` for `pinstream emulate`) and is known to the rest of
+//! the engine only through [`connectors()`]: the job file's `[[source]] type = "<name>"`
+//! sections and `--from <name>:...` values are handed to the connector of that name, and
+//! `emulate --to` picks its producer the same way. Adding a source is a folder and one line
+//! in [`connectors()`].
+//!
+//! **Settings are data, started sources are live.** A connector's settings
+//! ([`SourceSettings`]) are plain values (compared, cloned, printed); the objects a run needs
+//! (a Kafka group membership, the HTTP ingest queue) are built by [`SourceSettings::start`]
+//! when the job starts, with the job's own state ([`JobContext`]: its counters, its shutdown
+//! flag), never in process-wide statics: one process may run several jobs (tests), and one
+//! job may span processes.
 //!
 //! A source never decides what is committed. It reports positions (one per partition, named
 //! by a stable [`PartitionId`]); the sink writes them as Delta `txn` actions in the same commit
 //! as the rows they cover, and on start the source is [`Source::seek`]ed to what the tables hold.
 
+mod builtin;
 pub mod emulator;
 pub mod file;
 pub mod http;
 pub mod kafka;
 pub mod kinesis;
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 
+use crate::stats::Stats;
 use crate::stream::Stream;
 
 /// Stable name of one partition of one source (a file, an emulator partition, a Kafka
 /// topic-partition, a Kinesis shard). It is the Delta `txn` appId, so it must not change
 /// between runs of the same job: `file:pin.jsonl`, `emulator:seed=7:p0/4`, `kafka:abc.pin/3`.
 pub type PartitionId = Arc<str>;
+
+/// Where a partition stands: the offset of the next message to read (lines consumed for a
+/// file, events emitted for an emulator partition, next offset for Kafka, records counted
+/// for a Kinesis shard). It is the Delta `txn` version, so it only grows and is never
+/// negative.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct Position(pub i64);
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Position per partition: the offset of the next message to read (lines consumed for a
 /// file, events emitted for an emulator partition, next offset for Kafka). Stored as the `txn`
@@ -84,6 +128,54 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// `pinstream emulate` could not write its events to `target`.
+    #[error("writing to {target}: {source}")]
+    Write {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `pinstream emulate` could not send its events to `target`.
+    #[error("sending to {target}: {reason}")]
+    Send { target: String, reason: String },
+    /// A connector's client could not be made or refused a call (Kafka: a bad property).
+    #[error("{connector} {at}: {source}")]
+    Client {
+        connector: &'static str,
+        /// Where: the brokers, the stream.
+        at: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A partition could not be positioned where the tables say it stands.
+    #[error("{partition}: cannot resume at position {position}: {source}")]
+    Seek {
+        partition: PartitionId,
+        position: Position,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The tables hold a position no source writes (a damaged or foreign `txn` action).
+    #[error("{partition}: stored position {position} is negative")]
+    NegativePosition {
+        partition: PartitionId,
+        position: Position,
+    },
+    /// A connector's background thread could not be started.
+    #[error("starting the {purpose} thread: {source}")]
+    Thread {
+        purpose: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tokio runtime for a connector's client could not be started.
+    #[error("starting a runtime for {purpose}: {source}")]
+    Runtime {
+        purpose: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad settings: one line saying which and why.
     #[error("{0}")]
     Config(String),
     /// A required service (a Kafka broker) could not be reached after retries.
@@ -92,7 +184,7 @@ pub enum SourceError {
 }
 
 /// A reader of raw messages. Each timely worker opens its own instance (see
-/// [`SourceSpec::open`]) holding its share of the partitions.
+/// [`StartedSource::open`]) holding its share of the partitions.
 pub trait Source: Send {
     /// The partitions this instance reads. Their positions are looked up in the tables
     /// before the first poll.
@@ -132,87 +224,299 @@ pub trait Source: Send {
     }
 }
 
-/// Retries of transient source errors (connection refused or reset, timeouts, 5xx,
-/// throttling), per source kind in the order of [`crate::stats::SOURCE_KINDS`]:
-/// `/metrics` shows them as `pinstream_source_retries_total`. Process-wide, because a
-/// source is opened per worker and knows nothing of the engine's `Stats`.
-pub static RETRIES: [AtomicU64; crate::stats::SOURCE_KINDS.len()] =
-    [const { AtomicU64::new(0) }; crate::stats::SOURCE_KINDS.len()];
+// ---------------------------------------------------------------------------------------------
+// The registry
+// ---------------------------------------------------------------------------------------------
 
-/// Counts one retry of source kind `kind` (`kinesis`, `kafka`, ...).
-pub fn count_retry(kind: &str) {
-    let slot = crate::stats::Stats::source_slot(kind);
-    RETRIES[slot].fetch_add(1, Ordering::Relaxed);
+/// Every connector. `--from` values and `[[source]]` sections find theirs by name here.
+pub fn connectors() -> &'static [&'static dyn Connector] {
+    &[
+        &file::Connector,
+        &builtin::EmulatorConnector,
+        &http::Connector,
+        &kafka::Connector,
+        &kinesis::Connector,
+    ]
 }
 
-/// A source as configured (`--from` or a job file's `[[source]]`), before it is opened.
-#[derive(Clone, Debug, PartialEq)]
-pub enum SourceSpec {
-    /// `file:<dir>`
-    File { dir: std::path::PathBuf },
-    /// `emulator:events=<n>,seed=<s>,rate=<per-second>`
-    Emulator(emulator::EmulatorSpec),
-    /// `kafka://<host:port>/<topic-prefix>`
-    Kafka(kafka::KafkaSpec),
-    /// `kinesis://<prefix>[?endpoint=..&region=..&start=..]`
-    Kinesis(kinesis::KinesisSpec),
-    /// `http`: messages sent to the engine's HTTP server (REST-proxy and API-Gateway bodies).
-    Http(http::IngestQueue),
+/// One kind of source: its name and how its settings are written.
+pub trait Connector: Sync {
+    /// The job file's `type` and the scheme of its `--from` / `--to` values (`kafka`).
+    fn name(&self) -> &'static str;
+    /// How its `--from` value is written, for error messages (`kafka://<host:port>/<prefix>`).
+    fn url_form(&self) -> &'static str;
+    /// How an `emulate --to` value is written, when the connector has a producer.
+    fn producer_form(&self) -> Option<&'static str> {
+        None
+    }
+    /// Settings from a `--from` value whose scheme is [`Connector::name`]
+    /// (`kafka://host:9092/abc`).
+    fn parse_url(&self, url: &str) -> Result<SourceSpec, SourceError>;
+    /// Settings from a job file's `[[source]]` section (its `type` removed).
+    fn parse_section(&self, section: toml::Table) -> Result<SourceSpec, SourceError>;
+    /// `pinstream emulate --to <url>`: writes the emulator's events there and returns how
+    /// many; `None` when the connector has no producer.
+    fn produce(&self, _target: &Produce<'_>) -> Option<Result<u64, SourceError>> {
+        None
+    }
+}
+
+/// The connector a `--from` / `--to` value names: its scheme (`kafka` of `kafka://...`,
+/// `file` of `file:<dir>`, `http` of `http`).
+pub fn connector_for(url: &str) -> Option<&'static dyn Connector> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    connector_named(scheme)
+}
+
+/// The connector of a job file's `type`.
+pub fn connector_named(name: &str) -> Option<&'static dyn Connector> {
+    connectors().iter().copied().find(|c| c.name() == name)
+}
+
+/// `a, b or c`.
+fn forms(forms: impl Iterator<Item = &'static str>) -> String {
+    let forms: Vec<&str> = forms.collect();
+    match forms.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => forms.join(""),
+    }
+}
+
+/// Why an `emulate --to` value names no producer: the forms that do.
+pub fn no_producer(to: &str) -> SourceError {
+    SourceError::Config(format!(
+        "emulate --to `{to}`: expected {}",
+        forms(connectors().iter().filter_map(|c| c.producer_form()))
+    ))
+}
+
+/// What `pinstream emulate` asks a producer to write.
+pub struct Produce<'a> {
+    /// The `--to` value.
+    pub to: &'a str,
+    /// The events: seed, count, universe.
+    pub events: &'a emulator::EmulatorSpec,
+    /// Events per second; `None`: as fast as possible.
+    pub rate: Option<f64>,
+    /// Partitions of each topic created (Kafka).
+    pub partitions: i32,
+    /// Client properties, `key=value` (Kafka).
+    pub properties: &'a [String],
+    /// Request bodies (HTTP).
+    pub http_format: http::HttpFormat,
+    /// Requests in flight (HTTP).
+    pub concurrency: usize,
+    /// Called with the number of events sent so far.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// The job-wide settings a source's own may depend on.
+pub struct JobSettings<'a> {
+    /// The job's name (Kafka: the default consumer group `pinstream-<name>`).
+    pub name: &'a str,
+    /// `--until-done`: sources that can end report it.
+    pub until_done: bool,
+}
+
+/// What a job gives its sources when they start: its own counters and shutdown flag.
+#[derive(Clone, Default)]
+pub struct JobContext {
+    pub stats: Arc<Stats>,
+    pub shutdown: Arc<AtomicBool>,
+    /// The job runs as a cluster of processes: every source's partitions are spread over all
+    /// the cluster's workers by worker index (no consumer-group coordination is needed, and
+    /// none must move partitions behind the dataflow's back).
+    pub cluster: bool,
+}
+
+/// A connector's settings: plain data, checked when parsed.
+pub trait SourceSettings: fmt::Debug + Send + Sync + AnySettings {
+    /// Whether the source can end (files, a bounded emulator, Kafka caught up with the end
+    /// offsets it had at open); `--until-done` waits for those.
+    fn is_bounded(&self) -> bool;
+    /// Takes in the job-wide settings (called once, after parsing).
+    fn for_job(&mut self, _job: &JobSettings<'_>) {}
+    /// Builds what a run of the job needs (called once per run, before the dataflow starts).
+    fn start(&self, job: &JobContext) -> Result<Box<dyn StartedSource>, SourceError>;
+}
+
+/// Cloning, comparing and downcasting settings behind `dyn`: implemented for every
+/// `Clone + PartialEq` settings type, so connectors only derive.
+pub trait AnySettings {
+    fn clone_box(&self) -> Box<dyn SourceSettings>;
+    fn equals(&self, other: &dyn Any) -> bool;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: SourceSettings + Clone + PartialEq + 'static> AnySettings for T {
+    fn clone_box(&self) -> Box<dyn SourceSettings> {
+        Box::new(self.clone())
+    }
+    fn equals(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>() == Some(self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A source started for a run: opens each worker's share, holds the connector's live objects.
+pub trait StartedSource: Send + Sync {
+    /// Opens worker `worker`'s share (of `peers` workers).
+    fn open(&self, worker: usize, peers: usize) -> Result<Box<dyn Source>, SourceError>;
+    /// The queue the HTTP server's ingest endpoints feed, for a source that reads them.
+    fn ingest(&self) -> Option<&http::IngestQueue> {
+        None
+    }
+    /// The job is done and committed: flush what is acknowledged upstream (Kafka: the
+    /// group's offsets), waiting at most `timeout`.
+    fn finish(&self, _timeout: std::time::Duration) {}
+}
+
+/// A source as configured (`--from` or a job file's `[[source]]`), before it is started.
+#[derive(Debug)]
+pub struct SourceSpec(Box<dyn SourceSettings>);
+
+impl Clone for SourceSpec {
+    fn clone(&self) -> Self {
+        SourceSpec(self.0.clone_box())
+    }
+}
+
+impl PartialEq for SourceSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.equals(other.0.as_any())
+    }
 }
 
 impl SourceSpec {
-    /// Parses a `--from` value.
+    pub fn new(settings: impl SourceSettings + 'static) -> SourceSpec {
+        SourceSpec(Box::new(settings))
+    }
+
+    /// Parses a `--from` value with the connector of its scheme.
     pub fn parse(text: &str) -> Result<SourceSpec, SourceError> {
-        if let Some(dir) = text.strip_prefix("file:") {
-            if dir.is_empty() {
-                return Err(SourceError::Config(
-                    "file source needs a directory: file:<dir>".into(),
-                ));
-            }
-            Ok(SourceSpec::File { dir: dir.into() })
-        } else if text == "emulator" {
-            Ok(SourceSpec::Emulator(emulator::EmulatorSpec::default()))
-        } else if let Some(settings) = text.strip_prefix("emulator:") {
-            Ok(SourceSpec::Emulator(emulator::EmulatorSpec::parse(
-                settings,
-            )?))
-        } else if text == "http" {
-            Ok(SourceSpec::Http(http::IngestQueue::default()))
-        } else if text.starts_with("kafka://") {
-            Ok(SourceSpec::Kafka(kafka::KafkaSpec::parse(text)?))
-        } else if text.starts_with("kinesis://") {
-            Ok(SourceSpec::Kinesis(kinesis::KinesisSpec::parse(text)?))
-        } else {
-            Err(SourceError::Config(format!(
-                "unknown source `{text}`: expected file:<dir>, kafka://<host:port>/<topic-prefix>, kinesis://<prefix>, http or emulator:events=<n>,seed=<s>,rate=<per-second>"
-            )))
+        match connector_for(text) {
+            Some(connector) => connector.parse_url(text),
+            None => Err(SourceError::Config(format!(
+                "unknown source `{text}`: expected {}",
+                forms(connectors().iter().map(|c| c.url_form()))
+            ))),
         }
     }
 
-    /// Opens worker `worker`'s share (of `peers` workers) of this source.
-    pub fn open(&self, worker: usize, peers: usize) -> Result<Box<dyn Source>, SourceError> {
-        Ok(match self {
-            SourceSpec::File { dir } => Box::new(file::FileSource::new(dir, worker, peers)?),
-            SourceSpec::Emulator(spec) => {
-                Box::new(emulator::EmulatorSource::new(spec, worker, peers))
+    /// Parses a job file's `[[source]]` section with the connector its `type` names.
+    pub fn from_section(mut section: toml::Table) -> Result<SourceSpec, SourceError> {
+        let names = || {
+            connectors()
+                .iter()
+                .map(|c| format!("`{}`", c.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let kind = match section.remove("type") {
+            Some(toml::Value::String(kind)) => kind,
+            Some(other) => {
+                return Err(SourceError::Config(format!(
+                    "source type {other}: expected one of {}",
+                    names()
+                )));
             }
-            SourceSpec::Kafka(spec) => Box::new(kafka::KafkaSource::new(spec, worker, peers)?),
-            SourceSpec::Kinesis(spec) => {
-                Box::new(kinesis::KinesisSource::new(spec, worker, peers)?)
+            None => {
+                return Err(SourceError::Config(format!(
+                    "missing field `type` in a [[source]] (one of {})",
+                    names()
+                )));
             }
-            SourceSpec::Http(queue) => Box::new(http::HttpSource::new(queue, worker, peers)),
-        })
+        };
+        match connector_named(&kind) {
+            Some(connector) => connector.parse_section(section),
+            None => Err(SourceError::Config(format!(
+                "unknown source type `{kind}`, expected one of {}",
+                names()
+            ))),
+        }
     }
 
-    /// Whether the source can end (files, a bounded emulator, Kafka caught up with the end
-    /// offsets it had at open); `--until-done` waits for those.
+    /// The settings, if they are of type `T` (tests, tools).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        self.0.as_any().downcast_ref()
+    }
+
     pub fn is_bounded(&self) -> bool {
-        match self {
-            SourceSpec::File { .. } => true,
-            SourceSpec::Emulator(spec) => spec.events.is_some(),
-            SourceSpec::Kafka(_) => true,
-            SourceSpec::Kinesis(_) => true,
-            SourceSpec::Http(_) => false,
+        self.0.is_bounded()
+    }
+
+    pub fn for_job(&mut self, job: &JobSettings<'_>) {
+        self.0.for_job(job)
+    }
+
+    pub fn start(&self, job: &JobContext) -> Result<Box<dyn StartedSource>, SourceError> {
+        self.0.start(job)
+    }
+}
+
+/// Deserializes a job file section into a connector's own section type (which should deny
+/// unknown fields), as one line.
+pub fn section<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    section: toml::Table,
+) -> Result<T, SourceError> {
+    section.try_into().map_err(|e: toml::de::Error| {
+        SourceError::Config(format!("{kind} source: {}", e.message().trim_end()))
+    })
+}
+
+/// Sources started for a run, in the job's order.
+pub fn start_all(
+    specs: &[SourceSpec],
+    job: &JobContext,
+) -> Result<Vec<Arc<dyn StartedSource>>, SourceError> {
+    specs
+        .iter()
+        .map(|spec| Ok(Arc::from(spec.start(job)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_finds_connectors_by_scheme_and_type() {
+        let mut names: Vec<_> = connectors().iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), connectors().len(), "names are unique");
+        for (url, name) in [
+            ("file:/data", "file"),
+            ("emulator", "emulator"),
+            ("emulator:events=5", "emulator"),
+            ("http", "http"),
+            ("http://127.0.0.1:8080", "http"),
+            ("kafka://h:9092/abc", "kafka"),
+            ("kinesis://abc", "kinesis"),
+        ] {
+            assert_eq!(connector_for(url).map(|c| c.name()), Some(name), "{url}");
         }
+        assert!(connector_for("ftp://x").is_none());
+        let error = SourceSpec::parse("ftp://x").unwrap_err().to_string();
+        for connector in connectors() {
+            assert!(error.contains(connector.url_form()), "{error}");
+        }
+        let error = no_producer("emulator:events=1").to_string();
+        assert!(
+            error.contains("file:<dir>") && error.contains(" or "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn settings_compare_and_clone_as_data() {
+        let spec = SourceSpec::parse("emulator:events=5,seed=7").unwrap();
+        assert_eq!(spec.clone(), spec);
+        assert_ne!(spec, SourceSpec::parse("emulator:events=5,seed=8").unwrap());
+        assert_ne!(spec, SourceSpec::parse("file:/data").unwrap());
+        assert!(spec.is_bounded());
     }
 }

@@ -219,8 +219,8 @@ impl Sources {
         let (lake, runtime) = (&context.lake, &context.runtime);
         let mut open = Vec::new();
         let mut reported = Positions::new();
-        for spec in &context.config.sources {
-            let mut source = spec.open(index, peers)?;
+        for started in context.sources.iter() {
+            let mut source = started.open(index, peers)?;
             let from = runtime.block_on(lake.positions(&source.partitions()))?;
             if source.uses_cursors() {
                 let cursors = runtime.block_on(lake.cursors(&from))?;

@@ -31,7 +31,7 @@ use tokio::runtime::Handle;
 use crate::analytics::publish::{self, Routed};
 use crate::analytics::{AggregateStore, queries};
 use crate::config::Config;
-use crate::connectors::{RawRecord, SourceError};
+use crate::connectors::{JobContext, RawRecord, SourceError, StartedSource};
 use crate::sink::{Lake, SinkError};
 use crate::stats::Stats;
 use crate::table::KeyedRow;
@@ -70,6 +70,8 @@ struct Handles {
 /// Shared by every worker of the process.
 struct Context {
     config: Config,
+    /// The job's sources, started once for the run.
+    sources: Arc<[Arc<dyn StartedSource>]>,
     committed: sink::Committed,
     lake: Lake,
     aggregates: AggregateStore,
@@ -209,43 +211,49 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
 /// Runs the job until its sources end (`until_done`) or `shutdown` is set, then commits
 /// what is held. Returns once everything read has been committed.
 ///
-/// Kafka sources first join their consumer group (once per process). The dataflow then runs
-/// in *epochs*: each opens the tables, resumes the sources from the positions they hold and
+/// The sources are started first (once per run: a Kafka source joins its consumer group).
+/// The dataflow then runs in *epochs*: each opens the tables, resumes the sources from the positions they hold and
 /// seeds the deduplication with their rows. A rebalance or a fenced commit ends the epoch
 /// without committing what it holds, and the next one starts from the tables again (seconds,
 /// not correctness). An epoch after the first that cannot reach a source's brokers waits for
 /// them with backoff instead of failing: they were there when the job started.
 pub fn run(
-    mut config: Config,
+    config: Config,
     runtime: Handle,
     stats: Arc<Stats>,
     aggregates: AggregateStore,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
-    for source in &mut config.sources {
-        if let crate::connectors::SourceSpec::Kafka(kafka) = source
-            && kafka.membership.is_none()
-        {
-            kafka.membership = Some(crate::connectors::kafka::Membership::join(
-                kafka,
-                shutdown.clone(),
-            )?);
-        }
-    }
+    let job = JobContext {
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
+        cluster: config.cluster.is_some(),
+    };
+    let sources = crate::connectors::start_all(&config.sources, &job)?;
+    run_started(config, sources, runtime, stats, aggregates, shutdown)
+}
+
+/// [`run`] with the sources already started (the caller needed one of their live objects,
+/// such as the HTTP ingest queue).
+pub fn run_started(
+    config: Config,
+    sources: Vec<Arc<dyn StartedSource>>,
+    runtime: Handle,
+    stats: Arc<Stats>,
+    aggregates: AggregateStore,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(), EngineError> {
+    let sources: Arc<[Arc<dyn StartedSource>]> = sources.into();
     if let Some(cluster) = &config.cluster {
         crate::cluster::rendezvous(cluster, config.workers, &job_digest(&config))?;
         crate::cluster::exit_on_lost_peer(cluster.hosts.clone());
     }
     let mut backoff = Duration::from_millis(500);
     for epoch in 0u64.. {
-        match run_epoch(&config, &runtime, &stats, &aggregates, &shutdown) {
+        match run_epoch(&config, &sources, &runtime, &stats, &aggregates, &shutdown) {
             Ok(None) => {
-                for source in &config.sources {
-                    if let crate::connectors::SourceSpec::Kafka(kafka) = source
-                        && let Some(membership) = &kafka.membership
-                    {
-                        membership.flush(Duration::from_secs(10));
-                    }
+                for source in sources.iter() {
+                    source.finish(Duration::from_secs(10));
                 }
                 return Ok(());
             }
@@ -289,6 +297,7 @@ pub fn run(
 /// must start again from the tables.
 fn run_epoch(
     config: &Config,
+    sources: &Arc<[Arc<dyn StartedSource>]>,
     runtime: &Handle,
     stats: &Arc<Stats>,
     aggregates: &AggregateStore,
@@ -321,6 +330,7 @@ fn run_epoch(
         fatal: fatal.clone(),
         restart: restart.clone(),
         config: config.clone(),
+        sources: sources.clone(),
     });
     let guards = timely::execute(timely_config, move |worker| {
         let context = context.clone();

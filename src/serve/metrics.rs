@@ -55,7 +55,7 @@ fn record(state: &AppState) {
         "pinstream_source_retries_total",
         "Transient source errors retried with backoff (connection refused or reset, timeouts, 5xx, throttling), by source kind"
     );
-    for (kind, count) in SOURCE_KINDS.iter().zip(&crate::connectors::RETRIES) {
+    for (kind, count) in SOURCE_KINDS.iter().zip(&stats.source_retries) {
         counter!("pinstream_source_retries_total", "kind" => *kind).absolute(Stats::get(count));
     }
     let totals = [
@@ -117,7 +117,7 @@ fn record(state: &AppState) {
     );
     gauge!("pinstream_source_positions_committed")
         .set(Stats::get(&stats.positions_committed) as f64);
-    let (down, outages) = crate::connectors::kafka::broker_outage();
+    let (down, outages) = stats.kafka_outage.state();
     describe_gauge!(
         "pinstream_kafka_brokers_down",
         "1 while the Kafka brokers cannot be reached (the engine retries until they return)"

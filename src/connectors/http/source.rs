@@ -35,18 +35,6 @@ pub struct IngestQueue {
     inner: Arc<Mutex<(VecDeque<Submission>, usize)>>,
 }
 
-impl std::fmt::Debug for IngestQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IngestQueue")
-    }
-}
-
-impl PartialEq for IngestQueue {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
 /// Why a request could not be queued.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {

@@ -30,685 +30,37 @@
 //! dataflow (re)starts is the end; the source is exhausted once every partition reached it.
 //!
 //! **Brokers down.** librdkafka reconnects by itself (with backoff); this module logs the
-//! outage once when it starts and once when it ends ([`broker_outage`] feeds `/metrics`), and
+//! outage once when it starts and once when it ends (the job's `Stats::kafka_outage` feeds
+//! `/metrics`), and
 //! a dataflow restart during an outage waits for the brokers instead of failing.
 //!
 //! After each Delta commit the positions are committed to the consumer group too, so lag
 //! tools see progress; resuming never reads them.
 //!
-//! [`produce_events`] is `pinstream emulate --to kafka://...`: it creates the three topics and
-//! produces the emulator's events, keyed by post index.
-
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
-use crate::emulator::{Emulator, EmulatorSpec};
+use super::client::{
+    Context, OPEN_ATTEMPTS, OPEN_TIMEOUT, brokers_down, brokers_up, config_error, is_outage,
+};
+use super::group::{Membership, TopicPartition};
+use super::{KafkaSpec, StartFrom};
+use crate::connectors::{
+    PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+};
+use crate::stats::Stats;
 use crate::stream::Stream;
 
 /// How often the partitions of the topics are looked up again.
 const METADATA_REFRESH: Duration = Duration::from_secs(10);
-/// Timeout of one metadata or watermark request at open.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts of the first metadata request before the brokers count as unreachable.
-const OPEN_ATTEMPTS: u32 = 3;
-/// At most one warning about the brokers per this interval (the rest are counted).
-const WARN_INTERVAL: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------------------------------------
-// Settings
-// ---------------------------------------------------------------------------------------------
-
-/// Which topics to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Topics {
-    /// `<prefix>.pin`, `<prefix>.geo`, `<prefix>.user`.
-    Prefix(String),
-    /// Named topics; each carries its stream as a name token (`abc.pin`, `events-geo`).
-    List(Vec<String>),
-}
-
-impl Topics {
-    /// The topics with their streams.
-    pub fn resolve(&self) -> Result<Vec<(String, Stream)>, SourceError> {
-        match self {
-            Topics::Prefix(prefix) => Ok(Stream::ALL
-                .iter()
-                .map(|s| (format!("{prefix}.{s}"), *s))
-                .collect()),
-            Topics::List(topics) => topics
-                .iter()
-                .map(|topic| match Stream::from_name_token(topic) {
-                    Some(stream) => Ok((topic.clone(), stream)),
-                    None => Err(SourceError::Config(format!(
-                        "kafka topic `{topic}`: its name must carry the stream (pin, geo or user) as a token, e.g. abc.pin"
-                    ))),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Where a partition with no stored position starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum StartFrom {
-    /// The oldest message the broker holds.
-    #[default]
-    Earliest,
-    /// Only messages produced after the job first opened the partition.
-    Latest,
-    /// The first message with a timestamp at or after this one (milliseconds since the epoch).
-    Timestamp(i64),
-}
-
-impl StartFrom {
-    /// `earliest`, `latest`, an RFC 3339 / `YYYY-MM-DD HH:MM:SS` (UTC) timestamp, or
-    /// milliseconds since the epoch.
-    pub fn parse(text: &str) -> Result<StartFrom, SourceError> {
-        let text = text.trim();
-        match text.to_ascii_lowercase().as_str() {
-            "earliest" | "beginning" => return Ok(StartFrom::Earliest),
-            "latest" | "end" => return Ok(StartFrom::Latest),
-            _ => {}
-        }
-        if let Ok(ms) = text.parse::<i64>()
-            && ms >= 0
-        {
-            return Ok(StartFrom::Timestamp(ms));
-        }
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-            return Ok(StartFrom::Timestamp(t.timestamp_millis()));
-        }
-        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
-                return Ok(StartFrom::Timestamp(t.and_utc().timestamp_millis()));
-            }
-        }
-        if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            let t = d.and_hms_opt(0, 0, 0).expect("midnight exists");
-            return Ok(StartFrom::Timestamp(t.and_utc().timestamp_millis()));
-        }
-        Err(SourceError::Config(format!(
-            "kafka start `{text}`: expected earliest, latest, a timestamp (2024-05-01T00:00:00Z) or epoch milliseconds"
-        )))
-    }
-}
-
-impl fmt::Display for StartFrom {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartFrom::Earliest => f.write_str("earliest"),
-            StartFrom::Latest => f.write_str("latest"),
-            StartFrom::Timestamp(ms) => write!(f, "{ms}"),
-        }
-    }
-}
-
-/// A Kafka source as configured (`--from kafka://...` or a job file's `[[source]]`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct KafkaSpec {
-    /// `bootstrap.servers`: `host:port[,host:port...]`.
-    pub brokers: String,
-    pub topics: Topics,
-    /// `group.id`; `None` until the job's name is known (`pinstream-<job>`).
-    pub group_id: Option<String>,
-    pub start: StartFrom,
-    /// Any librdkafka property, set on the client as is (TLS, SASL, timeouts...).
-    pub properties: BTreeMap<String, String>,
-    /// Report `Exhausted` once the end offsets seen at open are reached (`--until-done`).
-    pub stop_at_end: bool,
-    /// This process's place in the consumer group, once joined ([`Membership::join`], by the
-    /// engine before the dataflow starts). `None`: every worker reads its hash share of all
-    /// partitions (a single process; tools and tests).
-    pub membership: Option<Membership>,
-}
-
-impl KafkaSpec {
-    /// Parses `kafka://host:port[,host:port...]/<prefix>[?start=latest&group_id=g]` (the
-    /// `kafka://` prefix included).
-    pub fn parse(text: &str) -> Result<KafkaSpec, SourceError> {
-        let err = |msg: &str| {
-            SourceError::Config(format!(
-                "kafka source `{text}`: {msg} (expected kafka://host:port/<topic-prefix>)"
-            ))
-        };
-        let rest = text
-            .strip_prefix("kafka://")
-            .ok_or_else(|| err("must start with kafka://"))?;
-        let (rest, query) = match rest.split_once('?') {
-            Some((rest, query)) => (rest, Some(query)),
-            None => (rest, None),
-        };
-        let (brokers, prefix) = rest.split_once('/').ok_or_else(|| err("no topic prefix"))?;
-        if brokers.is_empty() || brokers.split(',').any(|b| b.trim().is_empty()) {
-            return Err(err("no broker address"));
-        }
-        check_topic_name(prefix).map_err(|msg| err(&msg))?;
-        let mut spec = KafkaSpec {
-            brokers: brokers.to_owned(),
-            topics: Topics::Prefix(prefix.to_owned()),
-            group_id: None,
-            start: StartFrom::Earliest,
-            properties: BTreeMap::new(),
-            stop_at_end: false,
-            membership: None,
-        };
-        for item in query.into_iter().flat_map(|q| q.split('&')) {
-            match item.split_once('=') {
-                Some(("start", value)) => spec.start = StartFrom::parse(value)?,
-                Some(("group_id" | "group", value)) if !value.is_empty() => {
-                    spec.group_id = Some(value.to_owned())
-                }
-                _ => return Err(err(&format!("unknown option `{item}` (start, group_id)"))),
-            }
-        }
-        Ok(spec)
-    }
-
-    /// The consumer group id: the configured one, or `pinstream`.
-    pub fn group(&self) -> String {
-        self.group_id
-            .clone()
-            .unwrap_or_else(|| "pinstream".to_owned())
-    }
-
-    /// The client configuration shared by the consumer and the producer: brokers, then the
-    /// job's properties over everything else.
-    fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.brokers);
-        for (key, value) in defaults {
-            config.set(*key, *value);
-        }
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
-        config
-    }
-}
-
-/// A topic name or prefix Kafka accepts: 1..249 of `[A-Za-z0-9._-]`.
-fn check_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("empty topic prefix".into());
-    }
-    if name.len() > 240
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(format!(
-            "topic prefix `{name}` may only hold letters, digits, `.`, `_` and `-`"
-        ));
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Client context: librdkafka's logs and errors through tracing, rate limited
-// ---------------------------------------------------------------------------------------------
-
-/// Logs librdkafka's warnings and errors at most once per [`WARN_INTERVAL`]: a broker that is
-/// down makes librdkafka retry (and complain) many times a second.
-#[derive(Default)]
-pub struct Context {
-    last_warning: Mutex<Option<Instant>>,
-    suppressed: AtomicU64,
-    /// Delivery failures (producer only).
-    failed: AtomicU64,
-    first_failure: Mutex<Option<String>>,
-}
-
-impl Context {
-    fn warn(&self, what: &str) {
-        let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|at| at.elapsed() < WARN_INTERVAL) {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        *last = Some(Instant::now());
-        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
-        tracing::warn!(suppressed, "kafka: {what}");
-    }
-}
-
-impl ClientContext for Context {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error
-            | RDKafkaLogLevel::Warning => self.warn(&format!("{facility}: {message}")),
-            _ => tracing::debug!(target: "librdkafka", "{facility}: {message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        if is_outage(&error) {
-            OUTAGE.down(reason);
-        }
-        self.warn(&format!("{error}: {reason}"));
-    }
-}
-
-impl ConsumerContext for Context {}
-
-impl ProducerContext for Context {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            let mut first = self.first_failure.lock().unwrap_or_else(|p| p.into_inner());
-            first.get_or_insert_with(|| error.to_string());
-        }
-    }
-}
-
-/// A client could not be made: a bad property is a configuration error.
-fn config_error(spec: &KafkaSpec, error: KafkaError) -> SourceError {
-    SourceError::Config(format!("kafka {}: {error}", spec.brokers))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Broker outages
-// ---------------------------------------------------------------------------------------------
-
-/// Whether the brokers are unreachable now, and how many outages began since start
-/// (process-wide: every client of every Kafka source reports here).
-struct Outage {
-    down_since: Mutex<Option<Instant>>,
-    count: AtomicU64,
-}
-
-static OUTAGE: Outage = Outage {
-    down_since: Mutex::new(None),
-    count: AtomicU64::new(0),
-};
-
-impl Outage {
-    fn down(&self, what: &str) {
-        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        if since.is_none() {
-            *since = Some(Instant::now());
-            self.count.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                "kafka brokers unreachable ({what}): retrying with backoff until they return"
-            );
-        }
-    }
-
-    fn up(&self) {
-        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(at) = since.take() {
-            tracing::warn!(
-                seconds = at.elapsed().as_secs_f64(),
-                "kafka brokers reachable again: resuming"
-            );
-        }
-    }
-}
-
-/// `(down now, outages since start)`, for `/metrics`.
-pub fn broker_outage() -> (bool, u64) {
-    let down = OUTAGE
-        .down_since
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .is_some();
-    (down, OUTAGE.count.load(Ordering::Relaxed))
-}
-
-/// Errors meaning the brokers cannot be reached (as opposed to a bad request).
-fn is_outage(error: &KafkaError) -> bool {
-    let code = match error {
-        KafkaError::Global(code)
-        | KafkaError::MessageConsumption(code)
-        | KafkaError::MetadataFetch(code) => *code,
-        _ => return false,
-    };
-    matches!(
-        code,
-        RDKafkaErrorCode::AllBrokersDown
-            | RDKafkaErrorCode::BrokerTransportFailure
-            | RDKafkaErrorCode::Resolve
-            | RDKafkaErrorCode::OperationTimedOut
-            | RDKafkaErrorCode::RequestTimedOut
-            | RDKafkaErrorCode::NetworkException
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Group membership: which partitions this process reads
-// ---------------------------------------------------------------------------------------------
-
-/// A topic-partition: topic name and partition number.
-type TopicPartition = (String, i32);
-
-/// What the group gave this process.
-#[derive(Debug, Default)]
-struct Assignment {
-    /// Counts every change (assign or revoke); a dataflow that started at another generation
-    /// is stale.
-    generation: u64,
-    /// The partitions, or `None` between a revoke and the next assign (and before the first).
-    partitions: Option<BTreeSet<TopicPartition>>,
-}
-
-/// The consumer context of a [`Membership`]: records the assignment on every rebalance and
-/// pauses the assigned partitions (the membership consumer never reads; the workers do).
-#[derive(Default)]
-struct GroupContext {
-    log: Context,
-    assignment: Mutex<Assignment>,
-    changed: Condvar,
-    /// Offsets to commit to the group (the latest per partition), taken by the poll thread.
-    to_commit: Mutex<BTreeMap<TopicPartition, i64>>,
-    /// The poll thread is committing.
-    committing: AtomicBool,
-}
-
-impl ClientContext for GroupContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        self.log.log(level, facility, message)
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(error, reason)
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut assignment = self.assignment.lock().unwrap_or_else(|p| p.into_inner());
-        assignment.generation += 1;
-        match rebalance {
-            Rebalance::Assign(list) => {
-                if let Err(error) = consumer.pause(list) {
-                    tracing::warn!(%error, "kafka: pausing the membership consumer");
-                }
-                // The whole assignment (a cooperative rebalance hands over only the change).
-                let partitions = current_assignment(consumer)
-                    .unwrap_or_else(|| list.elements().iter().map(topic_partition).collect());
-                tracing::info!(
-                    partitions = partitions.len(),
-                    generation = assignment.generation,
-                    "kafka group assigned partitions to this process"
-                );
-                assignment.partitions = Some(partitions);
-            }
-            Rebalance::Revoke(_) => {
-                tracing::info!(
-                    generation = assignment.generation,
-                    "kafka group revoked this process's partitions"
-                );
-                // What is left (a cooperative rebalance revokes only some); none: wait for
-                // the next assignment.
-                assignment.partitions = current_assignment(consumer).filter(|p| !p.is_empty());
-            }
-            Rebalance::Error(error) => {
-                tracing::warn!(%error, "kafka group rebalance failed");
-                assignment.partitions = None;
-            }
-        }
-        self.changed.notify_all();
-    }
-}
-
-type GroupConsumer = BaseConsumer<GroupContext>;
-
-fn topic_partition(
-    element: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>,
-) -> TopicPartition {
-    (element.topic().to_owned(), element.partition())
-}
-
-/// The membership consumer's assignment now.
-fn current_assignment(consumer: &GroupConsumer) -> Option<BTreeSet<TopicPartition>> {
-    let list = consumer.assignment().ok()?;
-    Some(list.elements().iter().map(topic_partition).collect())
-}
-
-/// This process's membership in the job's consumer group. Shared by every worker and every
-/// dataflow restart of the process (cloning shares it), so restarting the dataflow does not
-/// make the process leave and rejoin the group.
-#[derive(Clone)]
-pub struct Membership {
-    consumer: Arc<GroupConsumer>,
-    _stop: Arc<StopOnDrop>,
-    /// The engine's shutdown flag: waiting for an assignment ends when it is set.
-    shutdown: Arc<AtomicBool>,
-}
-
-/// Stops the membership's poll thread when the last clone is dropped.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-impl fmt::Debug for Membership {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Membership")
-    }
-}
-
-impl PartialEq for Membership {
-    fn eq(&self, other: &Membership) -> bool {
-        Arc::ptr_eq(&self.consumer, &other.consumer)
-    }
-}
-
-/// How long a dataflow (re)start waits for the group to assign partitions before saying so
-/// (it keeps waiting).
-const ASSIGNMENT_WARN: Duration = Duration::from_secs(30);
-
-impl Membership {
-    /// Joins the group of `spec` (checking first that the brokers answer: an unreachable
-    /// cluster is a clear error at start) and keeps polling it on a thread of its own.
-    pub fn join(spec: &KafkaSpec, shutdown: Arc<AtomicBool>) -> Result<Membership, SourceError> {
-        let topics = spec.topics.resolve()?;
-        let config = spec.client_config(&[
-            ("group.id", &spec.group()),
-            ("client.id", "pinstream-group"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("allow.auto.create.topics", "false"),
-            // A dead process's partitions move on after this long (and a join waits about
-            // half of it on some brokers); librdkafka's 45 s would stall a restart.
-            ("session.timeout.ms", "6000"),
-            ("heartbeat.interval.ms", "1000"),
-            // It never reads: buffer as little as possible before the pause takes effect.
-            ("queued.max.messages.kbytes", "64"),
-            ("topic.metadata.refresh.interval.ms", "10000"),
-        ]);
-        let consumer: GroupConsumer = config
-            .create_with_context(GroupContext::default())
-            .map_err(|e| config_error(spec, e))?;
-        let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
-        let mut last = None;
-        let mut reachable = false;
-        for attempt in 1..=OPEN_ATTEMPTS {
-            match consumer.fetch_metadata(None, OPEN_TIMEOUT) {
-                Ok(_) => {
-                    reachable = true;
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(attempt, brokers = spec.brokers, %error, "kafka metadata");
-                    last = Some(error);
-                }
-            }
-        }
-        if !reachable {
-            return Err(SourceError::Unavailable(format!(
-                "kafka brokers {} unreachable after {OPEN_ATTEMPTS} attempts of {}s: {}",
-                spec.brokers,
-                OPEN_TIMEOUT.as_secs(),
-                last.map(|e| e.to_string()).unwrap_or_default()
-            )));
-        }
-        consumer
-            .subscribe(&names)
-            .map_err(|e| config_error(spec, e))?;
-        let consumer = Arc::new(consumer);
-        let stop = Arc::new(AtomicBool::new(false));
-        let weak = Arc::downgrade(&consumer);
-        let stopped = stop.clone();
-        std::thread::Builder::new()
-            .name("pinstream-kafka-group".into())
-            .spawn(move || poll_membership(weak, stopped))
-            .map_err(|e| SourceError::Config(format!("starting the kafka group thread: {e}")))?;
-        tracing::info!(
-            group = spec.group(),
-            brokers = spec.brokers,
-            "kafka group joining"
-        );
-        Ok(Membership {
-            consumer,
-            _stop: Arc::new(StopOnDrop(stop)),
-            shutdown,
-        })
-    }
-
-    /// The generation now (changes with every rebalance).
-    fn generation(&self) -> u64 {
-        self.consumer
-            .context()
-            .assignment
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .generation
-    }
-
-    /// Waits until the group has assigned this process its partitions (between a revoke and
-    /// the next assign there are none to read); returns them with their generation. Returns
-    /// none at once when the engine is shutting down.
-    fn assigned(&self) -> (u64, BTreeSet<TopicPartition>) {
-        let context = self.consumer.context();
-        let mut assignment = context.assignment.lock().unwrap_or_else(|p| p.into_inner());
-        let started = Instant::now();
-        let mut warned = false;
-        loop {
-            if let Some(partitions) = &assignment.partitions {
-                return (assignment.generation, partitions.clone());
-            }
-            if self.shutdown.load(Ordering::Relaxed) {
-                return (assignment.generation, BTreeSet::new());
-            }
-            if !warned && started.elapsed() > ASSIGNMENT_WARN {
-                warned = true;
-                tracing::warn!(
-                    waited = ?started.elapsed(),
-                    "kafka group has not assigned partitions yet: still waiting"
-                );
-            }
-            assignment = context
-                .changed
-                .wait_timeout(assignment, Duration::from_millis(500))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-
-    /// Queues `list` for the group (monitoring only); the poll thread commits it, so a slow or
-    /// absent broker never stalls a worker.
-    fn commit(&self, list: &TopicPartitionList) {
-        let context = self.consumer.context();
-        let mut queued = context.to_commit.lock().unwrap_or_else(|p| p.into_inner());
-        for element in list.elements() {
-            if let Offset::Offset(offset) = element.offset() {
-                queued.insert((element.topic().to_owned(), element.partition()), offset);
-            }
-        }
-    }
-
-    /// Waits (up to `timeout`) for the queued offsets to reach the group: the last batch's
-    /// offsets are not lost when the run ends.
-    pub fn flush(&self, timeout: Duration) {
-        let context = self.consumer.context();
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            let idle = context
-                .to_commit
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty()
-                && !context.committing.load(Ordering::Acquire);
-            if idle {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Commits the queued offsets of the partitions the process still holds (a revoked
-/// partition's offsets belong to its new owner now).
-fn commit_queued(consumer: &GroupConsumer) {
-    let context = consumer.context();
-    context.committing.store(true, Ordering::Release);
-    let queued = std::mem::take(&mut *context.to_commit.lock().unwrap_or_else(|p| p.into_inner()));
-    let assigned = context
-        .assignment
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .partitions
-        .clone()
-        .unwrap_or_default();
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in queued {
-        if assigned.contains(&(topic.clone(), partition)) {
-            let _ = list.add_partition_offset(&topic, partition, Offset::Offset(offset));
-        }
-    }
-    if list.count() > 0
-        && let Err(error) = consumer.commit(&list, rdkafka::consumer::CommitMode::Sync)
-    {
-        tracing::debug!("committing offsets to the consumer group: {error}");
-    }
-    context.committing.store(false, Ordering::Release);
-}
-
-/// Serves the membership consumer's callbacks (rebalances, errors) until `stop`; it never
-/// gets messages (its partitions are paused), and drops any fetched before the pause.
-fn poll_membership(consumer: Weak<GroupConsumer>, stop: Arc<AtomicBool>) {
-    while !stop.load(Ordering::Relaxed) {
-        let Some(consumer) = consumer.upgrade() else {
-            return;
-        };
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Err(error)) if is_outage(&error) => OUTAGE.down(&error.to_string()),
-            Some(Err(KafkaError::PartitionEOF(_))) | Some(Ok(_)) | None => {}
-            Some(Err(error)) => consumer.context().log.warn(&error.to_string()),
-        }
-        commit_queued(&consumer);
-    }
-    if let Some(consumer) = consumer.upgrade() {
-        consumer.unsubscribe();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The source
-// ---------------------------------------------------------------------------------------------
 
 /// One topic-partition this worker reads.
 #[derive(Debug)]
@@ -773,11 +125,17 @@ fn partition_id(topic: &str, partition: i32) -> PartitionId {
 impl KafkaSource {
     /// Connects, reads the topics' partitions (retrying; a clear error when the brokers
     /// cannot be reached) and the watermarks of this worker's share.
-    pub fn new(spec: &KafkaSpec, worker: usize, peers: usize) -> Result<KafkaSource, SourceError> {
+    pub fn new(
+        spec: &KafkaSpec,
+        membership: Option<&Membership>,
+        stats: &Arc<Stats>,
+        worker: usize,
+        peers: usize,
+    ) -> Result<KafkaSource, SourceError> {
         let topics = spec.topics.resolve()?;
         let group = spec.group();
         // In a group, read only what the group gave this process (waiting for it).
-        let membership = spec.membership.as_ref().map(|m| {
+        let membership = membership.map(|m| {
             let (generation, partitions) = m.assigned();
             (m.clone(), generation, partitions)
         });
@@ -798,7 +156,7 @@ impl KafkaSource {
             ("queued.max.messages.kbytes", "16384"),
         ]);
         let consumer: KafkaConsumer = config
-            .create_with_context(Context::default())
+            .create_with_context(Context::new(stats))
             .map_err(|e| config_error(spec, e))?;
         let counts = open_metadata(&consumer, spec, &topics)?;
         let mut source = KafkaSource {
@@ -884,7 +242,11 @@ impl KafkaSource {
         for part in &self.parts {
             let offset = part.next.map_or(Offset::Beginning, Offset::Offset);
             list.add_partition_offset(&part.topic, part.partition, offset)
-                .map_err(|e| config_error(&self.spec, e))?;
+                .map_err(|e| SourceError::Seek {
+                    partition: part.id.clone(),
+                    position: Position(part.next.unwrap_or(0)),
+                    source: Box::new(e),
+                })?;
         }
         self.consumer
             .assign(&list)
@@ -1059,14 +421,14 @@ fn spawn_refresh(
                 };
                 match partition_counts(&consumer, topics.iter().map(String::as_str)) {
                     Ok(counts) => {
-                        OUTAGE.up();
+                        brokers_up(&consumer.context().stats);
                         if found.send(counts).is_err() {
                             return;
                         }
                     }
                     Err(error) => {
                         if is_outage(&error) {
-                            OUTAGE.down(&format!("metadata: {error}"));
+                            brokers_down(&consumer.context().stats, &format!("metadata: {error}"));
                         }
                         consumer.context().warn(&format!("metadata: {error}"))
                     }
@@ -1088,10 +450,10 @@ impl Source for KafkaSource {
         for part in &mut self.parts {
             part.next = match (from.get(&part.id), part.end) {
                 (Some(&stored), _) if stored < 0 => {
-                    return Err(SourceError::Config(format!(
-                        "{}: stored position {stored} is negative",
-                        part.id
-                    )));
+                    return Err(SourceError::NegativePosition {
+                        partition: part.id.clone(),
+                        position: Position(stored),
+                    });
                 }
                 (Some(&stored), _) => Some(stored),
                 (None, None) => None,
@@ -1101,7 +463,11 @@ impl Source for KafkaSource {
                     StartFrom::Timestamp(ms) => {
                         by_time
                             .add_partition_offset(&part.topic, part.partition, Offset::Offset(ms))
-                            .map_err(|e| config_error(&self.spec, e))?;
+                            .map_err(|e| SourceError::Seek {
+                                partition: part.id.clone(),
+                                position: Position(ms),
+                                source: Box::new(e),
+                            })?;
                         Some(high)
                     }
                 },
@@ -1148,7 +514,7 @@ impl Source for KafkaSource {
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Err(error)) => {
                     if is_outage(&error) {
-                        OUTAGE.down(&error.to_string());
+                        brokers_down(&self.consumer.context().stats, &error.to_string());
                     }
                     self.consumer.context().warn(&error.to_string());
                     break;
@@ -1183,7 +549,7 @@ impl Source for KafkaSource {
             });
         }
         if out.len() > before {
-            OUTAGE.up();
+            brokers_up(&self.consumer.context().stats);
             return Ok(PollStatus::Ready);
         }
         self.catch_up_positions();
@@ -1242,211 +608,9 @@ impl Source for KafkaSource {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Producing the emulator's events (`pinstream emulate --to kafka://...`)
-// ---------------------------------------------------------------------------------------------
-
-/// Creates `<prefix>.pin/.geo/.user` with `partitions` partitions when missing (an existing
-/// topic is left as it is), then produces events `0..spec.events` of the emulator: each
-/// event's three messages keyed by the post index, so a post's records land in the same
-/// partition number of each topic. Paced at `rate` events per second when given; `progress`
-/// is called with the number of events sent so far. Returns the events delivered.
-pub fn produce_events(
-    target: &KafkaSpec,
-    spec: &EmulatorSpec,
-    partitions: i32,
-    rate: Option<f64>,
-    mut progress: impl FnMut(u64),
-) -> Result<u64, SourceError> {
-    let Topics::Prefix(prefix) = &target.topics else {
-        return Err(SourceError::Config(
-            "emulate --to kafka:// needs a topic prefix".into(),
-        ));
-    };
-    let events = spec
-        .events
-        .ok_or_else(|| SourceError::Config("emulate needs a number of events (--events)".into()))?;
-    create_topics(target, prefix, partitions)?;
-
-    let producer: BaseProducer<Context> = target
-        .client_config(&[
-            ("enable.idempotence", "true"),
-            ("linger.ms", "20"),
-            ("batch.num.messages", "10000"),
-            ("queue.buffering.max.messages", "1000000"),
-            ("compression.type", "lz4"),
-            ("message.timeout.ms", "120000"),
-        ])
-        .create_with_context(Context::default())
-        .map_err(|e| config_error(target, e))?;
-    let topics = Stream::ALL.map(|s| format!("{prefix}.{s}"));
-    let emulator = Emulator::new(spec);
-    let started = Instant::now();
-    let mut key = String::new();
-    for seq in 0..events {
-        if let Some(rate) = rate {
-            let due = started + Duration::from_secs_f64(seq as f64 / rate);
-            let now = Instant::now();
-            if due > now {
-                producer.poll(Duration::ZERO);
-                std::thread::sleep(due - now);
-            }
-        }
-        let event = emulator.event(seq);
-        key.clear();
-        use std::fmt::Write as _;
-        let _ = write!(key, "{}", event.index);
-        for (topic, stream) in topics.iter().zip(Stream::ALL) {
-            let mut record = BaseRecord::to(topic)
-                .key(key.as_str())
-                .payload(event.message(stream));
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        producer.poll(Duration::from_millis(10));
-                    }
-                    Err((error, _)) => {
-                        return Err(SourceError::Unavailable(format!(
-                            "kafka {}: producing to {topic}: {error}",
-                            target.brokers
-                        )));
-                    }
-                }
-            }
-        }
-        if seq % 1024 == 0 {
-            producer.poll(Duration::ZERO);
-            progress(seq);
-        }
-    }
-    producer
-        .flush(Duration::from_secs(120))
-        .map_err(|e| SourceError::Unavailable(format!("kafka {}: flush: {e}", target.brokers)))?;
-    progress(events);
-    let context = producer.context();
-    let failed = context.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        let first = context
-            .first_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_default();
-        return Err(SourceError::Unavailable(format!(
-            "kafka {}: {failed} messages not delivered (first: {first})",
-            target.brokers
-        )));
-    }
-    Ok(events)
-}
-
-/// Creates the three topics of `prefix` when missing.
-fn create_topics(target: &KafkaSpec, prefix: &str, partitions: i32) -> Result<(), SourceError> {
-    let admin: AdminClient<DefaultClientContext> = target
-        .client_config(&[])
-        .create()
-        .map_err(|e| config_error(target, e))?;
-    let names = Stream::ALL.map(|s| format!("{prefix}.{s}"));
-    let new: Vec<NewTopic> = names
-        .iter()
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SourceError::Config(format!("starting a runtime: {e}")))?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = runtime
-        .block_on(admin.create_topics(&new, &options))
-        .map_err(|e| {
-            SourceError::Unavailable(format!("kafka {}: create topics: {e}", target.brokers))
-        })?;
-    for result in results {
-        match result {
-            Ok(topic) => tracing::info!(topic, partitions, "kafka topic created"),
-            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                tracing::info!(topic, "kafka topic exists")
-            }
-            Err((topic, code)) => {
-                return Err(SourceError::Unavailable(format!(
-                    "kafka {}: create topic {topic}: {code}",
-                    target.brokers
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kafka_url_parsing() {
-        let spec = KafkaSpec::parse("kafka://127.0.0.1:9092/abc").unwrap();
-        assert_eq!(spec.brokers, "127.0.0.1:9092");
-        assert_eq!(spec.topics, Topics::Prefix("abc".into()));
-        assert_eq!(spec.start, StartFrom::Earliest);
-        assert_eq!(spec.group_id, None);
-        let topics = spec.topics.resolve().unwrap();
-        assert_eq!(
-            topics,
-            [
-                ("abc.pin".to_owned(), Stream::Pin),
-                ("abc.geo".to_owned(), Stream::Geo),
-                ("abc.user".to_owned(), Stream::User)
-            ]
-        );
-        let spec =
-            KafkaSpec::parse("kafka://b1:9092,b2:9092/x-y.z?start=latest&group_id=g").unwrap();
-        assert_eq!(spec.brokers, "b1:9092,b2:9092");
-        assert_eq!(spec.start, StartFrom::Latest);
-        assert_eq!(spec.group_id.as_deref(), Some("g"));
-        for bad in [
-            "kafka://",
-            "kafka://host:9092",
-            "kafka://host:9092/",
-            "kafka:///abc",
-            "kafka://host:9092/a/b",
-            "kafka://host:9092/abc?speed=3",
-            "kafka://host:9092/abc?start=soon",
-        ] {
-            match KafkaSpec::parse(bad) {
-                Err(SourceError::Config(msg)) => assert!(msg.contains("kafka"), "{bad}: {msg}"),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn kafka_start_parsing() {
-        assert_eq!(StartFrom::parse("earliest").unwrap(), StartFrom::Earliest);
-        assert_eq!(StartFrom::parse("LATEST").unwrap(), StartFrom::Latest);
-        let t = StartFrom::Timestamp(1_714_521_600_000);
-        assert_eq!(StartFrom::parse("2024-05-01T00:00:00Z").unwrap(), t);
-        assert_eq!(StartFrom::parse("2024-05-01T02:00:00+02:00").unwrap(), t);
-        assert_eq!(StartFrom::parse("2024-05-01 00:00:00").unwrap(), t);
-        assert_eq!(StartFrom::parse("2024-05-01").unwrap(), t);
-        assert_eq!(StartFrom::parse("1714521600000").unwrap(), t);
-        assert!(StartFrom::parse("-5").is_err());
-        assert!(StartFrom::parse("yesterday").is_err());
-    }
-
-    #[test]
-    fn kafka_topic_lists_need_a_stream_token() {
-        let topics = Topics::List(vec!["events-pin".into(), "raw.user".into()]);
-        assert_eq!(
-            topics.resolve().unwrap(),
-            [
-                ("events-pin".to_owned(), Stream::Pin),
-                ("raw.user".to_owned(), Stream::User)
-            ]
-        );
-        assert!(Topics::List(vec!["pinterest".into()]).resolve().is_err());
-    }
 
     #[test]
     fn kafka_partitions_spread_over_workers() {
@@ -1474,7 +638,7 @@ mod tests {
         spec.properties
             .insert("socket.connection.setup.timeout.ms".into(), "1000".into());
         let started = Instant::now();
-        match KafkaSource::new(&spec, 0, 1) {
+        match KafkaSource::new(&spec, None, &Default::default(), 0, 1) {
             Err(SourceError::Unavailable(msg)) => {
                 assert!(
                     msg.contains("127.0.0.1:1") && msg.contains("unreachable"),
@@ -1489,8 +653,8 @@ mod tests {
         spec.properties
             .insert("no.such.property".into(), "1".into());
         assert!(matches!(
-            KafkaSource::new(&spec, 0, 1),
-            Err(SourceError::Config(_))
+            KafkaSource::new(&spec, None, &Default::default(), 0, 1),
+            Err(SourceError::Client { .. })
         ));
     }
 }

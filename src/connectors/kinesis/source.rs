@@ -19,7 +19,7 @@
 //! Shards are listed with ListShards at open and every [`LIST_INTERVAL`]; each worker reads the
 //! shards whose partition id hashes to it. After a split or merge a child shard is read only
 //! once its parents are drained (GetRecords returned no next iterator) by whichever worker of
-//! this process owns them (a process-wide registry), or are gone from ListShards (expired).
+//! this process owns them (a registry shared by the job's sources, [`Shared`]), or are gone from ListShards (expired).
 //!
 //! Transient errors (connection refused or reset, timeouts, 5xx, throttling, expired
 //! iterators) never end the run: each shard backs off exponentially (bounded by
@@ -29,23 +29,21 @@
 //! `--until-done`: done once every shard listed at open is caught up (an empty GetRecords
 //! with MillisBehindLatest 0) or, when closed, drained.
 //!
-//! [`put_events`] is `pinstream emulate --to kinesis://<prefix>`.
-
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::DisplayErrorContext;
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use base64::Engine as _;
 
+use super::{KinesisSpec, StartAt};
 use crate::connectors::{
-    Cursor, Cursors, PartitionId, PollStatus, Positions, RawRecord, Source, SourceError,
+    Cursor, Cursors, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
 };
-use crate::emulator::{Emulator, EmulatorSpec};
+use crate::stats::Stats;
 use crate::stream::Stream;
 
 /// How often the shards are listed again.
@@ -68,191 +66,19 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 const GET_LIMIT: i32 = 10_000;
 const GET_LIMIT_START: i32 = 1_000;
 const GET_LIMIT_MIN: i32 = 250;
-/// Records per PutRecords (the API's maximum).
-const PUT_BATCH: usize = 500;
-/// Timeout of one PutRecords.
-const PUT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Shards drained in this process (partition ids), so a child's owner knows its parents are.
-static DRAINED: LazyLock<Mutex<HashSet<PartitionId>>> = LazyLock::new(Default::default);
-
-// ---------------------------------------------------------------------------------------------
-// Settings
-// ---------------------------------------------------------------------------------------------
-
-/// Which streams to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Streams {
-    /// `streaming-<prefix>-pin`, `-geo`, `-user`.
-    Prefix(String),
-    /// Named streams; each carries its stream as a name token.
-    List(Vec<String>),
-}
-
-impl Streams {
-    pub fn resolve(&self) -> Result<Vec<(String, Stream)>, SourceError> {
-        match self {
-            Streams::Prefix(prefix) => Ok(Stream::ALL
-                .iter()
-                .map(|s| (stream_name(prefix, *s), *s))
-                .collect()),
-            Streams::List(names) => names
-                .iter()
-                .map(|name| match Stream::from_name_token(name) {
-                    Some(stream) => Ok((name.clone(), stream)),
-                    None => Err(SourceError::Config(format!(
-                        "kinesis stream `{name}`: its name must carry the stream (pin, geo or user) as a token, e.g. streaming-abc-pin"
-                    ))),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// `streaming-<prefix>-<stream>`.
-pub fn stream_name(prefix: &str, stream: Stream) -> String {
-    format!("streaming-{prefix}-{stream}")
-}
-
-/// Where a shard with no stored position starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum StartAt {
-    #[default]
-    TrimHorizon,
-    /// Records that arrive after the job opened the shard.
-    Latest,
-    /// Records that arrived at or after this time (milliseconds since the epoch).
-    Timestamp(i64),
-}
-
-impl StartAt {
-    /// `trim_horizon`, `latest`, or a timestamp as the Kafka source takes it.
-    pub fn parse(text: &str) -> Result<StartAt, SourceError> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "trim_horizon" | "earliest" => return Ok(StartAt::TrimHorizon),
-            "latest" => return Ok(StartAt::Latest),
-            _ => {}
-        }
-        match crate::connectors::kafka::StartFrom::parse(text) {
-            Ok(crate::connectors::kafka::StartFrom::Timestamp(ms)) => Ok(StartAt::Timestamp(ms)),
-            _ => Err(SourceError::Config(format!(
-                "kinesis start `{text}`: expected trim_horizon, latest, a timestamp (2024-05-01T00:00:00Z) or epoch milliseconds"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for StartAt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartAt::TrimHorizon => f.write_str("trim_horizon"),
-            StartAt::Latest => f.write_str("latest"),
-            StartAt::Timestamp(ms) => write!(f, "{ms}"),
-        }
-    }
-}
-
-/// A Kinesis source as configured (`--from kinesis://...` or a job file's `[[source]]`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct KinesisSpec {
-    pub streams: Streams,
-    /// Region; the standard chain (AWS_REGION, profile) when `None`.
-    pub region: Option<String>,
-    /// Endpoint URL; AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL when `None`.
-    pub endpoint: Option<String>,
-    pub start: StartAt,
-    /// Report `Exhausted` once the shards listed at open are caught up (`--until-done`).
-    pub stop_at_end: bool,
-}
-
-impl KinesisSpec {
-    /// Parses `kinesis://<prefix>[?endpoint=<url>&region=<r>&start=trim_horizon|latest|<time>]`.
-    pub fn parse(text: &str) -> Result<KinesisSpec, SourceError> {
-        let err = |msg: &str| {
-            SourceError::Config(format!(
-                "kinesis source `{text}`: {msg} (expected kinesis://<prefix>[?endpoint=..&region=..&start=..])"
-            ))
-        };
-        let rest = text
-            .strip_prefix("kinesis://")
-            .ok_or_else(|| err("must start with kinesis://"))?;
-        let (prefix, query) = match rest.split_once('?') {
-            Some((prefix, query)) => (prefix, Some(query)),
-            None => (rest, None),
-        };
-        check_prefix(prefix).map_err(|msg| err(&msg))?;
-        let mut spec = KinesisSpec {
-            streams: Streams::Prefix(prefix.to_owned()),
-            region: None,
-            endpoint: None,
-            start: StartAt::TrimHorizon,
-            stop_at_end: false,
-        };
-        for item in query.into_iter().flat_map(|q| q.split('&')) {
-            match item.split_once('=') {
-                Some(("start", value)) => spec.start = StartAt::parse(value)?,
-                Some(("region", value)) if !value.is_empty() => {
-                    spec.region = Some(value.to_owned())
-                }
-                Some(("endpoint", value)) if !value.is_empty() => {
-                    spec.endpoint = Some(value.to_owned())
-                }
-                _ => {
-                    return Err(err(&format!(
-                        "unknown option `{item}` (endpoint, region, start)"
-                    )));
-                }
-            }
-        }
-        Ok(spec)
-    }
-
-    /// A client: the standard credential chain, with the job's region and endpoint over the
-    /// environment's.
-    async fn client(&self) -> Client {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &self.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &self.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let config = loader.load().await;
-        let mut builder = aws_sdk_kinesis::config::Builder::from(&config);
-        if config.region().is_none() {
-            builder = builder.region(aws_config::Region::new("us-east-1"));
-        }
-        Client::from_conf(builder.build())
-    }
-
-    fn describe(&self) -> String {
-        match &self.streams {
-            Streams::Prefix(prefix) => format!("kinesis streaming-{prefix}-*"),
-            Streams::List(names) => format!("kinesis {}", names.join(",")),
-        }
-    }
-}
-
-/// A stream name prefix: `[A-Za-z0-9_.-]`, short enough for the 128-character names.
-fn check_prefix(prefix: &str) -> Result<(), String> {
-    if prefix.is_empty() {
-        return Err("empty stream prefix".into());
-    }
-    if prefix.len() > 110
-        || !prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(format!(
-            "stream prefix `{prefix}` may only hold letters, digits, `.`, `_` and `-`"
-        ));
-    }
-    Ok(())
+/// What the Kinesis sources of one running job share (every worker, every dataflow restart).
+#[derive(Clone, Default)]
+pub struct Shared {
+    /// The job's counters (retries).
+    pub stats: Arc<Stats>,
+    /// Shards drained in this process (partition ids), so a child's owner knows its parents
+    /// are.
+    pub drained: Arc<Mutex<HashSet<PartitionId>>>,
 }
 
 /// An SDK error in one line: the service's code and message, or the whole chain for
 /// transport errors (the service errors' Debug carries the raw response).
-fn error_text<E, R>(error: &aws_sdk_kinesis::error::SdkError<E, R>) -> String
+pub(super) fn error_text<E, R>(error: &aws_sdk_kinesis::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,
@@ -267,11 +93,14 @@ where
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, SourceError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, SourceError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| SourceError::Config(format!("starting a runtime: {e}")))
+        .map_err(|source| SourceError::Runtime {
+            purpose: "the kinesis client",
+            source,
+        })
 }
 
 fn partition_id(stream: &str, shard: &str) -> PartitionId {
@@ -373,6 +202,7 @@ impl Shard {
 /// Worker `worker`'s share (of `peers`) of the shards.
 pub struct KinesisSource {
     spec: KinesisSpec,
+    shared: Shared,
     worker: usize,
     peers: usize,
     streams: Vec<(String, Stream)>,
@@ -395,6 +225,7 @@ pub struct KinesisSource {
 impl KinesisSource {
     pub fn new(
         spec: &KinesisSpec,
+        shared: &Shared,
         worker: usize,
         peers: usize,
     ) -> Result<KinesisSource, SourceError> {
@@ -403,6 +234,7 @@ impl KinesisSource {
         let client = runtime.block_on(spec.client());
         let mut source = KinesisSource {
             spec: spec.clone(),
+            shared: shared.clone(),
             worker,
             peers,
             streams,
@@ -432,7 +264,7 @@ impl KinesisSource {
                     )));
                 }
                 Err(error) => {
-                    crate::connectors::count_retry("kinesis");
+                    shared.stats.count_retry("kinesis");
                     tracing::warn!("kinesis: {error} (retrying in {backoff:?})");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -573,7 +405,11 @@ impl KinesisSource {
 
     /// Whether a shard's parents are all drained (or expired).
     fn parents_drained(&mut self, i: usize) -> bool {
-        let drained = DRAINED.lock().unwrap_or_else(|p| p.into_inner());
+        let drained = self
+            .shared
+            .drained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let listed = &self.listed;
         self.shards[i]
             .parents
@@ -584,191 +420,249 @@ impl KinesisSource {
     /// One GetRecords round over the due shards (concurrently, each call with its own
     /// timeout so one slow shard does not cost the others their records).
     fn fetch(&mut self) {
-        let now = Instant::now();
-        let due: Vec<usize> = (0..self.shards.len())
-            .filter(|&i| {
-                let s = &self.shards[i];
-                !s.drained && s.next_get <= now
-            })
-            .collect();
-        let due: Vec<usize> = due
-            .into_iter()
-            .filter(|&i| self.parents_drained(i))
-            .collect();
+        let due = self.due_shards();
         if due.is_empty() {
             return;
         }
-        let client = &self.client;
         let calls = due.iter().map(|&i| {
-            let shard = &self.shards[i];
-            let client = client.clone();
-            let (stream_name, shard_id) = (shard.stream_name.clone(), shard.shard_id.clone());
-            let iterator = shard.iterator.clone();
-            let after = shard.fetched_sequence.clone();
-            let limit = shard.limit;
-            let call = async move {
-                let (iterator, fresh) = match iterator {
-                    Some(iterator) => (iterator, false),
-                    None => {
-                        // After the last record fetched when its sequence number is known,
-                        // else from the start (skipping what was counted).
-                        let request = client
-                            .get_shard_iterator()
-                            .stream_name(&stream_name)
-                            .shard_id(&shard_id);
-                        let request = match after {
-                            Some(sequence) => request
-                                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                                .starting_sequence_number(sequence),
-                            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                        };
-                        let output = request.send().await.map_err(|e| Failure {
-                            expired: false,
-                            throttled: is_throttled(&e),
-                            timed_out: false,
-                            message: format!("GetShardIterator: {}", error_text(&e)),
-                        })?;
-                        match output.shard_iterator() {
-                            Some(it) => (it.to_owned(), true),
-                            None => {
-                                return Err(Failure {
-                                    expired: false,
-                                    throttled: false,
-                                    timed_out: false,
-                                    message: "GetShardIterator: no shard iterator".to_owned(),
-                                });
-                            }
-                        }
-                    }
-                };
-                let asked = Instant::now();
-                client
-                    .get_records()
-                    .shard_iterator(iterator)
-                    .limit(limit)
-                    .send()
-                    .await
-                    .map(|output| (output, fresh, asked.elapsed()))
-                    .map_err(|e| Failure {
-                        expired: e
-                            .as_service_error()
-                            .is_some_and(|e| e.is_expired_iterator_exception()),
-                        throttled: is_throttled(&e),
-                        timed_out: false,
-                        message: format!("GetRecords: {}", error_text(&e)),
-                    })
-            };
-            async move {
-                tokio::time::timeout(CALL_TIMEOUT, call)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failure {
-                            expired: false,
-                            throttled: false,
-                            timed_out: true,
-                            message: format!("GetRecords: no answer within {CALL_TIMEOUT:?}"),
-                        })
-                    })
-            }
+            let read = Read::of(&self.shards[i]);
+            read_shard(self.client.clone(), read)
         });
         let results = self.runtime.block_on(futures::future::join_all(calls));
         let now_micros = crate::now_micros();
         for (i, result) in due.into_iter().zip(results) {
-            let shard = &mut self.shards[i];
             match result {
-                Err(failure) => {
-                    crate::connectors::count_retry("kinesis");
-                    shard.failures += 1;
-                    if failure.expired || shard.failures >= 3 {
-                        // A new iterator, after the last record fetched.
-                        shard.iterator = None;
-                    }
-                    if failure.timed_out {
-                        shard.limit = (shard.limit / 2).max(GET_LIMIT_MIN);
-                    }
-                    let backoff = (GET_INTERVAL * 2u32.pow(shard.failures.min(6))).min(MAX_BACKOFF);
-                    shard.next_get = Instant::now() + backoff;
-                    if !failure.throttled {
-                        self.warner.warn(&format!(
-                            "{}: {} (attempt {}, next in {backoff:?})",
-                            shard.id, failure.message, shard.failures
-                        ));
-                    }
-                }
-                Ok((output, fresh, took)) => {
-                    if shard.failures > 0 {
-                        tracing::info!(shard = %shard.id, "kinesis: reading again after {} failed attempts", shard.failures);
-                    }
-                    shard.failures = 0;
-                    // Slow answers (a loaded endpoint) ask for fewer records next time, fast
-                    // full ones for more: calls stay well inside CALL_TIMEOUT.
-                    let full = output.records().len() as i32 >= shard.limit;
-                    if took > CALL_TIMEOUT / 5 {
-                        shard.limit = (shard.limit / 2).max(GET_LIMIT_MIN);
-                    } else if full && took < CALL_TIMEOUT / 20 {
-                        shard.limit = (shard.limit * 2).min(GET_LIMIT);
-                    }
-                    if fresh {
-                        // An iterator after `fetched_sequence` starts at record `fetched`.
-                        shard.seen = if shard.fetched_sequence.is_some() {
-                            shard.fetched
-                        } else {
-                            0
-                        };
-                    }
-                    shard.next_get = Instant::now() + GET_INTERVAL;
-                    let records = output.records();
-                    for record in records {
-                        let index = shard.seen;
-                        shard.seen += 1;
-                        if index < shard.fetched {
-                            continue;
-                        }
-                        shard.fetched = index + 1;
-                        let sequence = record.sequence_number().to_owned();
-                        shard.fetched_sequence = Some(sequence.clone());
-                        let arrival = record
-                            .approximate_arrival_timestamp()
-                            .map(|t| t.secs() * 1_000_000 + i64::from(t.subsec_nanos()) / 1000)
-                            .unwrap_or(now_micros);
-                        if let Some(before) = shard.skip_before {
-                            if arrival / 1000 < before {
-                                // Before the start: counted as consumed, not read (no
-                                // record of this shard is pending before these).
-                                shard.emitted = shard.fetched;
-                                shard.last_sequence = Some(sequence);
-                                continue;
-                            }
-                            shard.skip_before = None;
-                        }
-                        self.pending.push_back((
-                            i,
-                            RawRecord {
-                                stream: Some(shard.stream),
-                                payload: payload_bytes(record.data().as_ref()),
-                                partition: shard.id.clone(),
-                                offset: index,
-                                arrival,
-                            },
-                            sequence,
-                        ));
-                    }
-                    shard.iterator = output.next_shard_iterator().map(str::to_owned);
-                    if shard.iterator.is_none() {
-                        shard.drained = true;
-                        DRAINED
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(shard.id.clone());
-                    }
-                    // Caught up once is enough for `--until-done` (like Kafka's end at open).
-                    if records.is_empty() && output.millis_behind_latest() == Some(0) {
-                        shard.caught_up = true;
-                    }
-                }
+                Err(failure) => self.failed(i, failure),
+                Ok(read) => self.take(i, read, now_micros),
             }
         }
     }
+
+    /// The shards to read now: not drained, their wait over, their parents drained.
+    fn due_shards(&mut self) -> Vec<usize> {
+        let now = Instant::now();
+        let waiting: Vec<usize> = (0..self.shards.len())
+            .filter(|&i| !self.shards[i].drained && self.shards[i].next_get <= now)
+            .collect();
+        waiting
+            .into_iter()
+            .filter(|&i| self.parents_drained(i))
+            .collect()
+    }
+
+    /// A read of shard `i` failed: back off (exponentially), and after an expired iterator or
+    /// repeated failures start again after the last record fetched.
+    fn failed(&mut self, i: usize, failure: Failure) {
+        self.shared.stats.count_retry("kinesis");
+        let shard = &mut self.shards[i];
+        shard.failures += 1;
+        if failure.expired || shard.failures >= 3 {
+            shard.iterator = None;
+        }
+        if failure.timed_out {
+            shard.limit = (shard.limit / 2).max(GET_LIMIT_MIN);
+        }
+        let backoff = (GET_INTERVAL * 2u32.pow(shard.failures.min(6))).min(MAX_BACKOFF);
+        shard.next_get = Instant::now() + backoff;
+        if !failure.throttled {
+            self.warner.warn(&format!(
+                "{}: {} (attempt {}, next in {backoff:?})",
+                shard.id, failure.message, shard.failures
+            ));
+        }
+    }
+
+    /// Takes what a read of shard `i` returned: its records into the pending queue, its
+    /// next iterator, whether it is drained or caught up.
+    fn take(&mut self, i: usize, read: Fetched, now_micros: i64) {
+        let Fetched {
+            output,
+            fresh,
+            took,
+        } = read;
+        let shard = &mut self.shards[i];
+        if shard.failures > 0 {
+            tracing::info!(shard = %shard.id, "kinesis: reading again after {} failed attempts", shard.failures);
+        }
+        shard.failures = 0;
+        shard.adapt_limit(output.records().len(), took);
+        if fresh {
+            // An iterator after `fetched_sequence` starts at record `fetched`.
+            shard.seen = if shard.fetched_sequence.is_some() {
+                shard.fetched
+            } else {
+                0
+            };
+        }
+        shard.next_get = Instant::now() + GET_INTERVAL;
+        for record in output.records() {
+            if let Some((raw, sequence)) = shard.accept(record, now_micros) {
+                self.pending.push_back((i, raw, sequence));
+            }
+        }
+        shard.iterator = output.next_shard_iterator().map(str::to_owned);
+        if shard.iterator.is_none() {
+            shard.drained = true;
+            self.shared
+                .drained
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(shard.id.clone());
+        }
+        // Caught up once is enough for `--until-done` (like Kafka's end at open).
+        if output.records().is_empty() && output.millis_behind_latest() == Some(0) {
+            shard.caught_up = true;
+        }
+    }
+}
+
+impl Shard {
+    /// Slow answers (a loaded endpoint) ask for fewer records next time, fast full ones for
+    /// more: calls stay well inside [`CALL_TIMEOUT`].
+    fn adapt_limit(&mut self, records: usize, took: Duration) {
+        let full = records as i32 >= self.limit;
+        if took > CALL_TIMEOUT / 5 {
+            self.limit = (self.limit / 2).max(GET_LIMIT_MIN);
+        } else if full && took < CALL_TIMEOUT / 20 {
+            self.limit = (self.limit * 2).min(GET_LIMIT);
+        }
+    }
+
+    /// Counts one record the iterator returned; the raw record and its sequence number when
+    /// it is to be read (not fetched before, not before the configured start).
+    fn accept(
+        &mut self,
+        record: &aws_sdk_kinesis::types::Record,
+        now_micros: i64,
+    ) -> Option<(RawRecord, String)> {
+        let index = self.seen;
+        self.seen += 1;
+        if index < self.fetched {
+            return None;
+        }
+        self.fetched = index + 1;
+        let sequence = record.sequence_number().to_owned();
+        self.fetched_sequence = Some(sequence.clone());
+        let arrival = record
+            .approximate_arrival_timestamp()
+            .map(|t| t.secs() * 1_000_000 + i64::from(t.subsec_nanos()) / 1000)
+            .unwrap_or(now_micros);
+        if let Some(before) = self.skip_before {
+            if arrival / 1000 < before {
+                // Before the start: counted as consumed, not read (no record of this shard
+                // is pending before these).
+                self.emitted = self.fetched;
+                self.last_sequence = Some(sequence);
+                return None;
+            }
+            self.skip_before = None;
+        }
+        let raw = RawRecord {
+            stream: Some(self.stream),
+            payload: payload_bytes(record.data().as_ref()),
+            partition: self.id.clone(),
+            offset: index,
+            arrival,
+        };
+        Some((raw, sequence))
+    }
+}
+
+/// What one read of a shard needs, taken from it so the reads run concurrently.
+struct Read {
+    stream_name: String,
+    shard_id: String,
+    iterator: Option<String>,
+    /// Start after this sequence number when a new iterator is needed (else TRIM_HORIZON).
+    after: Option<String>,
+    limit: i32,
+}
+
+impl Read {
+    fn of(shard: &Shard) -> Read {
+        Read {
+            stream_name: shard.stream_name.clone(),
+            shard_id: shard.shard_id.clone(),
+            iterator: shard.iterator.clone(),
+            after: shard.fetched_sequence.clone(),
+            limit: shard.limit,
+        }
+    }
+}
+
+/// One GetRecords answer: whether its iterator was new, and how long it took.
+struct Fetched {
+    output: aws_sdk_kinesis::operation::get_records::GetRecordsOutput,
+    fresh: bool,
+    took: Duration,
+}
+
+/// One GetRecords call (with a new iterator first when there is none), within
+/// [`CALL_TIMEOUT`].
+async fn read_shard(client: Client, read: Read) -> Result<Fetched, Failure> {
+    let call = async {
+        let (iterator, fresh) = match read.iterator.clone() {
+            Some(iterator) => (iterator, false),
+            None => (new_iterator(&client, &read).await?, true),
+        };
+        let asked = Instant::now();
+        client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(read.limit)
+            .send()
+            .await
+            .map(|output| Fetched {
+                output,
+                fresh,
+                took: asked.elapsed(),
+            })
+            .map_err(|e| Failure {
+                expired: e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_expired_iterator_exception()),
+                throttled: is_throttled(&e),
+                timed_out: false,
+                message: format!("GetRecords: {}", error_text(&e)),
+            })
+    };
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure {
+                expired: false,
+                throttled: false,
+                timed_out: true,
+                message: format!("GetRecords: no answer within {CALL_TIMEOUT:?}"),
+            })
+        })
+}
+
+/// An iterator after the last record fetched when its sequence number is known, else from
+/// the start (the records already counted are skipped by [`Shard::accept`]).
+async fn new_iterator(client: &Client, read: &Read) -> Result<String, Failure> {
+    let request = client
+        .get_shard_iterator()
+        .stream_name(&read.stream_name)
+        .shard_id(&read.shard_id);
+    let request = match &read.after {
+        Some(sequence) => request
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(sequence),
+        None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    };
+    let output = request.send().await.map_err(|e| Failure {
+        expired: false,
+        throttled: is_throttled(&e),
+        timed_out: false,
+        message: format!("GetShardIterator: {}", error_text(&e)),
+    })?;
+    output.shard_iterator().map(str::to_owned).ok_or(Failure {
+        expired: false,
+        throttled: false,
+        timed_out: false,
+        message: "GetShardIterator: no shard iterator".to_owned(),
+    })
 }
 
 /// Why a read failed (every failure is retried).
@@ -812,10 +706,10 @@ impl Source for KinesisSource {
             shard.fetched_sequence = None;
             if let Some(&stored) = from.get(&shard.id) {
                 if stored < 0 {
-                    return Err(SourceError::Config(format!(
-                        "{}: stored position {stored} is negative",
-                        shard.id
-                    )));
+                    return Err(SourceError::NegativePosition {
+                        partition: shard.id.clone(),
+                        position: Position(stored),
+                    });
                 }
                 shard.emitted = stored;
                 shard.fetched = stored;
@@ -891,234 +785,9 @@ impl Source for KinesisSource {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Putting the emulator's events (`pinstream emulate --to kinesis://...`)
-// ---------------------------------------------------------------------------------------------
-
-/// Creates `streaming-<prefix>-pin/-geo/-user` with `shards` shards when missing, waits until
-/// they are active, then puts events `0..spec.events` with PutRecords in batches of up to 500
-/// per stream, each record keyed by the post index (a post's records land in one shard, in
-/// order). Paced at `rate` events per second when given. Returns the events put.
-pub fn put_events(
-    target: &KinesisSpec,
-    spec: &EmulatorSpec,
-    shards: i32,
-    rate: Option<f64>,
-    mut progress: impl FnMut(u64),
-) -> Result<u64, SourceError> {
-    let Streams::Prefix(prefix) = &target.streams else {
-        return Err(SourceError::Config(
-            "emulate --to kinesis:// needs a stream prefix".into(),
-        ));
-    };
-    let events = spec
-        .events
-        .ok_or_else(|| SourceError::Config("emulate needs a number of events (--events)".into()))?;
-    let runtime = runtime()?;
-    let client = runtime.block_on(target.client());
-    let names = Stream::ALL.map(|s| stream_name(prefix, s));
-    let unavailable = |what: String| SourceError::Unavailable(format!("kinesis: {what}"));
-    runtime.block_on(async {
-        for name in &names {
-            match client
-                .create_stream()
-                .stream_name(name)
-                .shard_count(shards)
-                .send()
-                .await
-            {
-                Ok(_) => tracing::info!(stream = name, shards, "kinesis stream created"),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_resource_in_use_exception()) =>
-                {
-                    tracing::info!(stream = name, "kinesis stream exists")
-                }
-                Err(e) => {
-                    return Err(unavailable(format!(
-                        "create stream {name}: {}",
-                        error_text(&e)
-                    )));
-                }
-            }
-        }
-        for name in &names {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let summary = client
-                    .describe_stream_summary()
-                    .stream_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable(format!("describe {name}: {}", error_text(&e))))?;
-                if summary
-                    .stream_description_summary()
-                    .is_some_and(|s| *s.stream_status() == StreamStatus::Active)
-                {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(unavailable(format!("stream {name} did not become active")));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        Ok(())
-    })?;
-
-    let emulator = Emulator::new(spec);
-    let started = Instant::now();
-    // Events per round: a full PutRecords per stream, or about 5 rounds a second when paced.
-    let chunk = match rate {
-        Some(rate) => ((rate / 5.0) as u64).clamp(1, PUT_BATCH as u64),
-        None => PUT_BATCH as u64,
-    };
-    let mut seq = 0;
-    while seq < events {
-        if let Some(rate) = rate {
-            let due = started + Duration::from_secs_f64(seq as f64 / rate);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        }
-        let end = (seq + chunk).min(events);
-        let mut batches: [Vec<PutRecordsRequestEntry>; 3] = Default::default();
-        for n in seq..end {
-            let event = emulator.event(n);
-            let key = event.index.to_string();
-            for (s, stream) in Stream::ALL.into_iter().enumerate() {
-                let entry = PutRecordsRequestEntry::builder()
-                    .data(Blob::new(event.message(stream)))
-                    .partition_key(&key)
-                    .build()
-                    .map_err(|e| SourceError::Config(format!("kinesis record: {e}")))?;
-                batches[s].push(entry);
-            }
-        }
-        // The three streams at once (one request in flight per stream keeps each key's
-        // records in order).
-        let puts = batches
-            .into_iter()
-            .zip(&names)
-            .map(|(batch, name)| put_batch(&client, name, batch));
-        runtime
-            .block_on(futures::future::join_all(puts))
-            .into_iter()
-            .collect::<Result<(), SourceError>>()?;
-        seq = end;
-        progress(seq);
-    }
-    Ok(events)
-}
-
-/// One PutRecords, retrying the records that failed (throttling) with backoff.
-async fn put_batch(
-    client: &Client,
-    stream: &str,
-    mut batch: Vec<PutRecordsRequestEntry>,
-) -> Result<(), SourceError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut attempt = 0u32;
-    loop {
-        let send = client
-            .put_records()
-            .stream_name(stream)
-            .set_records(Some(batch.clone()))
-            .send();
-        // A hung endpoint is an error too (a retry may put a batch twice: the emulator's
-        // rows repeat anyway and the engine deduplicates).
-        let output = match tokio::time::timeout(PUT_TIMEOUT, send).await {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(e)) => Err(error_text(&e)),
-            Err(_) => Err(format!("no answer within {PUT_TIMEOUT:?}")),
-        };
-        let output = match output {
-            Ok(output) => output,
-            Err(message) if attempt < 8 => {
-                tracing::warn!("kinesis: PutRecords {stream}: {message}");
-                crate::connectors::count_retry("kinesis");
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
-                continue;
-            }
-            Err(message) => {
-                return Err(SourceError::Unavailable(format!(
-                    "kinesis: PutRecords {stream}: {message}"
-                )));
-            }
-        };
-        if output.failed_record_count().unwrap_or(0) == 0 {
-            return Ok(());
-        }
-        // Keep only the failed ones, in order.
-        let results = output.records();
-        let first_error = results
-            .iter()
-            .find_map(|r| r.error_message().or(r.error_code()))
-            .unwrap_or_default()
-            .to_owned();
-        batch = batch
-            .into_iter()
-            .zip(results)
-            .filter(|(_, r)| r.error_code().is_some())
-            .map(|(entry, _)| entry)
-            .collect();
-        attempt += 1;
-        if attempt > 8 {
-            return Err(SourceError::Unavailable(format!(
-                "kinesis: PutRecords {stream}: {} records not put ({first_error})",
-                batch.len()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinesis_url_parsing() {
-        let spec = KinesisSpec::parse("kinesis://abc").unwrap();
-        assert_eq!(spec.streams, Streams::Prefix("abc".into()));
-        assert_eq!(spec.start, StartAt::TrimHorizon);
-        assert_eq!(
-            spec.streams.resolve().unwrap(),
-            [
-                ("streaming-abc-pin".to_owned(), Stream::Pin),
-                ("streaming-abc-geo".to_owned(), Stream::Geo),
-                ("streaming-abc-user".to_owned(), Stream::User)
-            ]
-        );
-        let spec = KinesisSpec::parse(
-            "kinesis://x-y?endpoint=http://127.0.0.1:4568&region=eu-west-1&start=latest",
-        )
-        .unwrap();
-        assert_eq!(spec.endpoint.as_deref(), Some("http://127.0.0.1:4568"));
-        assert_eq!(spec.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(spec.start, StartAt::Latest);
-        assert_eq!(
-            KinesisSpec::parse("kinesis://a?start=2024-05-01T00:00:00Z")
-                .unwrap()
-                .start,
-            StartAt::Timestamp(1_714_521_600_000)
-        );
-        for bad in [
-            "kinesis://",
-            "kinesis://a/b",
-            "kinesis://a?speed=3",
-            "kinesis://a?start=soon",
-        ] {
-            match KinesisSpec::parse(bad) {
-                Err(SourceError::Config(msg)) => assert!(msg.contains("kinesis"), "{bad}: {msg}"),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
 
     #[test]
     fn kinesis_payloads_as_is_or_base64_in_a_json_string() {
