@@ -58,142 +58,13 @@
 //! Skew and correlations are reproduced by drawing a position `u` in [0, 1), mapping it through
 //! [`SKEW_Q`], and reusing the same `u` for the correlated field half of the time.
 
-use std::collections::VecDeque;
-use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use rand_pcg::Pcg64Mcg;
 
-use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
 use crate::stream::Stream;
-
-// ---------------------------------------------------------------------------------------------
-// Settings
-// ---------------------------------------------------------------------------------------------
-
-/// Emulator settings (all part of the stream's identity except `rate`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EmulatorSpec {
-    pub seed: u64,
-    /// Number of events; `None` = endless.
-    pub events: Option<u64>,
-    /// Events per second over all partitions; `None` = as fast as possible.
-    pub rate: Option<f64>,
-    /// Number of distinct posts sampled from.
-    pub universe: u64,
-    /// Event `i` belongs to partition `i % partitions`.
-    pub partitions: u32,
-}
-
-impl Default for EmulatorSpec {
-    fn default() -> Self {
-        EmulatorSpec {
-            seed: 0,
-            events: None,
-            rate: None,
-            universe: 11_000,
-            partitions: 4,
-        }
-    }
-}
-
-/// Largest accepted partition count (each one is a Delta `txn` appId).
-const MAX_PARTITIONS: u32 = 4096;
-
-impl EmulatorSpec {
-    /// Parses `events=1000,seed=7,rate=500,universe=20000,partitions=4`. Every key is
-    /// optional (missing ones keep their default); an `emulator:` prefix is accepted;
-    /// `events` and `rate` also accept `none` (endless / unlimited).
-    pub fn parse(s: &str) -> Result<Self, SourceError> {
-        let err = |msg: String| SourceError::Config(format!("emulator spec {s:?}: {msg}"));
-        let body = s.trim();
-        let body = body.strip_prefix("emulator:").unwrap_or(body).trim();
-        let mut spec = EmulatorSpec::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for item in body.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let Some((key, value)) = item.split_once('=') else {
-                return Err(err(format!("expected key=value, got {item:?}")));
-            };
-            let (key, value) = (key.trim(), value.trim());
-            if seen.contains(&key) {
-                return Err(err(format!("key {key:?} given twice")));
-            }
-            let int = |what: &str| -> Result<u64, SourceError> {
-                value
-                    .replace('_', "")
-                    .parse::<u64>()
-                    .map_err(|_| err(format!("{key} must be {what}, got {value:?}")))
-            };
-            match key {
-                "seed" => spec.seed = int("a non-negative integer")?,
-                "events" => {
-                    spec.events = if value.eq_ignore_ascii_case("none") {
-                        None
-                    } else {
-                        Some(int("a non-negative integer or `none`")?)
-                    }
-                }
-                "rate" => {
-                    spec.rate = if value.eq_ignore_ascii_case("none") {
-                        None
-                    } else {
-                        match value.parse::<f64>() {
-                            Ok(r) if r.is_finite() && r > 0.0 => Some(r),
-                            _ => {
-                                return Err(err(format!(
-                                    "rate must be a positive number of events per second or `none`, got {value:?}"
-                                )));
-                            }
-                        }
-                    }
-                }
-                "universe" => {
-                    spec.universe = match int("a positive integer")? {
-                        0 => return Err(err("universe must be at least 1".into())),
-                        u => u,
-                    }
-                }
-                "partitions" => {
-                    let p = int("a positive integer")?;
-                    if p == 0 || p > u64::from(MAX_PARTITIONS) {
-                        return Err(err(format!(
-                            "partitions must be between 1 and {MAX_PARTITIONS}, got {value:?}"
-                        )));
-                    }
-                    spec.partitions = p as u32;
-                }
-                _ => {
-                    return Err(err(format!(
-                        "unknown key {key:?} (expected seed, events, rate, universe, partitions)"
-                    )));
-                }
-            }
-            seen.push(key);
-        }
-        Ok(spec)
-    }
-}
-
-/// The canonical form, which [`EmulatorSpec::parse`] reads back.
-impl fmt::Display for EmulatorSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "seed={}", self.seed)?;
-        if let Some(n) = self.events {
-            write!(f, ",events={n}")?;
-        }
-        if let Some(r) = self.rate {
-            write!(f, ",rate={r}")?;
-        }
-        write!(
-            f,
-            ",universe={},partitions={}",
-            self.universe, self.partitions
-        )
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Calibration tables (see the module comment)
@@ -1463,7 +1334,24 @@ struct Poster {
     follower_count: String,
 }
 
-/// The deterministic post generator of one [`EmulatorSpec`].
+/// What decides the generated bytes: the same parameters give the same posts, byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parameters {
+    pub seed: u64,
+    /// Number of distinct posts events are drawn from (with replacement, so posts repeat).
+    pub universe: u64,
+}
+
+impl Default for Parameters {
+    fn default() -> Self {
+        Parameters {
+            seed: 0,
+            universe: 11_000,
+        }
+    }
+}
+
+/// The deterministic post generator of one set of [`Parameters`].
 #[derive(Clone, Debug)]
 pub struct Emulator {
     seed: u64,
@@ -1475,8 +1363,11 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    pub fn new(spec: &EmulatorSpec) -> Self {
-        let universe = spec.universe.max(1);
+    /// Takes anything that names the parameters (the connector's settings convert), so callers
+    /// keep their own settings type and the generator stays below the connector layer.
+    pub fn new(parameters: impl Into<Parameters>) -> Self {
+        let Parameters { seed, universe } = parameters.into();
+        let universe = universe.max(1);
         let heads = (universe / 8).clamp(1, 200_000) as usize;
         let mut head_cdf = Vec::with_capacity(heads);
         let mut total = 0.0;
@@ -1488,7 +1379,7 @@ impl Emulator {
             *c /= total;
         }
         Emulator {
-            seed: spec.seed,
+            seed,
             universe,
             head_cdf,
             topics: TOPICS.iter().map(|t| t.split(',').collect()).collect(),
@@ -1874,16 +1765,10 @@ impl Emulator {
     }
 }
 
-/// `pinstream emulate --to file:DIR`: writes events 0..n in order to `DIR/pin.jsonl`,
-/// `geo.jsonl` and `user.jsonl` (one JSON object per line) and returns how many it wrote.
-/// An endless spec (`events = None`) is refused.
-pub fn write_files(spec: &EmulatorSpec, dir: &Path) -> io::Result<u64> {
-    let Some(n) = spec.events else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the emulator needs events=<n> to write files",
-        ));
-    };
+/// Writes events 0..`events` of `emulator` in order to `DIR/pin.jsonl`, `geo.jsonl` and
+/// `user.jsonl`, one JSON object per line: the files `pinstream emulate --to file:` makes and the
+/// benchmarks read.
+pub fn write_jsonl(emulator: &Emulator, events: u64, dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let open = |name: &str| -> io::Result<BufWriter<std::fs::File>> {
         Ok(BufWriter::with_capacity(
@@ -1893,8 +1778,7 @@ pub fn write_files(spec: &EmulatorSpec, dir: &Path) -> io::Result<u64> {
     };
     let (mut pin, mut geo, mut user) =
         (open("pin.jsonl")?, open("geo.jsonl")?, open("user.jsonl")?);
-    let emulator = Emulator::new(spec);
-    for seq in 0..n {
+    for seq in 0..events {
         let event = emulator.event(seq);
         for (w, bytes) in [
             (&mut pin, &event.pin),
@@ -1908,194 +1792,14 @@ pub fn write_files(spec: &EmulatorSpec, dir: &Path) -> io::Result<u64> {
     for mut w in [pin, geo, user] {
         w.flush()?;
     }
-    Ok(n)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The source
-// ---------------------------------------------------------------------------------------------
-
-/// One emulator partition read by this instance.
-struct Partition {
-    id: PartitionId,
-    /// The partition number `p`.
-    p: u64,
-    /// Events of this partition emitted so far (the `k` of the next one).
-    next: u64,
-    /// Events this partition has (`None` = endless).
-    len: Option<u64>,
-}
-
-impl Partition {
-    fn done(&self) -> bool {
-        self.len.is_some_and(|len| self.next >= len)
-    }
-}
-
-/// The emulator as a [`Source`]: one instance per timely worker, reading the partitions `p`
-/// with `p % peers == worker`.
-pub struct EmulatorSource {
-    emulator: Emulator,
-    partitions_total: u64,
-    parts: Vec<Partition>,
-    /// Round-robin cursor into `parts`.
-    cursor: usize,
-    /// Records of the last event not yet handed out (when `max` cut an event), and the index
-    /// in `parts` of their partition: its position does not count that event yet.
-    pending: VecDeque<RawRecord>,
-    pending_part: usize,
-    /// This instance's share of the rate, events per second.
-    rate: Option<f64>,
-    /// Token bucket: tokens (events) available, refilled since `last_refill`.
-    tokens: f64,
-    last_refill: Option<Instant>,
-}
-
-/// At most this many seconds' worth of events may be released at once after a stall.
-const MAX_BURST_SECONDS: f64 = 1.0;
-
-impl EmulatorSource {
-    pub fn new(spec: &EmulatorSpec, worker: usize, peers: usize) -> Self {
-        let peers = peers.max(1) as u64;
-        let total = u64::from(spec.partitions.max(1));
-        let parts: Vec<Partition> = (0..total)
-            .filter(|p| p % peers == worker as u64)
-            .map(|p| Partition {
-                id: format!("emulator:seed={}:p{p}/{total}", spec.seed).into(),
-                p,
-                next: 0,
-                len: spec.events.map(|n| n.saturating_sub(p).div_ceil(total)),
-            })
-            .collect();
-        let rate = spec.rate.map(|r| r * parts.len() as f64 / total as f64);
-        EmulatorSource {
-            emulator: Emulator::new(spec),
-            partitions_total: total,
-            parts,
-            cursor: 0,
-            pending: VecDeque::new(),
-            pending_part: 0,
-            rate,
-            tokens: 1.0,
-            last_refill: None,
-        }
-    }
-
-    /// Refills the token bucket; `true` when an event may go now.
-    fn may_send(&mut self) -> bool {
-        let Some(rate) = self.rate else {
-            return true;
-        };
-        let now = Instant::now();
-        let last = *self.last_refill.get_or_insert(now);
-        let elapsed = now.duration_since(last).as_secs_f64();
-        self.last_refill = Some(now);
-        self.tokens = (self.tokens + elapsed * rate).min((rate * MAX_BURST_SECONDS).max(1.0));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn all_done(&self) -> bool {
-        self.pending.is_empty() && self.parts.iter().all(Partition::done)
-    }
-}
-
-impl Source for EmulatorSource {
-    fn partitions(&self) -> Vec<PartitionId> {
-        self.parts.iter().map(|p| p.id.clone()).collect()
-    }
-
-    fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
-        for part in &mut self.parts {
-            part.next = match from.get(&part.id) {
-                None => 0,
-                Some(&k) => u64::try_from(k).map_err(|_| {
-                    SourceError::Config(format!("{}: negative position {k}", part.id))
-                })?,
-            };
-        }
-        self.pending.clear();
-        self.cursor = 0;
-        Ok(())
-    }
-
-    fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError> {
-        let arrival = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let mut room = max;
-        let mut rate_limited = false;
-        loop {
-            while room > 0 {
-                let Some(record) = self.pending.pop_front() else {
-                    break;
-                };
-                out.push(record);
-                room -= 1;
-            }
-            if room == 0 || self.all_done() {
-                break;
-            }
-            // Next partition with events left, round-robin.
-            let n = self.parts.len();
-            let Some(i) = (0..n)
-                .map(|step| (self.cursor + step) % n)
-                .find(|&i| !self.parts[i].done())
-            else {
-                break;
-            };
-            if !self.may_send() {
-                rate_limited = true;
-                break;
-            }
-            let part = &mut self.parts[i];
-            let k = part.next;
-            part.next += 1;
-            self.cursor = (i + 1) % n;
-            let Event { pin, geo, user, .. } =
-                self.emulator.event(k * self.partitions_total + part.p);
-            for (stream, payload) in [(Stream::Pin, pin), (Stream::Geo, geo), (Stream::User, user)]
-            {
-                self.pending.push_back(RawRecord {
-                    stream: Some(stream),
-                    payload,
-                    partition: part.id.clone(),
-                    offset: k as i64,
-                    arrival,
-                });
-            }
-            self.pending_part = i;
-        }
-        Ok(if self.all_done() {
-            PollStatus::Exhausted
-        } else if rate_limited {
-            PollStatus::Idle
-        } else {
-            PollStatus::Ready
-        })
-    }
-
-    fn positions(&self) -> Positions {
-        self.parts
-            .iter()
-            .enumerate()
-            .map(|(i, part)| {
-                let partial = !self.pending.is_empty() && i == self.pending_part;
-                (part.id.clone(), (part.next - u64::from(partial)) as i64)
-            })
-            .collect()
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::{BTreeMap, HashMap};
-    use std::time::Duration;
+    use std::collections::HashMap;
+    use std::time::Instant;
 
     const PIN_FIELDS: [&str; 12] = [
         "index",
@@ -2114,8 +1818,11 @@ mod tests {
     const GEO_FIELDS: [&str; 5] = ["ind", "timestamp", "latitude", "longitude", "country"];
     const USER_FIELDS: [&str; 5] = ["ind", "first_name", "last_name", "age", "date_joined"];
 
-    fn spec(s: &str) -> EmulatorSpec {
-        EmulatorSpec::parse(s).unwrap()
+    fn emulator(seed: u64) -> Emulator {
+        Emulator::new(Parameters {
+            seed,
+            ..Parameters::default()
+        })
     }
 
     fn parse(bytes: &[u8]) -> serde_json::Map<String, serde_json::Value> {
@@ -2144,9 +1851,9 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_other_seed_other_bytes() {
-        let a = Emulator::new(&spec("seed=7"));
-        let b = Emulator::new(&spec("seed=7"));
-        let c = Emulator::new(&spec("seed=8"));
+        let a = emulator(7);
+        let b = emulator(7);
+        let c = emulator(8);
         let ea: Vec<Event> = (0..200).map(|s| a.event(s)).collect();
         let eb: Vec<Event> = (0..200).map(|s| b.event(s)).collect();
         let ec: Vec<Event> = (0..200).map(|s| c.event(s)).collect();
@@ -2157,7 +1864,10 @@ mod tests {
         assert_ne!(a.post(3).geo, c.post(3).geo);
         assert_ne!(a.post(3).user, c.post(3).user);
         // Sampling with replacement from the universe.
-        let small = Emulator::new(&spec("seed=1,universe=50"));
+        let small = Emulator::new(Parameters {
+            seed: 1,
+            universe: 50,
+        });
         let picked: std::collections::BTreeSet<u64> = (0..500).map(|s| small.post_of(s)).collect();
         assert!(
             picked.len() > 40 && picked.iter().all(|&i| i < 50),
@@ -2167,7 +1877,7 @@ mod tests {
 
     #[test]
     fn post_is_stable_whatever_the_call_order() {
-        let e = Emulator::new(&spec("seed=3"));
+        let e = emulator(3);
         let forward: Vec<Event> = (0..100).map(|i| e.post(i)).collect();
         let mut backward: Vec<Event> = (0..100).rev().map(|i| e.post(i)).collect();
         backward.reverse();
@@ -2186,7 +1896,7 @@ mod tests {
 
     #[test]
     fn messages_have_the_sample_fields_in_order_and_types() {
-        let e = Emulator::new(&spec("seed=11"));
+        let e = emulator(11);
         let (geo_from, geo_to) = ("2017-10-20 00:00:00", "2022-10-18 23:59:59");
         let (join_from, join_to) = ("2015-10-21 00:00:00", "2017-10-18 23:59:59");
         for i in 0..3000 {
@@ -2286,7 +1996,7 @@ mod tests {
             let (y, m, d) = civil_from_days(day);
             assert_eq!(days_from_civil(y as i32, m, d), day);
         }
-        let pin = Emulator::new(&EmulatorSpec::default()).post(4).pin;
+        let pin = Emulator::new(Parameters::default()).post(4).pin;
         assert!(pin.starts_with(b"{\"index\": 4, \"unique_id\": \""));
     }
 
@@ -2301,10 +2011,7 @@ mod tests {
         let mut ages = Vec::new();
         let mut posters: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
         for seed in [1u64, 2] {
-            let e = Emulator::new(&EmulatorSpec {
-                seed,
-                ..EmulatorSpec::default()
-            });
+            let e = emulator(seed);
             for i in 0..n / 2 {
                 let ev = e.post(i);
                 let pin = parse(&ev.pin);
@@ -2413,263 +2120,5 @@ mod tests {
             "{}",
             ages[ages.len() / 2]
         );
-    }
-
-    /// Polls a source to the end, `max` records at a time.
-    fn drain(source: &mut EmulatorSource, max: usize) -> Vec<RawRecord> {
-        let mut out = Vec::new();
-        for _ in 0..1_000_000 {
-            if source.poll(max, &mut out).unwrap() == PollStatus::Exhausted {
-                return out;
-            }
-        }
-        panic!("source never exhausted");
-    }
-
-    fn partition_number(id: &str) -> u64 {
-        let p = id.rsplit_once(":p").unwrap().1;
-        p.split_once('/').unwrap().0.parse().unwrap()
-    }
-
-    #[test]
-    fn partitions_split_the_stream_exactly_once() {
-        let spec = spec("events=1000,seed=5,partitions=4");
-        let emulator = Emulator::new(&spec);
-        let mut expected: Vec<(u64, Stream, Vec<u8>)> = (0..1000)
-            .flat_map(|seq| {
-                let ev = emulator.event(seq);
-                [
-                    (seq, Stream::Pin, ev.pin),
-                    (seq, Stream::Geo, ev.geo),
-                    (seq, Stream::User, ev.user),
-                ]
-            })
-            .collect();
-        expected.sort();
-        for peers in 1..=3 {
-            let mut got = Vec::new();
-            let mut ids = Vec::new();
-            for worker in 0..peers {
-                let mut source = EmulatorSource::new(&spec, worker, peers);
-                ids.extend(source.partitions());
-                // 7 is not a multiple of 3: events get split across polls.
-                let records = drain(&mut source, 7);
-                let positions = source.positions();
-                for id in source.partitions() {
-                    let p = partition_number(&id);
-                    assert_eq!(positions[&id], 250, "{id}");
-                    assert_eq!(p % peers as u64, worker as u64);
-                }
-                for r in records {
-                    let seq = r.offset as u64 * 4 + partition_number(&r.partition);
-                    got.push((seq, r.stream.unwrap(), r.payload));
-                }
-            }
-            ids.sort();
-            let want: Vec<PartitionId> = (0..4)
-                .map(|p| format!("emulator:seed=5:p{p}/4").into())
-                .collect();
-            assert_eq!(ids, want);
-            got.sort();
-            assert_eq!(got.len(), expected.len(), "peers={peers}");
-            assert!(got == expected, "peers={peers}: different records");
-        }
-        // More workers than partitions, or no events: nothing to read, exhausted at once.
-        let mut idle = EmulatorSource::new(&spec, 5, 8);
-        assert!(idle.partitions().is_empty());
-        let mut out = Vec::new();
-        assert_eq!(idle.poll(10, &mut out).unwrap(), PollStatus::Exhausted);
-        let mut none = EmulatorSource::new(&EmulatorSpec::parse("events=0").unwrap(), 0, 1);
-        assert_eq!(none.poll(10, &mut out).unwrap(), PollStatus::Exhausted);
-        assert!(out.is_empty());
-    }
-
-    #[test]
-    fn round_robin_keeps_partitions_even() {
-        let spec = spec("seed=2,partitions=4");
-        let mut source = EmulatorSource::new(&spec, 0, 1);
-        let mut out = Vec::new();
-        assert_eq!(source.poll(3 * 40, &mut out).unwrap(), PollStatus::Ready);
-        assert_eq!(out.len(), 120);
-        assert!(source.positions().values().all(|&k| k == 10));
-        // The three records of an event are adjacent, in pin/geo/user order, same offset.
-        for chunk in out.chunks(3) {
-            let streams: Vec<_> = chunk.iter().map(|r| r.stream.unwrap()).collect();
-            assert_eq!(streams, Stream::ALL);
-            assert!(chunk.iter().all(|r| r.offset == chunk[0].offset));
-            assert!(chunk.iter().all(|r| r.partition == chunk[0].partition));
-        }
-    }
-
-    #[test]
-    fn seek_resumes_right_after_stored_positions() {
-        let spec = spec("events=401,seed=9,partitions=4");
-        for peers in [1, 2] {
-            for worker in 0..peers {
-                let mut first = EmulatorSource::new(&spec, worker, peers);
-                first.seek(&Positions::new()).unwrap();
-                let mut before = Vec::new();
-                for _ in 0..9 {
-                    first.poll(10, &mut before).unwrap();
-                }
-                let stored = first.positions();
-                // Plus a partition of someone else, which must be ignored.
-                let mut from = stored.clone();
-                from.insert("emulator:seed=9:p99/4".into(), 3);
-                let mut second = EmulatorSource::new(&spec, worker, peers);
-                second.seek(&from).unwrap();
-                assert_eq!(second.positions(), stored);
-                let after = drain(&mut second, 5);
-
-                let mut all: BTreeMap<(PartitionId, i64, Stream), Vec<u8>> = BTreeMap::new();
-                for r in before.iter().filter(|r| r.offset < stored[&r.partition]) {
-                    all.insert(
-                        (r.partition.clone(), r.offset, r.stream.unwrap()),
-                        r.payload.clone(),
-                    );
-                }
-                for r in &after {
-                    // No repeat of what the stored positions cover.
-                    assert!(r.offset >= stored[&r.partition]);
-                    let key = (r.partition.clone(), r.offset, r.stream.unwrap());
-                    assert!(all.insert(key, r.payload.clone()).is_none(), "repeated");
-                }
-                // No gap: the union is every record of this worker's partitions.
-                let mut whole = EmulatorSource::new(&spec, worker, peers);
-                let everything = drain(&mut whole, 64);
-                assert_eq!(all.len(), everything.len());
-                for r in everything {
-                    let key = (r.partition.clone(), r.offset, r.stream.unwrap());
-                    assert_eq!(all.get(&key), Some(&r.payload));
-                }
-            }
-        }
-        let mut source = EmulatorSource::new(&spec, 0, 1);
-        let bad: Positions = [("emulator:seed=9:p0/4".into(), -1)].into_iter().collect();
-        assert!(matches!(source.seek(&bad), Err(SourceError::Config(_))));
-    }
-
-    #[test]
-    fn partial_event_is_not_counted_in_positions() {
-        let mut source = EmulatorSource::new(&spec("seed=4,partitions=1"), 0, 1);
-        let mut out = Vec::new();
-        source.poll(4, &mut out).unwrap();
-        assert_eq!(out.len(), 4);
-        // Event 0 is whole, event 1 only half out: position 1, so a restart re-sends event 1.
-        assert_eq!(
-            source.positions().values().copied().collect::<Vec<_>>(),
-            [1]
-        );
-        source.poll(2, &mut out).unwrap();
-        assert_eq!(
-            source.positions().values().copied().collect::<Vec<_>>(),
-            [2]
-        );
-        assert_eq!(
-            out.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            [0, 0, 0, 1, 1, 1]
-        );
-    }
-
-    #[test]
-    fn rate_limit_paces_events() {
-        // 2000 events/s over 4 partitions; this worker reads 2 of them: 1000 events/s.
-        let spec = spec("seed=1,rate=2000,partitions=4");
-        let mut source = EmulatorSource::new(&spec, 0, 2);
-        let mut out = Vec::new();
-        let started = Instant::now();
-        let mut idle = 0;
-        while started.elapsed() < Duration::from_millis(300) {
-            match source.poll(3 * 1000, &mut out).unwrap() {
-                PollStatus::Idle => {
-                    idle += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                PollStatus::Ready => {}
-                PollStatus::Exhausted => panic!("endless source exhausted"),
-            }
-        }
-        let events = out.len() as f64 / 3.0;
-        let expected = 1000.0 * started.elapsed().as_secs_f64();
-        assert!(idle > 0, "never rate limited");
-        assert!(
-            events <= expected + 2.0 && events >= expected * 0.5,
-            "{events} events, expected about {expected}"
-        );
-        // Without a rate nothing waits.
-        let mut free = EmulatorSource::new(&EmulatorSpec::default(), 0, 1);
-        let mut out = Vec::new();
-        assert_eq!(free.poll(3000, &mut out).unwrap(), PollStatus::Ready);
-        assert_eq!(out.len(), 3000);
-    }
-
-    #[test]
-    fn spec_parsing() {
-        assert_eq!(EmulatorSpec::parse("").unwrap(), EmulatorSpec::default());
-        let full =
-            EmulatorSpec::parse("events=1000,seed=7,rate=500,universe=20000,partitions=4").unwrap();
-        assert_eq!(
-            full,
-            EmulatorSpec {
-                seed: 7,
-                events: Some(1000),
-                rate: Some(500.0),
-                universe: 20_000,
-                partitions: 4
-            }
-        );
-        assert_eq!(EmulatorSpec::parse(&full.to_string()).unwrap(), full);
-        assert_eq!(
-            EmulatorSpec::parse("emulator: seed=3 , events=none, rate=0.5").unwrap(),
-            EmulatorSpec {
-                seed: 3,
-                rate: Some(0.5),
-                ..EmulatorSpec::default()
-            }
-        );
-        for (bad, needle) in [
-            ("events=-1", "events"),
-            ("events=ten", "events"),
-            ("seed=1.5", "seed"),
-            ("rate=0", "rate"),
-            ("rate=-3", "rate"),
-            ("rate=inf", "rate"),
-            ("universe=0", "universe"),
-            ("partitions=0", "partitions"),
-            ("partitions=100000", "partitions"),
-            ("speed=3", "unknown key \"speed\""),
-            ("seed", "key=value"),
-            ("seed=1,seed=2", "twice"),
-        ] {
-            match EmulatorSpec::parse(bad) {
-                Err(SourceError::Config(msg)) => {
-                    assert!(msg.contains(needle), "{bad}: {msg}");
-                    assert!(msg.contains(bad), "{bad}: message names the input: {msg}");
-                }
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn write_files_writes_one_line_per_event_and_stream() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = spec("events=57,seed=12");
-        assert_eq!(write_files(&spec, dir.path()).unwrap(), 57);
-        let emulator = Emulator::new(&spec);
-        for stream in Stream::ALL {
-            let text = std::fs::read(dir.path().join(format!("{stream}.jsonl"))).unwrap();
-            let lines: Vec<&[u8]> = text
-                .strip_suffix(b"\n")
-                .unwrap()
-                .split(|&b| b == b'\n')
-                .collect();
-            assert_eq!(lines.len(), 57, "{stream}");
-            for (seq, line) in lines.into_iter().enumerate() {
-                assert_eq!(line, emulator.event(seq as u64).message(stream));
-            }
-        }
-        let endless = EmulatorSpec::default();
-        assert!(write_files(&endless, dir.path()).is_err());
     }
 }

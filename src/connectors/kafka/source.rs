@@ -55,8 +55,8 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use crate::connectors::emulator::{Emulator, EmulatorSpec};
 use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
-use crate::emulator::{Emulator, EmulatorSpec};
 use crate::stream::Stream;
 
 /// How often the partitions of the topics are looked up again.

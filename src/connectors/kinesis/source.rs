@@ -42,10 +42,10 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
 use base64::Engine as _;
 
+use crate::connectors::emulator::{Emulator, EmulatorSpec};
 use crate::connectors::{
     Cursor, Cursors, PartitionId, PollStatus, Positions, RawRecord, Source, SourceError,
 };
-use crate::emulator::{Emulator, EmulatorSpec};
 use crate::stream::Stream;
 
 /// How often the shards are listed again.
