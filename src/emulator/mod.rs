@@ -7,1244 +7,26 @@
 //! to a post index, and [`Emulator::post`] maps a post index to its three messages, so the same
 //! post always carries the same bytes, whichever worker or partition re-sends it.
 //!
-//! # Calibration
-//!
-//! Measured on the 2,178 real rows of `data/pinterest-sample/` (statistics only, no rows copied):
-//!
-//! pin
-//! - `follower_count`: digits 393, `Nk` 1601, `NM` 167, `User Info Error` 17. The same poster
-//!   keeps its count (5 of 282 repeated posters vary), so counts belong to posters: 1,206
-//!   posters appear once (rows: k 839, digits 336, M 31), 282 repeat and cover 955 rows (rows:
-//!   k 762, M 136, digits 57; the busiest poster has 46 rows). Modelled as a Zipf(0.8) "head" of
-//!   `universe / 8` posters drawing 44.2 % of the posts, and one fresh poster per other post.
-//!   Number quantiles (5 % steps) are in [`DIGITS_Q`], [`K_HEAD_Q`], [`K_TAIL_Q`]; the `M`
-//!   values in [`M_HEAD`], [`M_TAIL`].
-//! - `is_image_or_video`: image 1957, video 66, `multi-video(story page format)` 155.
-//! - Null markers, and how they co-occur (every one checked):
-//!   - all 155 multi-video posts have description `No description available Story format`
-//!     (and no other post has it);
-//!   - 17 of them are "broken": title `No Title Data Available`, poster_name and
-//!     follower_count `User Info Error`, tag_list `N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e`,
-//!     image_src `Image src error.`, downloaded 0 - always together;
-//!   - 37 more multi-video posts have `Image src error.` (54 in all); downloaded is 0 exactly
-//!     when image_src is `Image src error.`;
-//!   - 1 multi-video post has an empty title, 1 has the no-tags marker;
-//!   - among the 2,023 image/video posts: description `No description available` 32, no-tags
-//!     marker 14 (32 no-tags in all).
-//! - `category`: art 188, beauty 145, christmas 216, diy-and-crafts 162, education 164,
-//!   event-planning 158, finance 173, home-decor 150, mens-fashion 169, quotes 175, tattoos
-//!   168, travel 169, vehicles 141; `save_location` is always `Local save in /data/<category>`.
-//! - `unique_id`: always a lowercase UUID v4. `image_src`: for images
-//!   `https://i.pinimg.com/originals/ab/cd/ef/abcdef<26 hex>.<ext>` with ext jpg 1624, png 319,
-//!   webp 11, gif 3; for (multi-)videos `.../videos/thumbnails/originals/.../<32 hex>.0000001.jpg`.
-//! - Text shape: title words (quantiles 5 %) [`TITLE_WORDS_Q`]; tags: 9 per list in 2,142 of
-//!   2,146 lists, 2 words per tag typically; descriptions: 799 of 1,991 real ones are cut at
-//!   178-179 characters ending in `…` + no-break space, the others have [`DESC_WORDS_Q`] words.
-//!
-//! geo
-//! - `timestamp` uniform over 2017-10-20 .. 2022-10-18 (per-year counts flat).
-//! - `latitude`, `longitude`: rounded to 6 significant digits (hence 4 decimals for most
-//!   latitudes, 3 for most longitudes, trailing zeros dropped); both strongly skewed towards
-//!   their minimum (median latitude -62.9, median longitude -122.2) with the shape in
-//!   [`SKEW_Q`]; correlation lat/lon 0.46.
-//! - `country`: 237 distinct Faker-style names, skewed to the start of the alphabet with the
-//!   same shape (Albania, Algeria, Afghanistan, Aruba... most frequent).
-//!
-//! user
-//! - `age` 20..60, histogram [`AGE_HIST`] (20: 412, 21: 239, ..., 60: 13).
-//! - `date_joined` 2015-10-21 .. 2017-10-18, skewed to the start with the [`SKEW_Q`] shape;
-//!   correlation age/date_joined 0.48. Names skewed to the start of the alphabet as well.
-//!
-//! Skew and correlations are reproduced by drawing a position `u` in [0, 1), mapping it through
-//! [`SKEW_Q`], and reusing the same `u` for the correlated field half of the time.
+//! The numbers that shape the posts, and the sample they were measured on, are in
+//! [`calibration`]; the words they are made of are data files under `words/`.
 
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
+mod calibration;
+mod files;
+mod json;
+mod random;
+mod words;
 
 use rand::Rng;
 use rand_pcg::Pcg64Mcg;
 
+use self::calibration::*;
+pub use self::files::write_jsonl;
+use self::json::PyJson;
+use self::random::{
+    D_GEO, D_PIN, D_POSTER, D_SEQ, D_USER, pick, quantile, rng_for, skewed_index, weighted,
+};
+use self::words::*;
 use crate::stream::Stream;
-
-// ---------------------------------------------------------------------------------------------
-// Calibration tables (see the module comment)
-// ---------------------------------------------------------------------------------------------
-
-/// Shape of the skewed fields, as quantiles at 0, 5, ..., 100 % of a position in [0, 1]
-/// (mean of the normalised latitude, longitude and date_joined quantiles of the sample).
-const SKEW_Q: [f64; 21] = [
-    0.0, 0.0031, 0.0070, 0.0151, 0.0261, 0.0369, 0.0512, 0.0723, 0.0970, 0.1240, 0.1559, 0.1938,
-    0.2336, 0.2899, 0.3458, 0.4284, 0.5185, 0.6192, 0.7392, 0.8605, 1.0,
-];
-/// `follower_count` given as plain digits: quantiles at 0, 5, ..., 100 %.
-const DIGITS_Q: [f64; 21] = [
-    0.0, 2.0, 5.0, 8.0, 20.0, 27.0, 34.0, 50.0, 82.0, 121.0, 157.0, 184.0, 214.0, 259.0, 322.0,
-    392.0, 458.0, 579.0, 765.0, 873.0, 999.0,
-];
-/// `Nk` values of repeated posters (per poster).
-const K_HEAD_Q: [f64; 21] = [
-    1.0, 4.0, 7.0, 11.0, 17.0, 21.0, 27.0, 34.0, 42.0, 52.0, 64.0, 79.0, 98.0, 119.0, 150.0, 214.0,
-    277.0, 388.0, 502.0, 723.0, 999.0,
-];
-/// `Nk` values of one-off posters.
-const K_TAIL_Q: [f64; 21] = [
-    1.0, 2.0, 2.0, 4.0, 5.0, 6.0, 7.0, 10.0, 13.0, 17.0, 21.0, 27.0, 32.0, 41.0, 55.0, 75.0, 102.0,
-    139.0, 227.0, 398.0, 999.0,
-];
-/// `NM` values (value, weight): rows of repeated posters, and one-off posters.
-const M_HEAD: [(u32, u32); 8] = [
-    (1, 29),
-    (2, 73),
-    (3, 9),
-    (4, 11),
-    (5, 35),
-    (6, 2),
-    (8, 7),
-    (15, 1),
-];
-const M_TAIL: [(u32, u32); 7] = [(1, 10), (2, 7), (3, 6), (4, 4), (5, 1), (6, 2), (15, 1)];
-/// Follower-count forms (digits, k, M) per row: repeated posters 57/762/136, one-off 336/839/31.
-const FORMS_HEAD: [u32; 3] = [57, 762, 136];
-const FORMS_TAIL: [u32; 3] = [336, 839, 31];
-/// Share of (non-broken) posts by a repeated poster: 955 / 2161.
-const HEAD_SHARE: f64 = 955.0 / 2161.0;
-/// Zipf exponent of the repeated posters' popularity.
-const HEAD_ZIPF: f64 = 0.8;
-
-const CATEGORIES: [(&str, u32); 13] = [
-    ("art", 188),
-    ("beauty", 145),
-    ("christmas", 216),
-    ("diy-and-crafts", 162),
-    ("education", 164),
-    ("event-planning", 158),
-    ("finance", 173),
-    ("home-decor", 150),
-    ("mens-fashion", 169),
-    ("quotes", 175),
-    ("tattoos", 168),
-    ("travel", 169),
-    ("vehicles", 141),
-];
-
-/// Rates out of the 2,178 sample rows.
-const SAMPLE_ROWS: f64 = 2178.0;
-const P_MULTI_VIDEO: f64 = 155.0 / SAMPLE_ROWS;
-/// Among multi-video posts.
-const P_BROKEN: f64 = 17.0 / 155.0;
-/// Among non-broken multi-video posts.
-const P_MV_IMAGE_ERROR: f64 = 37.0 / 138.0;
-const P_MV_EMPTY_TITLE: f64 = 1.0 / 138.0;
-const P_MV_NO_TAGS: f64 = 1.0 / 138.0;
-/// Among image/video posts.
-const P_VIDEO: f64 = 66.0 / 2023.0;
-const P_NO_DESCRIPTION: f64 = 32.0 / 2023.0;
-const P_NO_TAGS: f64 = 14.0 / 2023.0;
-/// Image extensions among images with a source.
-const IMAGE_EXTS: [(&str, u32); 4] = [("jpg", 1624), ("png", 319), ("webp", 11), ("gif", 3)];
-/// Tags per tag list (2,146 lists).
-const TAG_COUNTS: [(usize, u32); 4] = [(9, 2142), (8, 2), (7, 1), (3, 1)];
-/// Title words: quantiles at 0, 5, ..., 100 %.
-const TITLE_WORDS_Q: [f64; 21] = [
-    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 6.0, 7.0, 7.0, 8.0, 9.0, 9.0, 10.0, 10.0, 11.0, 11.0, 12.0, 13.0,
-    14.0, 16.0, 32.0,
-];
-/// Words of descriptions that are not cut: quantiles at 0, 5, ..., 100 %.
-const DESC_WORDS_Q: [f64; 21] = [
-    1.0, 4.0, 7.0, 9.0, 11.0, 13.0, 15.0, 16.0, 19.0, 20.0, 21.0, 22.0, 23.0, 23.0, 24.0, 25.0,
-    26.0, 27.0, 28.0, 30.0, 36.0,
-];
-/// Share of real descriptions cut at 178-179 characters with `…\u{a0}` (799 / 1991).
-const P_DESC_CUT: f64 = 799.0 / 1991.0;
-/// Share of the cut ones that are 179 characters long (659 / 797), the others 178.
-const P_DESC_CUT_179: f64 = 659.0 / 797.0;
-/// Age histogram, ages 20..=60.
-const AGE_HIST: [u32; 41] = [
-    412, 239, 115, 123, 75, 81, 62, 53, 82, 41, 58, 40, 57, 40, 45, 33, 34, 42, 37, 27, 28, 25, 32,
-    30, 28, 31, 21, 30, 23, 30, 28, 19, 17, 20, 13, 24, 13, 15, 19, 23, 13,
-];
-/// How often a correlated field reuses the other's position (lat/lon, age/date_joined).
-const P_SHARED_POSITION: f64 = 0.5;
-
-const GEO_FROM: (i32, u32, u32) = (2017, 10, 20);
-const GEO_TO: (i32, u32, u32) = (2022, 10, 18);
-const JOINED_FROM: (i32, u32, u32) = (2015, 10, 21);
-const JOINED_TO: (i32, u32, u32) = (2017, 10, 18);
-
-const NO_DESCRIPTION_STORY: &str = "No description available Story format";
-const NO_DESCRIPTION: &str = "No description available";
-const NO_TITLE: &str = "No Title Data Available";
-const USER_INFO_ERROR: &str = "User Info Error";
-const NO_TAGS: &str = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e";
-const IMAGE_SRC_ERROR: &str = "Image src error.";
-const MULTI_VIDEO: &str = "multi-video(story page format)";
-
-// ---------------------------------------------------------------------------------------------
-// Word lists (written for the emulator; nothing taken from the sample)
-// ---------------------------------------------------------------------------------------------
-
-/// Topics per category, in the order of [`CATEGORIES`].
-const TOPICS: [&str; 13] = [
-    "Watercolor Painting,Acrylic Painting,Abstract Art,Pencil Drawing,Sketchbook,Oil Painting,Canvas Art,Wall Art,Art Journal,Portrait Drawing,Landscape Painting,Charcoal Sketch,Mixed Media,Art Prints,Pastel Art,Ink Illustration,Digital Art,Color Theory,Still Life,Art Studio",
-    "Makeup Looks,Skin Care,Nail Art,Eyeshadow Palette,Hair Color,Braided Hairstyles,Lipstick Shades,Skincare Routine,Face Masks,Eyebrow Tutorial,Natural Makeup,Curly Hair,Nail Designs,Beauty Hacks,Hair Care,Glowing Skin,Bridal Makeup,Short Haircuts,Perfume,Lash Extensions",
-    "Christmas Tree,Christmas Decorations,Holiday Wreath,Christmas Cookies,Gingerbread House,Advent Calendar,Christmas Crafts,Stocking Stuffers,Holiday Table,Christmas Lights,Ornaments,Christmas Gifts,Santa Claus,Winter Village,Christmas Mantel,Holiday Baking,Elf Ideas,Christmas Cards,Nativity Scene,Festive Garland",
-    "Paper Crafts,Kids Crafts,Mason Jars,Crochet Patterns,Sewing Projects,Upcycled Furniture,Scrapbooking,Embroidery,Origami,Macrame,Wood Projects,Painted Rocks,Felt Crafts,Candle Making,Knitting Patterns,Resin Art,Cricut Projects,Yarn Crafts,Button Art,Clay Crafts",
-    "Classroom Management,Teaching Resources,Lesson Plans,Reading Comprehension,Math Activities,Science Experiments,Homeschool,Study Tips,Phonics,Learning Games,Bulletin Boards,Writing Prompts,Sight Words,Educational Psychology,Kindergarten Activities,Online Learning,Study Notes,Grammar Lessons,Early Childhood,Teacher Tips",
-    "Wedding Decor,Birthday Party,Baby Shower,Party Decorations,Wedding Invitations,Table Settings,Bridal Shower,Balloon Garland,Party Favors,Centerpieces,Event Planning,Dessert Table,Wedding Cake,Graduation Party,Party Themes,Photo Booth,Outdoor Wedding,Floral Arrangements,Gender Reveal,Dinner Party",
-    "Budget Planner,Saving Money,Debt Payoff,Personal Finance,Investing Tips,Side Hustle,Money Management,Passive Income,Retirement Planning,Frugal Living,Credit Score,Savings Challenge,Financial Freedom,Stock Market,Budgeting Tips,Emergency Fund,Make Money Online,Financial Planning,Cash Envelopes,Money Mindset",
-    "Living Room,Bedroom Decor,Kitchen Design,Farmhouse Decor,Bathroom Ideas,Home Office,Wall Decor,Interior Design,Boho Decor,Cozy Bedroom,Small Spaces,Rustic Decor,Entryway,Gallery Wall,Modern Kitchen,Throw Pillows,Shelf Styling,Dining Room,Scandinavian Interior,Apartment Decor",
-    "Mens Outfits,Street Style,Casual Wear,Mens Suits,Leather Jacket,Sneakers,Denim Jacket,Mens Accessories,Smart Casual,Business Attire,Summer Outfits,Mens Boots,Watches,Winter Coats,Chinos,Mens Style,Classic Menswear,Streetwear,Layering,Minimalist Wardrobe",
-    "Inspirational Quotes,Motivational Quotes,Life Quotes,Love Quotes,Positive Affirmations,Funny Quotes,Friendship Quotes,Self Love,Wisdom Quotes,Daily Motivation,Success Quotes,Happiness Quotes,Mindset Quotes,Encouragement,Strength Quotes,Mental Health,Gratitude,Short Quotes,Quote Art,Words Of Wisdom",
-    "Small Tattoos,Tattoo Designs,Flower Tattoos,Minimalist Tattoos,Sleeve Tattoo,Fine Line Tattoos,Wrist Tattoos,Script Tattoo,Geometric Tattoos,Rose Tattoo,Back Tattoos,Tattoo Ideas,Matching Tattoos,Blackwork,Watercolor Tattoos,Arm Tattoos,Dragon Tattoo,Moon Tattoo,Butterfly Tattoo,Ankle Tattoos",
-    "Travel Destinations,Road Trip,Beach Vacation,Travel Tips,Packing List,Europe Travel,Hiking Trails,National Parks,Travel Photography,Island Getaway,City Break,Backpacking,Travel Bucket List,Mountain Views,Hidden Gems,Travel Itinerary,Camping,Weekend Getaway,Solo Travel,Budget Travel",
-    "Classic Cars,Sports Cars,Muscle Cars,Motorcycles,Luxury Cars,Vintage Trucks,Off Road,Car Interior,Supercars,Custom Bikes,Electric Cars,Car Detailing,Jeep Life,Race Cars,Camper Van,Hot Rods,Dream Cars,Car Wheels,Drift Cars,Pickup Trucks",
-];
-const ADJECTIVES: &[&str] = &[
-    "Easy",
-    "Simple",
-    "Cute",
-    "Beautiful",
-    "Modern",
-    "Creative",
-    "Amazing",
-    "Cozy",
-    "Elegant",
-    "Minimalist",
-    "Vintage",
-    "Colorful",
-    "Unique",
-    "Stunning",
-    "Fun",
-    "Best",
-    "Awesome",
-    "Rustic",
-    "Classic",
-    "Trendy",
-    "Gorgeous",
-    "Cheap",
-    "Quick",
-    "Aesthetic",
-    "Bold",
-    "Chic",
-    "Dreamy",
-    "Stylish",
-    "Natural",
-    "Perfect",
-];
-const SUFFIXES: &[&str] = &[
-    "Ideas",
-    "Inspiration",
-    "Tips",
-    "Tutorial",
-    "For Beginners",
-    "Projects",
-    "Hacks",
-    "Guide",
-    "Goals",
-    "Designs",
-];
-const AUDIENCES: &[&str] = &[
-    "Beginners",
-    "Kids",
-    "Teens",
-    "Women",
-    "Men",
-    "Families",
-    "Students",
-    "Teachers",
-    "Couples",
-    "Everyone",
-];
-const SEASONS: &[&str] = &[
-    "Spring",
-    "Summer",
-    "Fall",
-    "Winter",
-    "The Holidays",
-    "The Weekend",
-];
-const PLACES: &[&str] = &[
-    "home",
-    "classroom",
-    "bedroom",
-    "next trip",
-    "weekend",
-    "family",
-    "friends",
-    "garden",
-    "office",
-    "wardrobe",
-];
-const VERBS: &[&str] = &[
-    "Make", "Create", "Style", "Paint", "Plan", "Build", "Organize", "Decorate", "Draw", "Learn",
-];
-const BRAND_WORDS: &[&str] = &[
-    "Crafty",
-    "Nest",
-    "Cozy",
-    "Cottage",
-    "Studio",
-    "Design",
-    "Daily",
-    "Style",
-    "Home",
-    "Life",
-    "Journal",
-    "Creative",
-    "Mama",
-    "Blog",
-    "Diaries",
-    "Corner",
-    "Club",
-    "Lab",
-    "House",
-    "Girl",
-    "Guy",
-    "Money",
-    "Travel",
-    "Wanderlust",
-    "Ink",
-    "Art",
-    "Beauty",
-    "Finance",
-    "Party",
-    "Teacher",
-    "Garage",
-    "Motors",
-    "Quotes",
-    "Words",
-    "Decor",
-    "Haven",
-    "Kitchen",
-    "Sparkle",
-    "Simple",
-    "Modern",
-    "Vintage",
-    "Wild",
-    "Happy",
-    "Little",
-    "Urban",
-    "Rustic",
-    "Golden",
-    "Bright",
-    "Lovely",
-    "Savvy",
-    "Atelier",
-    "Bloom",
-    "Canvas",
-    "Chalk",
-    "Cloud",
-    "Coast",
-    "Cupcake",
-    "Dash",
-    "Dream",
-    "Ember",
-    "Fern",
-    "Field",
-    "Fox",
-    "Frame",
-    "Garden",
-    "Glow",
-    "Harbor",
-    "Hive",
-    "Honey",
-    "Indigo",
-    "Ivy",
-    "Juniper",
-    "Kind",
-    "Lemon",
-    "Linen",
-    "Maple",
-    "Meadow",
-    "Mint",
-    "Moon",
-    "North",
-    "Oak",
-    "Olive",
-    "Paper",
-    "Pearl",
-    "Pine",
-    "Pixel",
-    "Plum",
-    "River",
-    "Sage",
-    "Salt",
-    "Stone",
-    "Sunny",
-    "Thread",
-    "Velvet",
-    "Willow",
-    "Wonder",
-    "Yarn",
-    "Zen",
-];
-/// Kinds of brand accounts.
-const BRAND_KINDS: &[&str] = &[
-    "Studio",
-    "Co.",
-    "Blog",
-    "Shop",
-    "Designs",
-    "Magazine",
-    "Collective",
-    "Boutique",
-    "Media",
-    "Club",
-    "Academy",
-    "Lab",
-    "Official",
-    "Market",
-    "Press",
-];
-/// Title fragments: `{A}` adjective, `{T}` topic, `{S}` suffix, `{N}` number, `{V}` verb,
-/// `{U}` audience, `{W}` season.
-const TITLE_PARTS: &[&str] = &[
-    "{A} {T} {S}",
-    "{N} {A} {T} {S}",
-    "How To {V} {A} {T}",
-    "{T} {S} For {U}",
-    "The Best {T} For {W}",
-    "{A} {T}",
-    "{T}",
-    "{N} {T} {S} You Will Love",
-    "{A} And {A} {T}",
-];
-/// Description sentences: lower-case slots `{a}` `{t}` `{t2}` `{v}` `{u}` `{w}` `{p}` `{n}`.
-const SENTENCES: &[&str] = &[
-    "{a} {t} ideas for your {p}.",
-    "Learn how to {v} {t} with this {a} step by step guide.",
-    "These {n} {a} {t} ideas are perfect for {u}.",
-    "Save this pin for later and get inspired by {a} {t}.",
-    "Discover the best {t} for {w}.",
-    "Check out our {a} {t} collection.",
-    "A {a} way to {v} {t} on a budget.",
-    "Everything you need to know about {t}.",
-    "Try this {a} {t} tutorial today.",
-    "Our favorite {t} and {t2} of the year.",
-    "{a} {t} that anyone can {v}.",
-    "Get the look with these {a} {t} tips.",
-];
-
-/// First names, alphabetical (the sample's are skewed to the start of the alphabet).
-const FIRST_NAMES: &[&str] = &[
-    "Aaron",
-    "Abigail",
-    "Adam",
-    "Adrian",
-    "Alan",
-    "Albert",
-    "Alex",
-    "Alexander",
-    "Alexis",
-    "Alicia",
-    "Allison",
-    "Amanda",
-    "Amber",
-    "Amy",
-    "Andrea",
-    "Andrew",
-    "Angela",
-    "Anna",
-    "Anthony",
-    "April",
-    "Ashley",
-    "Austin",
-    "Barbara",
-    "Benjamin",
-    "Beth",
-    "Betty",
-    "Bill",
-    "Blake",
-    "Bobby",
-    "Bradley",
-    "Brandon",
-    "Brenda",
-    "Brian",
-    "Brittany",
-    "Brooke",
-    "Bruce",
-    "Caitlin",
-    "Calvin",
-    "Cameron",
-    "Carl",
-    "Carlos",
-    "Carol",
-    "Caroline",
-    "Catherine",
-    "Chad",
-    "Charles",
-    "Chelsea",
-    "Cheryl",
-    "Christina",
-    "Christopher",
-    "Cindy",
-    "Claire",
-    "Cody",
-    "Colleen",
-    "Connor",
-    "Courtney",
-    "Craig",
-    "Crystal",
-    "Cynthia",
-    "Dakota",
-    "Dale",
-    "Dana",
-    "Daniel",
-    "Danielle",
-    "David",
-    "Dawn",
-    "Deborah",
-    "Dennis",
-    "Derek",
-    "Diana",
-    "Donald",
-    "Donna",
-    "Douglas",
-    "Dustin",
-    "Dylan",
-    "Edward",
-    "Elizabeth",
-    "Emily",
-    "Emma",
-    "Eric",
-    "Erica",
-    "Erin",
-    "Ethan",
-    "Evan",
-    "Frank",
-    "Gabriel",
-    "Gary",
-    "George",
-    "Gina",
-    "Grace",
-    "Gregory",
-    "Hannah",
-    "Heather",
-    "Helen",
-    "Henry",
-    "Holly",
-    "Ian",
-    "Isaac",
-    "Jack",
-    "Jacob",
-    "James",
-    "Jamie",
-    "Janet",
-    "Jared",
-    "Jason",
-    "Jeffrey",
-    "Jennifer",
-    "Jeremy",
-    "Jessica",
-    "Joan",
-    "John",
-    "Jonathan",
-    "Jordan",
-    "Joseph",
-    "Joshua",
-    "Julia",
-    "Justin",
-    "Karen",
-    "Katherine",
-    "Kathleen",
-    "Kayla",
-    "Keith",
-    "Kelly",
-    "Kenneth",
-    "Kevin",
-    "Kimberly",
-    "Kyle",
-    "Laura",
-    "Lauren",
-    "Leslie",
-    "Linda",
-    "Lisa",
-    "Logan",
-    "Lori",
-    "Lucas",
-    "Madison",
-    "Marcus",
-    "Margaret",
-    "Maria",
-    "Mark",
-    "Matthew",
-    "Megan",
-    "Melissa",
-    "Michael",
-    "Michelle",
-    "Monica",
-    "Nancy",
-    "Natalie",
-    "Nathan",
-    "Nicholas",
-    "Nicole",
-    "Olivia",
-    "Patricia",
-    "Patrick",
-    "Paul",
-    "Peter",
-    "Philip",
-    "Rachel",
-    "Raymond",
-    "Rebecca",
-    "Richard",
-    "Robert",
-    "Ronald",
-    "Ryan",
-    "Samantha",
-    "Samuel",
-    "Sandra",
-    "Sara",
-    "Scott",
-    "Sean",
-    "Sharon",
-    "Shawn",
-    "Stephanie",
-    "Steven",
-    "Susan",
-    "Taylor",
-    "Teresa",
-    "Thomas",
-    "Timothy",
-    "Todd",
-    "Tracy",
-    "Travis",
-    "Tyler",
-    "Valerie",
-    "Victoria",
-    "Vincent",
-    "Wayne",
-    "Whitney",
-    "William",
-    "Zachary",
-];
-/// Last names, alphabetical.
-const LAST_NAMES: &[&str] = &[
-    "Abbott",
-    "Acevedo",
-    "Adams",
-    "Aguilar",
-    "Alexander",
-    "Allen",
-    "Alvarez",
-    "Anderson",
-    "Andrews",
-    "Armstrong",
-    "Arnold",
-    "Austin",
-    "Bailey",
-    "Baker",
-    "Baldwin",
-    "Banks",
-    "Barber",
-    "Barnes",
-    "Barrett",
-    "Bates",
-    "Beck",
-    "Bell",
-    "Bennett",
-    "Berry",
-    "Bishop",
-    "Black",
-    "Blair",
-    "Bowman",
-    "Boyd",
-    "Bradley",
-    "Brooks",
-    "Brown",
-    "Bryant",
-    "Burke",
-    "Burns",
-    "Butler",
-    "Campbell",
-    "Carlson",
-    "Carpenter",
-    "Carr",
-    "Carroll",
-    "Carter",
-    "Castillo",
-    "Chapman",
-    "Chavez",
-    "Clark",
-    "Cole",
-    "Coleman",
-    "Collins",
-    "Cook",
-    "Cooper",
-    "Cox",
-    "Crawford",
-    "Cruz",
-    "Cunningham",
-    "Daniels",
-    "Davidson",
-    "Davis",
-    "Dean",
-    "Diaz",
-    "Dixon",
-    "Douglas",
-    "Duncan",
-    "Dunn",
-    "Edwards",
-    "Elliott",
-    "Ellis",
-    "Evans",
-    "Ferguson",
-    "Fisher",
-    "Fleming",
-    "Fletcher",
-    "Ford",
-    "Foster",
-    "Fowler",
-    "Fox",
-    "Franklin",
-    "Freeman",
-    "Fuller",
-    "Garcia",
-    "Gardner",
-    "Garrett",
-    "Gibson",
-    "Gilbert",
-    "Gomez",
-    "Gonzalez",
-    "Gordon",
-    "Graham",
-    "Grant",
-    "Gray",
-    "Green",
-    "Griffin",
-    "Hall",
-    "Hamilton",
-    "Hansen",
-    "Harper",
-    "Harris",
-    "Harrison",
-    "Hart",
-    "Hayes",
-    "Henderson",
-    "Henry",
-    "Hernandez",
-    "Hill",
-    "Hoffman",
-    "Holland",
-    "Holmes",
-    "Howard",
-    "Hudson",
-    "Hughes",
-    "Hunt",
-    "Jackson",
-    "Jacobs",
-    "James",
-    "Jenkins",
-    "Johnson",
-    "Jones",
-    "Jordan",
-    "Kelly",
-    "Kennedy",
-    "Kim",
-    "King",
-    "Knight",
-    "Lambert",
-    "Lane",
-    "Lawrence",
-    "Lee",
-    "Lewis",
-    "Long",
-    "Lopez",
-    "Lynch",
-    "Marshall",
-    "Martin",
-    "Martinez",
-    "Mason",
-    "Matthews",
-    "Mcdonald",
-    "Meyer",
-    "Miller",
-    "Mitchell",
-    "Moore",
-    "Morgan",
-    "Morris",
-    "Murphy",
-    "Murray",
-    "Myers",
-    "Nelson",
-    "Nguyen",
-    "Nichols",
-    "Obrien",
-    "Oliver",
-    "Olson",
-    "Ortiz",
-    "Owens",
-    "Palmer",
-    "Parker",
-    "Patel",
-    "Patterson",
-    "Payne",
-    "Perez",
-    "Perkins",
-    "Perry",
-    "Peters",
-    "Phillips",
-    "Pierce",
-    "Porter",
-    "Powell",
-    "Price",
-    "Quinn",
-    "Ramirez",
-    "Ramos",
-    "Reed",
-    "Reid",
-    "Reyes",
-    "Reynolds",
-    "Rice",
-    "Richards",
-    "Riley",
-    "Rivera",
-    "Roberts",
-    "Robinson",
-    "Rodriguez",
-    "Rogers",
-    "Rose",
-    "Ross",
-    "Russell",
-    "Ryan",
-    "Sanchez",
-    "Sanders",
-    "Schmidt",
-    "Scott",
-    "Shaw",
-    "Simmons",
-    "Simpson",
-    "Smith",
-    "Snyder",
-    "Spencer",
-    "Stephens",
-    "Stevens",
-    "Stewart",
-    "Stone",
-    "Sullivan",
-    "Taylor",
-    "Thomas",
-    "Thompson",
-    "Torres",
-    "Tucker",
-    "Turner",
-    "Vargas",
-    "Vasquez",
-    "Wagner",
-    "Walker",
-    "Wallace",
-    "Walsh",
-    "Ward",
-    "Warren",
-    "Washington",
-    "Watson",
-    "Weaver",
-    "Webb",
-    "Wells",
-    "West",
-    "Wheeler",
-    "White",
-    "Williams",
-    "Willis",
-    "Wilson",
-    "Wood",
-    "Wright",
-    "Young",
-    "Zimmerman",
-];
-/// Country names in the Faker style, alphabetical.
-const COUNTRIES: &[&str] = &[
-    "Afghanistan",
-    "Albania",
-    "Algeria",
-    "American Samoa",
-    "Andorra",
-    "Angola",
-    "Anguilla",
-    "Antarctica (the territory South of 60 deg S)",
-    "Antigua and Barbuda",
-    "Argentina",
-    "Armenia",
-    "Aruba",
-    "Australia",
-    "Austria",
-    "Azerbaijan",
-    "Bahamas",
-    "Bahrain",
-    "Bangladesh",
-    "Barbados",
-    "Belarus",
-    "Belgium",
-    "Belize",
-    "Benin",
-    "Bermuda",
-    "Bhutan",
-    "Bolivia",
-    "Bosnia and Herzegovina",
-    "Botswana",
-    "Bouvet Island (Bouvetoya)",
-    "Brazil",
-    "British Indian Ocean Territory (Chagos Archipelago)",
-    "British Virgin Islands",
-    "Brunei Darussalam",
-    "Bulgaria",
-    "Burkina Faso",
-    "Burundi",
-    "Cambodia",
-    "Cameroon",
-    "Canada",
-    "Cape Verde",
-    "Cayman Islands",
-    "Central African Republic",
-    "Chad",
-    "Chile",
-    "China",
-    "Christmas Island",
-    "Cocos (Keeling) Islands",
-    "Colombia",
-    "Comoros",
-    "Congo",
-    "Cook Islands",
-    "Costa Rica",
-    "Cote d'Ivoire",
-    "Croatia",
-    "Cuba",
-    "Cyprus",
-    "Czech Republic",
-    "Denmark",
-    "Djibouti",
-    "Dominica",
-    "Dominican Republic",
-    "Ecuador",
-    "Egypt",
-    "El Salvador",
-    "Equatorial Guinea",
-    "Eritrea",
-    "Estonia",
-    "Ethiopia",
-    "Faroe Islands",
-    "Falkland Islands (Malvinas)",
-    "Fiji",
-    "Finland",
-    "France",
-    "French Guiana",
-    "French Polynesia",
-    "French Southern Territories",
-    "Gabon",
-    "Gambia",
-    "Georgia",
-    "Germany",
-    "Ghana",
-    "Gibraltar",
-    "Greece",
-    "Greenland",
-    "Grenada",
-    "Guadeloupe",
-    "Guam",
-    "Guatemala",
-    "Guernsey",
-    "Guinea",
-    "Guinea-Bissau",
-    "Guyana",
-    "Haiti",
-    "Heard Island and McDonald Islands",
-    "Holy See (Vatican City State)",
-    "Honduras",
-    "Hong Kong",
-    "Hungary",
-    "Iceland",
-    "India",
-    "Indonesia",
-    "Iran",
-    "Iraq",
-    "Ireland",
-    "Isle of Man",
-    "Israel",
-    "Italy",
-    "Jamaica",
-    "Japan",
-    "Jersey",
-    "Jordan",
-    "Kazakhstan",
-    "Kenya",
-    "Kiribati",
-    "Korea",
-    "Kuwait",
-    "Kyrgyz Republic",
-    "Lao People's Democratic Republic",
-    "Latvia",
-    "Lebanon",
-    "Lesotho",
-    "Liberia",
-    "Libyan Arab Jamahiriya",
-    "Liechtenstein",
-    "Lithuania",
-    "Luxembourg",
-    "Macao",
-    "Madagascar",
-    "Malawi",
-    "Malaysia",
-    "Maldives",
-    "Mali",
-    "Malta",
-    "Marshall Islands",
-    "Martinique",
-    "Mauritania",
-    "Mauritius",
-    "Mayotte",
-    "Mexico",
-    "Micronesia",
-    "Moldova",
-    "Monaco",
-    "Mongolia",
-    "Montenegro",
-    "Montserrat",
-    "Morocco",
-    "Mozambique",
-    "Myanmar",
-    "Namibia",
-    "Nauru",
-    "Nepal",
-    "Netherlands",
-    "Netherlands Antilles",
-    "New Caledonia",
-    "New Zealand",
-    "Nicaragua",
-    "Niger",
-    "Nigeria",
-    "Niue",
-    "Norfolk Island",
-    "North Macedonia",
-    "Northern Mariana Islands",
-    "Norway",
-    "Oman",
-    "Pakistan",
-    "Palau",
-    "Palestinian Territory",
-    "Panama",
-    "Papua New Guinea",
-    "Paraguay",
-    "Peru",
-    "Philippines",
-    "Pitcairn Islands",
-    "Poland",
-    "Portugal",
-    "Puerto Rico",
-    "Qatar",
-    "Reunion",
-    "Romania",
-    "Russian Federation",
-    "Rwanda",
-    "Saint Barthelemy",
-    "Saint Helena",
-    "Saint Kitts and Nevis",
-    "Saint Lucia",
-    "Saint Martin",
-    "Saint Pierre and Miquelon",
-    "Saint Vincent and the Grenadines",
-    "Samoa",
-    "San Marino",
-    "Sao Tome and Principe",
-    "Saudi Arabia",
-    "Senegal",
-    "Serbia",
-    "Seychelles",
-    "Sierra Leone",
-    "Singapore",
-    "Slovakia (Slovak Republic)",
-    "Slovenia",
-    "Solomon Islands",
-    "Somalia",
-    "South Africa",
-    "South Georgia and the South Sandwich Islands",
-    "Spain",
-    "Sri Lanka",
-    "Sudan",
-    "Suriname",
-    "Svalbard & Jan Mayen Islands",
-    "Swaziland",
-    "Sweden",
-    "Switzerland",
-    "Syrian Arab Republic",
-    "Taiwan",
-    "Tajikistan",
-    "Tanzania",
-    "Thailand",
-    "Timor-Leste",
-    "Togo",
-    "Tokelau",
-    "Tonga",
-    "Trinidad and Tobago",
-    "Tunisia",
-    "Turkey",
-    "Turkmenistan",
-    "Turks and Caicos Islands",
-    "Tuvalu",
-    "Uganda",
-    "Ukraine",
-    "United Arab Emirates",
-    "United Kingdom",
-    "United States Minor Outlying Islands",
-    "United States of America",
-    "United States Virgin Islands",
-    "Uruguay",
-    "Uzbekistan",
-    "Vanuatu",
-    "Venezuela",
-    "Vietnam",
-    "Wallis and Futuna",
-    "Western Sahara",
-    "Yemen",
-    "Zambia",
-    "Zimbabwe",
-];
-
-// ---------------------------------------------------------------------------------------------
-// Randomness
-// ---------------------------------------------------------------------------------------------
-
-/// Domains keep the independent draws of one seed apart.
-const D_SEQ: u64 = 1;
-const D_PIN: u64 = 2;
-const D_GEO: u64 = 3;
-const D_USER: u64 = 4;
-const D_POSTER: u64 = 5;
-
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(GOLDEN);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A generator for one (seed, domain, key): portable, and independent of every other key.
-fn rng_for(seed: u64, domain: u64, key: u64) -> Pcg64Mcg {
-    let a = splitmix64(seed ^ splitmix64(domain));
-    let hi = splitmix64(a ^ key);
-    let lo = splitmix64(hi ^ a.rotate_left(17));
-    Pcg64Mcg::new((u128::from(hi) << 64) | u128::from(lo))
-}
-
-/// Piecewise-linear inverse of a distribution given by its quantiles at equal steps.
-fn quantile(table: &[f64], u: f64) -> f64 {
-    let steps = (table.len() - 1) as f64;
-    let x = (u * steps).clamp(0.0, steps);
-    let i = (x as usize).min(table.len() - 2);
-    let f = x - i as f64;
-    table[i] + (table[i + 1] - table[i]) * f
-}
-
-/// Index drawn from integer weights.
-fn weighted(rng: &mut Pcg64Mcg, weights: impl Iterator<Item = u32> + Clone) -> usize {
-    let total: u32 = weights.clone().sum();
-    let mut r = rng.random_range(0..total);
-    for (i, w) in weights.enumerate() {
-        if r < w {
-            return i;
-        }
-        r -= w;
-    }
-    unreachable!("r < total")
-}
-
-fn pick<'a>(rng: &mut Pcg64Mcg, list: &[&'a str]) -> &'a str {
-    list[rng.random_range(0..list.len())]
-}
-
-/// An index into a list of `len`, skewed to its start like the sample's names and countries.
-fn skewed_index(u: f64, len: usize) -> usize {
-    ((quantile(&SKEW_Q, u) * len as f64) as usize).min(len - 1)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output formatting (Python `json.dumps` defaults)
-// ---------------------------------------------------------------------------------------------
-
-/// Writes a JSON object the way Python's `json.dumps` does by default.
-struct PyJson {
-    buf: Vec<u8>,
-}
-
-impl PyJson {
-    fn new(capacity: usize) -> Self {
-        PyJson {
-            buf: Vec::with_capacity(capacity),
-        }
-    }
-    fn key(&mut self, key: &str) {
-        self.buf
-            .extend_from_slice(if self.buf.is_empty() { b"{" } else { b", " });
-        py_str(&mut self.buf, key);
-        self.buf.extend_from_slice(b": ");
-    }
-    fn str(&mut self, key: &str, value: &str) {
-        self.key(key);
-        py_str(&mut self.buf, value);
-    }
-    fn int(&mut self, key: &str, value: i64) {
-        self.key(key);
-        self.buf.extend_from_slice(value.to_string().as_bytes());
-    }
-    fn float(&mut self, key: &str, value: f64) {
-        self.key(key);
-        self.buf.extend_from_slice(py_float(value).as_bytes());
-    }
-    fn finish(mut self) -> Vec<u8> {
-        self.buf.push(b'}');
-        self.buf
-    }
-}
-
-/// A JSON string as `json.dumps(ensure_ascii=True)` writes it.
-fn py_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            ' '..='~' => out.push(c as u8),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
-                }
-            }
-        }
-    }
-    out.push(b'"');
-}
-
-/// A float as Python's `repr` writes it: shortest round-trip digits, `.0` on integral
-/// values, exponent form (`1e-05`) below 1e-4 and from 1e16 on.
-fn py_float(v: f64) -> String {
-    if !v.is_finite() {
-        // json.dumps writes these (not valid JSON); the emulator never produces them.
-        return if v.is_nan() {
-            "NaN".into()
-        } else if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    let a = v.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        let s = format!("{v:e}");
-        let (mantissa, exp) = s.split_once('e').expect("exponent form");
-        let exp: i32 = exp.parse().expect("exponent");
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    let s = format!("{v}");
-    if s.contains('.') { s } else { s + ".0" }
-}
 
 /// Rounds to `digits` significant digits (the sample's coordinates have 6).
 fn round_significant(v: f64, digits: i32) -> f64 {
@@ -1304,10 +86,6 @@ fn day_span(from: (i32, u32, u32), to: (i32, u32, u32)) -> (i64, i64) {
     )
 }
 
-// ---------------------------------------------------------------------------------------------
-// The generator
-// ---------------------------------------------------------------------------------------------
-
 /// One event: the three JSON messages of one post, exactly as the original emulator sends them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -1358,8 +136,6 @@ pub struct Emulator {
     universe: u64,
     /// Cumulative popularity of the repeated ("head") posters, normalised to 1.
     head_cdf: Vec<f64>,
-    /// Topics per category, split once.
-    topics: Vec<Vec<&'static str>>,
 }
 
 impl Emulator {
@@ -1382,7 +158,6 @@ impl Emulator {
             seed,
             universe,
             head_cdf,
-            topics: TOPICS.iter().map(|t| t.split(',').collect()).collect(),
         }
     }
 
@@ -1409,7 +184,7 @@ impl Emulator {
     fn pin(&self, index: u64) -> Vec<u8> {
         let rng = &mut rng_for(self.seed, D_PIN, index);
         let category = weighted(rng, CATEGORIES.iter().map(|c| c.1));
-        let topics = &self.topics[category];
+        let topics = &TOPICS[category];
 
         let multi_video = rng.random_bool(P_MULTI_VIDEO);
         let broken = multi_video && rng.random_bool(P_BROKEN);
@@ -1525,42 +300,42 @@ impl Emulator {
 
     fn poster(&self, id: u64, head: bool) -> Poster {
         let rng = &mut rng_for(self.seed, D_POSTER, id);
-        let brand = |rng: &mut Pcg64Mcg| pick(rng, BRAND_WORDS);
+        let brand = |rng: &mut Pcg64Mcg| pick(rng, &BRAND_WORDS);
         let name = match rng.random_range(0..100) {
-            0..25 => format!("{} {}", pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES)),
+            0..25 => format!("{} {}", pick(rng, &FIRST_NAMES), pick(rng, &LAST_NAMES)),
             25..32 => format!(
                 "{} {}. {}",
-                pick(rng, FIRST_NAMES),
+                pick(rng, &FIRST_NAMES),
                 char::from(b'A' + rng.random_range(0..26u8)),
-                pick(rng, LAST_NAMES)
+                pick(rng, &LAST_NAMES)
             ),
             32..42 => format!("{}{}", brand(rng), brand(rng)),
             42..50 => format!("{}{}{}", brand(rng), brand(rng), brand(rng)),
-            50..60 => format!("{} {} {}", brand(rng), brand(rng), pick(rng, BRAND_KINDS)),
+            50..60 => format!("{} {} {}", brand(rng), brand(rng), pick(rng, &BRAND_KINDS)),
             60..68 => format!("{}{}{}.com", brand(rng), brand(rng), brand(rng)),
             68..78 => format!(
                 "The {} {} {}",
                 brand(rng),
                 brand(rng),
-                pick(rng, BRAND_KINDS)
+                pick(rng, &BRAND_KINDS)
             ),
             78..88 => format!(
                 "{} | {} {} {}",
-                pick(rng, FIRST_NAMES),
+                pick(rng, &FIRST_NAMES),
                 brand(rng),
                 brand(rng),
-                pick(rng, BRAND_KINDS)
+                pick(rng, &BRAND_KINDS)
             ),
             88..95 => format!(
                 "{}{}{}",
-                pick(rng, FIRST_NAMES).to_lowercase(),
-                pick(rng, LAST_NAMES).to_lowercase(),
+                pick(rng, &FIRST_NAMES).to_lowercase(),
+                pick(rng, &LAST_NAMES).to_lowercase(),
                 rng.random_range(1..100)
             ),
             _ => format!(
                 "{} {} - {} {} Blog & {} Tips",
-                pick(rng, FIRST_NAMES),
-                pick(rng, LAST_NAMES),
+                pick(rng, &FIRST_NAMES),
+                pick(rng, &LAST_NAMES),
                 brand(rng),
                 brand(rng),
                 brand(rng)
@@ -1596,14 +371,14 @@ impl Emulator {
             let close = open + rest[open..].find('}').expect("closed slot");
             let slot = &rest[open + 1..close];
             let word = match slot.to_ascii_uppercase().as_str() {
-                "A" => pick(rng, ADJECTIVES).to_string(),
+                "A" => pick(rng, &ADJECTIVES).to_string(),
                 "T" | "T2" => pick(rng, topics).to_string(),
-                "S" => pick(rng, SUFFIXES).to_string(),
+                "S" => pick(rng, &SUFFIXES).to_string(),
                 "N" => rng.random_range(5..=50).to_string(),
-                "V" => pick(rng, VERBS).to_string(),
-                "U" => pick(rng, AUDIENCES).to_string(),
-                "W" => pick(rng, SEASONS).to_string(),
-                "P" => pick(rng, PLACES).to_string(),
+                "V" => pick(rng, &VERBS).to_string(),
+                "U" => pick(rng, &AUDIENCES).to_string(),
+                "W" => pick(rng, &SEASONS).to_string(),
+                "P" => pick(rng, &PLACES).to_string(),
                 other => unreachable!("unknown slot {other}"),
             };
             if slot
@@ -1653,7 +428,7 @@ impl Emulator {
 
     fn title(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
         let words = quantile(&TITLE_WORDS_Q, rng.random()).round().max(1.0) as usize;
-        self.fill_words(rng, words, TITLE_PARTS, topics, |s| s)
+        self.fill_words(rng, words, &TITLE_PARTS, topics, |s| s)
     }
 
     fn description(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
@@ -1676,7 +451,7 @@ impl Emulator {
                 if !text.is_empty() {
                     text.push(' ');
                 }
-                let template = pick(rng, SENTENCES);
+                let template = pick(rng, &SENTENCES);
                 text.push_str(&capitalise(self.fill_slots(rng, template, topics)));
             }
             text.truncate(keep);
@@ -1684,7 +459,7 @@ impl Emulator {
             text
         } else {
             let words = quantile(&DESC_WORDS_Q, rng.random()).round().max(1.0) as usize;
-            let mut text = self.fill_words(rng, words, SENTENCES, topics, capitalise);
+            let mut text = self.fill_words(rng, words, &SENTENCES, topics, capitalise);
             text.truncate(180);
             text
         }
@@ -1765,38 +540,9 @@ impl Emulator {
     }
 }
 
-/// Writes events 0..`events` of `emulator` in order to `DIR/pin.jsonl`, `geo.jsonl` and
-/// `user.jsonl`, one JSON object per line: the files `pinstream emulate --to file:` makes and the
-/// benchmarks read.
-pub fn write_jsonl(emulator: &Emulator, events: u64, dir: &Path) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let open = |name: &str| -> io::Result<BufWriter<std::fs::File>> {
-        Ok(BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(dir.join(name))?,
-        ))
-    };
-    let (mut pin, mut geo, mut user) =
-        (open("pin.jsonl")?, open("geo.jsonl")?, open("user.jsonl")?);
-    for seq in 0..events {
-        let event = emulator.event(seq);
-        for (w, bytes) in [
-            (&mut pin, &event.pin),
-            (&mut geo, &event.geo),
-            (&mut user, &event.user),
-        ] {
-            w.write_all(bytes)?;
-            w.write_all(b"\n")?;
-        }
-    }
-    for mut w in [pin, geo, user] {
-        w.flush()?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::json::{py_float, py_str};
     use super::*;
     use std::collections::HashMap;
     use std::time::Instant;
