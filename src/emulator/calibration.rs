@@ -50,6 +50,8 @@
 //! Skew and correlations are reproduced by drawing a position `u` in [0, 1), mapping it through
 //! [`SKEW_Q`], and reusing the same `u` for the correlated field half of the time.
 
+use chrono::NaiveDate;
+
 /// Shape of the skewed fields, as quantiles at 0, 5, ..., 100 % of a position in [0, 1]
 /// (mean of the normalised latitude, longitude and date_joined quantiles of the sample).
 pub(super) const SKEW_Q: [f64; 21] = [
@@ -150,10 +152,18 @@ pub(super) const AGE_HIST: [u32; 41] = [
 pub(super) const P_SHARED_POSITION: f64 = 0.5;
 
 /// First and last day of `geo.timestamp`, and of `user.date_joined` (UTC).
-pub(super) const GEO_FROM: (i32, u32, u32) = (2017, 10, 20);
-pub(super) const GEO_TO: (i32, u32, u32) = (2022, 10, 18);
-pub(super) const JOINED_FROM: (i32, u32, u32) = (2015, 10, 21);
-pub(super) const JOINED_TO: (i32, u32, u32) = (2017, 10, 18);
+pub(super) const GEO_FROM: NaiveDate = date(2017, 10, 20);
+pub(super) const GEO_TO: NaiveDate = date(2022, 10, 18);
+pub(super) const JOINED_FROM: NaiveDate = date(2015, 10, 21);
+pub(super) const JOINED_TO: NaiveDate = date(2017, 10, 18);
+
+/// A calendar date checked when compiling: a wrong one fails the build, not a run.
+const fn date(year: i32, month: u32, day: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(year, month, day) {
+        Some(date) => date,
+        None => panic!("not a calendar date"),
+    }
+}
 
 /// The sample's null markers and its multi-video kind, written as the real posts carry them.
 pub(super) const NO_DESCRIPTION_STORY: &str = "No description available Story format";

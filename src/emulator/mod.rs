@@ -16,12 +16,13 @@ mod json;
 mod random;
 mod words;
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::Rng;
 use rand_pcg::Pcg64Mcg;
 
 use self::calibration::*;
 pub use self::files::write_jsonl;
-use self::json::PyJson;
+use self::json::{GeoRecord, PinRecord, UserRecord, dumps};
 use self::random::{
     D_GEO, D_PIN, D_POSTER, D_SEQ, D_USER, pick, quantile, rng_for, skewed_index, weighted,
 };
@@ -43,47 +44,18 @@ fn round_significant(v: f64, digits: i32) -> f64 {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The first and last second (UTC) of a span of whole days, in seconds since the epoch.
+fn day_span(from: NaiveDate, to: NaiveDate) -> (i64, i64) {
+    let first = from.and_time(NaiveTime::MIN).and_utc().timestamp();
+    let last = to.and_time(NaiveTime::MIN).and_utc().timestamp() + 86_399;
+    (first, last)
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// `YYYY-MM-DD HH:MM:SS` of seconds since the epoch (UTC), as Python's `str(datetime)`.
-fn format_datetime(secs: i64) -> String {
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
-/// First and last second of a span of whole days.
-fn day_span(from: (i32, u32, u32), to: (i32, u32, u32)) -> (i64, i64) {
-    (
-        days_from_civil(from.0, from.1, from.2) * 86_400,
-        days_from_civil(to.0, to.1, to.2) * 86_400 + 86_399,
-    )
+/// The UTC datetime of seconds since the epoch (all the generator's lie within chrono's range).
+fn utc(seconds: i64) -> NaiveDateTime {
+    DateTime::from_timestamp(seconds, 0)
+        .expect("generated dates lie within chrono's range")
+        .naive_utc()
 }
 
 /// One event: the three JSON messages of one post, exactly as the original emulator sends them.
@@ -271,20 +243,21 @@ impl Emulator {
         };
         let category = CATEGORIES[category].0;
 
-        let mut j = PyJson::new(1024);
-        j.int("index", index as i64);
-        j.str("unique_id", &unique_id);
-        j.str("title", &title);
-        j.str("description", &description);
-        j.str("poster_name", &poster.name);
-        j.str("follower_count", &poster.follower_count);
-        j.str("tag_list", &tag_list);
-        j.str("is_image_or_video", kind);
-        j.str("image_src", &image_src);
-        j.int("downloaded", i64::from(!image_error));
-        j.str("save_location", &format!("Local save in /data/{category}"));
-        j.str("category", category);
-        j.finish()
+        let record = PinRecord {
+            index,
+            unique_id: &unique_id,
+            title: &title,
+            description: &description,
+            poster_name: &poster.name,
+            follower_count: &poster.follower_count,
+            tag_list: &tag_list,
+            is_image_or_video: kind,
+            image_src: &image_src,
+            downloaded: u8::from(!image_error),
+            save_location: &format!("Local save in /data/{category}"),
+            category,
+        };
+        dumps(&record, 1024)
     }
 
     /// The poster of a (non-broken) post: one of the repeated posters, or its own.
@@ -496,13 +469,14 @@ impl Emulator {
         let longitude = round_significant(-180.0 + 360.0 * quantile(&SKEW_Q, u_lon), 6);
         let country = COUNTRIES[skewed_index(rng.random(), COUNTRIES.len())];
 
-        let mut j = PyJson::new(160);
-        j.int("ind", index as i64);
-        j.str("timestamp", &format_datetime(timestamp));
-        j.float("latitude", latitude);
-        j.float("longitude", longitude);
-        j.str("country", country);
-        j.finish()
+        let record = GeoRecord {
+            ind: index,
+            timestamp: utc(timestamp),
+            latitude,
+            longitude,
+            country,
+        };
+        dumps(&record, 160)
     }
 
     fn user(&self, index: u64) -> Vec<u8> {
@@ -519,10 +493,10 @@ impl Emulator {
         };
         let total: u32 = AGE_HIST.iter().sum();
         let mut target = (u_age * f64::from(total)) as u32;
-        let mut age = 60;
+        let mut age: u8 = 60;
         for (i, &count) in AGE_HIST.iter().enumerate() {
             if target < count {
-                age = 20 + i as i64;
+                age = 20 + i as u8;
                 break;
             }
             target -= count;
@@ -530,19 +504,19 @@ impl Emulator {
         let (from, to) = day_span(JOINED_FROM, JOINED_TO);
         let joined = from + (quantile(&SKEW_Q, u_joined) * (to - from) as f64) as i64;
 
-        let mut j = PyJson::new(128);
-        j.int("ind", index as i64);
-        j.str("first_name", first);
-        j.str("last_name", last);
-        j.int("age", age);
-        j.str("date_joined", &format_datetime(joined.min(to)));
-        j.finish()
+        let record = UserRecord {
+            ind: index,
+            first_name: first,
+            last_name: last,
+            age,
+            date_joined: utc(joined.min(to)),
+        };
+        dumps(&record, 128)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::json::{py_float, py_str};
     use super::*;
     use std::collections::HashMap;
     use std::time::Instant;
@@ -696,7 +670,7 @@ mod tests {
             );
             assert!((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon));
             for (name, v) in [("latitude", lat), ("longitude", lon)] {
-                let text = py_float(v);
+                let text = String::from_utf8(dumps(&v, 0)).unwrap();
                 let digits = text.trim_start_matches(['-', '0', '.']).replace('.', "");
                 assert!(digits.len() <= 6 || text.contains('e'), "{name} {text}");
             }
@@ -717,31 +691,14 @@ mod tests {
     }
 
     #[test]
-    fn python_formatting() {
-        assert_eq!(py_float(-88.8298), "-88.8298");
-        assert_eq!(py_float(-170.188), "-170.188");
-        assert_eq!(py_float(5.0), "5.0");
-        assert_eq!(py_float(-0.0), "-0.0");
-        assert_eq!(py_float(0.0001), "0.0001");
-        assert_eq!(py_float(0.00001234), "1.234e-05");
-        assert_eq!(py_float(1e16), "1e+16");
+    fn coordinates_dates_and_layout() {
         assert_eq!(round_significant(-88.829_812_3, 6), -88.8298);
         assert_eq!(round_significant(0.001_234_567_8, 6), 0.001_234_57);
-        let mut s = Vec::new();
-        py_str(&mut s, "a\"b\\c\n\u{2026}\u{a0}\u{1F600}");
-        assert_eq!(
-            String::from_utf8(s).unwrap(),
-            r#""a\"b\\c\n\u2026\u00a0\ud83d\ude00""#
-        );
-        assert_eq!(format_datetime(0), "1970-01-01 00:00:00");
-        assert_eq!(
-            format_datetime(days_from_civil(2020, 2, 29) * 86_400 + 3661),
-            "2020-02-29 01:01:01"
-        );
-        for day in [-1000, 0, 17_000, 19_283, 100_000] {
-            let (y, m, d) = civil_from_days(day);
-            assert_eq!(days_from_civil(y as i32, m, d), day);
-        }
+        assert_eq!(round_significant(123_456_789.0, 6), 123_457_000.0);
+        let (first, last) = day_span(GEO_FROM, GEO_TO);
+        assert_eq!(utc(first).to_string(), "2017-10-20 00:00:00");
+        assert_eq!(utc(last).to_string(), "2022-10-18 23:59:59");
+        assert_eq!(utc(0).to_string(), "1970-01-01 00:00:00");
         let pin = Emulator::new(Parameters::default()).post(4).pin;
         assert!(pin.starts_with(b"{\"index\": 4, \"unique_id\": \""));
     }
