@@ -42,72 +42,101 @@ impl Default for EmulatorSpec {
 /// Largest accepted partition count (each one is a Delta `txn` appId).
 const MAX_PARTITIONS: u32 = 4096;
 
+/// Why an emulator spec was refused. Every variant carries the whole spec as given, so the
+/// one-line message says which `--from` or job-file value to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    #[error("emulator spec {spec:?}: expected key=value, got {item:?}")]
+    NotKeyValue { spec: String, item: String },
+    #[error("emulator spec {spec:?}: key {key:?} given twice")]
+    Repeated { spec: String, key: String },
+    #[error(
+        "emulator spec {spec:?}: unknown key {key:?} (expected seed, events, rate, universe, partitions)"
+    )]
+    UnknownKey { spec: String, key: String },
+    #[error("emulator spec {spec:?}: {key} must be {expected}, got {value:?}")]
+    BadValue {
+        spec: String,
+        key: String,
+        expected: String,
+        value: String,
+    },
+}
+
+/// A bad spec is bad configuration, whichever connector code path met it.
+impl From<SpecError> for SourceError {
+    fn from(error: SpecError) -> Self {
+        SourceError::Config(error.to_string())
+    }
+}
+
 impl EmulatorSpec {
     /// Parses `events=1000,seed=7,rate=500,universe=20000,partitions=4`. Every key is
     /// optional (missing ones keep their default); an `emulator:` prefix is accepted;
     /// `events` and `rate` also accept `none` (endless / unlimited).
-    pub fn parse(s: &str) -> Result<Self, SourceError> {
-        let err = |msg: String| SourceError::Config(format!("emulator spec {s:?}: {msg}"));
+    pub fn parse(s: &str) -> Result<Self, SpecError> {
         let body = s.trim();
         let body = body.strip_prefix("emulator:").unwrap_or(body).trim();
         let mut spec = EmulatorSpec::default();
         let mut seen: Vec<&str> = Vec::new();
         for item in body.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let Some((key, value)) = item.split_once('=') else {
-                return Err(err(format!("expected key=value, got {item:?}")));
+                return Err(SpecError::NotKeyValue {
+                    spec: s.into(),
+                    item: item.into(),
+                });
             };
             let (key, value) = (key.trim(), value.trim());
             if seen.contains(&key) {
-                return Err(err(format!("key {key:?} given twice")));
+                return Err(SpecError::Repeated {
+                    spec: s.into(),
+                    key: key.into(),
+                });
             }
-            let int = |what: &str| -> Result<u64, SourceError> {
+            let bad = |expected: &str| SpecError::BadValue {
+                spec: s.into(),
+                key: key.into(),
+                expected: expected.into(),
+                value: value.into(),
+            };
+            let int = |expected: &str| {
                 value
                     .replace('_', "")
                     .parse::<u64>()
-                    .map_err(|_| err(format!("{key} must be {what}, got {value:?}")))
+                    .map_err(|_| bad(expected))
             };
+            let none = value.eq_ignore_ascii_case("none");
             match key {
                 "seed" => spec.seed = int("a non-negative integer")?,
-                "events" => {
-                    spec.events = if value.eq_ignore_ascii_case("none") {
-                        None
-                    } else {
-                        Some(int("a non-negative integer or `none`")?)
-                    }
-                }
+                "events" if none => spec.events = None,
+                "events" => spec.events = Some(int("a non-negative integer or `none`")?),
+                "rate" if none => spec.rate = None,
                 "rate" => {
-                    spec.rate = if value.eq_ignore_ascii_case("none") {
-                        None
-                    } else {
-                        match value.parse::<f64>() {
-                            Ok(r) if r.is_finite() && r > 0.0 => Some(r),
-                            _ => {
-                                return Err(err(format!(
-                                    "rate must be a positive number of events per second or `none`, got {value:?}"
-                                )));
-                            }
-                        }
+                    let expected = "a positive number of events per second or `none`";
+                    match value.parse::<f64>() {
+                        Ok(rate) if rate.is_finite() && rate > 0.0 => spec.rate = Some(rate),
+                        _ => return Err(bad(expected)),
                     }
                 }
                 "universe" => {
-                    spec.universe = match int("a positive integer")? {
-                        0 => return Err(err("universe must be at least 1".into())),
-                        u => u,
+                    let expected = "a positive integer";
+                    spec.universe = match int(expected)? {
+                        0 => return Err(bad(expected)),
+                        universe => universe,
                     }
                 }
                 "partitions" => {
-                    let p = int("a positive integer")?;
-                    if p == 0 || p > u64::from(MAX_PARTITIONS) {
-                        return Err(err(format!(
-                            "partitions must be between 1 and {MAX_PARTITIONS}, got {value:?}"
-                        )));
+                    let expected = format!("an integer between 1 and {MAX_PARTITIONS}");
+                    spec.partitions = match u32::try_from(int(&expected)?) {
+                        Ok(partitions @ 1..=MAX_PARTITIONS) => partitions,
+                        _ => return Err(bad(&expected)),
                     }
-                    spec.partitions = p as u32;
                 }
                 _ => {
-                    return Err(err(format!(
-                        "unknown key {key:?} (expected seed, events, rate, universe, partitions)"
-                    )));
+                    return Err(SpecError::UnknownKey {
+                        spec: s.into(),
+                        key: key.into(),
+                    });
                 }
             }
             seen.push(key);
@@ -206,14 +235,26 @@ mod tests {
             ("seed", "key=value"),
             ("seed=1,seed=2", "twice"),
         ] {
-            match EmulatorSpec::parse(bad) {
-                Err(SourceError::Config(msg)) => {
+            match EmulatorSpec::parse(bad).map_err(|e| e.to_string()) {
+                Err(msg) => {
                     assert!(msg.contains(needle), "{bad}: {msg}");
                     assert!(msg.contains(bad), "{bad}: message names the input: {msg}");
                 }
                 other => panic!("{bad}: {other:?}"),
             }
         }
+        assert_eq!(
+            EmulatorSpec::parse("rate=0"),
+            Err(SpecError::BadValue {
+                spec: "rate=0".into(),
+                key: "rate".into(),
+                expected: "a positive number of events per second or `none`".into(),
+                value: "0".into(),
+            })
+        );
+        // `--from` reports it as bad configuration, like every other source's settings.
+        let error = SourceError::from(EmulatorSpec::parse("speed=3").unwrap_err());
+        assert!(matches!(error, SourceError::Config(msg) if msg.contains("speed=3")));
     }
 
     #[test]
