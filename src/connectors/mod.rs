@@ -19,7 +19,6 @@
 //! by a stable [`PartitionId`]); the sink writes them as Delta `txn` actions in the same commit
 //! as the rows they cover, and on start the source is [`Source::seek`]ed to what the tables hold.
 
-mod builtin;
 pub mod emulator;
 pub mod file;
 pub mod http;
@@ -232,7 +231,7 @@ pub trait Source: Send {
 pub fn connectors() -> &'static [&'static dyn Connector] {
     &[
         &file::Connector,
-        &builtin::EmulatorConnector,
+        &emulator::EmulatorConnector,
         &http::Connector,
         &kafka::Connector,
         &kinesis::Connector,

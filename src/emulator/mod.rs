@@ -7,1373 +7,27 @@
 //! to a post index, and [`Emulator::post`] maps a post index to its three messages, so the same
 //! post always carries the same bytes, whichever worker or partition re-sends it.
 //!
-//! # Calibration
-//!
-//! Measured on the 2,178 real rows of `data/pinterest-sample/` (statistics only, no rows copied):
-//!
-//! pin
-//! - `follower_count`: digits 393, `Nk` 1601, `NM` 167, `User Info Error` 17. The same poster
-//!   keeps its count (5 of 282 repeated posters vary), so counts belong to posters: 1,206
-//!   posters appear once (rows: k 839, digits 336, M 31), 282 repeat and cover 955 rows (rows:
-//!   k 762, M 136, digits 57; the busiest poster has 46 rows). Modelled as a Zipf(0.8) "head" of
-//!   `universe / 8` posters drawing 44.2 % of the posts, and one fresh poster per other post.
-//!   Number quantiles (5 % steps) are in [`DIGITS_Q`], [`K_HEAD_Q`], [`K_TAIL_Q`]; the `M`
-//!   values in [`M_HEAD`], [`M_TAIL`].
-//! - `is_image_or_video`: image 1957, video 66, `multi-video(story page format)` 155.
-//! - Null markers, and how they co-occur (every one checked):
-//!   - all 155 multi-video posts have description `No description available Story format`
-//!     (and no other post has it);
-//!   - 17 of them are "broken": title `No Title Data Available`, poster_name and
-//!     follower_count `User Info Error`, tag_list `N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e`,
-//!     image_src `Image src error.`, downloaded 0 - always together;
-//!   - 37 more multi-video posts have `Image src error.` (54 in all); downloaded is 0 exactly
-//!     when image_src is `Image src error.`;
-//!   - 1 multi-video post has an empty title, 1 has the no-tags marker;
-//!   - among the 2,023 image/video posts: description `No description available` 32, no-tags
-//!     marker 14 (32 no-tags in all).
-//! - `category`: art 188, beauty 145, christmas 216, diy-and-crafts 162, education 164,
-//!   event-planning 158, finance 173, home-decor 150, mens-fashion 169, quotes 175, tattoos
-//!   168, travel 169, vehicles 141; `save_location` is always `Local save in /data/<category>`.
-//! - `unique_id`: always a lowercase UUID v4. `image_src`: for images
-//!   `https://i.pinimg.com/originals/ab/cd/ef/abcdef<26 hex>.<ext>` with ext jpg 1624, png 319,
-//!   webp 11, gif 3; for (multi-)videos `.../videos/thumbnails/originals/.../<32 hex>.0000001.jpg`.
-//! - Text shape: title words (quantiles 5 %) [`TITLE_WORDS_Q`]; tags: 9 per list in 2,142 of
-//!   2,146 lists, 2 words per tag typically; descriptions: 799 of 1,991 real ones are cut at
-//!   178-179 characters ending in `…` + no-break space, the others have [`DESC_WORDS_Q`] words.
-//!
-//! geo
-//! - `timestamp` uniform over 2017-10-20 .. 2022-10-18 (per-year counts flat).
-//! - `latitude`, `longitude`: rounded to 6 significant digits (hence 4 decimals for most
-//!   latitudes, 3 for most longitudes, trailing zeros dropped); both strongly skewed towards
-//!   their minimum (median latitude -62.9, median longitude -122.2) with the shape in
-//!   [`SKEW_Q`]; correlation lat/lon 0.46.
-//! - `country`: 237 distinct Faker-style names, skewed to the start of the alphabet with the
-//!   same shape (Albania, Algeria, Afghanistan, Aruba... most frequent).
-//!
-//! user
-//! - `age` 20..60, histogram [`AGE_HIST`] (20: 412, 21: 239, ..., 60: 13).
-//! - `date_joined` 2015-10-21 .. 2017-10-18, skewed to the start with the [`SKEW_Q`] shape;
-//!   correlation age/date_joined 0.48. Names skewed to the start of the alphabet as well.
-//!
-//! Skew and correlations are reproduced by drawing a position `u` in [0, 1), mapping it through
-//! [`SKEW_Q`], and reusing the same `u` for the correlated field half of the time.
+//! The numbers that shape the posts, and the sample they were measured on, are in
+//! [`calibration`]; the words they are made of are data files under `words/`.
 
-use std::collections::VecDeque;
-use std::fmt;
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+mod calibration;
+mod files;
+mod json;
+mod random;
+mod words;
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::Rng;
 use rand_pcg::Pcg64Mcg;
 
-use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use self::calibration::*;
+pub use self::files::write_jsonl;
+use self::json::{GeoRecord, PinRecord, UserRecord, dumps};
+use self::random::{
+    D_GEO, D_PIN, D_POSTER, D_SEQ, D_USER, pick, quantile, rng_for, skewed_index, weighted,
+};
+use self::words::*;
 use crate::stream::Stream;
-
-// ---------------------------------------------------------------------------------------------
-// Settings
-// ---------------------------------------------------------------------------------------------
-
-/// Emulator settings (all part of the stream's identity except `rate`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EmulatorSpec {
-    pub seed: u64,
-    /// Number of events; `None` = endless.
-    pub events: Option<u64>,
-    /// Events per second over all partitions; `None` = as fast as possible.
-    pub rate: Option<f64>,
-    /// Number of distinct posts sampled from.
-    pub universe: u64,
-    /// Event `i` belongs to partition `i % partitions`.
-    pub partitions: u32,
-}
-
-impl Default for EmulatorSpec {
-    fn default() -> Self {
-        EmulatorSpec {
-            seed: 0,
-            events: None,
-            rate: None,
-            universe: 11_000,
-            partitions: 4,
-        }
-    }
-}
-
-/// Largest accepted partition count (each one is a Delta `txn` appId).
-const MAX_PARTITIONS: u32 = 4096;
-
-impl EmulatorSpec {
-    /// Parses `events=1000,seed=7,rate=500,universe=20000,partitions=4`. Every key is
-    /// optional (missing ones keep their default); an `emulator:` prefix is accepted;
-    /// `events` and `rate` also accept `none` (endless / unlimited).
-    pub fn parse(s: &str) -> Result<Self, SourceError> {
-        let err = |msg: String| SourceError::Config(format!("emulator spec {s:?}: {msg}"));
-        let body = s.trim();
-        let body = body.strip_prefix("emulator:").unwrap_or(body).trim();
-        let mut spec = EmulatorSpec::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for item in body.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let Some((key, value)) = item.split_once('=') else {
-                return Err(err(format!("expected key=value, got {item:?}")));
-            };
-            let (key, value) = (key.trim(), value.trim());
-            if seen.contains(&key) {
-                return Err(err(format!("key {key:?} given twice")));
-            }
-            let int = |what: &str| -> Result<u64, SourceError> {
-                value
-                    .replace('_', "")
-                    .parse::<u64>()
-                    .map_err(|_| err(format!("{key} must be {what}, got {value:?}")))
-            };
-            match key {
-                "seed" => spec.seed = int("a non-negative integer")?,
-                "events" => {
-                    spec.events = if value.eq_ignore_ascii_case("none") {
-                        None
-                    } else {
-                        Some(int("a non-negative integer or `none`")?)
-                    }
-                }
-                "rate" => {
-                    spec.rate = if value.eq_ignore_ascii_case("none") {
-                        None
-                    } else {
-                        match value.parse::<f64>() {
-                            Ok(r) if r.is_finite() && r > 0.0 => Some(r),
-                            _ => {
-                                return Err(err(format!(
-                                    "rate must be a positive number of events per second or `none`, got {value:?}"
-                                )));
-                            }
-                        }
-                    }
-                }
-                "universe" => {
-                    spec.universe = match int("a positive integer")? {
-                        0 => return Err(err("universe must be at least 1".into())),
-                        u => u,
-                    }
-                }
-                "partitions" => {
-                    let p = int("a positive integer")?;
-                    if p == 0 || p > u64::from(MAX_PARTITIONS) {
-                        return Err(err(format!(
-                            "partitions must be between 1 and {MAX_PARTITIONS}, got {value:?}"
-                        )));
-                    }
-                    spec.partitions = p as u32;
-                }
-                _ => {
-                    return Err(err(format!(
-                        "unknown key {key:?} (expected seed, events, rate, universe, partitions)"
-                    )));
-                }
-            }
-            seen.push(key);
-        }
-        Ok(spec)
-    }
-}
-
-/// The canonical form, which [`EmulatorSpec::parse`] reads back.
-impl fmt::Display for EmulatorSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "seed={}", self.seed)?;
-        if let Some(n) = self.events {
-            write!(f, ",events={n}")?;
-        }
-        if let Some(r) = self.rate {
-            write!(f, ",rate={r}")?;
-        }
-        write!(
-            f,
-            ",universe={},partitions={}",
-            self.universe, self.partitions
-        )
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Calibration tables (see the module comment)
-// ---------------------------------------------------------------------------------------------
-
-/// Shape of the skewed fields, as quantiles at 0, 5, ..., 100 % of a position in [0, 1]
-/// (mean of the normalised latitude, longitude and date_joined quantiles of the sample).
-const SKEW_Q: [f64; 21] = [
-    0.0, 0.0031, 0.0070, 0.0151, 0.0261, 0.0369, 0.0512, 0.0723, 0.0970, 0.1240, 0.1559, 0.1938,
-    0.2336, 0.2899, 0.3458, 0.4284, 0.5185, 0.6192, 0.7392, 0.8605, 1.0,
-];
-/// `follower_count` given as plain digits: quantiles at 0, 5, ..., 100 %.
-const DIGITS_Q: [f64; 21] = [
-    0.0, 2.0, 5.0, 8.0, 20.0, 27.0, 34.0, 50.0, 82.0, 121.0, 157.0, 184.0, 214.0, 259.0, 322.0,
-    392.0, 458.0, 579.0, 765.0, 873.0, 999.0,
-];
-/// `Nk` values of repeated posters (per poster).
-const K_HEAD_Q: [f64; 21] = [
-    1.0, 4.0, 7.0, 11.0, 17.0, 21.0, 27.0, 34.0, 42.0, 52.0, 64.0, 79.0, 98.0, 119.0, 150.0, 214.0,
-    277.0, 388.0, 502.0, 723.0, 999.0,
-];
-/// `Nk` values of one-off posters.
-const K_TAIL_Q: [f64; 21] = [
-    1.0, 2.0, 2.0, 4.0, 5.0, 6.0, 7.0, 10.0, 13.0, 17.0, 21.0, 27.0, 32.0, 41.0, 55.0, 75.0, 102.0,
-    139.0, 227.0, 398.0, 999.0,
-];
-/// `NM` values (value, weight): rows of repeated posters, and one-off posters.
-const M_HEAD: [(u32, u32); 8] = [
-    (1, 29),
-    (2, 73),
-    (3, 9),
-    (4, 11),
-    (5, 35),
-    (6, 2),
-    (8, 7),
-    (15, 1),
-];
-const M_TAIL: [(u32, u32); 7] = [(1, 10), (2, 7), (3, 6), (4, 4), (5, 1), (6, 2), (15, 1)];
-/// Follower-count forms (digits, k, M) per row: repeated posters 57/762/136, one-off 336/839/31.
-const FORMS_HEAD: [u32; 3] = [57, 762, 136];
-const FORMS_TAIL: [u32; 3] = [336, 839, 31];
-/// Share of (non-broken) posts by a repeated poster: 955 / 2161.
-const HEAD_SHARE: f64 = 955.0 / 2161.0;
-/// Zipf exponent of the repeated posters' popularity.
-const HEAD_ZIPF: f64 = 0.8;
-
-const CATEGORIES: [(&str, u32); 13] = [
-    ("art", 188),
-    ("beauty", 145),
-    ("christmas", 216),
-    ("diy-and-crafts", 162),
-    ("education", 164),
-    ("event-planning", 158),
-    ("finance", 173),
-    ("home-decor", 150),
-    ("mens-fashion", 169),
-    ("quotes", 175),
-    ("tattoos", 168),
-    ("travel", 169),
-    ("vehicles", 141),
-];
-
-/// Rates out of the 2,178 sample rows.
-const SAMPLE_ROWS: f64 = 2178.0;
-const P_MULTI_VIDEO: f64 = 155.0 / SAMPLE_ROWS;
-/// Among multi-video posts.
-const P_BROKEN: f64 = 17.0 / 155.0;
-/// Among non-broken multi-video posts.
-const P_MV_IMAGE_ERROR: f64 = 37.0 / 138.0;
-const P_MV_EMPTY_TITLE: f64 = 1.0 / 138.0;
-const P_MV_NO_TAGS: f64 = 1.0 / 138.0;
-/// Among image/video posts.
-const P_VIDEO: f64 = 66.0 / 2023.0;
-const P_NO_DESCRIPTION: f64 = 32.0 / 2023.0;
-const P_NO_TAGS: f64 = 14.0 / 2023.0;
-/// Image extensions among images with a source.
-const IMAGE_EXTS: [(&str, u32); 4] = [("jpg", 1624), ("png", 319), ("webp", 11), ("gif", 3)];
-/// Tags per tag list (2,146 lists).
-const TAG_COUNTS: [(usize, u32); 4] = [(9, 2142), (8, 2), (7, 1), (3, 1)];
-/// Title words: quantiles at 0, 5, ..., 100 %.
-const TITLE_WORDS_Q: [f64; 21] = [
-    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 6.0, 7.0, 7.0, 8.0, 9.0, 9.0, 10.0, 10.0, 11.0, 11.0, 12.0, 13.0,
-    14.0, 16.0, 32.0,
-];
-/// Words of descriptions that are not cut: quantiles at 0, 5, ..., 100 %.
-const DESC_WORDS_Q: [f64; 21] = [
-    1.0, 4.0, 7.0, 9.0, 11.0, 13.0, 15.0, 16.0, 19.0, 20.0, 21.0, 22.0, 23.0, 23.0, 24.0, 25.0,
-    26.0, 27.0, 28.0, 30.0, 36.0,
-];
-/// Share of real descriptions cut at 178-179 characters with `…\u{a0}` (799 / 1991).
-const P_DESC_CUT: f64 = 799.0 / 1991.0;
-/// Share of the cut ones that are 179 characters long (659 / 797), the others 178.
-const P_DESC_CUT_179: f64 = 659.0 / 797.0;
-/// Age histogram, ages 20..=60.
-const AGE_HIST: [u32; 41] = [
-    412, 239, 115, 123, 75, 81, 62, 53, 82, 41, 58, 40, 57, 40, 45, 33, 34, 42, 37, 27, 28, 25, 32,
-    30, 28, 31, 21, 30, 23, 30, 28, 19, 17, 20, 13, 24, 13, 15, 19, 23, 13,
-];
-/// How often a correlated field reuses the other's position (lat/lon, age/date_joined).
-const P_SHARED_POSITION: f64 = 0.5;
-
-const GEO_FROM: (i32, u32, u32) = (2017, 10, 20);
-const GEO_TO: (i32, u32, u32) = (2022, 10, 18);
-const JOINED_FROM: (i32, u32, u32) = (2015, 10, 21);
-const JOINED_TO: (i32, u32, u32) = (2017, 10, 18);
-
-const NO_DESCRIPTION_STORY: &str = "No description available Story format";
-const NO_DESCRIPTION: &str = "No description available";
-const NO_TITLE: &str = "No Title Data Available";
-const USER_INFO_ERROR: &str = "User Info Error";
-const NO_TAGS: &str = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e";
-const IMAGE_SRC_ERROR: &str = "Image src error.";
-const MULTI_VIDEO: &str = "multi-video(story page format)";
-
-// ---------------------------------------------------------------------------------------------
-// Word lists (written for the emulator; nothing taken from the sample)
-// ---------------------------------------------------------------------------------------------
-
-/// Topics per category, in the order of [`CATEGORIES`].
-const TOPICS: [&str; 13] = [
-    "Watercolor Painting,Acrylic Painting,Abstract Art,Pencil Drawing,Sketchbook,Oil Painting,Canvas Art,Wall Art,Art Journal,Portrait Drawing,Landscape Painting,Charcoal Sketch,Mixed Media,Art Prints,Pastel Art,Ink Illustration,Digital Art,Color Theory,Still Life,Art Studio",
-    "Makeup Looks,Skin Care,Nail Art,Eyeshadow Palette,Hair Color,Braided Hairstyles,Lipstick Shades,Skincare Routine,Face Masks,Eyebrow Tutorial,Natural Makeup,Curly Hair,Nail Designs,Beauty Hacks,Hair Care,Glowing Skin,Bridal Makeup,Short Haircuts,Perfume,Lash Extensions",
-    "Christmas Tree,Christmas Decorations,Holiday Wreath,Christmas Cookies,Gingerbread House,Advent Calendar,Christmas Crafts,Stocking Stuffers,Holiday Table,Christmas Lights,Ornaments,Christmas Gifts,Santa Claus,Winter Village,Christmas Mantel,Holiday Baking,Elf Ideas,Christmas Cards,Nativity Scene,Festive Garland",
-    "Paper Crafts,Kids Crafts,Mason Jars,Crochet Patterns,Sewing Projects,Upcycled Furniture,Scrapbooking,Embroidery,Origami,Macrame,Wood Projects,Painted Rocks,Felt Crafts,Candle Making,Knitting Patterns,Resin Art,Cricut Projects,Yarn Crafts,Button Art,Clay Crafts",
-    "Classroom Management,Teaching Resources,Lesson Plans,Reading Comprehension,Math Activities,Science Experiments,Homeschool,Study Tips,Phonics,Learning Games,Bulletin Boards,Writing Prompts,Sight Words,Educational Psychology,Kindergarten Activities,Online Learning,Study Notes,Grammar Lessons,Early Childhood,Teacher Tips",
-    "Wedding Decor,Birthday Party,Baby Shower,Party Decorations,Wedding Invitations,Table Settings,Bridal Shower,Balloon Garland,Party Favors,Centerpieces,Event Planning,Dessert Table,Wedding Cake,Graduation Party,Party Themes,Photo Booth,Outdoor Wedding,Floral Arrangements,Gender Reveal,Dinner Party",
-    "Budget Planner,Saving Money,Debt Payoff,Personal Finance,Investing Tips,Side Hustle,Money Management,Passive Income,Retirement Planning,Frugal Living,Credit Score,Savings Challenge,Financial Freedom,Stock Market,Budgeting Tips,Emergency Fund,Make Money Online,Financial Planning,Cash Envelopes,Money Mindset",
-    "Living Room,Bedroom Decor,Kitchen Design,Farmhouse Decor,Bathroom Ideas,Home Office,Wall Decor,Interior Design,Boho Decor,Cozy Bedroom,Small Spaces,Rustic Decor,Entryway,Gallery Wall,Modern Kitchen,Throw Pillows,Shelf Styling,Dining Room,Scandinavian Interior,Apartment Decor",
-    "Mens Outfits,Street Style,Casual Wear,Mens Suits,Leather Jacket,Sneakers,Denim Jacket,Mens Accessories,Smart Casual,Business Attire,Summer Outfits,Mens Boots,Watches,Winter Coats,Chinos,Mens Style,Classic Menswear,Streetwear,Layering,Minimalist Wardrobe",
-    "Inspirational Quotes,Motivational Quotes,Life Quotes,Love Quotes,Positive Affirmations,Funny Quotes,Friendship Quotes,Self Love,Wisdom Quotes,Daily Motivation,Success Quotes,Happiness Quotes,Mindset Quotes,Encouragement,Strength Quotes,Mental Health,Gratitude,Short Quotes,Quote Art,Words Of Wisdom",
-    "Small Tattoos,Tattoo Designs,Flower Tattoos,Minimalist Tattoos,Sleeve Tattoo,Fine Line Tattoos,Wrist Tattoos,Script Tattoo,Geometric Tattoos,Rose Tattoo,Back Tattoos,Tattoo Ideas,Matching Tattoos,Blackwork,Watercolor Tattoos,Arm Tattoos,Dragon Tattoo,Moon Tattoo,Butterfly Tattoo,Ankle Tattoos",
-    "Travel Destinations,Road Trip,Beach Vacation,Travel Tips,Packing List,Europe Travel,Hiking Trails,National Parks,Travel Photography,Island Getaway,City Break,Backpacking,Travel Bucket List,Mountain Views,Hidden Gems,Travel Itinerary,Camping,Weekend Getaway,Solo Travel,Budget Travel",
-    "Classic Cars,Sports Cars,Muscle Cars,Motorcycles,Luxury Cars,Vintage Trucks,Off Road,Car Interior,Supercars,Custom Bikes,Electric Cars,Car Detailing,Jeep Life,Race Cars,Camper Van,Hot Rods,Dream Cars,Car Wheels,Drift Cars,Pickup Trucks",
-];
-const ADJECTIVES: &[&str] = &[
-    "Easy",
-    "Simple",
-    "Cute",
-    "Beautiful",
-    "Modern",
-    "Creative",
-    "Amazing",
-    "Cozy",
-    "Elegant",
-    "Minimalist",
-    "Vintage",
-    "Colorful",
-    "Unique",
-    "Stunning",
-    "Fun",
-    "Best",
-    "Awesome",
-    "Rustic",
-    "Classic",
-    "Trendy",
-    "Gorgeous",
-    "Cheap",
-    "Quick",
-    "Aesthetic",
-    "Bold",
-    "Chic",
-    "Dreamy",
-    "Stylish",
-    "Natural",
-    "Perfect",
-];
-const SUFFIXES: &[&str] = &[
-    "Ideas",
-    "Inspiration",
-    "Tips",
-    "Tutorial",
-    "For Beginners",
-    "Projects",
-    "Hacks",
-    "Guide",
-    "Goals",
-    "Designs",
-];
-const AUDIENCES: &[&str] = &[
-    "Beginners",
-    "Kids",
-    "Teens",
-    "Women",
-    "Men",
-    "Families",
-    "Students",
-    "Teachers",
-    "Couples",
-    "Everyone",
-];
-const SEASONS: &[&str] = &[
-    "Spring",
-    "Summer",
-    "Fall",
-    "Winter",
-    "The Holidays",
-    "The Weekend",
-];
-const PLACES: &[&str] = &[
-    "home",
-    "classroom",
-    "bedroom",
-    "next trip",
-    "weekend",
-    "family",
-    "friends",
-    "garden",
-    "office",
-    "wardrobe",
-];
-const VERBS: &[&str] = &[
-    "Make", "Create", "Style", "Paint", "Plan", "Build", "Organize", "Decorate", "Draw", "Learn",
-];
-const BRAND_WORDS: &[&str] = &[
-    "Crafty",
-    "Nest",
-    "Cozy",
-    "Cottage",
-    "Studio",
-    "Design",
-    "Daily",
-    "Style",
-    "Home",
-    "Life",
-    "Journal",
-    "Creative",
-    "Mama",
-    "Blog",
-    "Diaries",
-    "Corner",
-    "Club",
-    "Lab",
-    "House",
-    "Girl",
-    "Guy",
-    "Money",
-    "Travel",
-    "Wanderlust",
-    "Ink",
-    "Art",
-    "Beauty",
-    "Finance",
-    "Party",
-    "Teacher",
-    "Garage",
-    "Motors",
-    "Quotes",
-    "Words",
-    "Decor",
-    "Haven",
-    "Kitchen",
-    "Sparkle",
-    "Simple",
-    "Modern",
-    "Vintage",
-    "Wild",
-    "Happy",
-    "Little",
-    "Urban",
-    "Rustic",
-    "Golden",
-    "Bright",
-    "Lovely",
-    "Savvy",
-    "Atelier",
-    "Bloom",
-    "Canvas",
-    "Chalk",
-    "Cloud",
-    "Coast",
-    "Cupcake",
-    "Dash",
-    "Dream",
-    "Ember",
-    "Fern",
-    "Field",
-    "Fox",
-    "Frame",
-    "Garden",
-    "Glow",
-    "Harbor",
-    "Hive",
-    "Honey",
-    "Indigo",
-    "Ivy",
-    "Juniper",
-    "Kind",
-    "Lemon",
-    "Linen",
-    "Maple",
-    "Meadow",
-    "Mint",
-    "Moon",
-    "North",
-    "Oak",
-    "Olive",
-    "Paper",
-    "Pearl",
-    "Pine",
-    "Pixel",
-    "Plum",
-    "River",
-    "Sage",
-    "Salt",
-    "Stone",
-    "Sunny",
-    "Thread",
-    "Velvet",
-    "Willow",
-    "Wonder",
-    "Yarn",
-    "Zen",
-];
-/// Kinds of brand accounts.
-const BRAND_KINDS: &[&str] = &[
-    "Studio",
-    "Co.",
-    "Blog",
-    "Shop",
-    "Designs",
-    "Magazine",
-    "Collective",
-    "Boutique",
-    "Media",
-    "Club",
-    "Academy",
-    "Lab",
-    "Official",
-    "Market",
-    "Press",
-];
-/// Title fragments: `{A}` adjective, `{T}` topic, `{S}` suffix, `{N}` number, `{V}` verb,
-/// `{U}` audience, `{W}` season.
-const TITLE_PARTS: &[&str] = &[
-    "{A} {T} {S}",
-    "{N} {A} {T} {S}",
-    "How To {V} {A} {T}",
-    "{T} {S} For {U}",
-    "The Best {T} For {W}",
-    "{A} {T}",
-    "{T}",
-    "{N} {T} {S} You Will Love",
-    "{A} And {A} {T}",
-];
-/// Description sentences: lower-case slots `{a}` `{t}` `{t2}` `{v}` `{u}` `{w}` `{p}` `{n}`.
-const SENTENCES: &[&str] = &[
-    "{a} {t} ideas for your {p}.",
-    "Learn how to {v} {t} with this {a} step by step guide.",
-    "These {n} {a} {t} ideas are perfect for {u}.",
-    "Save this pin for later and get inspired by {a} {t}.",
-    "Discover the best {t} for {w}.",
-    "Check out our {a} {t} collection.",
-    "A {a} way to {v} {t} on a budget.",
-    "Everything you need to know about {t}.",
-    "Try this {a} {t} tutorial today.",
-    "Our favorite {t} and {t2} of the year.",
-    "{a} {t} that anyone can {v}.",
-    "Get the look with these {a} {t} tips.",
-];
-
-/// First names, alphabetical (the sample's are skewed to the start of the alphabet).
-const FIRST_NAMES: &[&str] = &[
-    "Aaron",
-    "Abigail",
-    "Adam",
-    "Adrian",
-    "Alan",
-    "Albert",
-    "Alex",
-    "Alexander",
-    "Alexis",
-    "Alicia",
-    "Allison",
-    "Amanda",
-    "Amber",
-    "Amy",
-    "Andrea",
-    "Andrew",
-    "Angela",
-    "Anna",
-    "Anthony",
-    "April",
-    "Ashley",
-    "Austin",
-    "Barbara",
-    "Benjamin",
-    "Beth",
-    "Betty",
-    "Bill",
-    "Blake",
-    "Bobby",
-    "Bradley",
-    "Brandon",
-    "Brenda",
-    "Brian",
-    "Brittany",
-    "Brooke",
-    "Bruce",
-    "Caitlin",
-    "Calvin",
-    "Cameron",
-    "Carl",
-    "Carlos",
-    "Carol",
-    "Caroline",
-    "Catherine",
-    "Chad",
-    "Charles",
-    "Chelsea",
-    "Cheryl",
-    "Christina",
-    "Christopher",
-    "Cindy",
-    "Claire",
-    "Cody",
-    "Colleen",
-    "Connor",
-    "Courtney",
-    "Craig",
-    "Crystal",
-    "Cynthia",
-    "Dakota",
-    "Dale",
-    "Dana",
-    "Daniel",
-    "Danielle",
-    "David",
-    "Dawn",
-    "Deborah",
-    "Dennis",
-    "Derek",
-    "Diana",
-    "Donald",
-    "Donna",
-    "Douglas",
-    "Dustin",
-    "Dylan",
-    "Edward",
-    "Elizabeth",
-    "Emily",
-    "Emma",
-    "Eric",
-    "Erica",
-    "Erin",
-    "Ethan",
-    "Evan",
-    "Frank",
-    "Gabriel",
-    "Gary",
-    "George",
-    "Gina",
-    "Grace",
-    "Gregory",
-    "Hannah",
-    "Heather",
-    "Helen",
-    "Henry",
-    "Holly",
-    "Ian",
-    "Isaac",
-    "Jack",
-    "Jacob",
-    "James",
-    "Jamie",
-    "Janet",
-    "Jared",
-    "Jason",
-    "Jeffrey",
-    "Jennifer",
-    "Jeremy",
-    "Jessica",
-    "Joan",
-    "John",
-    "Jonathan",
-    "Jordan",
-    "Joseph",
-    "Joshua",
-    "Julia",
-    "Justin",
-    "Karen",
-    "Katherine",
-    "Kathleen",
-    "Kayla",
-    "Keith",
-    "Kelly",
-    "Kenneth",
-    "Kevin",
-    "Kimberly",
-    "Kyle",
-    "Laura",
-    "Lauren",
-    "Leslie",
-    "Linda",
-    "Lisa",
-    "Logan",
-    "Lori",
-    "Lucas",
-    "Madison",
-    "Marcus",
-    "Margaret",
-    "Maria",
-    "Mark",
-    "Matthew",
-    "Megan",
-    "Melissa",
-    "Michael",
-    "Michelle",
-    "Monica",
-    "Nancy",
-    "Natalie",
-    "Nathan",
-    "Nicholas",
-    "Nicole",
-    "Olivia",
-    "Patricia",
-    "Patrick",
-    "Paul",
-    "Peter",
-    "Philip",
-    "Rachel",
-    "Raymond",
-    "Rebecca",
-    "Richard",
-    "Robert",
-    "Ronald",
-    "Ryan",
-    "Samantha",
-    "Samuel",
-    "Sandra",
-    "Sara",
-    "Scott",
-    "Sean",
-    "Sharon",
-    "Shawn",
-    "Stephanie",
-    "Steven",
-    "Susan",
-    "Taylor",
-    "Teresa",
-    "Thomas",
-    "Timothy",
-    "Todd",
-    "Tracy",
-    "Travis",
-    "Tyler",
-    "Valerie",
-    "Victoria",
-    "Vincent",
-    "Wayne",
-    "Whitney",
-    "William",
-    "Zachary",
-];
-/// Last names, alphabetical.
-const LAST_NAMES: &[&str] = &[
-    "Abbott",
-    "Acevedo",
-    "Adams",
-    "Aguilar",
-    "Alexander",
-    "Allen",
-    "Alvarez",
-    "Anderson",
-    "Andrews",
-    "Armstrong",
-    "Arnold",
-    "Austin",
-    "Bailey",
-    "Baker",
-    "Baldwin",
-    "Banks",
-    "Barber",
-    "Barnes",
-    "Barrett",
-    "Bates",
-    "Beck",
-    "Bell",
-    "Bennett",
-    "Berry",
-    "Bishop",
-    "Black",
-    "Blair",
-    "Bowman",
-    "Boyd",
-    "Bradley",
-    "Brooks",
-    "Brown",
-    "Bryant",
-    "Burke",
-    "Burns",
-    "Butler",
-    "Campbell",
-    "Carlson",
-    "Carpenter",
-    "Carr",
-    "Carroll",
-    "Carter",
-    "Castillo",
-    "Chapman",
-    "Chavez",
-    "Clark",
-    "Cole",
-    "Coleman",
-    "Collins",
-    "Cook",
-    "Cooper",
-    "Cox",
-    "Crawford",
-    "Cruz",
-    "Cunningham",
-    "Daniels",
-    "Davidson",
-    "Davis",
-    "Dean",
-    "Diaz",
-    "Dixon",
-    "Douglas",
-    "Duncan",
-    "Dunn",
-    "Edwards",
-    "Elliott",
-    "Ellis",
-    "Evans",
-    "Ferguson",
-    "Fisher",
-    "Fleming",
-    "Fletcher",
-    "Ford",
-    "Foster",
-    "Fowler",
-    "Fox",
-    "Franklin",
-    "Freeman",
-    "Fuller",
-    "Garcia",
-    "Gardner",
-    "Garrett",
-    "Gibson",
-    "Gilbert",
-    "Gomez",
-    "Gonzalez",
-    "Gordon",
-    "Graham",
-    "Grant",
-    "Gray",
-    "Green",
-    "Griffin",
-    "Hall",
-    "Hamilton",
-    "Hansen",
-    "Harper",
-    "Harris",
-    "Harrison",
-    "Hart",
-    "Hayes",
-    "Henderson",
-    "Henry",
-    "Hernandez",
-    "Hill",
-    "Hoffman",
-    "Holland",
-    "Holmes",
-    "Howard",
-    "Hudson",
-    "Hughes",
-    "Hunt",
-    "Jackson",
-    "Jacobs",
-    "James",
-    "Jenkins",
-    "Johnson",
-    "Jones",
-    "Jordan",
-    "Kelly",
-    "Kennedy",
-    "Kim",
-    "King",
-    "Knight",
-    "Lambert",
-    "Lane",
-    "Lawrence",
-    "Lee",
-    "Lewis",
-    "Long",
-    "Lopez",
-    "Lynch",
-    "Marshall",
-    "Martin",
-    "Martinez",
-    "Mason",
-    "Matthews",
-    "Mcdonald",
-    "Meyer",
-    "Miller",
-    "Mitchell",
-    "Moore",
-    "Morgan",
-    "Morris",
-    "Murphy",
-    "Murray",
-    "Myers",
-    "Nelson",
-    "Nguyen",
-    "Nichols",
-    "Obrien",
-    "Oliver",
-    "Olson",
-    "Ortiz",
-    "Owens",
-    "Palmer",
-    "Parker",
-    "Patel",
-    "Patterson",
-    "Payne",
-    "Perez",
-    "Perkins",
-    "Perry",
-    "Peters",
-    "Phillips",
-    "Pierce",
-    "Porter",
-    "Powell",
-    "Price",
-    "Quinn",
-    "Ramirez",
-    "Ramos",
-    "Reed",
-    "Reid",
-    "Reyes",
-    "Reynolds",
-    "Rice",
-    "Richards",
-    "Riley",
-    "Rivera",
-    "Roberts",
-    "Robinson",
-    "Rodriguez",
-    "Rogers",
-    "Rose",
-    "Ross",
-    "Russell",
-    "Ryan",
-    "Sanchez",
-    "Sanders",
-    "Schmidt",
-    "Scott",
-    "Shaw",
-    "Simmons",
-    "Simpson",
-    "Smith",
-    "Snyder",
-    "Spencer",
-    "Stephens",
-    "Stevens",
-    "Stewart",
-    "Stone",
-    "Sullivan",
-    "Taylor",
-    "Thomas",
-    "Thompson",
-    "Torres",
-    "Tucker",
-    "Turner",
-    "Vargas",
-    "Vasquez",
-    "Wagner",
-    "Walker",
-    "Wallace",
-    "Walsh",
-    "Ward",
-    "Warren",
-    "Washington",
-    "Watson",
-    "Weaver",
-    "Webb",
-    "Wells",
-    "West",
-    "Wheeler",
-    "White",
-    "Williams",
-    "Willis",
-    "Wilson",
-    "Wood",
-    "Wright",
-    "Young",
-    "Zimmerman",
-];
-/// Country names in the Faker style, alphabetical.
-const COUNTRIES: &[&str] = &[
-    "Afghanistan",
-    "Albania",
-    "Algeria",
-    "American Samoa",
-    "Andorra",
-    "Angola",
-    "Anguilla",
-    "Antarctica (the territory South of 60 deg S)",
-    "Antigua and Barbuda",
-    "Argentina",
-    "Armenia",
-    "Aruba",
-    "Australia",
-    "Austria",
-    "Azerbaijan",
-    "Bahamas",
-    "Bahrain",
-    "Bangladesh",
-    "Barbados",
-    "Belarus",
-    "Belgium",
-    "Belize",
-    "Benin",
-    "Bermuda",
-    "Bhutan",
-    "Bolivia",
-    "Bosnia and Herzegovina",
-    "Botswana",
-    "Bouvet Island (Bouvetoya)",
-    "Brazil",
-    "British Indian Ocean Territory (Chagos Archipelago)",
-    "British Virgin Islands",
-    "Brunei Darussalam",
-    "Bulgaria",
-    "Burkina Faso",
-    "Burundi",
-    "Cambodia",
-    "Cameroon",
-    "Canada",
-    "Cape Verde",
-    "Cayman Islands",
-    "Central African Republic",
-    "Chad",
-    "Chile",
-    "China",
-    "Christmas Island",
-    "Cocos (Keeling) Islands",
-    "Colombia",
-    "Comoros",
-    "Congo",
-    "Cook Islands",
-    "Costa Rica",
-    "Cote d'Ivoire",
-    "Croatia",
-    "Cuba",
-    "Cyprus",
-    "Czech Republic",
-    "Denmark",
-    "Djibouti",
-    "Dominica",
-    "Dominican Republic",
-    "Ecuador",
-    "Egypt",
-    "El Salvador",
-    "Equatorial Guinea",
-    "Eritrea",
-    "Estonia",
-    "Ethiopia",
-    "Faroe Islands",
-    "Falkland Islands (Malvinas)",
-    "Fiji",
-    "Finland",
-    "France",
-    "French Guiana",
-    "French Polynesia",
-    "French Southern Territories",
-    "Gabon",
-    "Gambia",
-    "Georgia",
-    "Germany",
-    "Ghana",
-    "Gibraltar",
-    "Greece",
-    "Greenland",
-    "Grenada",
-    "Guadeloupe",
-    "Guam",
-    "Guatemala",
-    "Guernsey",
-    "Guinea",
-    "Guinea-Bissau",
-    "Guyana",
-    "Haiti",
-    "Heard Island and McDonald Islands",
-    "Holy See (Vatican City State)",
-    "Honduras",
-    "Hong Kong",
-    "Hungary",
-    "Iceland",
-    "India",
-    "Indonesia",
-    "Iran",
-    "Iraq",
-    "Ireland",
-    "Isle of Man",
-    "Israel",
-    "Italy",
-    "Jamaica",
-    "Japan",
-    "Jersey",
-    "Jordan",
-    "Kazakhstan",
-    "Kenya",
-    "Kiribati",
-    "Korea",
-    "Kuwait",
-    "Kyrgyz Republic",
-    "Lao People's Democratic Republic",
-    "Latvia",
-    "Lebanon",
-    "Lesotho",
-    "Liberia",
-    "Libyan Arab Jamahiriya",
-    "Liechtenstein",
-    "Lithuania",
-    "Luxembourg",
-    "Macao",
-    "Madagascar",
-    "Malawi",
-    "Malaysia",
-    "Maldives",
-    "Mali",
-    "Malta",
-    "Marshall Islands",
-    "Martinique",
-    "Mauritania",
-    "Mauritius",
-    "Mayotte",
-    "Mexico",
-    "Micronesia",
-    "Moldova",
-    "Monaco",
-    "Mongolia",
-    "Montenegro",
-    "Montserrat",
-    "Morocco",
-    "Mozambique",
-    "Myanmar",
-    "Namibia",
-    "Nauru",
-    "Nepal",
-    "Netherlands",
-    "Netherlands Antilles",
-    "New Caledonia",
-    "New Zealand",
-    "Nicaragua",
-    "Niger",
-    "Nigeria",
-    "Niue",
-    "Norfolk Island",
-    "North Macedonia",
-    "Northern Mariana Islands",
-    "Norway",
-    "Oman",
-    "Pakistan",
-    "Palau",
-    "Palestinian Territory",
-    "Panama",
-    "Papua New Guinea",
-    "Paraguay",
-    "Peru",
-    "Philippines",
-    "Pitcairn Islands",
-    "Poland",
-    "Portugal",
-    "Puerto Rico",
-    "Qatar",
-    "Reunion",
-    "Romania",
-    "Russian Federation",
-    "Rwanda",
-    "Saint Barthelemy",
-    "Saint Helena",
-    "Saint Kitts and Nevis",
-    "Saint Lucia",
-    "Saint Martin",
-    "Saint Pierre and Miquelon",
-    "Saint Vincent and the Grenadines",
-    "Samoa",
-    "San Marino",
-    "Sao Tome and Principe",
-    "Saudi Arabia",
-    "Senegal",
-    "Serbia",
-    "Seychelles",
-    "Sierra Leone",
-    "Singapore",
-    "Slovakia (Slovak Republic)",
-    "Slovenia",
-    "Solomon Islands",
-    "Somalia",
-    "South Africa",
-    "South Georgia and the South Sandwich Islands",
-    "Spain",
-    "Sri Lanka",
-    "Sudan",
-    "Suriname",
-    "Svalbard & Jan Mayen Islands",
-    "Swaziland",
-    "Sweden",
-    "Switzerland",
-    "Syrian Arab Republic",
-    "Taiwan",
-    "Tajikistan",
-    "Tanzania",
-    "Thailand",
-    "Timor-Leste",
-    "Togo",
-    "Tokelau",
-    "Tonga",
-    "Trinidad and Tobago",
-    "Tunisia",
-    "Turkey",
-    "Turkmenistan",
-    "Turks and Caicos Islands",
-    "Tuvalu",
-    "Uganda",
-    "Ukraine",
-    "United Arab Emirates",
-    "United Kingdom",
-    "United States Minor Outlying Islands",
-    "United States of America",
-    "United States Virgin Islands",
-    "Uruguay",
-    "Uzbekistan",
-    "Vanuatu",
-    "Venezuela",
-    "Vietnam",
-    "Wallis and Futuna",
-    "Western Sahara",
-    "Yemen",
-    "Zambia",
-    "Zimbabwe",
-];
-
-// ---------------------------------------------------------------------------------------------
-// Randomness
-// ---------------------------------------------------------------------------------------------
-
-/// Domains keep the independent draws of one seed apart.
-const D_SEQ: u64 = 1;
-const D_PIN: u64 = 2;
-const D_GEO: u64 = 3;
-const D_USER: u64 = 4;
-const D_POSTER: u64 = 5;
-
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(GOLDEN);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A generator for one (seed, domain, key): portable, and independent of every other key.
-fn rng_for(seed: u64, domain: u64, key: u64) -> Pcg64Mcg {
-    let a = splitmix64(seed ^ splitmix64(domain));
-    let hi = splitmix64(a ^ key);
-    let lo = splitmix64(hi ^ a.rotate_left(17));
-    Pcg64Mcg::new((u128::from(hi) << 64) | u128::from(lo))
-}
-
-/// Piecewise-linear inverse of a distribution given by its quantiles at equal steps.
-fn quantile(table: &[f64], u: f64) -> f64 {
-    let steps = (table.len() - 1) as f64;
-    let x = (u * steps).clamp(0.0, steps);
-    let i = (x as usize).min(table.len() - 2);
-    let f = x - i as f64;
-    table[i] + (table[i + 1] - table[i]) * f
-}
-
-/// Index drawn from integer weights.
-fn weighted(rng: &mut Pcg64Mcg, weights: impl Iterator<Item = u32> + Clone) -> usize {
-    let total: u32 = weights.clone().sum();
-    let mut r = rng.random_range(0..total);
-    for (i, w) in weights.enumerate() {
-        if r < w {
-            return i;
-        }
-        r -= w;
-    }
-    unreachable!("r < total")
-}
-
-fn pick<'a>(rng: &mut Pcg64Mcg, list: &[&'a str]) -> &'a str {
-    list[rng.random_range(0..list.len())]
-}
-
-/// An index into a list of `len`, skewed to its start like the sample's names and countries.
-fn skewed_index(u: f64, len: usize) -> usize {
-    ((quantile(&SKEW_Q, u) * len as f64) as usize).min(len - 1)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output formatting (Python `json.dumps` defaults)
-// ---------------------------------------------------------------------------------------------
-
-/// Writes a JSON object the way Python's `json.dumps` does by default.
-struct PyJson {
-    buf: Vec<u8>,
-}
-
-impl PyJson {
-    fn new(capacity: usize) -> Self {
-        PyJson {
-            buf: Vec::with_capacity(capacity),
-        }
-    }
-    fn key(&mut self, key: &str) {
-        self.buf
-            .extend_from_slice(if self.buf.is_empty() { b"{" } else { b", " });
-        py_str(&mut self.buf, key);
-        self.buf.extend_from_slice(b": ");
-    }
-    fn str(&mut self, key: &str, value: &str) {
-        self.key(key);
-        py_str(&mut self.buf, value);
-    }
-    fn int(&mut self, key: &str, value: i64) {
-        self.key(key);
-        self.buf.extend_from_slice(value.to_string().as_bytes());
-    }
-    fn float(&mut self, key: &str, value: f64) {
-        self.key(key);
-        self.buf.extend_from_slice(py_float(value).as_bytes());
-    }
-    fn finish(mut self) -> Vec<u8> {
-        self.buf.push(b'}');
-        self.buf
-    }
-}
-
-/// A JSON string as `json.dumps(ensure_ascii=True)` writes it.
-fn py_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            ' '..='~' => out.push(c as u8),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
-                }
-            }
-        }
-    }
-    out.push(b'"');
-}
-
-/// A float as Python's `repr` writes it: shortest round-trip digits, `.0` on integral
-/// values, exponent form (`1e-05`) below 1e-4 and from 1e16 on.
-fn py_float(v: f64) -> String {
-    if !v.is_finite() {
-        // json.dumps writes these (not valid JSON); the emulator never produces them.
-        return if v.is_nan() {
-            "NaN".into()
-        } else if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    let a = v.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        let s = format!("{v:e}");
-        let (mantissa, exp) = s.split_once('e').expect("exponent form");
-        let exp: i32 = exp.parse().expect("exponent");
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    let s = format!("{v}");
-    if s.contains('.') { s } else { s + ".0" }
-}
 
 /// Rounds to `digits` significant digits (the sample's coordinates have 6).
 fn round_significant(v: f64, digits: i32) -> f64 {
@@ -1390,52 +44,19 @@ fn round_significant(v: f64, digits: i32) -> f64 {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The first and last second (UTC) of a span of whole days, in seconds since the epoch.
+fn day_span(from: NaiveDate, to: NaiveDate) -> (i64, i64) {
+    let first = from.and_time(NaiveTime::MIN).and_utc().timestamp();
+    let last = to.and_time(NaiveTime::MIN).and_utc().timestamp() + 86_399;
+    (first, last)
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// The UTC datetime of seconds since the epoch (all the generator's lie within chrono's range).
+fn utc(seconds: i64) -> NaiveDateTime {
+    DateTime::from_timestamp(seconds, 0)
+        .expect("generated dates lie within chrono's range")
+        .naive_utc()
 }
-
-/// `YYYY-MM-DD HH:MM:SS` of seconds since the epoch (UTC), as Python's `str(datetime)`.
-fn format_datetime(secs: i64) -> String {
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
-/// First and last second of a span of whole days.
-fn day_span(from: (i32, u32, u32), to: (i32, u32, u32)) -> (i64, i64) {
-    (
-        days_from_civil(from.0, from.1, from.2) * 86_400,
-        days_from_civil(to.0, to.1, to.2) * 86_400 + 86_399,
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// The generator
-// ---------------------------------------------------------------------------------------------
 
 /// One event: the three JSON messages of one post, exactly as the original emulator sends them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1463,20 +84,38 @@ struct Poster {
     follower_count: String,
 }
 
-/// The deterministic post generator of one [`EmulatorSpec`].
+/// What decides the generated bytes: the same parameters give the same posts, byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parameters {
+    pub seed: u64,
+    /// Number of distinct posts events are drawn from (with replacement, so posts repeat).
+    pub universe: u64,
+}
+
+impl Default for Parameters {
+    fn default() -> Self {
+        Parameters {
+            seed: 0,
+            universe: 11_000,
+        }
+    }
+}
+
+/// The deterministic post generator of one set of [`Parameters`].
 #[derive(Clone, Debug)]
 pub struct Emulator {
     seed: u64,
     universe: u64,
     /// Cumulative popularity of the repeated ("head") posters, normalised to 1.
     head_cdf: Vec<f64>,
-    /// Topics per category, split once.
-    topics: Vec<Vec<&'static str>>,
 }
 
 impl Emulator {
-    pub fn new(spec: &EmulatorSpec) -> Self {
-        let universe = spec.universe.max(1);
+    /// Takes anything that names the parameters (the connector's settings convert), so callers
+    /// keep their own settings type and the generator stays below the connector layer.
+    pub fn new(parameters: impl Into<Parameters>) -> Self {
+        let Parameters { seed, universe } = parameters.into();
+        let universe = universe.max(1);
         let heads = (universe / 8).clamp(1, 200_000) as usize;
         let mut head_cdf = Vec::with_capacity(heads);
         let mut total = 0.0;
@@ -1488,10 +127,9 @@ impl Emulator {
             *c /= total;
         }
         Emulator {
-            seed: spec.seed,
+            seed,
             universe,
             head_cdf,
-            topics: TOPICS.iter().map(|t| t.split(',').collect()).collect(),
         }
     }
 
@@ -1518,7 +156,7 @@ impl Emulator {
     fn pin(&self, index: u64) -> Vec<u8> {
         let rng = &mut rng_for(self.seed, D_PIN, index);
         let category = weighted(rng, CATEGORIES.iter().map(|c| c.1));
-        let topics = &self.topics[category];
+        let topics = &TOPICS[category];
 
         let multi_video = rng.random_bool(P_MULTI_VIDEO);
         let broken = multi_video && rng.random_bool(P_BROKEN);
@@ -1605,20 +243,21 @@ impl Emulator {
         };
         let category = CATEGORIES[category].0;
 
-        let mut j = PyJson::new(1024);
-        j.int("index", index as i64);
-        j.str("unique_id", &unique_id);
-        j.str("title", &title);
-        j.str("description", &description);
-        j.str("poster_name", &poster.name);
-        j.str("follower_count", &poster.follower_count);
-        j.str("tag_list", &tag_list);
-        j.str("is_image_or_video", kind);
-        j.str("image_src", &image_src);
-        j.int("downloaded", i64::from(!image_error));
-        j.str("save_location", &format!("Local save in /data/{category}"));
-        j.str("category", category);
-        j.finish()
+        let record = PinRecord {
+            index,
+            unique_id: &unique_id,
+            title: &title,
+            description: &description,
+            poster_name: &poster.name,
+            follower_count: &poster.follower_count,
+            tag_list: &tag_list,
+            is_image_or_video: kind,
+            image_src: &image_src,
+            downloaded: u8::from(!image_error),
+            save_location: &format!("Local save in /data/{category}"),
+            category,
+        };
+        dumps(&record, 1024)
     }
 
     /// The poster of a (non-broken) post: one of the repeated posters, or its own.
@@ -1634,42 +273,42 @@ impl Emulator {
 
     fn poster(&self, id: u64, head: bool) -> Poster {
         let rng = &mut rng_for(self.seed, D_POSTER, id);
-        let brand = |rng: &mut Pcg64Mcg| pick(rng, BRAND_WORDS);
+        let brand = |rng: &mut Pcg64Mcg| pick(rng, &BRAND_WORDS);
         let name = match rng.random_range(0..100) {
-            0..25 => format!("{} {}", pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES)),
+            0..25 => format!("{} {}", pick(rng, &FIRST_NAMES), pick(rng, &LAST_NAMES)),
             25..32 => format!(
                 "{} {}. {}",
-                pick(rng, FIRST_NAMES),
+                pick(rng, &FIRST_NAMES),
                 char::from(b'A' + rng.random_range(0..26u8)),
-                pick(rng, LAST_NAMES)
+                pick(rng, &LAST_NAMES)
             ),
             32..42 => format!("{}{}", brand(rng), brand(rng)),
             42..50 => format!("{}{}{}", brand(rng), brand(rng), brand(rng)),
-            50..60 => format!("{} {} {}", brand(rng), brand(rng), pick(rng, BRAND_KINDS)),
+            50..60 => format!("{} {} {}", brand(rng), brand(rng), pick(rng, &BRAND_KINDS)),
             60..68 => format!("{}{}{}.com", brand(rng), brand(rng), brand(rng)),
             68..78 => format!(
                 "The {} {} {}",
                 brand(rng),
                 brand(rng),
-                pick(rng, BRAND_KINDS)
+                pick(rng, &BRAND_KINDS)
             ),
             78..88 => format!(
                 "{} | {} {} {}",
-                pick(rng, FIRST_NAMES),
+                pick(rng, &FIRST_NAMES),
                 brand(rng),
                 brand(rng),
-                pick(rng, BRAND_KINDS)
+                pick(rng, &BRAND_KINDS)
             ),
             88..95 => format!(
                 "{}{}{}",
-                pick(rng, FIRST_NAMES).to_lowercase(),
-                pick(rng, LAST_NAMES).to_lowercase(),
+                pick(rng, &FIRST_NAMES).to_lowercase(),
+                pick(rng, &LAST_NAMES).to_lowercase(),
                 rng.random_range(1..100)
             ),
             _ => format!(
                 "{} {} - {} {} Blog & {} Tips",
-                pick(rng, FIRST_NAMES),
-                pick(rng, LAST_NAMES),
+                pick(rng, &FIRST_NAMES),
+                pick(rng, &LAST_NAMES),
                 brand(rng),
                 brand(rng),
                 brand(rng)
@@ -1705,14 +344,14 @@ impl Emulator {
             let close = open + rest[open..].find('}').expect("closed slot");
             let slot = &rest[open + 1..close];
             let word = match slot.to_ascii_uppercase().as_str() {
-                "A" => pick(rng, ADJECTIVES).to_string(),
+                "A" => pick(rng, &ADJECTIVES).to_string(),
                 "T" | "T2" => pick(rng, topics).to_string(),
-                "S" => pick(rng, SUFFIXES).to_string(),
+                "S" => pick(rng, &SUFFIXES).to_string(),
                 "N" => rng.random_range(5..=50).to_string(),
-                "V" => pick(rng, VERBS).to_string(),
-                "U" => pick(rng, AUDIENCES).to_string(),
-                "W" => pick(rng, SEASONS).to_string(),
-                "P" => pick(rng, PLACES).to_string(),
+                "V" => pick(rng, &VERBS).to_string(),
+                "U" => pick(rng, &AUDIENCES).to_string(),
+                "W" => pick(rng, &SEASONS).to_string(),
+                "P" => pick(rng, &PLACES).to_string(),
                 other => unreachable!("unknown slot {other}"),
             };
             if slot
@@ -1762,7 +401,7 @@ impl Emulator {
 
     fn title(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
         let words = quantile(&TITLE_WORDS_Q, rng.random()).round().max(1.0) as usize;
-        self.fill_words(rng, words, TITLE_PARTS, topics, |s| s)
+        self.fill_words(rng, words, &TITLE_PARTS, topics, |s| s)
     }
 
     fn description(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
@@ -1785,7 +424,7 @@ impl Emulator {
                 if !text.is_empty() {
                     text.push(' ');
                 }
-                let template = pick(rng, SENTENCES);
+                let template = pick(rng, &SENTENCES);
                 text.push_str(&capitalise(self.fill_slots(rng, template, topics)));
             }
             text.truncate(keep);
@@ -1793,7 +432,7 @@ impl Emulator {
             text
         } else {
             let words = quantile(&DESC_WORDS_Q, rng.random()).round().max(1.0) as usize;
-            let mut text = self.fill_words(rng, words, SENTENCES, topics, capitalise);
+            let mut text = self.fill_words(rng, words, &SENTENCES, topics, capitalise);
             text.truncate(180);
             text
         }
@@ -1830,13 +469,14 @@ impl Emulator {
         let longitude = round_significant(-180.0 + 360.0 * quantile(&SKEW_Q, u_lon), 6);
         let country = COUNTRIES[skewed_index(rng.random(), COUNTRIES.len())];
 
-        let mut j = PyJson::new(160);
-        j.int("ind", index as i64);
-        j.str("timestamp", &format_datetime(timestamp));
-        j.float("latitude", latitude);
-        j.float("longitude", longitude);
-        j.str("country", country);
-        j.finish()
+        let record = GeoRecord {
+            ind: index,
+            timestamp: utc(timestamp),
+            latitude,
+            longitude,
+            country,
+        };
+        dumps(&record, 160)
     }
 
     fn user(&self, index: u64) -> Vec<u8> {
@@ -1853,10 +493,10 @@ impl Emulator {
         };
         let total: u32 = AGE_HIST.iter().sum();
         let mut target = (u_age * f64::from(total)) as u32;
-        let mut age = 60;
+        let mut age: u8 = 60;
         for (i, &count) in AGE_HIST.iter().enumerate() {
             if target < count {
-                age = 20 + i as i64;
+                age = 20 + i as u8;
                 break;
             }
             target -= count;
@@ -1864,238 +504,22 @@ impl Emulator {
         let (from, to) = day_span(JOINED_FROM, JOINED_TO);
         let joined = from + (quantile(&SKEW_Q, u_joined) * (to - from) as f64) as i64;
 
-        let mut j = PyJson::new(128);
-        j.int("ind", index as i64);
-        j.str("first_name", first);
-        j.str("last_name", last);
-        j.int("age", age);
-        j.str("date_joined", &format_datetime(joined.min(to)));
-        j.finish()
-    }
-}
-
-/// `pinstream emulate --to file:DIR`: writes events 0..n in order to `DIR/pin.jsonl`,
-/// `geo.jsonl` and `user.jsonl` (one JSON object per line) and returns how many it wrote.
-/// An endless spec (`events = None`) is refused.
-pub fn write_files(spec: &EmulatorSpec, dir: &Path) -> io::Result<u64> {
-    let Some(n) = spec.events else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the emulator needs events=<n> to write files",
-        ));
-    };
-    std::fs::create_dir_all(dir)?;
-    let open = |name: &str| -> io::Result<BufWriter<std::fs::File>> {
-        Ok(BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(dir.join(name))?,
-        ))
-    };
-    let (mut pin, mut geo, mut user) =
-        (open("pin.jsonl")?, open("geo.jsonl")?, open("user.jsonl")?);
-    let emulator = Emulator::new(spec);
-    for seq in 0..n {
-        let event = emulator.event(seq);
-        for (w, bytes) in [
-            (&mut pin, &event.pin),
-            (&mut geo, &event.geo),
-            (&mut user, &event.user),
-        ] {
-            w.write_all(bytes)?;
-            w.write_all(b"\n")?;
-        }
-    }
-    for mut w in [pin, geo, user] {
-        w.flush()?;
-    }
-    Ok(n)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The source
-// ---------------------------------------------------------------------------------------------
-
-/// One emulator partition read by this instance.
-struct Partition {
-    id: PartitionId,
-    /// The partition number `p`.
-    p: u64,
-    /// Events of this partition emitted so far (the `k` of the next one).
-    next: u64,
-    /// Events this partition has (`None` = endless).
-    len: Option<u64>,
-}
-
-impl Partition {
-    fn done(&self) -> bool {
-        self.len.is_some_and(|len| self.next >= len)
-    }
-}
-
-/// The emulator as a [`Source`]: one instance per timely worker, reading the partitions `p`
-/// with `p % peers == worker`.
-pub struct EmulatorSource {
-    emulator: Emulator,
-    partitions_total: u64,
-    parts: Vec<Partition>,
-    /// Round-robin cursor into `parts`.
-    cursor: usize,
-    /// Records of the last event not yet handed out (when `max` cut an event), and the index
-    /// in `parts` of their partition: its position does not count that event yet.
-    pending: VecDeque<RawRecord>,
-    pending_part: usize,
-    /// This instance's share of the rate, events per second.
-    rate: Option<f64>,
-    /// Token bucket: tokens (events) available, refilled since `last_refill`.
-    tokens: f64,
-    last_refill: Option<Instant>,
-}
-
-/// At most this many seconds' worth of events may be released at once after a stall.
-const MAX_BURST_SECONDS: f64 = 1.0;
-
-impl EmulatorSource {
-    pub fn new(spec: &EmulatorSpec, worker: usize, peers: usize) -> Self {
-        let peers = peers.max(1) as u64;
-        let total = u64::from(spec.partitions.max(1));
-        let parts: Vec<Partition> = (0..total)
-            .filter(|p| p % peers == worker as u64)
-            .map(|p| Partition {
-                id: format!("emulator:seed={}:p{p}/{total}", spec.seed).into(),
-                p,
-                next: 0,
-                len: spec.events.map(|n| n.saturating_sub(p).div_ceil(total)),
-            })
-            .collect();
-        let rate = spec.rate.map(|r| r * parts.len() as f64 / total as f64);
-        EmulatorSource {
-            emulator: Emulator::new(spec),
-            partitions_total: total,
-            parts,
-            cursor: 0,
-            pending: VecDeque::new(),
-            pending_part: 0,
-            rate,
-            tokens: 1.0,
-            last_refill: None,
-        }
-    }
-
-    /// Refills the token bucket; `true` when an event may go now.
-    fn may_send(&mut self) -> bool {
-        let Some(rate) = self.rate else {
-            return true;
+        let record = UserRecord {
+            ind: index,
+            first_name: first,
+            last_name: last,
+            age,
+            date_joined: utc(joined.min(to)),
         };
-        let now = Instant::now();
-        let last = *self.last_refill.get_or_insert(now);
-        let elapsed = now.duration_since(last).as_secs_f64();
-        self.last_refill = Some(now);
-        self.tokens = (self.tokens + elapsed * rate).min((rate * MAX_BURST_SECONDS).max(1.0));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn all_done(&self) -> bool {
-        self.pending.is_empty() && self.parts.iter().all(Partition::done)
-    }
-}
-
-impl Source for EmulatorSource {
-    fn partitions(&self) -> Vec<PartitionId> {
-        self.parts.iter().map(|p| p.id.clone()).collect()
-    }
-
-    fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
-        for part in &mut self.parts {
-            part.next = match from.get(&part.id) {
-                None => 0,
-                Some(&k) => u64::try_from(k).map_err(|_| {
-                    SourceError::Config(format!("{}: negative position {k}", part.id))
-                })?,
-            };
-        }
-        self.pending.clear();
-        self.cursor = 0;
-        Ok(())
-    }
-
-    fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError> {
-        let arrival = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let mut room = max;
-        let mut rate_limited = false;
-        loop {
-            while room > 0 {
-                let Some(record) = self.pending.pop_front() else {
-                    break;
-                };
-                out.push(record);
-                room -= 1;
-            }
-            if room == 0 || self.all_done() {
-                break;
-            }
-            // Next partition with events left, round-robin.
-            let n = self.parts.len();
-            let Some(i) = (0..n)
-                .map(|step| (self.cursor + step) % n)
-                .find(|&i| !self.parts[i].done())
-            else {
-                break;
-            };
-            if !self.may_send() {
-                rate_limited = true;
-                break;
-            }
-            let part = &mut self.parts[i];
-            let k = part.next;
-            part.next += 1;
-            self.cursor = (i + 1) % n;
-            let Event { pin, geo, user, .. } =
-                self.emulator.event(k * self.partitions_total + part.p);
-            for (stream, payload) in [(Stream::Pin, pin), (Stream::Geo, geo), (Stream::User, user)]
-            {
-                self.pending.push_back(RawRecord {
-                    stream: Some(stream),
-                    payload,
-                    partition: part.id.clone(),
-                    offset: k as i64,
-                    arrival,
-                });
-            }
-            self.pending_part = i;
-        }
-        Ok(if self.all_done() {
-            PollStatus::Exhausted
-        } else if rate_limited {
-            PollStatus::Idle
-        } else {
-            PollStatus::Ready
-        })
-    }
-
-    fn positions(&self) -> Positions {
-        self.parts
-            .iter()
-            .enumerate()
-            .map(|(i, part)| {
-                let partial = !self.pending.is_empty() && i == self.pending_part;
-                (part.id.clone(), (part.next - u64::from(partial)) as i64)
-            })
-            .collect()
+        dumps(&record, 128)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::{BTreeMap, HashMap};
-    use std::time::Duration;
+    use std::collections::HashMap;
+    use std::time::Instant;
 
     const PIN_FIELDS: [&str; 12] = [
         "index",
@@ -2114,8 +538,11 @@ mod tests {
     const GEO_FIELDS: [&str; 5] = ["ind", "timestamp", "latitude", "longitude", "country"];
     const USER_FIELDS: [&str; 5] = ["ind", "first_name", "last_name", "age", "date_joined"];
 
-    fn spec(s: &str) -> EmulatorSpec {
-        EmulatorSpec::parse(s).unwrap()
+    fn emulator(seed: u64) -> Emulator {
+        Emulator::new(Parameters {
+            seed,
+            ..Parameters::default()
+        })
     }
 
     fn parse(bytes: &[u8]) -> serde_json::Map<String, serde_json::Value> {
@@ -2144,9 +571,9 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_other_seed_other_bytes() {
-        let a = Emulator::new(&spec("seed=7"));
-        let b = Emulator::new(&spec("seed=7"));
-        let c = Emulator::new(&spec("seed=8"));
+        let a = emulator(7);
+        let b = emulator(7);
+        let c = emulator(8);
         let ea: Vec<Event> = (0..200).map(|s| a.event(s)).collect();
         let eb: Vec<Event> = (0..200).map(|s| b.event(s)).collect();
         let ec: Vec<Event> = (0..200).map(|s| c.event(s)).collect();
@@ -2157,7 +584,10 @@ mod tests {
         assert_ne!(a.post(3).geo, c.post(3).geo);
         assert_ne!(a.post(3).user, c.post(3).user);
         // Sampling with replacement from the universe.
-        let small = Emulator::new(&spec("seed=1,universe=50"));
+        let small = Emulator::new(Parameters {
+            seed: 1,
+            universe: 50,
+        });
         let picked: std::collections::BTreeSet<u64> = (0..500).map(|s| small.post_of(s)).collect();
         assert!(
             picked.len() > 40 && picked.iter().all(|&i| i < 50),
@@ -2167,7 +597,7 @@ mod tests {
 
     #[test]
     fn post_is_stable_whatever_the_call_order() {
-        let e = Emulator::new(&spec("seed=3"));
+        let e = emulator(3);
         let forward: Vec<Event> = (0..100).map(|i| e.post(i)).collect();
         let mut backward: Vec<Event> = (0..100).rev().map(|i| e.post(i)).collect();
         backward.reverse();
@@ -2186,7 +616,7 @@ mod tests {
 
     #[test]
     fn messages_have_the_sample_fields_in_order_and_types() {
-        let e = Emulator::new(&spec("seed=11"));
+        let e = emulator(11);
         let (geo_from, geo_to) = ("2017-10-20 00:00:00", "2022-10-18 23:59:59");
         let (join_from, join_to) = ("2015-10-21 00:00:00", "2017-10-18 23:59:59");
         for i in 0..3000 {
@@ -2240,7 +670,7 @@ mod tests {
             );
             assert!((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon));
             for (name, v) in [("latitude", lat), ("longitude", lon)] {
-                let text = py_float(v);
+                let text = String::from_utf8(dumps(&v, 0)).unwrap();
                 let digits = text.trim_start_matches(['-', '0', '.']).replace('.', "");
                 assert!(digits.len() <= 6 || text.contains('e'), "{name} {text}");
             }
@@ -2261,32 +691,15 @@ mod tests {
     }
 
     #[test]
-    fn python_formatting() {
-        assert_eq!(py_float(-88.8298), "-88.8298");
-        assert_eq!(py_float(-170.188), "-170.188");
-        assert_eq!(py_float(5.0), "5.0");
-        assert_eq!(py_float(-0.0), "-0.0");
-        assert_eq!(py_float(0.0001), "0.0001");
-        assert_eq!(py_float(0.00001234), "1.234e-05");
-        assert_eq!(py_float(1e16), "1e+16");
+    fn coordinates_dates_and_layout() {
         assert_eq!(round_significant(-88.829_812_3, 6), -88.8298);
         assert_eq!(round_significant(0.001_234_567_8, 6), 0.001_234_57);
-        let mut s = Vec::new();
-        py_str(&mut s, "a\"b\\c\n\u{2026}\u{a0}\u{1F600}");
-        assert_eq!(
-            String::from_utf8(s).unwrap(),
-            r#""a\"b\\c\n\u2026\u00a0\ud83d\ude00""#
-        );
-        assert_eq!(format_datetime(0), "1970-01-01 00:00:00");
-        assert_eq!(
-            format_datetime(days_from_civil(2020, 2, 29) * 86_400 + 3661),
-            "2020-02-29 01:01:01"
-        );
-        for day in [-1000, 0, 17_000, 19_283, 100_000] {
-            let (y, m, d) = civil_from_days(day);
-            assert_eq!(days_from_civil(y as i32, m, d), day);
-        }
-        let pin = Emulator::new(&EmulatorSpec::default()).post(4).pin;
+        assert_eq!(round_significant(123_456_789.0, 6), 123_457_000.0);
+        let (first, last) = day_span(GEO_FROM, GEO_TO);
+        assert_eq!(utc(first).to_string(), "2017-10-20 00:00:00");
+        assert_eq!(utc(last).to_string(), "2022-10-18 23:59:59");
+        assert_eq!(utc(0).to_string(), "1970-01-01 00:00:00");
+        let pin = Emulator::new(Parameters::default()).post(4).pin;
         assert!(pin.starts_with(b"{\"index\": 4, \"unique_id\": \""));
     }
 
@@ -2301,10 +714,7 @@ mod tests {
         let mut ages = Vec::new();
         let mut posters: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
         for seed in [1u64, 2] {
-            let e = Emulator::new(&EmulatorSpec {
-                seed,
-                ..EmulatorSpec::default()
-            });
+            let e = emulator(seed);
             for i in 0..n / 2 {
                 let ev = e.post(i);
                 let pin = parse(&ev.pin);
@@ -2413,263 +823,5 @@ mod tests {
             "{}",
             ages[ages.len() / 2]
         );
-    }
-
-    /// Polls a source to the end, `max` records at a time.
-    fn drain(source: &mut EmulatorSource, max: usize) -> Vec<RawRecord> {
-        let mut out = Vec::new();
-        for _ in 0..1_000_000 {
-            if source.poll(max, &mut out).unwrap() == PollStatus::Exhausted {
-                return out;
-            }
-        }
-        panic!("source never exhausted");
-    }
-
-    fn partition_number(id: &str) -> u64 {
-        let p = id.rsplit_once(":p").unwrap().1;
-        p.split_once('/').unwrap().0.parse().unwrap()
-    }
-
-    #[test]
-    fn partitions_split_the_stream_exactly_once() {
-        let spec = spec("events=1000,seed=5,partitions=4");
-        let emulator = Emulator::new(&spec);
-        let mut expected: Vec<(u64, Stream, Vec<u8>)> = (0..1000)
-            .flat_map(|seq| {
-                let ev = emulator.event(seq);
-                [
-                    (seq, Stream::Pin, ev.pin),
-                    (seq, Stream::Geo, ev.geo),
-                    (seq, Stream::User, ev.user),
-                ]
-            })
-            .collect();
-        expected.sort();
-        for peers in 1..=3 {
-            let mut got = Vec::new();
-            let mut ids = Vec::new();
-            for worker in 0..peers {
-                let mut source = EmulatorSource::new(&spec, worker, peers);
-                ids.extend(source.partitions());
-                // 7 is not a multiple of 3: events get split across polls.
-                let records = drain(&mut source, 7);
-                let positions = source.positions();
-                for id in source.partitions() {
-                    let p = partition_number(&id);
-                    assert_eq!(positions[&id], 250, "{id}");
-                    assert_eq!(p % peers as u64, worker as u64);
-                }
-                for r in records {
-                    let seq = r.offset as u64 * 4 + partition_number(&r.partition);
-                    got.push((seq, r.stream.unwrap(), r.payload));
-                }
-            }
-            ids.sort();
-            let want: Vec<PartitionId> = (0..4)
-                .map(|p| format!("emulator:seed=5:p{p}/4").into())
-                .collect();
-            assert_eq!(ids, want);
-            got.sort();
-            assert_eq!(got.len(), expected.len(), "peers={peers}");
-            assert!(got == expected, "peers={peers}: different records");
-        }
-        // More workers than partitions, or no events: nothing to read, exhausted at once.
-        let mut idle = EmulatorSource::new(&spec, 5, 8);
-        assert!(idle.partitions().is_empty());
-        let mut out = Vec::new();
-        assert_eq!(idle.poll(10, &mut out).unwrap(), PollStatus::Exhausted);
-        let mut none = EmulatorSource::new(&EmulatorSpec::parse("events=0").unwrap(), 0, 1);
-        assert_eq!(none.poll(10, &mut out).unwrap(), PollStatus::Exhausted);
-        assert!(out.is_empty());
-    }
-
-    #[test]
-    fn round_robin_keeps_partitions_even() {
-        let spec = spec("seed=2,partitions=4");
-        let mut source = EmulatorSource::new(&spec, 0, 1);
-        let mut out = Vec::new();
-        assert_eq!(source.poll(3 * 40, &mut out).unwrap(), PollStatus::Ready);
-        assert_eq!(out.len(), 120);
-        assert!(source.positions().values().all(|&k| k == 10));
-        // The three records of an event are adjacent, in pin/geo/user order, same offset.
-        for chunk in out.chunks(3) {
-            let streams: Vec<_> = chunk.iter().map(|r| r.stream.unwrap()).collect();
-            assert_eq!(streams, Stream::ALL);
-            assert!(chunk.iter().all(|r| r.offset == chunk[0].offset));
-            assert!(chunk.iter().all(|r| r.partition == chunk[0].partition));
-        }
-    }
-
-    #[test]
-    fn seek_resumes_right_after_stored_positions() {
-        let spec = spec("events=401,seed=9,partitions=4");
-        for peers in [1, 2] {
-            for worker in 0..peers {
-                let mut first = EmulatorSource::new(&spec, worker, peers);
-                first.seek(&Positions::new()).unwrap();
-                let mut before = Vec::new();
-                for _ in 0..9 {
-                    first.poll(10, &mut before).unwrap();
-                }
-                let stored = first.positions();
-                // Plus a partition of someone else, which must be ignored.
-                let mut from = stored.clone();
-                from.insert("emulator:seed=9:p99/4".into(), 3);
-                let mut second = EmulatorSource::new(&spec, worker, peers);
-                second.seek(&from).unwrap();
-                assert_eq!(second.positions(), stored);
-                let after = drain(&mut second, 5);
-
-                let mut all: BTreeMap<(PartitionId, i64, Stream), Vec<u8>> = BTreeMap::new();
-                for r in before.iter().filter(|r| r.offset < stored[&r.partition]) {
-                    all.insert(
-                        (r.partition.clone(), r.offset, r.stream.unwrap()),
-                        r.payload.clone(),
-                    );
-                }
-                for r in &after {
-                    // No repeat of what the stored positions cover.
-                    assert!(r.offset >= stored[&r.partition]);
-                    let key = (r.partition.clone(), r.offset, r.stream.unwrap());
-                    assert!(all.insert(key, r.payload.clone()).is_none(), "repeated");
-                }
-                // No gap: the union is every record of this worker's partitions.
-                let mut whole = EmulatorSource::new(&spec, worker, peers);
-                let everything = drain(&mut whole, 64);
-                assert_eq!(all.len(), everything.len());
-                for r in everything {
-                    let key = (r.partition.clone(), r.offset, r.stream.unwrap());
-                    assert_eq!(all.get(&key), Some(&r.payload));
-                }
-            }
-        }
-        let mut source = EmulatorSource::new(&spec, 0, 1);
-        let bad: Positions = [("emulator:seed=9:p0/4".into(), -1)].into_iter().collect();
-        assert!(matches!(source.seek(&bad), Err(SourceError::Config(_))));
-    }
-
-    #[test]
-    fn partial_event_is_not_counted_in_positions() {
-        let mut source = EmulatorSource::new(&spec("seed=4,partitions=1"), 0, 1);
-        let mut out = Vec::new();
-        source.poll(4, &mut out).unwrap();
-        assert_eq!(out.len(), 4);
-        // Event 0 is whole, event 1 only half out: position 1, so a restart re-sends event 1.
-        assert_eq!(
-            source.positions().values().copied().collect::<Vec<_>>(),
-            [1]
-        );
-        source.poll(2, &mut out).unwrap();
-        assert_eq!(
-            source.positions().values().copied().collect::<Vec<_>>(),
-            [2]
-        );
-        assert_eq!(
-            out.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            [0, 0, 0, 1, 1, 1]
-        );
-    }
-
-    #[test]
-    fn rate_limit_paces_events() {
-        // 2000 events/s over 4 partitions; this worker reads 2 of them: 1000 events/s.
-        let spec = spec("seed=1,rate=2000,partitions=4");
-        let mut source = EmulatorSource::new(&spec, 0, 2);
-        let mut out = Vec::new();
-        let started = Instant::now();
-        let mut idle = 0;
-        while started.elapsed() < Duration::from_millis(300) {
-            match source.poll(3 * 1000, &mut out).unwrap() {
-                PollStatus::Idle => {
-                    idle += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                PollStatus::Ready => {}
-                PollStatus::Exhausted => panic!("endless source exhausted"),
-            }
-        }
-        let events = out.len() as f64 / 3.0;
-        let expected = 1000.0 * started.elapsed().as_secs_f64();
-        assert!(idle > 0, "never rate limited");
-        assert!(
-            events <= expected + 2.0 && events >= expected * 0.5,
-            "{events} events, expected about {expected}"
-        );
-        // Without a rate nothing waits.
-        let mut free = EmulatorSource::new(&EmulatorSpec::default(), 0, 1);
-        let mut out = Vec::new();
-        assert_eq!(free.poll(3000, &mut out).unwrap(), PollStatus::Ready);
-        assert_eq!(out.len(), 3000);
-    }
-
-    #[test]
-    fn spec_parsing() {
-        assert_eq!(EmulatorSpec::parse("").unwrap(), EmulatorSpec::default());
-        let full =
-            EmulatorSpec::parse("events=1000,seed=7,rate=500,universe=20000,partitions=4").unwrap();
-        assert_eq!(
-            full,
-            EmulatorSpec {
-                seed: 7,
-                events: Some(1000),
-                rate: Some(500.0),
-                universe: 20_000,
-                partitions: 4
-            }
-        );
-        assert_eq!(EmulatorSpec::parse(&full.to_string()).unwrap(), full);
-        assert_eq!(
-            EmulatorSpec::parse("emulator: seed=3 , events=none, rate=0.5").unwrap(),
-            EmulatorSpec {
-                seed: 3,
-                rate: Some(0.5),
-                ..EmulatorSpec::default()
-            }
-        );
-        for (bad, needle) in [
-            ("events=-1", "events"),
-            ("events=ten", "events"),
-            ("seed=1.5", "seed"),
-            ("rate=0", "rate"),
-            ("rate=-3", "rate"),
-            ("rate=inf", "rate"),
-            ("universe=0", "universe"),
-            ("partitions=0", "partitions"),
-            ("partitions=100000", "partitions"),
-            ("speed=3", "unknown key \"speed\""),
-            ("seed", "key=value"),
-            ("seed=1,seed=2", "twice"),
-        ] {
-            match EmulatorSpec::parse(bad) {
-                Err(SourceError::Config(msg)) => {
-                    assert!(msg.contains(needle), "{bad}: {msg}");
-                    assert!(msg.contains(bad), "{bad}: message names the input: {msg}");
-                }
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn write_files_writes_one_line_per_event_and_stream() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = spec("events=57,seed=12");
-        assert_eq!(write_files(&spec, dir.path()).unwrap(), 57);
-        let emulator = Emulator::new(&spec);
-        for stream in Stream::ALL {
-            let text = std::fs::read(dir.path().join(format!("{stream}.jsonl"))).unwrap();
-            let lines: Vec<&[u8]> = text
-                .strip_suffix(b"\n")
-                .unwrap()
-                .split(|&b| b == b'\n')
-                .collect();
-            assert_eq!(lines.len(), 57, "{stream}");
-            for (seq, line) in lines.into_iter().enumerate() {
-                assert_eq!(line, emulator.event(seq as u64).message(stream));
-            }
-        }
-        let endless = EmulatorSpec::default();
-        assert!(write_files(&endless, dir.path()).is_err());
     }
 }

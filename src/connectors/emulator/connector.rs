@@ -1,10 +1,12 @@
 //! The built-in emulator's registry entry: its `emulator:...` and `[[source]] type =
-//! "emulator"` forms. (It joins `connectors/emulator/` once the emulator's own split lands.)
+//! "emulator"` forms.
 
 use serde::Deserialize;
 
-use super::emulator::{EmulatorSource, EmulatorSpec};
-use super::{JobContext, Source, SourceError, SourceSettings, SourceSpec, StartedSource};
+use super::{EmulatorSource, EmulatorSpec};
+use crate::connectors::{
+    JobContext, Source, SourceError, SourceSettings, SourceSpec, StartedSource,
+};
 
 pub struct EmulatorConnector;
 
@@ -19,7 +21,7 @@ struct Section {
     partitions: Option<u32>,
 }
 
-impl super::Connector for EmulatorConnector {
+impl crate::connectors::Connector for EmulatorConnector {
     fn name(&self) -> &'static str {
         "emulator"
     }
@@ -42,7 +44,7 @@ impl super::Connector for EmulatorConnector {
             rate,
             universe,
             partitions,
-        } = super::section("emulator", section)?;
+        } = crate::connectors::section("emulator", section)?;
         let default = EmulatorSpec::default();
         Ok(SourceSpec::new(EmulatorSpec {
             seed: seed.unwrap_or(default.seed),
