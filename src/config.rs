@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::connectors::emulator::EmulatorSpec;
 use crate::connectors::http::HttpFormat;
-use crate::connectors::{JobSettings, SourceSpec};
+use crate::connectors::{JobSettings, MessageKey, SourceSpec};
 use crate::sink::maintain::{CompactionPolicy, DEFAULT_MIN_FILES, DEFAULT_TARGET_FILE_SIZE};
 
 /// The embedded default job (`pinstream run` with no job file).
@@ -119,6 +119,11 @@ pub struct RunArgs {
     /// ingest endpoints of the HTTP server),
     /// kafka://<host:port>/<topic-prefix>[?start=earliest|latest|<time>&group_id=<id>],
     /// emulator:events=<n>,seed=<s>,rate=<per-second>[,universe=<n>][,partitions=<n>].
+    ///
+    /// Separate processes with the same Kafka group (no --hosts) split the partitions, and
+    /// each deduplicates and aggregates only what it reads: exact only when every re-send of
+    /// a message goes to the same partition (keyed by post). For one job over several
+    /// processes, run a cluster with --hosts.
     #[arg(long = "from", value_name = "SOURCE")]
     pub from: Vec<String>,
     /// Timely worker threads. The tables do not depend on it.
@@ -236,6 +241,10 @@ pub struct EmulateArgs {
     /// Partitions of each topic created (Kafka only; existing topics are left as they are).
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
+    /// How Kafka messages are keyed: `post` (a post's messages and re-sends share a
+    /// partition) or `none` (spread over the partitions, as REST-proxy posts are).
+    #[arg(long, value_enum, default_value_t = MessageKey::Post)]
+    pub key: MessageKey,
     /// A librdkafka property for the producer, key=value (repeat for several), e.g.
     /// security.protocol=SSL.
     #[arg(long = "property", value_name = "KEY=VALUE")]

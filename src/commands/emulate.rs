@@ -34,6 +34,7 @@ pub fn emulate(args: &EmulateArgs) -> Result<(), Error> {
         events: &spec,
         rate: args.rate,
         partitions: args.partitions,
+        key: args.key,
         properties: &args.properties,
         http_format: args.http_format,
         concurrency: args.concurrency,

@@ -299,6 +299,8 @@ pub struct Produce<'a> {
     pub rate: Option<f64>,
     /// Partitions of each topic created (Kafka).
     pub partitions: i32,
+    /// How messages are keyed (Kafka).
+    pub key: MessageKey,
     /// Client properties, `key=value` (Kafka).
     pub properties: &'a [String],
     /// Request bodies (HTTP).
@@ -307,6 +309,16 @@ pub struct Produce<'a> {
     pub concurrency: usize,
     /// Called with the number of events sent so far.
     pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// How `emulate` keys the messages it produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageKey {
+    /// By post index: a post's messages, and every re-send of them, share a partition.
+    Post,
+    /// No key, as the original emulator's REST-proxy posts: the producer spreads the
+    /// messages, so a post's re-sends land on any partition.
+    None,
 }
 
 /// The job-wide settings a source's own may depend on.

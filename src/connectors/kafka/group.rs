@@ -40,6 +40,8 @@ struct GroupContext {
     to_commit: Mutex<BTreeMap<TopicPartition, i64>>,
     /// The poll thread is committing.
     committing: AtomicBool,
+    /// The group was seen shared with another process (warned once).
+    shared: AtomicBool,
 }
 
 impl ClientContext for GroupContext {
@@ -70,6 +72,13 @@ impl ConsumerContext for GroupContext {
                     "kafka group assigned partitions to this process"
                 );
                 assignment.partitions = Some(partitions);
+                // A later assignment means the group changed: other processes read some of
+                // the partitions, and each process deduplicates only what it reads.
+                if assignment.generation > 1 && !self.shared.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "kafka: this consumer group is shared with other processes; each deduplicates and aggregates only what it reads, which is exact only when every re-send of a message goes to the same partition (keyed by post). For one job over several processes, run them as a cluster (--hosts)"
+                    );
+                }
             }
             Rebalance::Revoke(_) => {
                 tracing::info!(

@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use super::client::{Context, config_error};
 use super::{KafkaSpec, Topics};
 use crate::connectors::emulator::Emulator;
-use crate::connectors::{Produce, SourceError};
+use crate::connectors::{MessageKey, Produce, SourceError};
 use crate::stream::Stream;
 
 /// Creates `<prefix>.pin/.geo/.user` with `partitions` partitions when missing (an existing
@@ -76,9 +76,10 @@ pub fn produce_events(to: &Produce<'_>) -> Result<u64, SourceError> {
         use std::fmt::Write as _;
         let _ = write!(key, "{}", event.index);
         for (topic, stream) in topics.iter().zip(Stream::ALL) {
-            let mut record = BaseRecord::to(topic)
-                .key(key.as_str())
-                .payload(event.message(stream));
+            let mut record = BaseRecord::to(topic).payload(event.message(stream));
+            if to.key == MessageKey::Post {
+                record = record.key(key.as_str());
+            }
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
