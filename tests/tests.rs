@@ -7,6 +7,7 @@ mod support;
 mod aggregates;
 mod analytics;
 mod cli;
+mod cluster;
 mod dashboard;
 mod exactly_once;
 mod ingest;

@@ -1,0 +1,350 @@
+//! One job over several processes (a timely cluster on 127.0.0.1): the tables and the
+//! aggregates are those of one process on the same input, whatever the process and worker
+//! counts; a lost process stops the others within seconds, and the restarted cluster resumes
+//! exactly; HTTP ingest answers on every process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// The processes of one cluster run, each with its log and HTTP port.
+struct ClusterRun {
+    children: Vec<Child>,
+    logs: Vec<PathBuf>,
+    http: Vec<u16>,
+}
+
+/// A hosts file with `processes` free loopback ports, in `dir`.
+fn hosts_file(dir: &Path, processes: usize) -> PathBuf {
+    let hosts: Vec<String> = (0..processes)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let path = dir.join("hosts");
+    std::fs::write(&path, hosts.join("\n") + "\n").unwrap();
+    path
+}
+
+impl ClusterRun {
+    /// Starts `pinstream run <args> --hosts <hosts> --process i --workers <workers>` for every
+    /// process of the hosts file, the last first (they may start in any order).
+    fn start(hosts: &Path, workers: usize, args: &[&str], logs: &Path) -> ClusterRun {
+        let processes = std::fs::read_to_string(hosts).unwrap().lines().count();
+        let mut run = ClusterRun {
+            children: Vec::new(),
+            logs: Vec::new(),
+            http: Vec::new(),
+        };
+        for process in (0..processes).rev() {
+            let log = logs.join(format!("process-{process}.log"));
+            let port = free_port();
+            let child = pinstream()
+                .arg("run")
+                .args(args)
+                .arg("--hosts")
+                .arg(hosts)
+                .args(["--process", &process.to_string()])
+                .args(["--workers", &workers.to_string()])
+                .args(["--http", &format!("127.0.0.1:{port}")])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            run.children.insert(0, child);
+            run.logs.insert(0, log);
+            run.http.insert(0, port);
+        }
+        run
+    }
+
+    /// Waits for every process to exit (at most `limit`, then kills them and fails).
+    fn wait(&mut self, limit: Duration) -> Vec<ExitStatus> {
+        let started = Instant::now();
+        let mut statuses = vec![None; self.children.len()];
+        while statuses.iter().any(Option::is_none) {
+            for (child, status) in self.children.iter_mut().zip(&mut statuses) {
+                if status.is_none() {
+                    *status = child.try_wait().unwrap();
+                }
+            }
+            if started.elapsed() > limit {
+                for child in &mut self.children {
+                    let _ = child.kill();
+                }
+                panic!(
+                    "the cluster did not end within {limit:?}:\n{}",
+                    self.log_tails()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        statuses.into_iter().map(Option::unwrap).collect()
+    }
+
+    /// Waits for every process and requires each to succeed.
+    fn wait_success(&mut self, limit: Duration) {
+        let statuses = self.wait(limit);
+        assert!(
+            statuses.iter().all(ExitStatus::success),
+            "a process failed ({statuses:?}):\n{}",
+            self.log_tails()
+        );
+    }
+
+    fn log(&self, process: usize) -> String {
+        std::fs::read_to_string(&self.logs[process]).unwrap_or_default()
+    }
+
+    fn log_tails(&self) -> String {
+        (0..self.logs.len())
+            .map(|p| {
+                let log = self.log(p);
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- process {p}:\n{}", tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for ClusterRun {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `processes × workers` processes of `run --from <source> --lake <lake> --until-done`, to
+/// their end.
+fn run_cluster(source: &str, lake: &Path, processes: usize, workers: usize, extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = hosts_file(dir.path(), processes);
+    let lake = lake.to_str().unwrap();
+    let mut args = vec!["--from", source, "--lake", lake, "--until-done"];
+    args.extend(extra);
+    ClusterRun::start(&hosts, workers, &args, dir.path()).wait_success(Duration::from_secs(240));
+}
+
+#[test]
+fn three_processes_from_files_give_the_reference_tables_and_aggregates_as_one_process_does() {
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 4_000, 42, 1_500);
+    write_edge_cases(input.path());
+    let source = format!("file:{}", input.path().display());
+
+    let cluster = tempfile::tempdir().unwrap();
+    run_cluster(&source, cluster.path(), 3, 1, &[]);
+    check_against_reference(input.path(), cluster.path());
+    check_aggregates(input.path(), cluster.path(), None);
+
+    let single = tempfile::tempdir().unwrap();
+    assert_success(&replay(input.path(), single.path(), &["--workers", "2"]));
+    let counts = assert_same_tables(single.path(), cluster.path());
+    assert!(counts["pin"].as_u64().unwrap() > 1_000, "{counts}");
+
+    // 2 processes × 2 workers: the same tables again.
+    let wide = tempfile::tempdir().unwrap();
+    run_cluster(&source, wide.path(), 2, 2, &[]);
+    check_against_reference(input.path(), wide.path());
+    assert_same_tables(single.path(), wide.path());
+    check_aggregates(input.path(), wide.path(), None);
+}
+
+#[test]
+fn three_processes_from_the_emulator_give_the_tables_of_its_events_as_files() {
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 3_000, 9, 1_000);
+    let files = tempfile::tempdir().unwrap();
+    assert_success(&replay(input.path(), files.path(), &[]));
+
+    let lake = tempfile::tempdir().unwrap();
+    run_cluster(
+        "emulator:events=3000,seed=9,universe=1000,partitions=6",
+        lake.path(),
+        3,
+        1,
+        &[],
+    );
+    assert_same_tables(files.path(), lake.path());
+    check_aggregates(input.path(), lake.path(), None);
+}
+
+#[test]
+fn three_processes_from_kafka_with_resends_on_any_partition_give_the_reference() {
+    let Some(broker) = service("PINSTREAM_KAFKA", "kafka") else {
+        return;
+    };
+    let prefix = unique_name("cluster");
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 6_000, 13, 2_000);
+    // The same events to 4-partition topics with no key: a post's re-sends land anywhere.
+    let output = pinstream()
+        .args(["emulate", "--to", &format!("kafka://{broker}/{prefix}")])
+        .args(["--events", "6000", "--seed", "13", "--universe", "2000"])
+        .args(["--partitions", "4", "--key", "none"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+
+    let lake = tempfile::tempdir().unwrap();
+    run_cluster(
+        &format!("kafka://{broker}/{prefix}"),
+        lake.path(),
+        3,
+        1,
+        &[],
+    );
+    let files = tempfile::tempdir().unwrap();
+    assert_success(&replay(input.path(), files.path(), &[]));
+    assert_same_tables(files.path(), lake.path());
+    check_aggregates(input.path(), lake.path(), None);
+}
+
+#[test]
+fn a_killed_process_stops_the_others_and_the_restarted_cluster_is_exact() {
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 30_000, 7, 20_000);
+    let source = format!("file:{}", input.path().display());
+    let dir = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let hosts = hosts_file(dir.path(), 3);
+    let args = [
+        "--from",
+        &source,
+        "--lake",
+        lake.path().to_str().unwrap(),
+        "--until-done",
+        "--batch-records",
+        "500",
+    ];
+    let mut run = ClusterRun::start(&hosts, 1, &args, dir.path());
+    let started = Instant::now();
+    while commits(lake.path(), "pin") < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no commits:\n{}",
+            run.log_tails()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run.children[1].kill().unwrap(); // SIGKILL
+    let killed = Instant::now();
+    let statuses = run.wait(Duration::from_secs(60));
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "the others took {:?} to stop",
+        killed.elapsed()
+    );
+    for process in [0, 2] {
+        assert!(!statuses[process].success(), "{}", run.log_tails());
+        assert!(
+            run.log(process).contains("lost process 1"),
+            "process {process} did not name the lost peer:\n{}",
+            run.log_tails()
+        );
+    }
+    drop(run);
+    // The whole cluster again: it resumes from the tables.
+    let restart = tempfile::tempdir().unwrap();
+    ClusterRun::start(&hosts, 1, &args, restart.path()).wait_success(Duration::from_secs(240));
+    check_against_reference(input.path(), lake.path());
+    check_aggregates(input.path(), lake.path(), None);
+}
+
+#[test]
+fn processes_with_different_worker_counts_fail_with_one_line() {
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 10, 1, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let hosts = hosts_file(dir.path(), 2);
+    let source = format!("file:{}", input.path().display());
+    let args = |workers: &str, process: &str| {
+        pinstream()
+            .args(["run", "--from", &source, "--lake"])
+            .arg(lake.path())
+            .args(["--until-done", "--hosts"])
+            .arg(&hosts)
+            .args(["--process", process, "--workers", workers])
+            .args(["--join-timeout", "20s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children = [args("2", "0"), args("1", "1")];
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(
+            stderr.contains("process 1 runs 1 workers, process 0 runs 2"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn ingest_posted_to_a_non_zero_process_lands_once_and_a_signal_to_one_stops_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let hosts = hosts_file(dir.path(), 2);
+    let args = [
+        "--from",
+        "http",
+        "--lake",
+        lake.path().to_str().unwrap(),
+        "--batch-interval",
+        "200ms",
+    ];
+    let mut run = ClusterRun::start(&hosts, 1, &args, dir.path());
+    for port in &run.http {
+        let started = Instant::now();
+        while http_get(*port, "/healthz").is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no /healthz:\n{}",
+                run.log_tails()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Pins to process 1; the 200 comes only after the cluster's commit holds them.
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 40, 3, 1_000);
+    let pins = std::fs::read_to_string(input.path().join("pin.jsonl")).unwrap();
+    let records: Vec<String> = pins
+        .lines()
+        .map(|value| format!(r#"{{"value": {value}}}"#))
+        .collect();
+    let body = format!(r#"{{"records": [{}]}}"#, records.join(", "));
+    let (status, answer) = http_send(run.http[1], "POST", "/topics/0a1b.pin", &body).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        commits(lake.path(), "pin") >= 1,
+        "acknowledged before any commit"
+    );
+    // Process 0 serves the job's totals, process 1's records included.
+    let stats: serde_json::Value =
+        serde_json::from_str(&http_get(run.http[0], "/api/v1/stats").unwrap()).unwrap();
+    assert_eq!(stats["processes"], 2, "{stats}");
+    assert!(stats["records_in"].as_u64().unwrap() >= 40, "{stats}");
+    // A signal to process 1 alone stops the whole cluster, which commits and exits 0.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &run.children[1].id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    run.wait_success(Duration::from_secs(60));
+    // Every pin once: the same rows as a file replay of the same messages.
+    let only_pins = tempfile::tempdir().unwrap();
+    std::fs::write(only_pins.path().join("pin.jsonl"), &pins).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    assert_success(&replay(only_pins.path(), files.path(), &[]));
+    let counts = assert_same_tables(files.path(), lake.path());
+    assert!(counts["pin"].as_u64().unwrap() > 30, "{counts}");
+}
