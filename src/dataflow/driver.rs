@@ -101,7 +101,7 @@ fn read(
     let mut batch_records = 0;
     let mut stop_sent = false;
     // One worker per process tells the other processes of a cluster its totals.
-    let reports_totals = context.processes > 1 && worker.index() % config.workers == 0;
+    let reports_totals = context.processes > 1 && worker.index().is_multiple_of(config.workers);
     loop {
         if let Some(ended) = check(context)? {
             return Ok(ended);
