@@ -39,6 +39,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         stats: stats.clone(),
         shutdown: shutdown.clone(),
         cluster: config.cluster.is_some(),
+        finished: Default::default(),
     };
     // A source that cannot start fails the run like a dataflow error (summary included).
     let sources = connectors::start_all(&config.sources, &job);
@@ -98,14 +99,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let result = sources
         .map_err(dataflow::EngineError::from)
         .and_then(|sources| {
-            dataflow::run_started(
-                config,
-                sources,
-                runtime.handle().clone(),
-                stats.clone(),
-                aggregates,
-                shutdown,
-            )
+            dataflow::run_started(config, sources, &job, runtime.handle().clone(), aggregates)
         });
     let _ = stop_tables.send(true);
     if let Some(task) = compaction {

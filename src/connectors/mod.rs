@@ -26,7 +26,7 @@ pub mod kafka;
 pub mod kinesis;
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -214,6 +214,11 @@ pub trait Source: Send {
     /// them upstream for monitoring (Kafka: the consumer group's offsets, for lag tools);
     /// resuming never depends on it.
     fn committed(&mut self, _positions: &Positions) {}
+    /// Partitions that reached their end since the last call (a drained Kinesis shard), for
+    /// the other processes of a cluster; they are in [`JobContext::finished`] already.
+    fn take_finished(&mut self) -> Vec<PartitionId> {
+        Vec::new()
+    }
     /// Whether the partitions this instance should read changed since it was opened (a Kafka
     /// group rebalance). The engine then restarts the dataflow from the tables: the
     /// deduplication state of a gained partition must include what its previous owner
@@ -338,6 +343,11 @@ pub struct JobContext {
     /// the cluster's workers by worker index (no consumer-group coordination is needed, and
     /// none must move partitions behind the dataflow's back).
     pub cluster: bool,
+    /// Partitions that reached their end anywhere in the job (a drained Kinesis parent
+    /// shard), so a partition that must wait for them (its children) knows, whichever worker
+    /// or process read them. In a cluster the dataflow tells every process
+    /// ([`Source::take_finished`]).
+    pub finished: Arc<parking_lot::Mutex<HashSet<PartitionId>>>,
 }
 
 /// A connector's settings: plain data, checked when parsed.

@@ -10,7 +10,7 @@ use timely::worker::Worker;
 use super::control::Control;
 use super::sink::ReportedPosition;
 use super::{Context, EngineError, Handles, time};
-use crate::connectors::{PollStatus, Positions, RawRecord, Source};
+use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source};
 use crate::stats::Stats;
 use crate::table::Table;
 
@@ -129,6 +129,11 @@ fn read(
             let read = sources.poll(room, &mut |record| handles.raw.send(record), stats)?;
             busy = read.busy;
             batch_records += read.records;
+            if context.processes > 1 {
+                sources.take_finished(&mut |partition| {
+                    handles.control.send(Control::Finished(partition))
+                });
+            }
         }
         // The next time: the clock's, or the next batch's start when this one is full.
         let mut next = clock.time().max(current);
@@ -306,6 +311,13 @@ impl Sources {
             for open in &mut self.open {
                 open.source.committed(&positions);
             }
+        }
+    }
+
+    /// Hands `send` the partitions that reached their end since the last call.
+    fn take_finished(&mut self, send: &mut dyn FnMut(PartitionId)) {
+        for open in &mut self.open {
+            open.source.take_finished().into_iter().for_each(&mut *send);
         }
     }
 

@@ -81,7 +81,9 @@ struct Context {
     shutdown: Arc<AtomicBool>,
     /// Set when another process of the cluster asked every process to stop.
     stop: Arc<AtomicBool>,
-    /// This process's index and the number of processes (1 and 0 without a cluster).
+    /// Partitions that reached their end anywhere in the job ([`JobContext::finished`]).
+    finished: Arc<parking_lot::Mutex<std::collections::HashSet<crate::connectors::PartitionId>>>,
+    /// This process's index and the number of processes (0 and 1 without a cluster).
     process: usize,
     processes: usize,
     fatal: Fatal,
@@ -107,9 +109,12 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     // Stop requests and totals, to every process.
     control::control(
         fan_out::to_each_process(scope.input_from(&mut control), processes, workers),
-        context.process,
-        context.stop.clone(),
-        context.stats.clone(),
+        control::Controlled {
+            process: context.process,
+            stop: context.stop.clone(),
+            stats: context.stats.clone(),
+            finished: context.finished.clone(),
+        },
     );
     // Parse and clean; bad messages become quarantine rows.
     let rows = clean::clean(records, context.stats.clone());
@@ -225,12 +230,13 @@ pub fn run(
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
     let job = JobContext {
-        stats: stats.clone(),
-        shutdown: shutdown.clone(),
+        stats,
+        shutdown,
         cluster: config.cluster.is_some(),
+        finished: Default::default(),
     };
     let sources = crate::connectors::start_all(&config.sources, &job)?;
-    run_started(config, sources, runtime, stats, aggregates, shutdown)
+    run_started(config, sources, &job, runtime, aggregates)
 }
 
 /// [`run`] with the sources already started (the caller needed one of their live objects,
@@ -238,11 +244,11 @@ pub fn run(
 pub fn run_started(
     config: Config,
     sources: Vec<Arc<dyn StartedSource>>,
+    job: &JobContext,
     runtime: Handle,
-    stats: Arc<Stats>,
     aggregates: AggregateStore,
-    shutdown: Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
+    let (stats, shutdown) = (&job.stats, &job.shutdown);
     let sources: Arc<[Arc<dyn StartedSource>]> = sources.into();
     if let Some(cluster) = &config.cluster {
         crate::cluster::rendezvous(cluster, config.workers, &job_digest(&config))?;
@@ -250,7 +256,7 @@ pub fn run_started(
     }
     let mut backoff = Duration::from_millis(500);
     for epoch in 0u64.. {
-        match run_epoch(&config, &sources, &runtime, &stats, &aggregates, &shutdown) {
+        match run_epoch(&config, &sources, job, &runtime, &aggregates) {
             Ok(None) => {
                 for source in sources.iter() {
                     source.finish(Duration::from_secs(10));
@@ -298,10 +304,9 @@ pub fn run_started(
 fn run_epoch(
     config: &Config,
     sources: &Arc<[Arc<dyn StartedSource>]>,
+    job: &JobContext,
     runtime: &Handle,
-    stats: &Arc<Stats>,
     aggregates: &AggregateStore,
-    shutdown: &Arc<AtomicBool>,
 ) -> Result<Option<String>, EngineError> {
     let lake = runtime.block_on(Lake::open(&config.lake))?;
     tracing::info!(lake = %lake.root(), workers = config.workers, "tables open");
@@ -325,8 +330,9 @@ fn run_epoch(
         lake,
         aggregates: aggregates.clone(),
         runtime: runtime.clone(),
-        stats: stats.clone(),
-        shutdown: shutdown.clone(),
+        stats: job.stats.clone(),
+        finished: job.finished.clone(),
+        shutdown: job.shutdown.clone(),
         fatal: fatal.clone(),
         restart: restart.clone(),
         config: config.clone(),

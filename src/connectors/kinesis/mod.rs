@@ -279,7 +279,7 @@ impl SourceSettings for KinesisSpec {
             spec: self.clone(),
             shared: Shared {
                 stats: job.stats.clone(),
-                ..Shared::default()
+                drained: job.finished.clone(),
             },
         }))
     }

@@ -19,7 +19,8 @@
 //! Shards are listed with ListShards at open and every [`LIST_INTERVAL`]; each worker reads the
 //! shards whose partition id hashes to it. After a split or merge a child shard is read only
 //! once its parents are drained (GetRecords returned no next iterator) by whichever worker of
-//! this process owns them (a registry shared by the job's sources, [`Shared`]), or are gone from ListShards (expired).
+//! the job owns them (the job's registry of finished partitions, [`Shared`]; in a cluster the
+//! dataflow tells every process), or are gone from ListShards (expired).
 //!
 //! Transient errors (connection refused or reset, timeouts, 5xx, throttling, expired
 //! iterators) never end the run: each shard backs off exponentially (bounded by
@@ -31,7 +32,7 @@
 //!
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
@@ -71,9 +72,9 @@ const GET_LIMIT_MIN: i32 = 250;
 pub struct Shared {
     /// The job's counters (retries).
     pub stats: Arc<Stats>,
-    /// Shards drained in this process (partition ids), so a child's owner knows its parents
-    /// are.
-    pub drained: Arc<Mutex<HashSet<PartitionId>>>,
+    /// Shards drained anywhere in the job (the job's [`crate::connectors::JobContext::finished`]),
+    /// so a child's owner knows its parents are.
+    pub drained: Arc<parking_lot::Mutex<HashSet<PartitionId>>>,
 }
 
 /// An SDK error in one line: the service's code and message, or the whole chain for
@@ -220,6 +221,8 @@ pub struct KinesisSource {
     stored_cursors: Cursors,
     opened_ms: i64,
     warner: Warner,
+    /// Shards this instance drained since [`Source::take_finished`] was last called.
+    newly_drained: Vec<PartitionId>,
 }
 
 impl KinesisSource {
@@ -249,6 +252,7 @@ impl KinesisSource {
             stored_cursors: Cursors::new(),
             opened_ms: crate::now_micros() / 1000,
             warner: Warner::default(),
+            newly_drained: Vec::new(),
         };
         // An endpoint restarting (a blip) is waited for; one down for good is an error.
         let started = Instant::now();
@@ -405,11 +409,7 @@ impl KinesisSource {
 
     /// Whether a shard's parents are all drained (or expired).
     fn parents_drained(&mut self, i: usize) -> bool {
-        let drained = self
-            .shared
-            .drained
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let drained = self.shared.drained.lock();
         let listed = &self.listed;
         self.shards[i]
             .parents
@@ -503,11 +503,8 @@ impl KinesisSource {
         shard.iterator = output.next_shard_iterator().map(str::to_owned);
         if shard.iterator.is_none() {
             shard.drained = true;
-            self.shared
-                .drained
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(shard.id.clone());
+            self.shared.drained.lock().insert(shard.id.clone());
+            self.newly_drained.push(shard.id.clone());
         }
         // Caught up once is enough for `--until-done` (like Kafka's end at open).
         if output.records().is_empty() && output.millis_behind_latest() == Some(0) {
@@ -688,6 +685,10 @@ where
 impl Source for KinesisSource {
     fn partitions(&self) -> Vec<PartitionId> {
         self.shards.iter().map(|s| s.id.clone()).collect()
+    }
+
+    fn take_finished(&mut self) -> Vec<PartitionId> {
+        std::mem::take(&mut self.newly_drained)
     }
 
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
