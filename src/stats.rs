@@ -23,9 +23,9 @@ pub struct Stats {
     /// Messages that went to quarantine.
     pub quarantined: AtomicU64,
     /// Clean messages per stream (pin, geo, user).
-    pub clean_by_stream: [AtomicU64; 3],
+    pub clean_by_stream: [AtomicU64; STREAMS],
     /// Quarantined messages per stream (pin, geo, user, unknown).
-    pub quarantined_by_stream: [AtomicU64; 4],
+    pub quarantined_by_stream: [AtomicU64; STREAMS + 1],
     /// Raw messages per source kind, in the order of [`SOURCE_KINDS`].
     pub records_by_source: [AtomicU64; SOURCE_KINDS.len()],
     /// Rows dropped because the table already holds them.
@@ -101,8 +101,8 @@ pub struct Counters {
     pub rows_committed: u64,
     pub commits: u64,
     pub batches: u64,
-    pub clean_by_stream: [u64; 3],
-    pub quarantined_by_stream: [u64; 4],
+    pub clean_by_stream: [u64; STREAMS],
+    pub quarantined_by_stream: [u64; STREAMS + 1],
     pub records_by_source: [u64; SOURCE_KINDS.len()],
     pub last_batch_latency_micros: u64,
     /// Freshness p50 and p99 (micros), on the process that publishes the aggregates.
@@ -134,6 +134,10 @@ impl Counters {
     }
 }
 
+/// Slots of the `*_by_stream` counters: one per stream (in [`Stream::ALL`] order), and one
+/// more for messages of no known stream in the quarantine counters.
+pub const STREAMS: usize = Stream::ALL.len();
+
 /// Source kinds, as labelled in metrics (`kind` in `kind:...` partition ids).
 pub const SOURCE_KINDS: [&str; 6] = ["file", "emulator", "kafka", "kinesis", "http", "other"];
 
@@ -147,13 +151,18 @@ impl Stats {
     }
 
     /// The slot of a stream in the `*_by_stream` arrays (`None`: unknown stream).
+    /// The label of every `*_by_stream` slot, in slot order: the streams, then `unknown`.
+    pub fn stream_labels() -> impl Iterator<Item = &'static str> {
+        Stream::ALL.into_iter().map(Stream::name).chain(["unknown"])
+    }
+
     pub fn stream_slot(stream: Option<Stream>) -> usize {
-        match stream {
-            Some(Stream::Pin) => 0,
-            Some(Stream::Geo) => 1,
-            Some(Stream::User) => 2,
-            None => 3,
-        }
+        stream.map_or(STREAMS, |stream| {
+            Stream::ALL
+                .iter()
+                .position(|s| *s == stream)
+                .unwrap_or(STREAMS)
+        })
     }
 
     /// The slot of a partition id's source kind in `records_by_source`.

@@ -15,7 +15,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use super::{ApiError, AppState};
 use crate::analytics::Snapshot;
-use crate::stats::SOURCE_KINDS;
+use crate::stats::{SOURCE_KINDS, Stats};
 
 /// At most one `aggregates` event per this long: the dataflow may publish many times a
 /// second, and a browser refetching on each would spend its time on requests.
@@ -24,7 +24,6 @@ const AGGREGATE_EVENTS_GAP: Duration = Duration::from_millis(100);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Streams as named in the API, in the order of the `*_by_stream` counters.
-const STREAMS: [&str; 4] = ["pin", "geo", "user", "unknown"];
 
 /// `GET /healthz`: the process is up and serving.
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
@@ -177,14 +176,13 @@ pub(super) fn stats_json(state: &AppState) -> Value {
         .throughput
         .rate(now, records_in)
         .unwrap_or_else(|| records_in as f64 / uptime.max(1e-3));
-    let streams: serde_json::Map<String, Value> = STREAMS
-        .iter()
+    let streams: serde_json::Map<String, Value> = Stats::stream_labels()
         .enumerate()
         .map(|(slot, stream)| {
             let clean = totals.clean_by_stream.get(slot).copied().unwrap_or(0);
             let quarantined = totals.quarantined_by_stream[slot];
             (
-                (*stream).to_owned(),
+                stream.to_owned(),
                 json!({ "clean": clean, "quarantined": quarantined }),
             )
         })

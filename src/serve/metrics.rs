@@ -13,7 +13,7 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::AppState;
-use crate::stats::{SOURCE_KINDS, Stats};
+use crate::stats::{SOURCE_KINDS, STREAMS, Stats};
 
 /// The content type Prometheus expects for the text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -36,11 +36,11 @@ fn record(state: &AppState) {
         "pinstream_records_total",
         "Messages read, by stream and cleaning outcome (clean or quarantined)"
     );
-    for (slot, stream) in ["pin", "geo", "user"].into_iter().enumerate() {
+    for (slot, stream) in Stats::stream_labels().take(STREAMS).enumerate() {
         counter!("pinstream_records_total", "stream" => stream, "outcome" => "clean")
             .absolute(Stats::get(&stats.clean_by_stream[slot]));
     }
-    for (slot, stream) in ["pin", "geo", "user", "unknown"].into_iter().enumerate() {
+    for (slot, stream) in Stats::stream_labels().enumerate() {
         counter!("pinstream_records_total", "stream" => stream, "outcome" => "quarantined")
             .absolute(Stats::get(&stats.quarantined_by_stream[slot]));
     }
