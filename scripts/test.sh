@@ -16,12 +16,6 @@ else
   chromium=$(scripts/chromium.sh) || chromium="(not installed: dashboard tests will skip)"
 fi
 echo "chromium: $chromium"
-# rdkafka builds librdkafka with CMake (and libcurl headers): install them once.
-if ! command -v cmake >/dev/null || ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q cmake libcurl4-openssl-dev >/dev/null
-fi
 # The local servers the integration tests talk to; a test skips (loudly) without its server's
 # variable, and in CI a server that does not start fails the run.
 #   kafka    tansu, for tests/kafka.rs (PINSTREAM_KAFKA)
