@@ -20,7 +20,13 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
+use timely::communication::logging::{CommunicationEvent, CommunicationSetup};
+use timely::communication::networking::MessageHeader;
+use timely::logging_core::Logger;
 
 /// Exit status of a process that lost a peer (distinct from 1, a failed job, so that a
 /// supervisor can tell "restart the cluster" from "fix the job").
@@ -128,20 +134,50 @@ impl Cluster {
         self.hosts.len()
     }
 
-    /// The timely configuration: `workers` threads here, connected to every other process.
-    pub fn timely_config(&self, workers: usize) -> timely::Config {
-        timely::Config {
-            communication: timely::CommunicationConfig::Cluster {
-                threads: workers,
-                process: self.process,
-                addresses: self.hosts.clone(),
-                report: false,
-                zerocopy: false,
-            },
-            worker: timely::WorkerConfig::default(),
-        }
+    /// Connects to every other process (timely's TCP mesh) for `workers` threads here, and
+    /// counts in `sent` the bytes this process sends them (timely's messages and headers):
+    /// what crossing processes costs.
+    pub fn connect(&self, workers: usize, sent: Arc<AtomicU64>) -> Result<Connected, String> {
+        let communication = timely::CommunicationConfig::Cluster {
+            threads: workers,
+            process: self.process,
+            addresses: self.hosts.clone(),
+            report: false,
+            zerocopy: false,
+        };
+        let mut hooks = timely::communication::Hooks::default();
+        hooks.log_fn = Arc::new(move |setup: CommunicationSetup| {
+            if !setup.sender {
+                return None;
+            }
+            let sent = sent.clone();
+            let header = std::mem::size_of::<MessageHeader>() as u64;
+            Some(Logger::new(
+                Instant::now(),
+                Duration::ZERO,
+                move |_, events: &mut Option<Vec<(Duration, CommunicationEvent)>>| {
+                    for (_, event) in events.iter().flatten() {
+                        if let CommunicationEvent::Message(message) = event
+                            && message.is_send
+                        {
+                            sent.fetch_add(
+                                message.header.length as u64 + header,
+                                Ordering::Relaxed,
+                            );
+                        }
+                    }
+                },
+            ))
+        });
+        communication.try_build_with(hooks)
     }
 }
+
+/// Timely's allocators for this process's workers, connected to the other processes.
+pub type Connected = (
+    Vec<timely::communication::AllocatorBuilder>,
+    Box<dyn std::any::Any + Send>,
+);
 
 /// What a process tells process 0 when it joins.
 #[derive(Debug, Serialize, Deserialize)]

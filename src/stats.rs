@@ -2,6 +2,7 @@
 //! dashboard and `--summary`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,9 @@ pub struct Stats {
     pub last_batch_latency_micros: AtomicU64,
     /// Time from a record's arrival to the aggregates including it being published.
     pub freshness: Mutex<VecDeque<u64>>,
+    /// Bytes this process sent to the other processes of its cluster (timely's messages with
+    /// their headers).
+    pub cluster_bytes_sent: Arc<AtomicU64>,
     /// In a cluster: the latest [`Counters`] each other process sent, by process index (the
     /// HTTP API shows the cluster's totals on every process).
     pub peers: Mutex<BTreeMap<usize, Counters>>,

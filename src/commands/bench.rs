@@ -72,6 +72,8 @@ pub struct RunSummary {
     pub seconds: f64,
     pub peak_rss_bytes: u64,
     pub freshness_ms: Option<Freshness>,
+    #[serde(default)]
+    pub cluster_bytes_sent: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,15 +163,10 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     if args.compaction {
         return bench_compaction(args);
     }
-    let temporary;
-    let dir: PathBuf = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => {
-            temporary =
-                std::env::temp_dir().join(format!("pinstream-bench-{}", std::process::id()));
-            temporary.clone()
-        }
-    };
+    if args.cluster {
+        return bench_cluster(args);
+    }
+    let dir = bench_dir(args);
     let data = dir.join("data");
     let _ = std::fs::remove_dir_all(&data);
     let spec = EmulatorSpec {
@@ -254,6 +251,132 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+/// The directory for generated data and lakes: `--dir`, or a fresh temporary one.
+fn bench_dir(args: &BenchArgs) -> PathBuf {
+    args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("pinstream-bench-{}", std::process::id()))
+    })
+}
+
+/// `bench --cluster`: the same data through 1 process × 2 workers and through a cluster of 2
+/// processes × 1 worker on 127.0.0.1. Wall time for the cluster runs from the first start to
+/// the last exit (the rendezvous and timely's connections included).
+fn bench_cluster(args: &BenchArgs) -> Result<(), Error> {
+    let dir = bench_dir(args);
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let spec = EmulatorSpec {
+        seed: 1,
+        events: Some(args.events),
+        universe: args.universe,
+        ..EmulatorSpec::default()
+    };
+    emulator::write_files(&spec, &data).map_err(io("generating the data"))?;
+    let records = args.events * 3;
+    println!(
+        "data: {} events = {records} records, universe {} posts",
+        args.events, args.universe
+    );
+    let source = format!("file:{}", data.display());
+    let single = run_pipeline(&source, &dir.join("lake-1x2"), 2, &[])?;
+    println!(
+        "1 process x 2 workers:   {:>10.0} records/s, {:.2} s, peak RSS {:.0} MiB",
+        single.records_in as f64 / single.seconds,
+        single.seconds,
+        single.peak_rss_bytes as f64 / (1 << 20) as f64,
+    );
+    let started = Instant::now();
+    let summaries = run_cluster_pipeline(&source, &dir.join("lake-2x1"), 2, 1)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let records_in: u64 = summaries.iter().map(|s| s.records_in).sum();
+    let sent: u64 = summaries.iter().map(|s| s.cluster_bytes_sent).sum();
+    let rss: Vec<String> = summaries
+        .iter()
+        .map(|s| format!("{:.0}", s.peak_rss_bytes as f64 / (1 << 20) as f64))
+        .collect();
+    println!(
+        "2 processes x 1 worker:  {:>10.0} records/s, {seconds:.2} s (each process: {} s), peak RSS {} MiB; {:.0} bytes sent between processes per record ({:.1} MiB in all)",
+        records_in as f64 / seconds,
+        summaries
+            .iter()
+            .map(|s| format!("{:.2}", s.seconds))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        rss.join(" / "),
+        sent as f64 / records_in.max(1) as f64,
+        sent as f64 / (1 << 20) as f64,
+    );
+    if single.rows_committed != summaries.iter().map(|s| s.rows_committed).sum::<u64>() {
+        return Err(Error::BenchCheck(format!(
+            "the cluster committed {} rows, one process {}",
+            summaries.iter().map(|s| s.rows_committed).sum::<u64>(),
+            single.rows_committed
+        )));
+    }
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// Runs `pinstream run <source> --until-done` as a cluster of `processes` on 127.0.0.1 into a
+/// fresh `lake`; every process's summary.
+fn run_cluster_pipeline(
+    source: &str,
+    lake: &Path,
+    processes: usize,
+    workers: usize,
+) -> Result<Vec<RunSummary>, Error> {
+    let _ = std::fs::remove_dir_all(lake);
+    let hosts: Vec<String> = (0..processes)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .map(|address| address.to_string())
+        })
+        .collect::<Result<_, _>>()
+        .map_err(io("finding free ports"))?;
+    let hosts_file = lake.with_extension("hosts");
+    std::fs::write(&hosts_file, hosts.join("\n")).map_err(io("writing the hosts file"))?;
+    let exe = std::env::current_exe().map_err(io("locating pinstream"))?;
+    let children = (0..processes)
+        .map(|process| {
+            Command::new(&exe)
+                .args(["run", "--from", source, "--lake"])
+                .arg(lake)
+                .args(["--until-done", "--workers", &workers.to_string()])
+                .arg("--hosts")
+                .arg(&hosts_file)
+                .args(["--process", &process.to_string(), "--summary"])
+                .arg(lake.with_extension(format!("{process}.summary.json")))
+                .args(["--http", "127.0.0.1:0"])
+                .env("PINSTREAM_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(io("starting pinstream run"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (process, mut child) in children.into_iter().enumerate() {
+        let status = child.wait().map_err(io("waiting for pinstream run"))?;
+        if !status.success() {
+            return Err(Error::Io {
+                context: format!("pinstream run --process {process}"),
+                source: std::io::Error::other(format!("exited with {status}")),
+            });
+        }
+    }
+    (0..processes)
+        .map(|process| {
+            let path = lake.with_extension(format!("{process}.summary.json"));
+            let text = std::fs::read_to_string(path).map_err(io("reading a run summary"))?;
+            serde_json::from_str(&text).map_err(|e| Error::Io {
+                context: "parsing a run summary".into(),
+                source: std::io::Error::other(e),
+            })
+        })
+        .collect()
 }
 
 /// `bench --compaction`: the time to compact `--files` small files (`--rows-per-file` rows

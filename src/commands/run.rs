@@ -50,7 +50,9 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = runtime.spawn(serve::serve_on(
         listener,
-        AppState::new(aggregates.clone(), stats.clone()).with_ingest(ingest),
+        AppState::new(aggregates.clone(), stats.clone())
+            .with_ingest(ingest)
+            .with_process(config.cluster.as_ref().map(|cluster| cluster.process)),
         async move {
             // A send or a drop (an early return) both stop it.
             let _ = http_stopped.await;
@@ -135,6 +137,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             "duplicates": Stats::get(&stats.duplicates),
             "rows_committed": Stats::get(&stats.rows_committed),
             "commits": Stats::get(&stats.commits),
+            "cluster_bytes_sent": Stats::get(&stats.cluster_bytes_sent),
             "seconds": elapsed.as_secs_f64(),
             "peak_rss_bytes": peak_rss_bytes(),
             "freshness_ms": stats.freshness_quantiles(&[0.5, 0.99, 1.0]).map(|q| {

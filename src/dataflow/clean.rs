@@ -31,13 +31,18 @@ pub fn clean_record(record: RawRecord) -> TableRow {
 }
 
 /// Cleans every record of `raw`, counting clean and quarantined messages. Records are first
-/// spread over the workers by offset: one worker may read a large file alone, and parsing is
-/// the costly part.
+/// spread over the `workers` of this process by offset: one worker may read a large file
+/// alone, and parsing is the costly part. They never leave the process (timely numbers
+/// process `p`'s workers from `p * workers`): in a cluster, sending raw messages to another
+/// process would cost the network what a local thread does better.
 pub fn clean<'scope>(
     raw: Stream<'scope, u64, Vec<RawRecord>>,
+    workers: usize,
     stats: Arc<Stats>,
 ) -> Stream<'scope, u64, Vec<KeyedRow>> {
-    raw.exchange(|record: &RawRecord| record.offset as u64)
+    let first = (raw.scope().index() / workers * workers) as u64;
+    let workers = workers as u64;
+    raw.exchange(move |record: &RawRecord| first + record.offset as u64 % workers)
         .map(move |record| {
             let (stream, arrival) = (Stats::stream_slot(record.stream), record.arrival);
             let row = clean_record(record);

@@ -117,7 +117,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         },
     );
     // Parse and clean; bad messages become quarantine rows.
-    let rows = clean::clean(records, context.stats.clone());
+    let rows = clean::clean(records, workers, context.stats.clone());
     // Drop rows the tables hold or this run already passed.
     let passed = dedup::dedup(rows, held, context.stats.clone());
     // New rows to the tables; a small fact of every clean row to the analytics.
@@ -251,7 +251,6 @@ pub fn run_started(
     let (stats, shutdown) = (&job.stats, &job.shutdown);
     let sources: Arc<[Arc<dyn StartedSource>]> = sources.into();
     if let Some(cluster) = &config.cluster {
-        crate::cluster::rendezvous(cluster, config.workers, &job_digest(&config))?;
         crate::cluster::exit_on_lost_peer(cluster.hosts.clone());
     }
     let mut backoff = Duration::from_millis(500);
@@ -308,7 +307,22 @@ fn run_epoch(
     runtime: &Handle,
     aggregates: &AggregateStore,
 ) -> Result<Option<String>, EngineError> {
-    let lake = runtime.block_on(Lake::open(&config.lake))?;
+    let open = || runtime.block_on(Lake::open(&config.lake));
+    let lake = match &config.cluster {
+        None => open()?,
+        // Process 0 creates missing tables before the others open them (two creators of one
+        // table race, and the loser's commit is refused), and the others open theirs after
+        // the rendezvous, so process 0 is listening by the time they connect.
+        Some(cluster) if cluster.process == 0 => {
+            let lake = open()?;
+            crate::cluster::rendezvous(cluster, config.workers, &job_digest(config))?;
+            lake
+        }
+        Some(cluster) => {
+            crate::cluster::rendezvous(cluster, config.workers, &job_digest(config))?;
+            open()?
+        }
+    };
     tracing::info!(lake = %lake.root(), workers = config.workers, "tables open");
     let fatal = Fatal::default();
     let restart = Restart::default();
@@ -317,10 +331,6 @@ fn run_epoch(
         .cluster
         .as_ref()
         .map_or((0, 1), |cluster| (cluster.process, cluster.processes()));
-    let timely_config = match &config.cluster {
-        Some(cluster) => cluster.timely_config(config.workers),
-        None => timely::Config::process(config.workers),
-    };
     let context = Arc::new(Context {
         stop: Arc::new(AtomicBool::new(false)),
         process,
@@ -338,7 +348,7 @@ fn run_epoch(
         config: config.clone(),
         sources: sources.clone(),
     });
-    let guards = timely::execute(timely_config, move |worker| {
+    let work = move |worker: &mut timely::worker::Worker| {
         let context = context.clone();
         let result = driver::drive(worker, &context);
         if let Err(error) = &result {
@@ -346,7 +356,16 @@ fn run_epoch(
             context.fatal.set(error);
         }
         result
-    })
+    };
+    let guards = match &config.cluster {
+        Some(cluster) => {
+            let (allocators, others) = cluster
+                .connect(config.workers, job.stats.cluster_bytes_sent.clone())
+                .map_err(EngineError::Start)?;
+            timely::execute::execute_from(allocators, others, Default::default(), work)
+        }
+        None => timely::execute(timely::Config::process(config.workers), work),
+    }
     .map_err(EngineError::Start)?;
     let joined = guards.join();
     // A commit of this dataflow must not land after the next one has read the tables.

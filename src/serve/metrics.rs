@@ -24,7 +24,12 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The exposition text for the state as it is now.
 pub fn render(state: &AppState) -> String {
-    let recorder = PrometheusBuilder::new().build_recorder();
+    // In a cluster every series carries the process index: a scrape of all of them sums.
+    let builder = match state.process {
+        Some(process) => PrometheusBuilder::new().add_global_label("process", process.to_string()),
+        None => PrometheusBuilder::new(),
+    };
+    let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || record(state));
     handle.render()
@@ -83,6 +88,11 @@ fn record(state: &AppState) {
             "pinstream_commits_fenced_total",
             "Commits refused because another process committed the same source partitions meanwhile (a rebalance)",
             &stats.fenced,
+        ),
+        (
+            "pinstream_cluster_bytes_sent_total",
+            "Bytes this process sent to the other processes of its cluster (timely's messages and headers)",
+            &stats.cluster_bytes_sent,
         ),
         (
             "pinstream_dataflow_restarts_total",

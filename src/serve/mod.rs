@@ -41,6 +41,8 @@ pub struct AppState {
     /// Turns true when the server stops: ends the event streams, which would otherwise keep
     /// graceful shutdown waiting forever.
     pub closing: Arc<watch::Sender<bool>>,
+    /// This process's index in its cluster (`None`: not a cluster); labels `/metrics`.
+    pub process: Option<usize>,
     /// Where ingested messages go, when the job has an `http` source.
     pub ingest: Option<crate::connectors::http::IngestQueue>,
 }
@@ -53,8 +55,15 @@ impl AppState {
             started: Instant::now(),
             throughput: Arc::new(Throughput::default()),
             closing: Arc::new(watch::channel(false).0),
+            process: None,
             ingest: None,
         }
+    }
+
+    /// Labels `/metrics` with this process's index in its cluster.
+    pub fn with_process(mut self, process: Option<usize>) -> Self {
+        self.process = process;
+        self
     }
 
     /// Accepts HTTP ingest into `queue`.
