@@ -145,8 +145,7 @@ impl Cluster {
             report: false,
             zerocopy: false,
         };
-        let mut hooks = timely::communication::Hooks::default();
-        hooks.log_fn = Arc::new(move |setup: CommunicationSetup| {
+        let log_fn = Arc::new(move |setup: CommunicationSetup| {
             if !setup.sender {
                 return None;
             }
@@ -169,7 +168,10 @@ impl Cluster {
                 },
             ))
         });
-        communication.try_build_with(hooks)
+        communication.try_build_with(timely::communication::Hooks {
+            log_fn,
+            ..Default::default()
+        })
     }
 }
 

@@ -23,8 +23,6 @@ const AGGREGATE_EVENTS_GAP: Duration = Duration::from_millis(100);
 /// One `stats` event per this long.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
-/// Streams as named in the API, in the order of the `*_by_stream` counters.
-
 /// `GET /healthz`: the process is up and serving.
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
