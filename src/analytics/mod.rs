@@ -16,6 +16,7 @@ pub mod operators;
 pub mod publish;
 pub mod queries;
 pub mod store;
+pub mod tables;
 pub mod update;
 pub mod view;
 

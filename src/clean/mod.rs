@@ -3,6 +3,7 @@
 //! and never returns anything but a row or a [`Reason`].
 
 mod field;
+pub mod floor;
 mod geo;
 mod pin;
 mod text;
@@ -406,7 +407,7 @@ mod tests {
     #[test]
     #[ignore = "timing; run by hand in release mode"]
     fn throughput() {
-        let typed = crate::commands::bench::parse_typed;
+        let typed = super::floor::parse_typed;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/data/pinterest-sample");
         if !dir.is_dir() {

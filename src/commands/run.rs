@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::{Error, io_runtime};
 use crate::analytics::AggregateStore;
+use crate::analytics::tables as aggregate_tables;
 use crate::config::{Config, RunArgs};
 use crate::connectors::{self, JobContext};
 use crate::dataflow;
 use crate::serve::{self, AppState};
-use crate::sink::aggregates as aggregate_tables;
 use crate::stats::Stats;
 
 /// Seconds between progress lines.

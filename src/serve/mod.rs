@@ -13,7 +13,9 @@ mod metrics;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -182,7 +184,7 @@ impl Throughput {
     /// Records this sample and returns the rate since the oldest sample in the window;
     /// `None` when there is no earlier sample to compare with.
     pub fn rate(&self, now: Instant, records: u64) -> Option<f64> {
-        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let mut samples = self.samples.lock();
         while samples
             .front()
             .is_some_and(|(at, _)| now.saturating_duration_since(*at) > Self::WINDOW)

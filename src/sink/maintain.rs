@@ -122,20 +122,6 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// The tables under a lake, by their path below the root: `pin`, `geo`, `user`,
-/// `quarantine` and `aggregates/<name>` for every aggregate.
-pub fn table_names() -> Vec<String> {
-    Table::ALL
-        .iter()
-        .map(|table| table.name().to_owned())
-        .chain(
-            crate::analytics::AGGREGATES
-                .iter()
-                .map(|spec| format!("aggregates/{}", spec.name)),
-        )
-        .collect()
-}
-
 /// Aggregate tables are snapshots replaced whole by an overwrite commit (one file each). They
 /// are never compacted: an overwrite planned before a compaction commits would remove the
 /// compacted files' inputs, not the compacted file, and delta-rs's checker lets that pass
@@ -462,10 +448,8 @@ pub async fn keep_compacted(
         {
             return;
         }
-        for name in table_names() {
-            if is_snapshot_table(&name) {
-                continue;
-            }
+        // The aggregate tables are snapshots, never compacted (see `is_snapshot_table`).
+        for name in Table::ALL.map(|table| table.name().to_owned()) {
             if !tables.iter().any(|(n, _)| *n == name) {
                 match open(&root, &name).await {
                     Ok(Some(table)) => tables.push((name.clone(), table)),

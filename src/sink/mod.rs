@@ -1,7 +1,6 @@
 //! The Delta Lake sink (SPEC §4): one table per stream plus `quarantine`, appended once per
 //! micro-batch with the source positions the batch covers.
 
-pub mod aggregates;
 pub mod delta;
 pub mod maintain;
 pub mod schema;
@@ -44,7 +43,9 @@ pub struct WrittenFile {
 }
 
 /// Wraps a delta-rs error with the table (or aggregate table path) it happened on.
-fn delta_error(table: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
+pub(crate) fn delta_error(
+    table: &str,
+) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
     move |source| SinkError::Delta {
         table: table.to_owned(),
         source: Box::new(source),

@@ -1,7 +1,7 @@
 //! `pinstream emulate --to http://<host:port>[/<prefix>]`: the original posting emulators'
 //! HTTP bodies, to a `pinstream run --from http`.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ pub fn send_events(target: &Produce<'_>) -> Result<u64, SourceError> {
                 let agent = ureq::Agent::new_with_defaults();
                 loop {
                     let seq = next.fetch_add(1, Ordering::Relaxed);
-                    if seq >= events || failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                    if seq >= events || failed.lock().is_some() {
                         return;
                     }
                     if let Some(rate) = target.rate {
@@ -60,7 +60,7 @@ pub fn send_events(target: &Produce<'_>) -> Result<u64, SourceError> {
                             }
                         };
                         if let Err(error) = result {
-                            let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+                            let mut failed = failed.lock();
                             failed.get_or_insert_with(|| format!("event {seq} ({stream}): {error}"));
                             return;
                         }
@@ -70,7 +70,7 @@ pub fn send_events(target: &Produce<'_>) -> Result<u64, SourceError> {
             });
         }
     });
-    if let Some(reason) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(reason) = failed.into_inner() {
         return Err(SourceError::Send {
             target: base,
             reason,

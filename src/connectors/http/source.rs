@@ -8,7 +8,9 @@
 //! commit answers nothing; the client sends again, and deduplication keeps the rows once.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tokio::sync::oneshot;
 
@@ -51,7 +53,7 @@ impl IngestQueue {
         payloads: Vec<Vec<u8>>,
     ) -> Result<oneshot::Receiver<Offsets>, Refused> {
         let (reply, answer) = oneshot::channel();
-        let mut queue = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.inner.lock();
         if queue.1 + payloads.len() > QUEUE_LIMIT {
             return Err(Refused::Overloaded);
         }
@@ -65,7 +67,7 @@ impl IngestQueue {
     }
 
     fn take(&self, max: usize) -> Vec<Submission> {
-        let mut queue = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.inner.lock();
         let mut taken = Vec::new();
         let mut count = 0;
         while let Some(next) = queue.0.front() {

@@ -1,8 +1,10 @@
 //! What every Kafka client of a job shares: librdkafka's logs and errors through tracing
 //! (rate limited), and the brokers' outages reported to the job's `Stats`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -44,7 +46,7 @@ impl Context {
     }
 
     pub(super) fn warn(&self, what: &str) {
-        let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last_warning.lock();
         if last.is_some_and(|at| at.elapsed() < WARN_INTERVAL) {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
             return;
@@ -83,7 +85,7 @@ impl ProducerContext for Context {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((error, _)) = result {
             self.failed.fetch_add(1, Ordering::Relaxed);
-            let mut first = self.first_failure.lock().unwrap_or_else(|p| p.into_inner());
+            let mut first = self.first_failure.lock();
             first.get_or_insert_with(|| error.to_string());
         }
     }

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -56,7 +58,7 @@ impl ClientContext for GroupContext {
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut assignment = self.assignment.lock().unwrap_or_else(|p| p.into_inner());
+        let mut assignment = self.assignment.lock();
         assignment.generation += 1;
         match rebalance {
             Rebalance::Assign(list) => {
@@ -213,12 +215,7 @@ impl Membership {
 
     /// The generation now (changes with every rebalance).
     pub(super) fn generation(&self) -> u64 {
-        self.consumer
-            .context()
-            .assignment
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .generation
+        self.consumer.context().assignment.lock().generation
     }
 
     /// Waits until the group has assigned this process its partitions (between a revoke and
@@ -226,7 +223,7 @@ impl Membership {
     /// none at once when the engine is shutting down.
     pub(super) fn assigned(&self) -> (u64, BTreeSet<TopicPartition>) {
         let context = self.consumer.context();
-        let mut assignment = context.assignment.lock().unwrap_or_else(|p| p.into_inner());
+        let mut assignment = context.assignment.lock();
         let started = Instant::now();
         let mut warned = false;
         loop {
@@ -243,11 +240,9 @@ impl Membership {
                     "kafka group has not assigned partitions yet: still waiting"
                 );
             }
-            assignment = context
+            context
                 .changed
-                .wait_timeout(assignment, Duration::from_millis(500))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+                .wait_for(&mut assignment, Duration::from_millis(500));
         }
     }
 
@@ -255,7 +250,7 @@ impl Membership {
     /// absent broker never stalls a worker.
     pub(super) fn commit(&self, list: &TopicPartitionList) {
         let context = self.consumer.context();
-        let mut queued = context.to_commit.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queued = context.to_commit.lock();
         for element in list.elements() {
             if let Offset::Offset(offset) = element.offset() {
                 queued.insert((element.topic().to_owned(), element.partition()), offset);
@@ -269,12 +264,8 @@ impl Membership {
         let context = self.consumer.context();
         let started = Instant::now();
         while started.elapsed() < timeout {
-            let idle = context
-                .to_commit
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty()
-                && !context.committing.load(Ordering::Acquire);
+            let idle =
+                context.to_commit.lock().is_empty() && !context.committing.load(Ordering::Acquire);
             if idle {
                 return;
             }
@@ -288,11 +279,10 @@ impl Membership {
 fn commit_queued(consumer: &GroupConsumer) {
     let context = consumer.context();
     context.committing.store(true, Ordering::Release);
-    let queued = std::mem::take(&mut *context.to_commit.lock().unwrap_or_else(|p| p.into_inner()));
+    let queued = std::mem::take(&mut *context.to_commit.lock());
     let assigned = context
         .assignment
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .partitions
         .clone()
         .unwrap_or_default();

@@ -108,12 +108,7 @@ pub fn produce_events(to: &Produce<'_>) -> Result<u64, SourceError> {
     let context = producer.context();
     let failed = context.failed.load(Ordering::Relaxed);
     if failed > 0 {
-        let first = context
-            .first_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_default();
+        let first = context.first_failure.lock().clone().unwrap_or_default();
         return Err(SourceError::Unavailable(format!(
             "kafka {}: {failed} messages not delivered (first: {first})",
             target.brokers

@@ -22,7 +22,7 @@
 //! reading resumes from the stored positions. A process that lost a partition may still be
 //! committing a batch of it when the new owner starts: the Delta commit itself is the fence
 //! (a commit whose `txn` appIds were written by anyone since the snapshot the batch started
-//! from fails, see `crate::sink::SinkError::Fenced`), and the fenced process restarts too.
+//! from fails: the sink reports it as fenced), and the fenced process restarts too.
 //! Two processes can therefore never both commit the same offsets.
 //!
 //! Partitions and topics created later reach the group through librdkafka's metadata refresh

@@ -17,8 +17,8 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::StreamExt;
 use url::Url;
 
-use super::SinkError;
-use crate::analytics::{AGGREGATES, Aggregate, AggregateStore, Cell, CellType, Snapshot};
+use super::{AGGREGATES, Aggregate, AggregateStore, Cell, CellType, Snapshot};
+use crate::sink::{SinkError, delta};
 
 fn delta_error(name: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
     move |source| SinkError::Delta {
@@ -129,9 +129,9 @@ impl AggregateTables {
                 .with_columns(schema.fields().cloned())
                 .with_configuration_property(
                     TableProperty::CheckpointInterval,
-                    Some(super::delta::CHECKPOINT_INTERVAL.to_string()),
+                    Some(delta::CHECKPOINT_INTERVAL.to_string()),
                 )
-                .with_storage_options(super::delta::storage_options(&url))
+                .with_storage_options(delta::storage_options(&url))
                 .with_save_mode(SaveMode::Ignore)
                 // As for the clean tables: a lost creation race loads the winner's table.
                 .with_commit_properties(CommitProperties::default().with_max_retries(0))
@@ -139,7 +139,7 @@ impl AggregateTables {
             // Another process may have created it first: use theirs.
             let table = match table {
                 Ok(table) => table,
-                Err(error) => super::delta::load_table(&url)
+                Err(error) => delta::load_table(&url)
                     .await
                     .map_err(|_| delta_error(spec.name)(error))?,
             };
