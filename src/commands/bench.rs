@@ -122,16 +122,8 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
         return bench_cluster(args);
     }
     let dir = bench_dir(args);
-    let data = dir.join("data");
-    let _ = std::fs::remove_dir_all(&data);
-    let spec = EmulatorSpec {
-        seed: 1,
-        events: Some(args.events),
-        universe: args.universe,
-        ..EmulatorSpec::default()
-    };
     let started = Instant::now();
-    emulator::write_files(&spec, &data).map_err(io("generating the data"))?;
+    let data = generate(args, &dir)?;
     let files: Vec<(Stream, Vec<u8>)> = Stream::ALL
         .into_iter()
         .map(|stream| {
@@ -208,6 +200,21 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// The benchmark's data (`--events` from `--universe` posts, seed 1) as files in
+/// `<dir>/data`, made anew.
+fn generate(args: &BenchArgs, dir: &Path) -> Result<PathBuf, Error> {
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let spec = EmulatorSpec {
+        seed: 1,
+        events: Some(args.events),
+        universe: args.universe,
+        ..EmulatorSpec::default()
+    };
+    emulator::write_files(&spec, &data).map_err(io("generating the data"))?;
+    Ok(data)
+}
+
 /// The directory for generated data and lakes: `--dir`, or a fresh temporary one.
 fn bench_dir(args: &BenchArgs) -> PathBuf {
     args.dir.clone().unwrap_or_else(|| {
@@ -220,15 +227,7 @@ fn bench_dir(args: &BenchArgs) -> PathBuf {
 /// the last exit (the rendezvous and timely's connections included).
 fn bench_cluster(args: &BenchArgs) -> Result<(), Error> {
     let dir = bench_dir(args);
-    let data = dir.join("data");
-    let _ = std::fs::remove_dir_all(&data);
-    let spec = EmulatorSpec {
-        seed: 1,
-        events: Some(args.events),
-        universe: args.universe,
-        ..EmulatorSpec::default()
-    };
-    emulator::write_files(&spec, &data).map_err(io("generating the data"))?;
+    let data = generate(args, &dir)?;
     let records = args.events * 3;
     println!(
         "data: {} events = {records} records, universe {} posts",
