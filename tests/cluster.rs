@@ -348,3 +348,118 @@ fn ingest_posted_to_a_non_zero_process_lands_once_and_a_signal_to_one_stops_all(
     let counts = assert_same_tables(files.path(), lake.path());
     assert!(counts["pin"].as_u64().unwrap() > 30, "{counts}");
 }
+
+/// Two network namespaces joined by a veth pair: two hosts with their own addresses, so the
+/// cluster's traffic crosses a (virtual) network rather than loopback. Removed on drop.
+struct TwoHosts {
+    names: [String; 2],
+    addresses: [String; 2],
+}
+
+impl TwoHosts {
+    /// `None` (and a loud line) where namespaces cannot be made (not root, no `ip`).
+    fn new() -> Option<TwoHosts> {
+        let id = std::process::id() % 200 + 20;
+        let names = [format!("ps{id}a"), format!("ps{id}b")];
+        let addresses = [format!("10.213.{id}.1"), format!("10.213.{id}.2")];
+        let hosts = TwoHosts { names, addresses };
+        let [a, b] = &hosts.names;
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if !ip(&["netns", "add", a]) {
+            eprintln!("SKIPPED: cannot create network namespaces (needs root and iproute2)");
+            return None;
+        }
+        let (veth_a, veth_b) = (format!("{a}v"), format!("{b}v"));
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", b],
+            vec![
+                "link", "add", &veth_a, "type", "veth", "peer", "name", &veth_b,
+            ],
+            vec!["link", "set", &veth_a, "netns", a],
+            vec!["link", "set", &veth_b, "netns", b],
+        ];
+        for step in &steps {
+            assert!(ip(step), "ip {}", step.join(" "));
+        }
+        for (name, (veth, address)) in hosts
+            .names
+            .iter()
+            .zip([&veth_a, &veth_b].into_iter().zip(&hosts.addresses))
+        {
+            let cidr = format!("{address}/24");
+            for step in [
+                vec!["-n", name, "addr", "add", &cidr, "dev", veth],
+                vec!["-n", name, "link", "set", veth, "up"],
+                vec!["-n", name, "link", "set", "lo", "up"],
+            ] {
+                assert!(ip(&step), "ip {}", step.join(" "));
+            }
+        }
+        Some(hosts)
+    }
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", name])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn two_hosts_in_network_namespaces_run_one_job_over_a_virtual_network() {
+    let Some(hosts) = TwoHosts::new() else {
+        return;
+    };
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 3_000, 17, 1_000);
+    write_edge_cases(input.path());
+    let dir = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let hosts_file = dir.path().join("hosts");
+    std::fs::write(
+        &hosts_file,
+        format!("{}:2101\n{}:2101\n", hosts.addresses[0], hosts.addresses[1]),
+    )
+    .unwrap();
+    let children: Vec<Child> = hosts
+        .names
+        .iter()
+        .enumerate()
+        .map(|(process, namespace)| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", namespace, env!("CARGO_BIN_EXE_pinstream")])
+                .args(["run", "--from", &format!("file:{}", input.path().display())])
+                .arg("--lake")
+                .arg(lake.path())
+                .args(["--until-done", "--workers", "2", "--hosts"])
+                .arg(&hosts_file)
+                .args(["--process", &process.to_string()])
+                .args(["--http", "127.0.0.1:0"])
+                .env("PINSTREAM_LOG", "warn,pinstream=info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    check_against_reference(input.path(), lake.path());
+    check_aggregates(input.path(), lake.path(), None);
+}
