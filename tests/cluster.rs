@@ -120,7 +120,7 @@ impl Drop for ClusterRun {
 
 /// `processes × workers` processes of `run --from <source> --lake <lake> --until-done`, to
 /// their end.
-fn run_cluster(source: &str, lake: &Path, processes: usize, workers: usize, extra: &[&str]) {
+pub fn run_cluster(source: &str, lake: &Path, processes: usize, workers: usize, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let hosts = hosts_file(dir.path(), processes);
     let lake = lake.to_str().unwrap();

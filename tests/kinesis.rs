@@ -254,6 +254,11 @@ fn kinesis_split_shard_children_are_read_after_their_parent() {
         .unwrap();
     assert_success(&output);
     assert_same_tables(&one, &lake);
+    // A cluster of 3 processes: a child may be read by another process than its parent, and
+    // still waits for it.
+    let cluster = work.path().join("cluster");
+    crate::cluster::run_cluster(&url(&prefix), &cluster, 3, 1, &[]);
+    assert_same_tables(&one, &cluster);
 }
 
 /// `pinstream_source_records_total{kind="kinesis"}` from a running engine's `/metrics`.
