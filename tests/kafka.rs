@@ -374,7 +374,7 @@ fn metric(port: u16, name: &str) -> Option<f64> {
 
 /// The offsets group `group` has committed, summed over the three topics of `prefix` (their
 /// first `partitions` partitions).
-fn group_offsets(broker: &str, group: &str, prefix: &str, partitions: i32) -> i64 {
+pub fn group_offsets(broker: &str, group: &str, prefix: &str, partitions: i32) -> i64 {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
