@@ -334,6 +334,9 @@ pub struct JobSettings<'a> {
     pub until_done: bool,
 }
 
+/// Partitions that reached their end, shared by the job ([`JobContext::finished`]).
+pub type FinishedPartitions = Arc<parking_lot::Mutex<HashSet<PartitionId>>>;
+
 /// What a job gives its sources when they start: its own counters and shutdown flag.
 #[derive(Clone, Default)]
 pub struct JobContext {
@@ -347,7 +350,7 @@ pub struct JobContext {
     /// shard), so a partition that must wait for them (its children) knows, whichever worker
     /// or process read them. In a cluster the dataflow tells every process
     /// ([`Source::take_finished`]).
-    pub finished: Arc<parking_lot::Mutex<HashSet<PartitionId>>>,
+    pub finished: FinishedPartitions,
 }
 
 /// A connector's settings: plain data, checked when parsed.

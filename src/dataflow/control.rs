@@ -5,17 +5,14 @@
 //! (a drained Kinesis parent shard: its children may be read by a worker of another
 //! process).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::Inspect;
 
-use crate::connectors::PartitionId;
+use crate::connectors::{FinishedPartitions, PartitionId};
 use crate::stats::{Counters, Stats};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,7 +30,7 @@ pub struct Controlled {
     pub process: usize,
     pub stop: Arc<AtomicBool>,
     pub stats: Arc<Stats>,
-    pub finished: Arc<Mutex<HashSet<PartitionId>>>,
+    pub finished: FinishedPartitions,
 }
 
 /// Applies the control messages that reach this process (fanned out to each process once):

@@ -1,9 +1,10 @@
 //! The dataflow: sources -> clean -> dedup -> write -> commit, on timely workers.
 //!
-//! [`build`] lays out the graph top to bottom; [`run`] starts the workers and drives the
-//! sources: each worker polls its share of the partitions, feeds the records in at the current
+//! [`build`] lays out the graph top to bottom; [`run`] starts the workers (this process's, or
+//! every process's of a cluster: one dataflow over all of them) and the driver of each
+//! ([`driver`]) polls its share of the partitions, feeds the records in at the current
 //! micro-batch (a timely time), and closes the batch after the interval or the record count.
-//! A batch's commit happens once every worker has closed it.
+//! A batch's commit happens once every worker of the job has closed it.
 
 pub mod clean;
 pub mod control;
@@ -31,7 +32,7 @@ use tokio::runtime::Handle;
 use crate::analytics::publish::{self, Routed};
 use crate::analytics::{AggregateStore, queries};
 use crate::config::Config;
-use crate::connectors::{JobContext, RawRecord, SourceError, StartedSource};
+use crate::connectors::{FinishedPartitions, JobContext, RawRecord, SourceError, StartedSource};
 use crate::sink::{Lake, SinkError};
 use crate::stats::Stats;
 use crate::table::KeyedRow;
@@ -82,7 +83,7 @@ struct Context {
     /// Set when another process of the cluster asked every process to stop.
     stop: Arc<AtomicBool>,
     /// Partitions that reached their end anywhere in the job ([`JobContext::finished`]).
-    finished: Arc<parking_lot::Mutex<std::collections::HashSet<crate::connectors::PartitionId>>>,
+    finished: FinishedPartitions,
     /// This process's index and the number of processes (0 and 1 without a cluster).
     process: usize,
     processes: usize,

@@ -74,7 +74,7 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Shards drained anywhere in the job (the job's [`crate::connectors::JobContext::finished`]),
     /// so a child's owner knows its parents are.
-    pub drained: Arc<parking_lot::Mutex<HashSet<PartitionId>>>,
+    pub drained: crate::connectors::FinishedPartitions,
 }
 
 /// An SDK error in one line: the service's code and message, or the whole chain for
