@@ -609,4 +609,40 @@ mod tests {
         assert_ne!(spec, SourceSpec::parse("file:/data").unwrap());
         assert!(spec.is_bounded());
     }
+
+    #[test]
+    fn a_record_leaves_its_partition_at_the_offset_after_it() {
+        let position = Position::START;
+        let offset = position.next_offset();
+        assert_eq!(offset, Offset::new(0));
+        assert!(!position.covers(offset));
+        let after = offset.next();
+        assert_eq!(after, Position::new(1));
+        assert!(after.covers(offset));
+        assert!(!after.covers(after.next_offset()));
+        assert_eq!(after.value(), 1);
+    }
+
+    #[test]
+    fn positions_and_offsets_keep_their_plain_number_representations() {
+        // Cursors in commitInfo, replies of the HTTP ingest: plain JSON numbers.
+        let cursor = Cursor {
+            position: Position::new(12),
+            cursor: "4965".into(),
+        };
+        let json = serde_json::to_string(&cursor).unwrap();
+        assert_eq!(json, r#"{"position":12,"cursor":"4965"}"#);
+        assert_eq!(serde_json::from_str::<Cursor>(&json).unwrap(), cursor);
+        assert_eq!(serde_json::to_string(&Offset::new(7)).unwrap(), "7");
+        // Quarantine rows: `<partition>@<offset>`.
+        let record = RawRecord {
+            stream: None,
+            payload: Vec::new(),
+            partition: "kafka:abc.pin/3".into(),
+            offset: Offset::new(41),
+            arrival: 0,
+        };
+        assert_eq!(record.origin(), "kafka:abc.pin/3@41");
+        assert_eq!(Position::new(42).to_string(), "42");
+    }
 }
