@@ -59,7 +59,7 @@ pub fn sigkill_and_restart_give_the_uninterrupted_tables(
 /// side).
 #[test]
 fn a_commit_of_positions_another_process_moved_meanwhile_is_fenced() {
-    use pinstream::connectors::Positions;
+    use pinstream::connectors::{Position, Positions};
     use pinstream::sink::{Lake, SinkError};
     use pinstream::table::Table;
 
@@ -70,7 +70,9 @@ fn a_commit_of_positions_another_process_moved_meanwhile_is_fenced() {
         let mut old_owner = Lake::open(&location).await.unwrap();
         let mut new_owner = Lake::open(&location).await.unwrap();
         let at = |partition: &str, position: i64| -> Positions {
-            [(partition.into(), position)].into_iter().collect()
+            [(partition.into(), Position::new(position))]
+                .into_iter()
+                .collect()
         };
         // The new owner commits partition 3 first...
         new_owner

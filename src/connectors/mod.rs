@@ -41,8 +41,13 @@ pub type PartitionId = Arc<str>;
 
 /// Where a partition stands: the offset of the next message to read (lines consumed for a
 /// file, events emitted for an emulator partition, next offset for Kafka, records counted
-/// for a Kinesis shard). It is the Delta `txn` version, so it only grows and is never
-/// negative.
+/// for a Kinesis shard). It is the Delta `txn` version ([`Position::value`]), so it only
+/// grows and is never negative.
+///
+/// A position is not an [`Offset`]: the record at offset `n` is the `n`-th of its partition
+/// (from 0), and once it is read the partition stands at position `n + 1`
+/// ([`Offset::next`]). A position `p` covers the offsets below it ([`Position::covers`]);
+/// the record read next is at [`Position::next_offset`].
 #[derive(
     Clone,
     Copy,
@@ -57,7 +62,32 @@ pub type PartitionId = Arc<str>;
     serde::Deserialize,
 )]
 #[serde(transparent)]
-pub struct Position(pub i64);
+pub struct Position(i64);
+
+impl Position {
+    /// The beginning of a partition: nothing read yet.
+    pub const START: Position = Position(0);
+
+    /// The position `value` (a stored `txn` version, a count of records, a Kafka offset).
+    pub const fn new(value: i64) -> Position {
+        Position(value)
+    }
+
+    /// The number it stands for: the `txn` version, the Kafka offset to commit.
+    pub const fn value(self) -> i64 {
+        self.0
+    }
+
+    /// The offset of the record read next from here.
+    pub const fn next_offset(self) -> Offset {
+        Offset(self.0)
+    }
+
+    /// Whether the record at `offset` is before this position (read, or committed).
+    pub const fn covers(self, offset: Offset) -> bool {
+        offset.0 < self.0
+    }
+}
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -65,10 +95,49 @@ impl fmt::Display for Position {
     }
 }
 
-/// Position per partition: the offset of the next message to read (lines consumed for a
-/// file, events emitted for an emulator partition, next offset for Kafka). Stored as the `txn`
-/// version, so it only grows.
-pub type Positions = BTreeMap<PartitionId, i64>;
+/// Where one record is in its partition: 0-based (a file's line index, an emulator event's
+/// `k`, a Kafka offset, a Kinesis record index). See [`Position`] for the difference.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct Offset(i64);
+
+impl Offset {
+    /// The offset `value`.
+    pub const fn new(value: i64) -> Offset {
+        Offset(value)
+    }
+
+    /// The number it stands for.
+    pub const fn value(self) -> i64 {
+        self.0
+    }
+
+    /// The position once this record is read: the offset after it.
+    pub const fn next(self) -> Position {
+        Position(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Position per partition. Stored as the `txn` version, so it only grows.
+pub type Positions = BTreeMap<PartitionId, Position>;
 
 /// The exact place in a partition a position stands for, in the source's own terms, for
 /// sources whose positions do not fit the `txn` version (an i64): a Kinesis sequence number
@@ -78,7 +147,7 @@ pub type Positions = BTreeMap<PartitionId, i64>;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cursor {
     /// The position (the `txn` version) this cursor belongs to.
-    pub position: i64,
+    pub position: Position,
     /// Where to resume: the source resumes *after* it (Kinesis: AFTER_SEQUENCE_NUMBER).
     pub cursor: String,
 }
@@ -96,7 +165,7 @@ pub struct RawRecord {
     /// Which partition it came from and its offset there: quarantine rows name it
     /// (`<partition>@<offset>`).
     pub partition: PartitionId,
-    pub offset: i64,
+    pub offset: Offset,
     /// When the message arrived (source timestamp where the source has one), micros UTC.
     pub arrival: i64,
 }
@@ -542,5 +611,41 @@ mod tests {
         assert_ne!(spec, SourceSpec::parse("emulator:events=5,seed=8").unwrap());
         assert_ne!(spec, SourceSpec::parse("file:/data").unwrap());
         assert!(spec.is_bounded());
+    }
+
+    #[test]
+    fn a_record_leaves_its_partition_at_the_offset_after_it() {
+        let position = Position::START;
+        let offset = position.next_offset();
+        assert_eq!(offset, Offset::new(0));
+        assert!(!position.covers(offset));
+        let after = offset.next();
+        assert_eq!(after, Position::new(1));
+        assert!(after.covers(offset));
+        assert!(!after.covers(after.next_offset()));
+        assert_eq!(after.value(), 1);
+    }
+
+    #[test]
+    fn positions_and_offsets_keep_their_plain_number_representations() {
+        // Cursors in commitInfo, replies of the HTTP ingest: plain JSON numbers.
+        let cursor = Cursor {
+            position: Position::new(12),
+            cursor: "4965".into(),
+        };
+        let json = serde_json::to_string(&cursor).unwrap();
+        assert_eq!(json, r#"{"position":12,"cursor":"4965"}"#);
+        assert_eq!(serde_json::from_str::<Cursor>(&json).unwrap(), cursor);
+        assert_eq!(serde_json::to_string(&Offset::new(7)).unwrap(), "7");
+        // Quarantine rows: `<partition>@<offset>`.
+        let record = RawRecord {
+            stream: None,
+            payload: Vec::new(),
+            partition: "kafka:abc.pin/3".into(),
+            offset: Offset::new(41),
+            arrival: 0,
+        };
+        assert_eq!(record.origin(), "kafka:abc.pin/3@41");
+        assert_eq!(Position::new(42).to_string(), "42");
     }
 }

@@ -42,7 +42,7 @@ pub fn clean<'scope>(
 ) -> Stream<'scope, u64, Vec<KeyedRow>> {
     let first = (raw.scope().index() / workers * workers) as u64;
     let workers = workers as u64;
-    raw.exchange(move |record: &RawRecord| first + record.offset as u64 % workers)
+    raw.exchange(move |record: &RawRecord| first + record.offset.value() as u64 % workers)
         .map(move |record| {
             let (stream, arrival) = (Stats::stream_slot(record.stream), record.arrival);
             let row = clean_record(record);

@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use super::time;
-use crate::connectors::{Cursor, Cursors, PartitionId, Positions};
+use crate::connectors::{Cursor, Cursors, PartitionId, Position, Positions};
 use crate::sink::delta::BackgroundFile;
 use crate::sink::{AddAction, Lake, SinkError, WrittenFile};
 use crate::stats::Stats;
@@ -119,7 +119,7 @@ impl Drop for Active {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReportedPosition {
     pub partition: PartitionId,
-    pub position: i64,
+    pub position: Position,
     /// The exact cursor at that position, when the source has one ([`Cursor`]).
     pub cursor: Option<String>,
 }
@@ -173,7 +173,11 @@ impl Committed {
     /// The sum of every position committed so far.
     fn total(&self) -> u64 {
         let committed = self.0.lock();
-        committed.positions.values().map(|&p| p.max(0) as u64).sum()
+        committed
+            .positions
+            .values()
+            .map(|&p| p.value().max(0) as u64)
+            .sum()
     }
 
     /// The positions, if they changed since commit count `seen` (which is updated).

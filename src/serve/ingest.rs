@@ -24,7 +24,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::connectors::http::Refused;
+use crate::connectors::Offset;
+use crate::connectors::http::{Offsets, Refused};
 use crate::stream::Stream;
 
 /// Messages one request may carry.
@@ -83,7 +84,7 @@ async fn store(
     state: &AppState,
     stream: Stream,
     payloads: Vec<Vec<u8>>,
-) -> Result<Vec<(String, i64)>, IngestError> {
+) -> Result<Offsets, IngestError> {
     if payloads.len() > MAX_RECORDS {
         return Err(IngestError::TooMany(payloads.len()));
     }
@@ -172,7 +173,7 @@ struct KinesisEntry<'a> {
     data: &'a RawValue,
 }
 
-fn sequence_numbers(offsets: &[(String, i64)]) -> Vec<Value> {
+fn sequence_numbers(offsets: &[(String, Offset)]) -> Vec<Value> {
     offsets
         .iter()
         .map(|(partition, offset)| json!({"SequenceNumber": offset.to_string(), "ShardId": partition}))

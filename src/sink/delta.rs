@@ -24,7 +24,7 @@ use url::Url;
 
 use super::schema;
 use super::{SinkError, delta_error, parquet_batches};
-use crate::connectors::{Cursors, PartitionId, Positions};
+use crate::connectors::{Cursors, PartitionId, Position, Positions};
 use crate::table::{Table, TableRow};
 
 /// Commits per checkpoint: SPEC §4 asks for one at least every 10 commits.
@@ -149,7 +149,7 @@ impl Lake {
                 }
             }
             if let Some(version) = least {
-                positions.insert(partition.clone(), version);
+                positions.insert(partition.clone(), Position::new(version));
             }
         }
         Ok(positions)
@@ -269,7 +269,7 @@ impl Lake {
         let delta = self.tables.get_mut(&table).expect("every table is opened");
         let transactions = positions
             .iter()
-            .map(|(partition, position)| Transaction::new(partition.as_ref(), *position))
+            .map(|(partition, position)| Transaction::new(partition.as_ref(), position.value()))
             .collect();
         let mut metadata = vec![("pinstream.batch".to_owned(), serde_json::json!(batch))];
         if !cursors.is_empty() {
@@ -551,7 +551,7 @@ mod tests {
         assert_eq!(
             cursors.get("kinesis:s-pin/shardId-000000000000"),
             Some(&Cursor {
-                position: 12,
+                position: Position::new(12),
                 cursor: "49658012345678901234567890123456789012345678901234567890".into()
             })
         );

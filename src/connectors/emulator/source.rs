@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::connectors::emulator::EmulatorSpec;
-use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::connectors::{
+    Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+};
 use crate::emulator::{Emulator, Event};
 use crate::stream::Stream;
 
@@ -112,7 +114,7 @@ impl Source for EmulatorSource {
         for part in &mut self.parts {
             part.next = match from.get(&part.id) {
                 None => 0,
-                Some(&k) => u64::try_from(k).map_err(|_| {
+                Some(&k) => u64::try_from(k.value()).map_err(|_| {
                     SourceError::Config(format!("{}: negative position {k}", part.id))
                 })?,
             };
@@ -161,7 +163,7 @@ impl Source for EmulatorSource {
                     stream: Some(stream),
                     payload,
                     partition: part.id.clone(),
-                    offset: k as i64,
+                    offset: Offset::new(k as i64),
                     arrival,
                 });
             }
@@ -182,7 +184,10 @@ impl Source for EmulatorSource {
             .enumerate()
             .map(|(i, part)| {
                 let partial = !self.pending.is_empty() && i == self.pending_part;
-                (part.id.clone(), (part.next - u64::from(partial)) as i64)
+                (
+                    part.id.clone(),
+                    Position::new((part.next - u64::from(partial)) as i64),
+                )
             })
             .collect()
     }
@@ -240,11 +245,11 @@ mod tests {
                 let positions = source.positions();
                 for id in source.partitions() {
                     let p = partition_number(&id);
-                    assert_eq!(positions[&id], 250, "{id}");
+                    assert_eq!(positions[&id].value(), 250, "{id}");
                     assert_eq!(p % peers as u64, worker as u64);
                 }
                 for r in records {
-                    let seq = r.offset as u64 * 4 + partition_number(&r.partition);
+                    let seq = r.offset.value() as u64 * 4 + partition_number(&r.partition);
                     got.push((seq, r.stream.unwrap(), r.payload));
                 }
             }
@@ -274,7 +279,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(source.poll(3 * 40, &mut out).unwrap(), PollStatus::Ready);
         assert_eq!(out.len(), 120);
-        assert!(source.positions().values().all(|&k| k == 10));
+        assert!(source.positions().values().all(|&k| k.value() == 10));
         // The three records of an event are adjacent, in pin/geo/user order, same offset.
         for chunk in out.chunks(3) {
             let streams: Vec<_> = chunk.iter().map(|r| r.stream.unwrap()).collect();
@@ -298,14 +303,17 @@ mod tests {
                 let stored = first.positions();
                 // Plus a partition of someone else, which must be ignored.
                 let mut from = stored.clone();
-                from.insert("emulator:seed=9:p99/4".into(), 3);
+                from.insert("emulator:seed=9:p99/4".into(), Position::new(3));
                 let mut second = EmulatorSource::new(&spec, worker, peers);
                 second.seek(&from).unwrap();
                 assert_eq!(second.positions(), stored);
                 let after = drain(&mut second, 5);
 
-                let mut all: BTreeMap<(PartitionId, i64, Stream), Vec<u8>> = BTreeMap::new();
-                for r in before.iter().filter(|r| r.offset < stored[&r.partition]) {
+                let mut all: BTreeMap<(PartitionId, Offset, Stream), Vec<u8>> = BTreeMap::new();
+                for r in before
+                    .iter()
+                    .filter(|r| stored[&r.partition].covers(r.offset))
+                {
                     all.insert(
                         (r.partition.clone(), r.offset, r.stream.unwrap()),
                         r.payload.clone(),
@@ -313,7 +321,7 @@ mod tests {
                 }
                 for r in &after {
                     // No repeat of what the stored positions cover.
-                    assert!(r.offset >= stored[&r.partition]);
+                    assert!(!stored[&r.partition].covers(r.offset));
                     let key = (r.partition.clone(), r.offset, r.stream.unwrap());
                     assert!(all.insert(key, r.payload.clone()).is_none(), "repeated");
                 }
@@ -328,7 +336,9 @@ mod tests {
             }
         }
         let mut source = EmulatorSource::new(&spec, 0, 1);
-        let bad: Positions = [("emulator:seed=9:p0/4".into(), -1)].into_iter().collect();
+        let bad: Positions = [("emulator:seed=9:p0/4".into(), Position::new(-1))]
+            .into_iter()
+            .collect();
         assert!(matches!(source.seek(&bad), Err(SourceError::Config(_))));
     }
 
@@ -340,16 +350,24 @@ mod tests {
         assert_eq!(out.len(), 4);
         // Event 0 is whole, event 1 only half out: position 1, so a restart re-sends event 1.
         assert_eq!(
-            source.positions().values().copied().collect::<Vec<_>>(),
+            source
+                .positions()
+                .values()
+                .map(|p| p.value())
+                .collect::<Vec<_>>(),
             [1]
         );
         source.poll(2, &mut out).unwrap();
         assert_eq!(
-            source.positions().values().copied().collect::<Vec<_>>(),
+            source
+                .positions()
+                .values()
+                .map(|p| p.value())
+                .collect::<Vec<_>>(),
             [2]
         );
         assert_eq!(
-            out.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            out.iter().map(|r| r.offset.value()).collect::<Vec<_>>(),
             [0, 0, 0, 1, 1, 1]
         );
     }

@@ -11,7 +11,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::connectors::{
+    PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+};
 use crate::stream::Stream;
 
 /// One file to read.
@@ -65,7 +67,7 @@ pub fn list(dir: &Path) -> Result<Vec<FilePartition>, SourceError> {
 pub struct FileSource {
     files: Vec<FilePartition>,
     /// Lines consumed per file (position), aligned with `files`.
-    consumed: Vec<i64>,
+    consumed: Vec<Position>,
     /// Index into `files` of the file being read, and its open reader.
     current: usize,
     reader: Option<BufReader<File>>,
@@ -87,7 +89,7 @@ impl FileSource {
             .map(|(_, file)| file)
             .collect();
         Ok(FileSource {
-            consumed: vec![0; files.len()],
+            consumed: vec![Position::START; files.len()],
             files,
             current: 0,
             reader: None,
@@ -103,7 +105,7 @@ impl FileSource {
             source,
         };
         let mut reader = BufReader::with_capacity(1 << 20, File::open(&file.path).map_err(io)?);
-        let mut to_skip = self.consumed[self.current];
+        let mut to_skip = self.consumed[self.current].value();
         while to_skip > 0 {
             let buffer = reader.fill_buf().map_err(io)?;
             if buffer.is_empty() {
@@ -134,7 +136,7 @@ impl Source for FileSource {
 
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
         for (file, consumed) in self.files.iter().zip(self.consumed.iter_mut()) {
-            *consumed = from.get(&file.id).copied().unwrap_or(0);
+            *consumed = from.get(&file.id).copied().unwrap_or(Position::START);
         }
         self.current = 0;
         self.reader = None;
@@ -166,8 +168,8 @@ impl Source for FileSource {
                 self.current += 1;
                 continue;
             }
-            let offset = self.consumed[self.current];
-            self.consumed[self.current] += 1;
+            let offset = self.consumed[self.current].next_offset();
+            self.consumed[self.current] = offset.next();
             let mut payload = self.line.as_slice();
             while let [rest @ .., b'\n' | b'\r'] = payload {
                 payload = rest;
@@ -213,7 +215,7 @@ mod tests {
             .map(|r| {
                 (
                     r.partition.to_string(),
-                    r.offset,
+                    r.offset.value(),
                     String::from_utf8(r.payload).unwrap(),
                 )
             })
@@ -260,13 +262,13 @@ mod tests {
         ];
         assert_eq!(all, expected);
         let positions = source.positions();
-        assert_eq!(positions.get("file:pin.jsonl"), Some(&4));
-        assert_eq!(positions.get("file:user.jsonl"), Some(&2));
+        assert_eq!(positions.get("file:pin.jsonl"), Some(&Position::new(4)));
+        assert_eq!(positions.get("file:user.jsonl"), Some(&Position::new(2)));
 
         let mut resumed = FileSource::new(dir.path(), 0, 1).unwrap();
         let mut from = Positions::new();
-        from.insert("file:pin.jsonl".into(), 3);
-        from.insert("file:user.jsonl".into(), 1);
+        from.insert("file:pin.jsonl".into(), Position::new(3));
+        from.insert("file:user.jsonl".into(), Position::new(1));
         resumed.seek(&from).unwrap();
         assert_eq!(
             drain(&mut resumed, 10),

@@ -14,7 +14,9 @@ use parking_lot::Mutex;
 
 use tokio::sync::oneshot;
 
-use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source, SourceError};
+use crate::connectors::{
+    Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+};
 use crate::stream::Stream;
 
 /// Messages waiting in the queue before new requests are refused (503): memory stays bounded
@@ -22,7 +24,7 @@ use crate::stream::Stream;
 pub const QUEUE_LIMIT: usize = 100_000;
 
 /// The `(partition, offset)` each message of a request got.
-pub type Offsets = Vec<(String, i64)>;
+pub type Offsets = Vec<(String, Offset)>;
 
 /// Messages of one request, and where to answer: the offsets they got, once committed.
 struct Submission {
@@ -86,9 +88,9 @@ impl IngestQueue {
 pub struct HttpSource {
     queue: IngestQueue,
     partition: PartitionId,
-    next: i64,
-    /// Requests read but not yet committed: (offset after the last message, offsets, reply).
-    waiting: VecDeque<(i64, Offsets, oneshot::Sender<Offsets>)>,
+    next: Position,
+    /// Requests read but not yet committed: (position after the last message, offsets, reply).
+    waiting: VecDeque<(Position, Offsets, oneshot::Sender<Offsets>)>,
 }
 
 impl HttpSource {
@@ -96,7 +98,7 @@ impl HttpSource {
         HttpSource {
             queue: queue.clone(),
             partition: format!("http:w{worker}/{peers}").into(),
-            next: 0,
+            next: Position::START,
             waiting: VecDeque::new(),
         }
     }
@@ -108,7 +110,10 @@ impl Source for HttpSource {
     }
 
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
-        self.next = from.get(&self.partition).copied().unwrap_or(0);
+        self.next = from
+            .get(&self.partition)
+            .copied()
+            .unwrap_or(Position::START);
         Ok(())
     }
 
@@ -126,15 +131,16 @@ impl Source for HttpSource {
         {
             let mut offsets = Vec::with_capacity(payloads.len());
             for payload in payloads {
-                offsets.push((self.partition.to_string(), self.next));
+                let offset = self.next.next_offset();
+                offsets.push((self.partition.to_string(), offset));
                 out.push(RawRecord {
                     stream: Some(stream),
                     payload,
                     partition: self.partition.clone(),
-                    offset: self.next,
+                    offset,
                     arrival,
                 });
-                self.next += 1;
+                self.next = offset.next();
             }
             self.waiting.push_back((self.next, offsets, reply));
         }
@@ -172,17 +178,23 @@ mod tests {
             .unwrap();
         let mut source = HttpSource::new(&queue, 0, 1);
         source
-            .seek(&Positions::from([("http:w0/1".into(), 5)]))
+            .seek(&Positions::from([("http:w0/1".into(), Position::new(5))]))
             .unwrap();
         let mut out = Vec::new();
         assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Ready);
-        assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![5, 6]);
-        source.committed(&Positions::from([("http:w0/1".into(), 6)]));
+        assert_eq!(
+            out.iter().map(|r| r.offset.value()).collect::<Vec<_>>(),
+            vec![5, 6]
+        );
+        source.committed(&Positions::from([("http:w0/1".into(), Position::new(6))]));
         assert!(answer.try_recv().is_err(), "not all committed yet");
-        source.committed(&Positions::from([("http:w0/1".into(), 7)]));
+        source.committed(&Positions::from([("http:w0/1".into(), Position::new(7))]));
         assert_eq!(
             answer.try_recv().unwrap(),
-            vec![("http:w0/1".to_owned(), 5), ("http:w0/1".to_owned(), 6)]
+            vec![
+                ("http:w0/1".to_owned(), Offset::new(5)),
+                ("http:w0/1".to_owned(), Offset::new(6))
+            ]
         );
         assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle);
     }

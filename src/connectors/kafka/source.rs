@@ -54,7 +54,8 @@ use super::client::{
 use super::group::{Membership, TopicPartition};
 use super::{KafkaSpec, StartFrom};
 use crate::connectors::{
-    PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+    Offset as RecordOffset, PartitionId, PollStatus, Position, Positions, RawRecord, Source,
+    SourceError,
 };
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -71,12 +72,12 @@ struct Part {
     stream: Stream,
     /// The next offset to read; `None` for a partition found after open until its first
     /// message (it is read from its beginning).
-    next: Option<i64>,
+    next: Option<Position>,
     /// The high watermark at open, for `--until-done`; `None` for partitions found later
     /// (not waited for).
-    end: Option<i64>,
+    end: Option<Position>,
     /// The low watermark at open (where `earliest` starts).
-    low: i64,
+    low: Position,
     /// `end` has been raised to the high watermark of the first fetch response. Some brokers
     /// (tansu 0.6) answer ListOffsets with the start of the last batch + 1, not the end, so
     /// the watermark queried at open is only a lower bound.
@@ -195,8 +196,8 @@ impl KafkaSource {
                     partition,
                     stream,
                     next: None,
-                    end: Some(high),
-                    low,
+                    end: Some(Position::new(high)),
+                    low: Position::new(low),
                     end_seen: false,
                 });
             }
@@ -240,11 +241,13 @@ impl KafkaSource {
     fn assign(&self) -> Result<(), SourceError> {
         let mut list = TopicPartitionList::with_capacity(self.parts.len());
         for part in &self.parts {
-            let offset = part.next.map_or(Offset::Beginning, Offset::Offset);
+            let offset = part
+                .next
+                .map_or(Offset::Beginning, |next| Offset::Offset(next.value()));
             list.add_partition_offset(&part.topic, part.partition, offset)
                 .map_err(|e| SourceError::Seek {
                     partition: part.id.clone(),
-                    position: Position(part.next.unwrap_or(0)),
+                    position: part.next.unwrap_or(Position::START),
                     source: Box::new(e),
                 })?;
         }
@@ -279,7 +282,7 @@ impl KafkaSource {
                         stream,
                         next: None,
                         end: None,
-                        low: 0,
+                        low: Position::START,
                         end_seen: true,
                     });
                     added += 1;
@@ -314,7 +317,7 @@ impl KafkaSource {
             if code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
                 && high >= 0
             {
-                part.end = part.end.map(|end| end.max(high));
+                part.end = part.end.map(|end| end.max(Position::new(high)));
                 part.end_seen = true;
             }
         }
@@ -334,6 +337,7 @@ impl KafkaSource {
                     .and_then(|m| m.get(&element.partition()))
             {
                 let part = &mut self.parts[i];
+                let at = Position::new(at);
                 if part.next.is_some_and(|next| at > next) {
                     part.next = Some(at);
                 }
@@ -449,10 +453,10 @@ impl Source for KafkaSource {
         let mut by_time = TopicPartitionList::new();
         for part in &mut self.parts {
             part.next = match (from.get(&part.id), part.end) {
-                (Some(&stored), _) if stored < 0 => {
+                (Some(&stored), _) if stored < Position::START => {
                     return Err(SourceError::NegativePosition {
                         partition: part.id.clone(),
-                        position: Position(stored),
+                        position: stored,
                     });
                 }
                 (Some(&stored), _) => Some(stored),
@@ -465,7 +469,7 @@ impl Source for KafkaSource {
                             .add_partition_offset(&part.topic, part.partition, Offset::Offset(ms))
                             .map_err(|e| SourceError::Seek {
                                 partition: part.id.clone(),
-                                position: Position(ms),
+                                position: Position::new(ms),
                                 source: Box::new(e),
                             })?;
                         Some(high)
@@ -491,7 +495,7 @@ impl Source for KafkaSource {
                         .get(element.topic())
                         .and_then(|m| m.get(&element.partition()))
                 {
-                    self.parts[i].next = Some(at);
+                    self.parts[i].next = Some(Position::new(at));
                 }
             }
         }
@@ -528,8 +532,8 @@ impl Source for KafkaSource {
                 continue;
             };
             let part = &mut self.parts[i];
-            let offset = message.offset();
-            part.next = Some(offset + 1);
+            let offset = RecordOffset::new(message.offset());
+            part.next = Some(offset.next());
             let Some(payload) = message.payload() else {
                 // A tombstone: nothing to clean, but consumed.
                 continue;
@@ -579,7 +583,7 @@ impl Source for KafkaSource {
                 let _ = list.add_partition_offset(
                     &part.topic,
                     part.partition,
-                    Offset::Offset(position),
+                    Offset::Offset(position.value()),
                 );
             }
         }

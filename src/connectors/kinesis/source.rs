@@ -170,11 +170,11 @@ struct Shard {
     parents: Vec<PartitionId>,
     closed: bool,
     /// Records returned by `poll` (the position).
-    emitted: i64,
+    emitted: Position,
     /// Records fetched (into the pending queue or skipped): records of lower index are skipped.
-    fetched: i64,
-    /// Index of the next record the current iterator returns.
-    seen: i64,
+    fetched: Position,
+    /// Records the current iterator returned: the next one is at `seen.next_offset()`.
+    seen: Position,
     /// Sequence number of the last record returned by `poll` (the cursor of `emitted`).
     last_sequence: Option<String>,
     /// Sequence number of record `fetched - 1`: a new iterator starts after it.
@@ -376,9 +376,9 @@ impl KinesisSource {
                 stream: l.stream,
                 parents,
                 closed: l.closed,
-                emitted: stored.unwrap_or(0),
-                fetched: stored.unwrap_or(0),
-                seen: 0,
+                emitted: stored.unwrap_or(Position::START),
+                fetched: stored.unwrap_or(Position::START),
+                seen: Position::START,
                 last_sequence: cursor.clone(),
                 fetched_sequence: cursor,
                 iterator: None,
@@ -491,7 +491,7 @@ impl KinesisSource {
             shard.seen = if shard.fetched_sequence.is_some() {
                 shard.fetched
             } else {
-                0
+                Position::START
             };
         }
         shard.next_get = Instant::now() + GET_INTERVAL;
@@ -532,12 +532,12 @@ impl Shard {
         record: &aws_sdk_kinesis::types::Record,
         now_micros: i64,
     ) -> Option<(RawRecord, String)> {
-        let index = self.seen;
-        self.seen += 1;
-        if index < self.fetched {
+        let index = self.seen.next_offset();
+        self.seen = index.next();
+        if self.fetched.covers(index) {
             return None;
         }
-        self.fetched = index + 1;
+        self.fetched = index.next();
         let sequence = record.sequence_number().to_owned();
         self.fetched_sequence = Some(sequence.clone());
         let arrival = record
@@ -706,10 +706,10 @@ impl Source for KinesisSource {
             shard.last_sequence = None;
             shard.fetched_sequence = None;
             if let Some(&stored) = from.get(&shard.id) {
-                if stored < 0 {
+                if stored < Position::START {
                     return Err(SourceError::NegativePosition {
                         partition: shard.id.clone(),
-                        position: Position(stored),
+                        position: stored,
                     });
                 }
                 shard.emitted = stored;
@@ -717,20 +717,20 @@ impl Source for KinesisSource {
                 shard.skip_before = None;
                 match cursors.get(&shard.id).filter(|c| c.position == stored) {
                     Some(cursor) => {
-                        tracing::debug!(shard = %shard.id, position = stored, after = cursor.cursor, "kinesis: resuming after the stored sequence number");
+                        tracing::debug!(shard = %shard.id, position = stored.value(), after = cursor.cursor, "kinesis: resuming after the stored sequence number");
                         shard.last_sequence = Some(cursor.cursor.clone());
                         shard.fetched_sequence = Some(cursor.cursor.clone());
                     }
-                    None if stored > 0 => tracing::info!(
+                    None if stored > Position::START => tracing::info!(
                         shard = %shard.id,
-                        position = stored,
+                        position = stored.value(),
                         "kinesis: no stored sequence number for this position: reading from TRIM_HORIZON and skipping {stored} records"
                     ),
                     None => {}
                 }
             }
             shard.iterator = None;
-            shard.seen = 0;
+            shard.seen = Position::START;
         }
         self.pending.clear();
         Ok(())
@@ -747,7 +747,7 @@ impl Source for KinesisSource {
                 break;
             };
             let shard = &mut self.shards[i];
-            shard.emitted = record.offset + 1;
+            shard.emitted = record.offset.next();
             shard.last_sequence = Some(sequence);
             out.push(record);
         }
@@ -763,7 +763,7 @@ impl Source for KinesisSource {
     fn positions(&self) -> Positions {
         self.shards
             .iter()
-            .filter(|s| s.emitted > 0)
+            .filter(|s| s.emitted > Position::START)
             .map(|s| (s.id.clone(), s.emitted))
             .collect()
     }
@@ -771,7 +771,7 @@ impl Source for KinesisSource {
     fn cursors(&self) -> Cursors {
         self.shards
             .iter()
-            .filter(|s| s.emitted > 0)
+            .filter(|s| s.emitted > Position::START)
             .filter_map(|s| {
                 let cursor = s.last_sequence.clone()?;
                 Some((
