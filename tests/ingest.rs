@@ -174,6 +174,18 @@ fn no_acknowledgement_for_data_killed_before_its_commit() {
     let mut engine = start(lake.path(), port, "60s");
     let user = r#"{"ind": 7, "first_name": "A", "last_name": "B", "age": 30, "date_joined": "2016-01-01 00:00:00"}"#;
     let body = format!(r#"{{"records": [{{"data": {user}, "partition-key": "k"}}]}}"#);
+    // Batches end on the wall clock's whole minutes (60 s batches since a round origin): keep
+    // the request and the kill inside one minute, or a batch end between them commits it.
+    let within_minute = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 60_000
+    };
+    while !(200..55_000).contains(&within_minute()) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let client =
         std::thread::spawn(move || http_send(port, "PUT", "/streams/s-user/records", &body));
     std::thread::sleep(Duration::from_millis(800));
