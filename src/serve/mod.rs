@@ -128,17 +128,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Serves [`app`] on `addr` until `shutdown` completes, then gives open connections
+/// Serves [`app`] on a listener already bound ([`bind`], early in `run`, so that a taken port
+/// fails before any work starts) until `shutdown` completes, then gives open connections
 /// [`SHUTDOWN_GRACE`] to finish.
-pub async fn serve(
-    addr: SocketAddr,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    serve_on(bind(addr).await?, state, shutdown).await
-}
-
-/// [`serve`] on a listener already bound (port 0 in tests, or bound early by `run`).
 pub async fn serve_on(
     listener: TcpListener,
     state: AppState,
