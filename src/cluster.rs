@@ -10,10 +10,14 @@
 //! (timely itself would wait forever, or route to workers that do not exist), and a process
 //! that does not come is named after a timeout.
 //!
-//! Once running, a process that dies (SIGKILL, a lost host) breaks its TCP connections; timely's
+//! Once running, a process that dies (SIGKILL) breaks its TCP connections; timely's
 //! communication threads then panic. [`exit_on_lost_peer`] turns that into one line naming the
 //! lost process and a non-zero exit, so every survivor stops within seconds and a supervisor
-//! restarts the cluster, which resumes from the positions in the tables.
+//! restarts the cluster, which resumes from the positions in the tables. A host that is lost
+//! without closing its connections (powered off, cut off, frozen) is noticed by the
+//! [`Heartbeats`] process 0 and every other process exchange over their rendezvous connection:
+//! none for [`LOST_AFTER`] ends the process that misses them, and the others follow as their
+//! connections to it break.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -37,6 +41,10 @@ pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How often a waiting process says what it waits for.
 const WAIT_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// How often a heartbeat is sent, and how long without one means the other process is lost.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+pub const LOST_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -200,9 +208,15 @@ struct Answer {
 /// of the settings that must agree) with the same number of workers, or fails naming the
 /// missing or mismatched process. Process 0 listens on its own address (which timely binds
 /// next); the others connect to it, retrying until the join timeout.
-pub fn rendezvous(cluster: &Cluster, workers: usize, job: &str) -> Result<(), ClusterError> {
+///
+/// The connections stay open as [`Heartbeats`]: process 0 with every other process.
+pub fn rendezvous(
+    cluster: &Cluster,
+    workers: usize,
+    job: &str,
+) -> Result<Heartbeats, ClusterError> {
     if cluster.processes() == 1 {
-        return Ok(());
+        return Ok(Heartbeats::default());
     }
     let hello = Hello {
         process: cluster.process,
@@ -217,7 +231,7 @@ pub fn rendezvous(cluster: &Cluster, workers: usize, job: &str) -> Result<(), Cl
 }
 
 /// Process 0: accepts one hello from every other process, checks them all, then answers each.
-fn gather(cluster: &Cluster, own: &Hello) -> Result<(), ClusterError> {
+fn gather(cluster: &Cluster, own: &Hello) -> Result<Heartbeats, ClusterError> {
     let address = &cluster.hosts[0];
     let listener = TcpListener::bind(address).map_err(|source| ClusterError::Listen {
         process: 0,
@@ -287,7 +301,12 @@ fn gather(cluster: &Cluster, own: &Hello) -> Result<(), ClusterError> {
                 processes = cluster.processes(),
                 "cluster: every process joined"
             );
-            Ok(())
+            let peers = joined
+                .into_iter()
+                .enumerate()
+                .filter_map(|(process, slot)| slot.map(|(_, stream)| (process, stream)))
+                .collect();
+            Ok(Heartbeats::watch(peers, &cluster.hosts))
         }
     }
 }
@@ -338,7 +357,7 @@ fn answer(mut stream: &TcpStream, refused: Option<String>) {
 
 /// Any other process: says hello to process 0 (retrying until the join timeout) and waits for
 /// its answer, which comes once every process has joined.
-fn join(cluster: &Cluster, hello: &Hello) -> Result<(), ClusterError> {
+fn join(cluster: &Cluster, hello: &Hello) -> Result<Heartbeats, ClusterError> {
     let address = &cluster.hosts[0];
     let started = Instant::now();
     let mut reported = Instant::now();
@@ -382,8 +401,106 @@ fn join(cluster: &Cluster, hello: &Hello) -> Result<(), ClusterError> {
         .map_err(|_| refused("no answer (it stopped, or is not a pinstream process)".into()))?;
     match answer.refused {
         Some(reason) => Err(ClusterError::Mismatch(reason)),
-        None => Ok(()),
+        None => Ok(Heartbeats::watch(vec![(0, stream)], &cluster.hosts)),
     }
+}
+
+/// What a heartbeat connection carries: a beat every [`HEARTBEAT_EVERY`], then a goodbye when
+/// the process ends its part of the job well (its end is then no loss).
+const BEAT: u8 = b'.';
+const GOODBYE: u8 = b'!';
+
+/// The heartbeats this process exchanges with the others it met at the rendezvous (process 0:
+/// every other process; the others: process 0). A missing beat for [`LOST_AFTER`], or a
+/// connection closed without a goodbye, ends this process with one line naming the lost one.
+#[derive(Debug, Default)]
+pub struct Heartbeats {
+    peers: Vec<TcpStream>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Heartbeats {
+    /// Starts a sender and a watcher thread per connection.
+    fn watch(peers: Vec<(usize, TcpStream)>, hosts: &[String]) -> Heartbeats {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut kept = Vec::new();
+        for (peer, stream) in peers {
+            let address = hosts.get(peer).cloned().unwrap_or_default();
+            let (Ok(reader), Ok(writer)) = (stream.try_clone(), stream.try_clone()) else {
+                continue;
+            };
+            let stopped = done.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("pinstream-beat-{peer}"))
+                .spawn(move || send_beats(writer, &stopped));
+            let stopped = done.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("pinstream-watch-{peer}"))
+                .spawn(move || watch_beats(reader, peer, &address, &stopped));
+            kept.push(stream);
+        }
+        Heartbeats { peers: kept, done }
+    }
+
+    /// This process ended its part of the job well: tells the others, and stops watching them
+    /// (they end too, closing their connections).
+    pub fn goodbye(&self) {
+        self.done.store(true, Ordering::Relaxed);
+        for mut stream in &self.peers {
+            let _ = stream.write_all(&[GOODBYE]);
+        }
+    }
+}
+
+fn send_beats(mut stream: TcpStream, done: &std::sync::atomic::AtomicBool) {
+    while !done.load(Ordering::Relaxed) {
+        if stream.write_all(&[BEAT]).is_err() {
+            return; // the watcher reports the loss
+        }
+        std::thread::sleep(HEARTBEAT_EVERY);
+    }
+}
+
+fn watch_beats(
+    stream: TcpStream,
+    peer: usize,
+    address: &str,
+    done: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::Read;
+    if stream.set_read_timeout(Some(LOST_AFTER)).is_err() {
+        return;
+    }
+    let mut byte = [0u8; 1];
+    loop {
+        let read = (&stream).read(&mut byte);
+        if done.load(Ordering::Relaxed) {
+            return;
+        }
+        let cause = match read {
+            Ok(1) if byte[0] == BEAT => continue,
+            Ok(1) if byte[0] == GOODBYE => return,
+            Ok(_) => "its connection closed".to_owned(),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                format!("no heartbeat for {LOST_AFTER:?}")
+            }
+            Err(error) => error.to_string(),
+        };
+        lost_peer(peer, address, &cause);
+    }
+}
+
+/// Ends this process: another process of the cluster is gone.
+fn lost_peer(peer: usize, address: &str, cause: &str) -> ! {
+    eprintln!(
+        "pinstream: lost process {peer} ({address}) of the cluster ({cause}); exiting: restart the cluster, it resumes from the tables"
+    );
+    std::process::exit(EXIT_LOST_PEER)
 }
 
 /// Makes a broken connection to another process (timely's communication threads panic on it)
@@ -407,10 +524,7 @@ pub fn exit_on_lost_peer(hosts: Vec<String>) {
                     .map(String::as_str)
                     .or_else(|| info.payload().downcast_ref::<&str>().copied())
                     .unwrap_or("connection failed");
-                eprintln!(
-                    "pinstream: lost process {peer} ({address}) of the cluster ({cause}); exiting: restart the cluster, it resumes from the tables"
-                );
-                std::process::exit(EXIT_LOST_PEER);
+                lost_peer(peer, address, cause);
             }
             None => default(info),
         }
@@ -476,7 +590,7 @@ mod tests {
         // Peers first, process 0 last: all meet.
         let joins = [run(2, 2, "a", 0), run(1, 2, "a", 100), run(0, 2, "a", 400)];
         for join in joins {
-            join.join().unwrap().unwrap();
+            join.join().unwrap().unwrap().goodbye();
         }
         // Process 1 with another worker count: every process fails, naming it.
         let joins = [run(0, 2, "a", 0), run(1, 1, "a", 0), run(2, 2, "a", 0)];

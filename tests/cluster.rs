@@ -469,3 +469,70 @@ fn two_hosts_in_network_namespaces_run_one_job_over_a_virtual_network() {
     check_against_reference(input.path(), lake.path());
     check_aggregates(input.path(), lake.path(), None);
 }
+
+#[test]
+fn a_frozen_process_is_noticed_by_the_missing_heartbeats_and_the_cluster_restarts_exactly() {
+    // SIGSTOP keeps the process's connections open, as a host cut off or frozen does: only
+    // the missing heartbeats tell.
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 20_000, 8, 10_000);
+    let source = format!("file:{}", input.path().display());
+    let dir = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let hosts = hosts_file(dir.path(), 3);
+    let args = [
+        "--from",
+        &source,
+        "--lake",
+        lake.path().to_str().unwrap(),
+        "--until-done",
+        "--batch-records",
+        "300",
+    ];
+    let mut run = ClusterRun::start(&hosts, 1, &args, dir.path());
+    let started = Instant::now();
+    while commits(lake.path(), "pin") < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no commits:\n{}",
+            run.log_tails()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let frozen = run.children[1].id().to_string();
+    let signal = |name: &str| {
+        std::process::Command::new("kill")
+            .args([name, &frozen])
+            .status()
+            .unwrap()
+    };
+    assert!(signal("-STOP").success());
+    let stopped = Instant::now();
+    // Process 0 misses process 1's heartbeats; process 2 then loses process 0.
+    loop {
+        let exited = [0, 2].map(|p| run.children[p].try_wait().unwrap());
+        if exited.iter().all(Option::is_some) {
+            for status in exited.into_iter().flatten() {
+                assert!(!status.success(), "{}", run.log_tails());
+            }
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(40),
+            "the others did not notice the frozen process:\n{}",
+            run.log_tails()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        run.log(0).contains("lost process 1") && run.log(0).contains("no heartbeat"),
+        "{}",
+        run.log_tails()
+    );
+    signal("-KILL");
+    drop(run);
+    let restart = tempfile::tempdir().unwrap();
+    ClusterRun::start(&hosts, 1, &args, restart.path()).wait_success(Duration::from_secs(240));
+    check_against_reference(input.path(), lake.path());
+    check_aggregates(input.path(), lake.path(), None);
+}

@@ -254,12 +254,25 @@ pub fn run_started(
     if let Some(cluster) = &config.cluster {
         crate::cluster::exit_on_lost_peer(cluster.hosts.clone());
     }
+    // In a cluster: the heartbeats exchanged with the other processes, for the whole run.
+    let mut heartbeats = None;
     let mut backoff = Duration::from_millis(500);
     for epoch in 0u64.. {
-        match run_epoch(&config, &sources, job, &runtime, &aggregates) {
+        match run_epoch(
+            &config,
+            &sources,
+            job,
+            &runtime,
+            &aggregates,
+            &mut heartbeats,
+        ) {
             Ok(None) => {
                 for source in sources.iter() {
                     source.finish(Duration::from_secs(10));
+                }
+                // This process's part is done: its end is no loss to the others.
+                if let Some(heartbeats) = &heartbeats {
+                    heartbeats.goodbye();
                 }
                 return Ok(());
             }
@@ -307,8 +320,10 @@ fn run_epoch(
     job: &JobContext,
     runtime: &Handle,
     aggregates: &AggregateStore,
+    heartbeats: &mut Option<crate::cluster::Heartbeats>,
 ) -> Result<Option<String>, EngineError> {
     let open = || runtime.block_on(Lake::open(&config.lake));
+    let meet = |cluster| crate::cluster::rendezvous(cluster, config.workers, &job_digest(config));
     let lake = match &config.cluster {
         None => open()?,
         // Process 0 creates missing tables before the others open them (two creators of one
@@ -316,11 +331,11 @@ fn run_epoch(
         // the rendezvous, so process 0 is listening by the time they connect.
         Some(cluster) if cluster.process == 0 => {
             let lake = open()?;
-            crate::cluster::rendezvous(cluster, config.workers, &job_digest(config))?;
+            *heartbeats = Some(meet(cluster)?);
             lake
         }
         Some(cluster) => {
-            crate::cluster::rendezvous(cluster, config.workers, &job_digest(config))?;
+            *heartbeats = Some(meet(cluster)?);
             open()?
         }
     };
