@@ -118,6 +118,7 @@ pub struct RunArgs {
     /// A source, replacing the job's sources (repeat for several): file:<dir>, http (the
     /// ingest endpoints of the HTTP server),
     /// kafka://<host:port>/<topic-prefix>[?start=earliest|latest|<time>&group_id=<id>],
+    /// kinesis://<stream-prefix>[?start=..&endpoint=..&region=..],
     /// emulator:events=<n>,seed=<s>,rate=<per-second>[,universe=<n>][,partitions=<n>].
     ///
     /// Separate processes with the same Kafka group (no --hosts) split the partitions, and
