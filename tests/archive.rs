@@ -5,7 +5,8 @@
 //!
 //! - backfill from the archive, then Kafka, on one lake: the tables of the SPEC reference,
 //!   every offset read once, every bad message quarantined once;
-//! - follow mode reads the objects written while the job runs;
+//! - follow mode reads the objects written while the job runs (S3, and a local directory
+//!   with `file:`);
 //! - SIGKILL while reading the archive, then restart, equals the uninterrupted run.
 
 use std::path::Path;
@@ -168,6 +169,49 @@ fn records_in(port: u16) -> Option<u64> {
     stats["records_in"].as_u64()
 }
 
+/// Runs `--from source` without `--until-done`, waits until it read the `first` records
+/// written before it started, calls `write_rest`, waits until it read `total`, stops it
+/// with SIGTERM; the tables must equal a replay of `files`.
+fn follow(source: &str, files: &Path, first: u64, total: u64, write_rest: impl FnOnce()) {
+    let work = tempfile::tempdir().unwrap();
+    let lake = work.path().join("lake");
+    let port = free_port();
+    let mut child = pinstream()
+        .args(["run", "--from", source, "--lake"])
+        .arg(&lake)
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .args(["--batch-interval", "200ms", "--workers", "2"])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while records_in(port) != Some(first) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "first objects not read"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    write_rest();
+    while records_in(port) != Some(total) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "objects written later not read: {:?} of {total}",
+            records_in(port)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+
+    let file_lake = work.path().join("file-lake");
+    assert_success(&replay(files, &file_lake, &[]));
+    assert_same_tables(&file_lake, &lake);
+}
+
 #[test]
 fn archive_follow_mode_reads_objects_written_while_it_runs() {
     let Some(_turn) = s3_turn() else { return };
@@ -185,54 +229,53 @@ fn archive_follow_mode_reads_objects_written_while_it_runs() {
     for (topic, lines) in &objects {
         archive(&writer, topic, 0, &lines[..300], 100);
     }
-
-    let lake = work.path().join("lake");
-    let port = free_port();
-    let mut child = pinstream()
-        .args([
-            "run",
-            "--from",
-            &format!("{bucket}/topics?interval=200ms"),
-            "--lake",
-        ])
-        .arg(&lake)
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .args(["--batch-interval", "200ms", "--workers", "2"])
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while records_in(port) != Some(900) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "first objects not read"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for (topic, lines) in &objects {
-        for (i, chunk) in lines[300..].chunks(100).enumerate() {
-            writer
-                .put_messages(topic, 0, 300 + (i * 100) as i64, chunk, false)
-                .unwrap();
+    let source = format!("{bucket}/topics?interval=200ms");
+    follow(&source, &files, 900, total as u64, || {
+        for (topic, lines) in &objects {
+            for (i, chunk) in lines[300..].chunks(100).enumerate() {
+                writer
+                    .put_messages(topic, 0, 300 + (i * 100) as i64, chunk, false)
+                    .unwrap();
+            }
         }
-    }
-    while records_in(port) != Some(total as u64) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "objects written later not read: {:?} of {total}",
-            records_in(port)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    });
+}
 
-    let file_lake = work.path().join("file-lake");
-    assert_success(&replay(&files, &file_lake, &[]));
-    assert_same_tables(&file_lake, &lake);
+#[test]
+fn file_follow_mode_reads_files_written_while_it_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path().join("files");
+    emulate(&files, 1_500, 5, 1_000);
+    let incoming = work.path().join("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let chunks: Vec<(String, String)> = ["pin", "geo", "user"]
+        .iter()
+        .flat_map(|stream| {
+            let text = std::fs::read_to_string(files.join(format!("{stream}.jsonl"))).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            lines
+                .chunks(300)
+                .enumerate()
+                .map(|(i, chunk)| (format!("{stream}-{i:03}.jsonl"), chunk.join("\n") + "\n"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let total = 3 * 1_500;
+    let (now, later): (Vec<_>, Vec<_>) = chunks
+        .iter()
+        .partition(|(name, _)| name.ends_with("000.jsonl"));
+    for (name, text) in &now {
+        std::fs::write(incoming.join(name), text).unwrap();
+    }
+    let source = format!("file:{}?interval=200ms", incoming.display());
+    follow(&source, &files, 900, total, || {
+        for (name, text) in &later {
+            // Written aside and renamed in, as a file drop should be.
+            let aside = work.path().join(name);
+            std::fs::write(&aside, text).unwrap();
+            std::fs::rename(&aside, incoming.join(name)).unwrap();
+        }
+    });
 }
 
 #[test]
