@@ -598,9 +598,11 @@ mod tests {
             ("http://127.0.0.1:8080", "http"),
             ("kafka://h:9092/abc", "kafka"),
             ("kinesis://abc", "kinesis"),
+            ("s3://bucket/topics/", "s3"),
         ] {
             assert_eq!(connector_for(url).map(|c| c.name()), Some(name), "{url}");
         }
+        assert_eq!(connector_named("archive").map(|c| c.name()), Some("s3"));
         assert!(connector_for("ftp://x").is_none());
         let error = SourceSpec::parse("ftp://x").unwrap_err().to_string();
         for connector in connectors() {
