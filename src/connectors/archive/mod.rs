@@ -139,8 +139,7 @@ impl SourceSettings for ArchiveSettings {
         let (store, runtime) = open_store(&self.url)?;
         Ok(Box::new(StartedArchive {
             settings: self.clone(),
-            store,
-            runtime,
+            listing: Arc::new(source::Listing::new(store, runtime)),
             stats: job.stats.clone(),
         }))
     }
@@ -176,11 +175,10 @@ pub(crate) fn open_store(
     Ok((store, Arc::new(runtime)))
 }
 
-/// The source started for a run: one store and runtime shared by the workers.
+/// The source started for a run: one store, runtime and listing shared by the workers.
 struct StartedArchive {
     settings: ArchiveSettings,
-    store: Arc<dyn object_store::ObjectStore>,
-    runtime: Arc<tokio::runtime::Runtime>,
+    listing: Arc<source::Listing>,
     stats: Arc<crate::stats::Stats>,
 }
 
@@ -188,8 +186,7 @@ impl StartedSource for StartedArchive {
     fn open(&self, worker: usize, peers: usize) -> Result<Box<dyn Source>, SourceError> {
         Ok(Box::new(ArchiveSource::open(
             &self.settings,
-            self.store.clone(),
-            self.runtime.clone(),
+            self.listing.clone(),
             self.stats.clone(),
             worker,
             peers,

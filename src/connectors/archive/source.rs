@@ -19,8 +19,8 @@
 //! topic-partition has the same owner whether read from the archive or the broker.
 //!
 //! **Follow mode** (a run without `--until-done`): once everything listed is read, the prefix
-//! is listed again every `interval`; new objects of a topic-partition are read in offset
-//! order. An object that appears behind what a topic-partition has already read cannot be
+//! is listed again every `interval` (one listing per process, shared by its workers: a
+//! [`Listing`]); new objects of a topic-partition are read in offset order. An object that appears behind what a topic-partition has already read cannot be
 //! read in order and is reported like a bad object. Partitions first seen while following
 //! start at their beginning (their positions are looked up in the tables only at start).
 //!
@@ -81,6 +81,7 @@ impl Part {
 pub struct ArchiveSource {
     store: Arc<dyn ObjectStore>,
     runtime: Arc<tokio::runtime::Runtime>,
+    listing: Arc<Listing>,
     stats: Arc<Stats>,
     url: String,
     worker: usize,
@@ -144,20 +145,58 @@ where
     }
 }
 
+/// The prefix's listing, shared by a process's workers: a large archive is listed once per
+/// interval, not once per worker.
+pub struct Listing {
+    store: Arc<dyn ObjectStore>,
+    runtime: Arc<tokio::runtime::Runtime>,
+    last: parking_lot::Mutex<Option<(Instant, Arc<Vec<String>>)>>,
+}
+
+impl Listing {
+    pub fn new(store: Arc<dyn ObjectStore>, runtime: Arc<tokio::runtime::Runtime>) -> Listing {
+        Listing {
+            store,
+            runtime,
+            last: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// Every key under the prefix (paged by the client), from a listing younger than
+    /// `fresh` when there is one. Workers asking meanwhile wait for it and share it.
+    fn keys(&self, fresh: Duration) -> Result<Arc<Vec<String>>, object_store::Error> {
+        let mut last = self.last.lock();
+        if let Some((at, keys)) = &*last
+            && at.elapsed() < fresh
+        {
+            return Ok(keys.clone());
+        }
+        let keys: Vec<String> = self
+            .runtime
+            .block_on(self.store.list(None).try_collect::<Vec<_>>())?
+            .into_iter()
+            .map(|meta| meta.location.to_string())
+            .collect();
+        let keys = Arc::new(keys);
+        *last = Some((Instant::now(), keys.clone()));
+        Ok(keys)
+    }
+}
+
 impl ArchiveSource {
     /// Lists the archive (with paging; a clear error when the store cannot be reached) and
     /// keeps this worker's partitions.
     pub(super) fn open(
         settings: &ArchiveSettings,
-        store: Arc<dyn ObjectStore>,
-        runtime: Arc<tokio::runtime::Runtime>,
+        listing: Arc<Listing>,
         stats: Arc<Stats>,
         worker: usize,
         peers: usize,
     ) -> Result<ArchiveSource, SourceError> {
         let mut source = ArchiveSource {
-            store,
-            runtime,
+            store: listing.store.clone(),
+            runtime: listing.runtime.clone(),
+            listing,
             stats,
             url: settings.url.to_string(),
             worker,
@@ -179,14 +218,13 @@ impl ArchiveSource {
 
     /// Lists the prefix and adds the objects not seen before to this worker's partitions.
     fn list(&mut self) -> Result<(), String> {
-        let store = self.store.clone();
         let mut found: Vec<String> = self
-            .runtime
-            .block_on(store.list(None).try_collect::<Vec<_>>())
+            .listing
+            .keys(self.interval / 2)
             .map_err(|e| format!("s3 archive {}: listing: {e}", self.url))?
-            .into_iter()
-            .map(|meta| meta.location.to_string())
-            .filter(|key| !self.seen.contains(key))
+            .iter()
+            .filter(|key| !self.seen.contains(*key))
+            .cloned()
             .collect();
         self.listed_at = Instant::now();
         found.sort();
@@ -486,8 +524,7 @@ mod tests {
             };
             ArchiveSource::open(
                 &settings,
-                self.store.clone(),
-                self.runtime.clone(),
+                Arc::new(Listing::new(self.store.clone(), self.runtime.clone())),
                 self.stats.clone(),
                 worker,
                 peers,
