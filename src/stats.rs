@@ -58,6 +58,10 @@ pub struct Stats {
     /// Retries of transient source errors (connection refused or reset, timeouts, 5xx,
     /// throttling) per source kind, in the order of [`SOURCE_KINDS`].
     pub source_retries: [AtomicU64; SOURCE_KINDS.len()],
+    /// Archive objects (or parts of them) that could not be read and were skipped: an
+    /// unreadable gzip stream, a Kafka Connect name that does not parse, an object older
+    /// than what was already read. Each is also logged once.
+    pub bad_objects: AtomicU64,
     /// The Kafka brokers' reachability, as every Kafka client of the job sees it.
     pub kafka_outage: Outage,
 }

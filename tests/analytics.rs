@@ -121,9 +121,7 @@ fn run_engine(input: &Path, lake: &Path, workers: usize, batch_records: usize) -
     let config = Config {
         name: "analytics-test".into(),
         lake: lake.display().to_string(),
-        sources: vec![SourceSpec::new(FileSettings {
-            dir: input.to_path_buf(),
-        })],
+        sources: vec![SourceSpec::new(FileSettings::new(input))],
         workers,
         http: "127.0.0.1:0".parse().unwrap(),
         batch: BatchPolicy {

@@ -6,6 +6,7 @@ mod support;
 
 mod aggregates;
 mod analytics;
+mod archive;
 mod cli;
 mod cluster;
 mod dashboard;

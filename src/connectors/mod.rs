@@ -19,6 +19,7 @@
 //! by a stable [`PartitionId`]); the sink writes them as Delta `txn` actions in the same commit
 //! as the rows they cover, and on start the source is [`Source::seek`]ed to what the tables hold.
 
+pub mod archive;
 pub mod emulator;
 pub mod file;
 pub mod http;
@@ -304,6 +305,7 @@ pub trait Source: Send {
 /// Every connector. `--from` values and `[[source]]` sections find theirs by name here.
 pub fn connectors() -> &'static [&'static dyn Connector] {
     &[
+        &archive::Connector,
         &file::Connector,
         &emulator::EmulatorConnector,
         &http::Connector,
@@ -316,6 +318,10 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
 pub trait Connector: Sync {
     /// The job file's `type` and the scheme of its `--from` / `--to` values (`kafka`).
     fn name(&self) -> &'static str;
+    /// Other job file `type`s naming it (`archive` for `s3`).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// How its `--from` value is written, for error messages (`kafka://<host:port>/<prefix>`).
     fn url_form(&self) -> &'static str;
     /// How an `emulate --to` value is written, when the connector has a producer.
@@ -343,7 +349,10 @@ pub fn connector_for(url: &str) -> Option<&'static dyn Connector> {
 
 /// The connector of a job file's `type`.
 pub fn connector_named(name: &str) -> Option<&'static dyn Connector> {
-    connectors().iter().copied().find(|c| c.name() == name)
+    connectors()
+        .iter()
+        .copied()
+        .find(|c| c.name() == name || c.aliases().contains(&name))
 }
 
 /// `a, b or c`.
@@ -589,9 +598,11 @@ mod tests {
             ("http://127.0.0.1:8080", "http"),
             ("kafka://h:9092/abc", "kafka"),
             ("kinesis://abc", "kinesis"),
+            ("s3://bucket/topics/", "s3"),
         ] {
             assert_eq!(connector_for(url).map(|c| c.name()), Some(name), "{url}");
         }
+        assert_eq!(connector_named("archive").map(|c| c.name()), Some("s3"));
         assert!(connector_for("ftp://x").is_none());
         let error = SourceSpec::parse("ftp://x").unwrap_err().to_string();
         for connector in connectors() {

@@ -63,6 +63,11 @@ fn record(state: &AppState) {
     for (kind, count) in SOURCE_KINDS.iter().zip(&stats.source_retries) {
         counter!("pinstream_source_retries_total", "kind" => *kind).absolute(Stats::get(count));
     }
+    describe_counter!(
+        "pinstream_source_bad_objects_total",
+        "Archive objects skipped (unreadable gzip, unparsable Kafka Connect name, older than what was read), each logged"
+    );
+    counter!("pinstream_source_bad_objects_total").absolute(Stats::get(&stats.bad_objects));
     let totals = [
         (
             "pinstream_duplicates_total",

@@ -6,10 +6,18 @@
 //! Each file is a partition (`file:<path relative to the directory>`); its position is the
 //! number of lines consumed, its offsets are 0-based line indices. Files are spread over the
 //! workers by their sorted order, so every worker count reads the same lines.
+//!
+//! **Following** ([`FileSource::following`], a run without `--until-done`): once every file
+//! is read, the directory is listed again every `interval`, and files not seen before are
+//! read from their start, each by the worker a stable hash of its id names (the sorted order
+//! of a growing listing would move files between workers). A file that grows after it was
+//! read is not read again.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::connectors::{
     PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
@@ -65,6 +73,13 @@ pub fn list(dir: &Path) -> Result<Vec<FilePartition>, SourceError> {
 
 /// Reads this worker's share of the files, one after the other.
 pub struct FileSource {
+    dir: PathBuf,
+    worker: usize,
+    peers: usize,
+    /// Every file listed so far (any worker's), by id.
+    known: HashSet<PartitionId>,
+    /// When following: the interval and the last listing.
+    follow: Option<(Duration, Instant)>,
     files: Vec<FilePartition>,
     /// Lines consumed per file (position), aligned with `files`.
     consumed: Vec<Position>,
@@ -82,19 +97,60 @@ impl FileSource {
                 dir.display()
             )));
         }
-        let files: Vec<_> = list(dir)?
+        let listed = list(dir)?;
+        let known = listed.iter().map(|file| file.id.clone()).collect();
+        let files: Vec<_> = listed
             .into_iter()
             .enumerate()
             .filter(|(i, _)| i % peers == worker)
             .map(|(_, file)| file)
             .collect();
         Ok(FileSource {
+            dir: dir.to_path_buf(),
+            worker,
+            peers,
+            known,
+            follow: None,
             consumed: vec![Position::START; files.len()],
             files,
             current: 0,
             reader: None,
             line: Vec::new(),
         })
+    }
+
+    /// Keeps listing the directory every `interval` once everything is read.
+    pub fn following(mut self, interval: Duration) -> Self {
+        self.follow = Some((interval, Instant::now()));
+        self
+    }
+
+    /// Lists the directory again when the interval has passed; adds this worker's new files.
+    fn list_again(&mut self) {
+        let Some((interval, listed_at)) = &mut self.follow else {
+            return;
+        };
+        if listed_at.elapsed() < *interval {
+            return;
+        }
+        *listed_at = Instant::now();
+        let listed = match list(&self.dir) {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(%error, "file source: listing again later");
+                return;
+            }
+        };
+        for file in listed {
+            if !self.known.insert(file.id.clone())
+                || crate::connectors::kafka::owner(&file.id, self.peers) != self.worker
+            {
+                continue;
+            }
+            tracing::debug!(file = %file.id, "new file");
+            self.files.push(file);
+            self.consumed.push(Position::START);
+        }
     }
 
     /// Opens file `current` and skips the lines already consumed.
@@ -148,7 +204,14 @@ impl Source for FileSource {
         let mut taken = 0;
         while taken < max {
             if self.current >= self.files.len() {
-                return Ok(PollStatus::Exhausted);
+                if self.follow.is_none() {
+                    return Ok(PollStatus::Exhausted);
+                }
+                if taken > 0 {
+                    return Ok(PollStatus::Ready);
+                }
+                self.list_again();
+                return Ok(PollStatus::Idle);
             }
             if self.reader.is_none() {
                 self.open_current()?;
@@ -274,6 +337,56 @@ mod tests {
             drain(&mut resumed, 10),
             vec![expected[2].clone(), expected[4].clone()]
         );
+    }
+
+    #[test]
+    fn following_reads_files_added_later_once() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "pin.jsonl", "a\n");
+        let mut sources: Vec<_> = (0..2)
+            .map(|w| {
+                FileSource::new(dir.path(), w, 2)
+                    .unwrap()
+                    .following(Duration::from_millis(1))
+            })
+            .collect();
+        let poll_all = |sources: &mut Vec<FileSource>| {
+            let mut out = Vec::new();
+            for source in sources.iter_mut() {
+                for _ in 0..3 {
+                    std::thread::sleep(Duration::from_millis(2));
+                    assert_ne!(source.poll(10, &mut out).unwrap(), PollStatus::Exhausted);
+                }
+            }
+            let mut read: Vec<_> = out
+                .into_iter()
+                .map(|r| (r.partition.to_string(), r.offset.value()))
+                .collect();
+            read.sort();
+            read
+        };
+        assert_eq!(poll_all(&mut sources), vec![("file:pin.jsonl".into(), 0)]);
+        write(
+            dir.path(),
+            "topics/a.geo/partition=0/a.geo+0+0000000000.json",
+            "x\ny\n",
+        );
+        write(dir.path(), "user.jsonl", "u\n");
+        assert_eq!(
+            poll_all(&mut sources),
+            vec![
+                (
+                    "file:topics/a.geo/partition=0/a.geo+0+0000000000.json".into(),
+                    0
+                ),
+                (
+                    "file:topics/a.geo/partition=0/a.geo+0+0000000000.json".into(),
+                    1
+                ),
+                ("file:user.jsonl".into(), 0),
+            ]
+        );
+        assert!(poll_all(&mut sources).is_empty());
     }
 
     #[test]

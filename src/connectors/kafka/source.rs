@@ -114,12 +114,15 @@ pub struct KafkaSource {
     group: Option<(Membership, u64, BTreeSet<TopicPartition>)>,
 }
 
-/// The worker a partition belongs to: a stable hash of its id.
-fn owner(id: &str, peers: usize) -> usize {
+/// The worker a partition belongs to: a stable hash of its id (shared with the archive
+/// source, so a topic-partition's archived and live offsets have one owner).
+pub fn owner(id: &str, peers: usize) -> usize {
     (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % peers as u64) as usize
 }
 
-fn partition_id(topic: &str, partition: i32) -> PartitionId {
+/// `kafka:<topic>/<partition>`: the `txn` appId of a topic-partition, whether its offsets
+/// are read from the broker or from a Kafka Connect archive.
+pub fn partition_id(topic: &str, partition: i32) -> PartitionId {
     format!("kafka:{topic}/{partition}").into()
 }
 

@@ -1,0 +1,243 @@
+//! The archive connector: a Kafka Connect S3 sink archive (or any JSON Lines objects named by
+//! stream) in a bucket. `--from s3://bucket/prefix[?interval=10s]`, or `[[source]] type =
+//! "s3"` (or `"archive"`) with `url = "s3://bucket/prefix"` and optional `interval = "10s"`.
+//!
+//! The objects are read with the same AWS settings as `s3://` lakes (the object store
+//! delta-rs builds for a lake: credential chain, `AWS_ENDPOINT_URL[_S3]`, `AWS_REGION`,
+//! `AWS_ALLOW_HTTP`, the same retries). See [`source`] for positions and follow mode,
+//! [`name`] for which objects are read.
+
+pub mod name;
+mod producer;
+pub mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+pub use producer::ConnectWriter;
+pub use source::ArchiveSource;
+
+use crate::connectors::{
+    JobContext, JobSettings, Produce, Source, SourceError, SourceSettings, SourceSpec,
+    StartedSource,
+};
+
+pub struct Connector;
+
+/// How often a following source lists the prefix again, unless configured.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The archive source's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchiveSettings {
+    /// `s3://bucket/prefix/` (always ending in `/`): every object under it is a candidate.
+    pub url: Url,
+    /// How often the prefix is listed again while following.
+    pub interval: Duration,
+    /// Keep listing for objects the connector adds (a run without `--until-done`); otherwise
+    /// read what the first listing found and end.
+    pub follow: bool,
+}
+
+/// The job file's `[[source]]` section.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    url: String,
+    #[serde(default)]
+    interval: Option<String>,
+}
+
+impl ArchiveSettings {
+    /// Parses `s3://bucket/prefix[?interval=<duration>]`.
+    pub fn parse(text: &str) -> Result<ArchiveSettings, SourceError> {
+        let error = |reason: String| {
+            SourceError::Config(format!(
+                "archive source `{text}`: {reason} (expected s3://bucket/prefix)"
+            ))
+        };
+        let mut url = Url::parse(text).map_err(|e| error(e.to_string()))?;
+        if url.scheme() != "s3" || url.host_str().is_none_or(str::is_empty) {
+            return Err(error("needs a bucket".into()));
+        }
+        let mut interval = DEFAULT_INTERVAL;
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "interval" => interval = parse_interval(&value).map_err(error)?,
+                other => return Err(error(format!("unknown option `{other}`"))),
+            }
+        }
+        url.set_query(None);
+        if !url.path().ends_with('/') {
+            url.set_path(&format!("{}/", url.path()));
+        }
+        Ok(ArchiveSettings {
+            url,
+            interval,
+            follow: true,
+        })
+    }
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(interval) if !interval.is_zero() => Ok(interval),
+        Ok(_) => Err("interval must be more than 0".into()),
+        Err(e) => Err(format!("interval `{text}`: {e}")),
+    }
+}
+
+impl super::Connector for Connector {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["archive"]
+    }
+
+    fn url_form(&self) -> &'static str {
+        "s3://bucket/prefix"
+    }
+
+    fn producer_form(&self) -> Option<&'static str> {
+        Some("s3://bucket/prefix")
+    }
+
+    fn parse_url(&self, url: &str) -> Result<SourceSpec, SourceError> {
+        Ok(SourceSpec::new(ArchiveSettings::parse(url)?))
+    }
+
+    fn parse_section(&self, section: toml::Table) -> Result<SourceSpec, SourceError> {
+        let section: Section = super::section("s3", section)?;
+        let mut settings = ArchiveSettings::parse(&section.url)?;
+        if let Some(interval) = section.interval {
+            settings.interval = parse_interval(&interval)
+                .map_err(|reason| SourceError::Config(format!("s3 source: {reason}")))?;
+        }
+        Ok(SourceSpec::new(settings))
+    }
+
+    fn produce(&self, target: &Produce<'_>) -> Option<Result<u64, SourceError>> {
+        Some(producer::produce(target))
+    }
+}
+
+impl SourceSettings for ArchiveSettings {
+    fn is_bounded(&self) -> bool {
+        true
+    }
+
+    fn for_job(&mut self, job: &JobSettings<'_>) {
+        self.follow = !job.until_done;
+    }
+
+    fn start(&self, job: &JobContext) -> Result<Box<dyn StartedSource>, SourceError> {
+        let (store, runtime) = open_store(&self.url)?;
+        Ok(Box::new(StartedArchive {
+            settings: self.clone(),
+            listing: Arc::new(source::Listing::new(store, runtime)),
+            stats: job.stats.clone(),
+        }))
+    }
+}
+
+/// A bucket prefix as an object store rooted at it (the lake's configuration), and a small
+/// runtime to drive it from the timely worker threads (`Handle::block_on` needs a runtime
+/// whose own threads drive the I/O: a one-thread multi-thread runtime).
+pub(crate) fn open_store(
+    url: &Url,
+) -> Result<
+    (
+        Arc<dyn object_store::ObjectStore>,
+        Arc<tokio::runtime::Runtime>,
+    ),
+    SourceError,
+> {
+    let store = deltalake::logstore::store_for(url, crate::sink::delta::storage_options(url))
+        .map_err(|source| SourceError::Client {
+            connector: "s3",
+            at: url.to_string(),
+            source: Box::new(source),
+        })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("pinstream-s3")
+        .enable_all()
+        .build()
+        .map_err(|source| SourceError::Runtime {
+            purpose: "the s3 client",
+            source,
+        })?;
+    Ok((store, Arc::new(runtime)))
+}
+
+/// The source started for a run: one store, runtime and listing shared by the workers.
+struct StartedArchive {
+    settings: ArchiveSettings,
+    listing: Arc<source::Listing>,
+    stats: Arc<crate::stats::Stats>,
+}
+
+impl StartedSource for StartedArchive {
+    fn open(&self, worker: usize, peers: usize) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(ArchiveSource::open(
+            &self.settings,
+            self.listing.clone(),
+            self.stats.clone(),
+            worker,
+            peers,
+        )?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_settings_from_flags_and_job_files() {
+        let spec = SourceSpec::parse("s3://bucket/some/topics").unwrap();
+        let settings = spec.settings::<ArchiveSettings>().unwrap();
+        assert_eq!(settings.url.as_str(), "s3://bucket/some/topics/");
+        assert_eq!(settings.interval, DEFAULT_INTERVAL);
+        let spec = SourceSpec::parse("s3://bucket?interval=250ms").unwrap();
+        let settings = spec.settings::<ArchiveSettings>().unwrap();
+        assert_eq!(settings.url.as_str(), "s3://bucket/");
+        assert_eq!(settings.interval, Duration::from_millis(250));
+        for bad in [
+            "s3://",
+            "s3:///prefix",
+            "s3://b/p?speed=2",
+            "s3://b/p?interval=0s",
+        ] {
+            assert!(SourceSpec::parse(bad).is_err(), "{bad}");
+        }
+        for kind in ["s3", "archive"] {
+            let section: toml::Table = toml::from_str(&format!(
+                "type = \"{kind}\"\nurl = \"s3://b/topics/\"\ninterval = \"2s\""
+            ))
+            .unwrap();
+            let spec = SourceSpec::from_section(section).unwrap();
+            let settings = spec.settings::<ArchiveSettings>().unwrap();
+            assert_eq!(settings.url.as_str(), "s3://b/topics/");
+            assert_eq!(settings.interval, Duration::from_secs(2));
+        }
+        let section: toml::Table = toml::from_str("type = \"s3\"\ndir = \"x\"").unwrap();
+        assert!(SourceSpec::from_section(section).is_err());
+    }
+
+    #[test]
+    fn until_done_stops_following() {
+        let mut spec = SourceSpec::parse("s3://bucket/p").unwrap();
+        assert!(spec.settings::<ArchiveSettings>().unwrap().follow);
+        spec.for_job(&JobSettings {
+            name: "j",
+            until_done: true,
+        });
+        assert!(!spec.settings::<ArchiveSettings>().unwrap().follow);
+    }
+}
