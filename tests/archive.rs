@@ -153,6 +153,24 @@ fn archive_backfill_then_kafka_reads_every_offset_once() {
     let counts = assert_same_tables(&file_lake, &lake);
     assert_eq!(counts["pin"], reference["pin"]["rows"]);
     assert_eq!(counts["quarantine"], reference["quarantine"]["rows"]);
+
+    // Both in one job: the archived offsets come from both sources, give the same rows
+    // (quarantine rows name the same `kafka:<topic>/<p>@<offset>`), and land once.
+    let one_job = work.path().join("one-job");
+    let output = pinstream()
+        .args(["run", "--from", &format!("{bucket}/topics/")])
+        .args([
+            "--from",
+            &format!("kafka://{broker}/{prefix}?group_id={prefix}-one"),
+        ])
+        .arg("--lake")
+        .arg(&one_job)
+        .args(["--until-done", "--workers", "2"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let counts = assert_same_tables(&file_lake, &one_job);
+    assert_eq!(counts["quarantine"], reference["quarantine"]["rows"]);
 }
 
 /// The emulated files' lines of each stream as one partition of topic `<topic>.<stream>`.
