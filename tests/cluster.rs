@@ -210,33 +210,78 @@ fn three_processes_from_kafka_with_resends_on_any_partition_give_the_reference()
     );
 }
 
+/// A replay of emulated files by a cluster of 3 processes in small batches, for the tests
+/// that interrupt it and start the cluster again.
+struct InterruptedReplay {
+    input: tempfile::TempDir,
+    lake: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    hosts: PathBuf,
+    args: Vec<String>,
+}
+
+impl InterruptedReplay {
+    fn new(events: u64, seed: u64, universe: u64, batch_records: usize) -> InterruptedReplay {
+        let (input, lake, dir) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        emulate(input.path(), events, seed, universe);
+        let hosts = hosts_file(dir.path(), 3);
+        let args = vec![
+            "--from".to_owned(),
+            format!("file:{}", input.path().display()),
+            "--lake".to_owned(),
+            lake.path().display().to_string(),
+            "--until-done".to_owned(),
+            "--batch-records".to_owned(),
+            batch_records.to_string(),
+        ];
+        InterruptedReplay {
+            input,
+            lake,
+            dir,
+            hosts,
+            args,
+        }
+    }
+
+    fn start(&self, logs: &Path) -> ClusterRun {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        ClusterRun::start(&self.hosts, 1, &args, logs)
+    }
+
+    /// Starts the cluster and returns once the `pin` table has `commits` commits.
+    fn start_until_commits(&self, commits_wanted: usize) -> ClusterRun {
+        let run = self.start(self.dir.path());
+        let started = Instant::now();
+        while commits(self.lake.path(), "pin") < commits_wanted {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no commits:\n{}",
+                run.log_tails()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        run
+    }
+
+    /// Starts the whole cluster again, to its end: the tables and aggregates are the
+    /// reference's, as after an uninterrupted run.
+    fn restart_and_check(&self) {
+        let logs = tempfile::tempdir().unwrap();
+        self.start(logs.path())
+            .wait_success(Duration::from_secs(240));
+        check_against_reference(self.input.path(), self.lake.path());
+        check_aggregates(self.input.path(), self.lake.path(), None);
+    }
+}
+
 #[test]
 fn a_killed_process_stops_the_others_and_the_restarted_cluster_is_exact() {
-    let input = tempfile::tempdir().unwrap();
-    emulate(input.path(), 30_000, 7, 20_000);
-    let source = format!("file:{}", input.path().display());
-    let dir = tempfile::tempdir().unwrap();
-    let lake = tempfile::tempdir().unwrap();
-    let hosts = hosts_file(dir.path(), 3);
-    let args = [
-        "--from",
-        &source,
-        "--lake",
-        lake.path().to_str().unwrap(),
-        "--until-done",
-        "--batch-records",
-        "500",
-    ];
-    let mut run = ClusterRun::start(&hosts, 1, &args, dir.path());
-    let started = Instant::now();
-    while commits(lake.path(), "pin") < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no commits:\n{}",
-            run.log_tails()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let replay = InterruptedReplay::new(30_000, 7, 20_000, 500);
+    let mut run = replay.start_until_commits(3);
     run.children[1].kill().unwrap(); // SIGKILL
     let killed = Instant::now();
     let statuses = run.wait(Duration::from_secs(60));
@@ -255,10 +300,7 @@ fn a_killed_process_stops_the_others_and_the_restarted_cluster_is_exact() {
     }
     drop(run);
     // The whole cluster again: it resumes from the tables.
-    let restart = tempfile::tempdir().unwrap();
-    ClusterRun::start(&hosts, 1, &args, restart.path()).wait_success(Duration::from_secs(240));
-    check_against_reference(input.path(), lake.path());
-    check_aggregates(input.path(), lake.path(), None);
+    replay.restart_and_check();
 }
 
 #[test]
@@ -474,31 +516,8 @@ fn two_hosts_in_network_namespaces_run_one_job_over_a_virtual_network() {
 fn a_frozen_process_is_noticed_by_the_missing_heartbeats_and_the_cluster_restarts_exactly() {
     // SIGSTOP keeps the process's connections open, as a host cut off or frozen does: only
     // the missing heartbeats tell.
-    let input = tempfile::tempdir().unwrap();
-    emulate(input.path(), 20_000, 8, 10_000);
-    let source = format!("file:{}", input.path().display());
-    let dir = tempfile::tempdir().unwrap();
-    let lake = tempfile::tempdir().unwrap();
-    let hosts = hosts_file(dir.path(), 3);
-    let args = [
-        "--from",
-        &source,
-        "--lake",
-        lake.path().to_str().unwrap(),
-        "--until-done",
-        "--batch-records",
-        "300",
-    ];
-    let mut run = ClusterRun::start(&hosts, 1, &args, dir.path());
-    let started = Instant::now();
-    while commits(lake.path(), "pin") < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no commits:\n{}",
-            run.log_tails()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let replay = InterruptedReplay::new(20_000, 8, 10_000, 300);
+    let mut run = replay.start_until_commits(3);
     let frozen = run.children[1].id().to_string();
     let signal = |name: &str| {
         std::process::Command::new("kill")
@@ -531,8 +550,5 @@ fn a_frozen_process_is_noticed_by_the_missing_heartbeats_and_the_cluster_restart
     );
     signal("-KILL");
     drop(run);
-    let restart = tempfile::tempdir().unwrap();
-    ClusterRun::start(&hosts, 1, &args, restart.path()).wait_success(Duration::from_secs(240));
-    check_against_reference(input.path(), lake.path());
-    check_aggregates(input.path(), lake.path(), None);
+    replay.restart_and_check();
 }

@@ -172,9 +172,47 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
+    /// The message a line of a file or object holds: the line without its end (`\n`,
+    /// `\r\n`); `None` for a blank line, which is no message (SPEC §5).
+    pub fn from_line(
+        line: &[u8],
+        stream: Stream,
+        partition: &PartitionId,
+        offset: Offset,
+        arrival: i64,
+    ) -> Option<RawRecord> {
+        let mut payload = line;
+        while let [rest @ .., b'\n' | b'\r'] = payload {
+            payload = rest;
+        }
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        Some(RawRecord {
+            stream: Some(stream),
+            payload: payload.to_vec(),
+            partition: partition.clone(),
+            offset,
+            arrival,
+        })
+    }
+
     /// Where the record came from, for the `source` column of quarantine rows.
     pub fn origin(&self) -> String {
         format!("{}@{}", self.partition, self.offset)
+    }
+}
+
+/// How often a followed directory or archive is listed again, unless its settings say.
+pub const DEFAULT_LIST_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A listing interval as written in a URL (`?interval=10s`) or a job file: a duration above 0.
+pub fn parse_list_interval(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(interval) if !interval.is_zero() => Ok(interval),
+        _ => Err(format!(
+            "interval `{text}`: expected a duration above 0 (`10s`, `500ms`)"
+        )),
     }
 }
 

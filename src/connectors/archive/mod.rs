@@ -21,14 +21,11 @@ pub use producer::ConnectWriter;
 pub use source::ArchiveSource;
 
 use crate::connectors::{
-    JobContext, JobSettings, Produce, Source, SourceError, SourceSettings, SourceSpec,
-    StartedSource,
+    DEFAULT_LIST_INTERVAL, JobContext, JobSettings, Produce, Source, SourceError, SourceSettings,
+    SourceSpec, StartedSource, parse_list_interval,
 };
 
 pub struct Connector;
-
-/// How often a following source lists the prefix again, unless configured.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The archive source's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,10 +60,10 @@ impl ArchiveSettings {
         if url.scheme() != "s3" || url.host_str().is_none_or(str::is_empty) {
             return Err(error("needs a bucket".into()));
         }
-        let mut interval = DEFAULT_INTERVAL;
+        let mut interval = DEFAULT_LIST_INTERVAL;
         for (key, value) in url.query_pairs() {
             match key.as_ref() {
-                "interval" => interval = parse_interval(&value).map_err(error)?,
+                "interval" => interval = parse_list_interval(&value).map_err(error)?,
                 other => return Err(error(format!("unknown option `{other}`"))),
             }
         }
@@ -79,14 +76,6 @@ impl ArchiveSettings {
             interval,
             follow: true,
         })
-    }
-}
-
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text) {
-        Ok(interval) if !interval.is_zero() => Ok(interval),
-        Ok(_) => Err("interval must be more than 0".into()),
-        Err(e) => Err(format!("interval `{text}`: {e}")),
     }
 }
 
@@ -115,7 +104,7 @@ impl super::Connector for Connector {
         let section: Section = super::section("s3", section)?;
         let mut settings = ArchiveSettings::parse(&section.url)?;
         if let Some(interval) = section.interval {
-            settings.interval = parse_interval(&interval)
+            settings.interval = parse_list_interval(&interval)
                 .map_err(|reason| SourceError::Config(format!("s3 source: {reason}")))?;
         }
         Ok(SourceSpec::new(settings))
@@ -203,7 +192,7 @@ mod tests {
         let spec = SourceSpec::parse("s3://bucket/some/topics").unwrap();
         let settings = spec.settings::<ArchiveSettings>().unwrap();
         assert_eq!(settings.url.as_str(), "s3://bucket/some/topics/");
-        assert_eq!(settings.interval, DEFAULT_INTERVAL);
+        assert_eq!(settings.interval, DEFAULT_LIST_INTERVAL);
         let spec = SourceSpec::parse("s3://bucket?interval=250ms").unwrap();
         let settings = spec.settings::<ArchiveSettings>().unwrap();
         assert_eq!(settings.url.as_str(), "s3://bucket/");

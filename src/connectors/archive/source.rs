@@ -430,21 +430,12 @@ impl Source for ArchiveSource {
                 continue; // before the stored position
             }
             part.next = Some(offset.next());
-            let mut payload = self.line.as_slice();
-            while let [rest @ .., b'\n' | b'\r'] = payload {
-                payload = rest;
+            if let Some(record) =
+                RawRecord::from_line(&self.line, part.stream, &part.id, offset, arrival)
+            {
+                out.push(record);
+                taken += 1;
             }
-            if payload.iter().all(u8::is_ascii_whitespace) {
-                continue; // a blank line is no message
-            }
-            out.push(RawRecord {
-                stream: Some(part.stream),
-                payload: payload.to_vec(),
-                partition: part.id.clone(),
-                offset,
-                arrival,
-            });
-            taken += 1;
         }
         if taken > 0 {
             return Ok(PollStatus::Ready);

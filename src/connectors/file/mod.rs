@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 pub use source::*;
 
-use crate::connectors::archive::DEFAULT_INTERVAL;
+use crate::connectors::DEFAULT_LIST_INTERVAL;
 use crate::connectors::{
     JobContext, JobSettings, Produce, Source, SourceError, SourceSettings, SourceSpec,
     StartedSource,
@@ -36,7 +36,7 @@ pub struct FileSettings {
 }
 
 fn default_interval() -> Duration {
-    DEFAULT_INTERVAL
+    DEFAULT_LIST_INTERVAL
 }
 
 /// `interval = "10s"` in a job file.
@@ -47,12 +47,7 @@ mod humantime_serde_duration {
         deserializer: D,
     ) -> Result<std::time::Duration, D::Error> {
         let text = String::deserialize(deserializer)?;
-        match humantime::parse_duration(&text) {
-            Ok(interval) if !interval.is_zero() => Ok(interval),
-            _ => Err(serde::de::Error::custom(format!(
-                "interval `{text}`: expected a duration above 0 (`10s`, `500ms`)"
-            ))),
-        }
+        crate::connectors::parse_list_interval(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -62,7 +57,7 @@ impl FileSettings {
     pub fn new(dir: impl Into<PathBuf>) -> FileSettings {
         FileSettings {
             dir: dir.into(),
-            interval: DEFAULT_INTERVAL,
+            interval: DEFAULT_LIST_INTERVAL,
             follow: false,
         }
     }
@@ -89,8 +84,7 @@ impl super::Connector for Connector {
         };
         // `?interval=<duration>` when it parses as one (a directory may hold a `?`).
         if let Some((dir, interval)) = dir.rsplit_once("?interval=")
-            && let Ok(interval) = humantime::parse_duration(interval)
-            && !interval.is_zero()
+            && let Ok(interval) = super::parse_list_interval(interval)
             && !dir.is_empty()
         {
             let mut settings = FileSettings::new(dir);

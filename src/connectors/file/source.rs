@@ -233,21 +233,12 @@ impl Source for FileSource {
             }
             let offset = self.consumed[self.current].next_offset();
             self.consumed[self.current] = offset.next();
-            let mut payload = self.line.as_slice();
-            while let [rest @ .., b'\n' | b'\r'] = payload {
-                payload = rest;
+            if let Some(record) =
+                RawRecord::from_line(&self.line, file.stream, &file.id, offset, arrival)
+            {
+                out.push(record);
+                taken += 1;
             }
-            if payload.iter().all(u8::is_ascii_whitespace) {
-                continue; // a blank line is no message
-            }
-            out.push(RawRecord {
-                stream: Some(file.stream),
-                payload: payload.to_vec(),
-                partition: file.id.clone(),
-                offset,
-                arrival,
-            });
-            taken += 1;
         }
         Ok(PollStatus::Ready)
     }
