@@ -143,6 +143,10 @@ pub struct RunArgs {
     /// Close a micro-batch early once a worker has read this many records in it.
     #[arg(long)]
     pub batch_records: Option<usize>,
+    /// How often, within a micro-batch, the live aggregates catch up (e.g. 5ms): the step of
+    /// the dataflow's clock. Shorter is fresher and costs the analytics a little per step.
+    #[arg(long, value_parser = parse_duration)]
+    pub tick: Option<Duration>,
     /// When done, write a JSON summary of the run (counts, seconds, peak memory) to this file.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
@@ -264,9 +268,11 @@ pub struct BenchArgs {
     /// Events to generate (3 records each).
     #[arg(long, default_value_t = 200_000)]
     pub events: u64,
-    /// Distinct posts (the default makes most rows distinct, the expensive case).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub universe: u64,
+    /// Distinct posts of each data set measured, comma-separated: 11000 is the emulator's
+    /// default (the seeds' shape: most records re-send a post), 1000000 makes ~91% of the rows
+    /// distinct (the expensive case). `--cluster` uses the last.
+    #[arg(long, value_delimiter = ',', default_value = "11000,1000000")]
+    pub universe: Vec<u64>,
     /// Worker counts to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub workers: Vec<usize>,
@@ -276,9 +282,9 @@ pub struct BenchArgs {
     /// Seconds of the freshness run (the emulator at --freshness-rate); 0 skips it.
     #[arg(long, default_value_t = 10)]
     pub freshness_seconds: u64,
-    /// Events per second of the freshness run.
-    #[arg(long, default_value_t = 20_000)]
-    pub freshness_rate: u64,
+    /// Events per second of each freshness run (3 records per event), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "20000,100000")]
+    pub freshness_rate: Vec<u64>,
     /// Measure compaction instead: the time to compact --files small files of one table.
     #[arg(long)]
     pub compaction: bool,
@@ -308,6 +314,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct BatchPolicy {
     pub interval: Duration,
     pub max_records: usize,
+    /// The step of the dataflow clock within a batch: how often the aggregates catch up.
+    pub tick: Duration,
+}
+
+impl BatchPolicy {
+    /// The default [`BatchPolicy::tick`].
+    pub const DEFAULT_TICK: Duration = Duration::from_millis(5);
 }
 
 /// The live analytics' settings.
@@ -446,6 +459,7 @@ struct AnalyticsFile {
 struct BatchFile {
     interval: Option<String>,
     max_records: Option<usize>,
+    tick: Option<String>,
 }
 
 /// What `pinstream maintain` works on, checked.
@@ -640,6 +654,10 @@ impl Config {
                     .batch_records
                     .or(job.batch.max_records)
                     .unwrap_or(200_000),
+                tick: match args.tick {
+                    Some(tick) => tick,
+                    None => duration(&job.batch.tick, "batch.tick", BatchPolicy::DEFAULT_TICK)?,
+                },
             },
             analytics,
             maintenance,
@@ -663,6 +681,12 @@ impl Config {
         }
         if self.analytics.trending_window.is_zero() || self.analytics.table_interval.is_zero() {
             return invalid("analytics windows and intervals must be longer than 0".into());
+        }
+        if self.batch.tick.is_zero() || self.batch.tick > self.batch.interval {
+            return invalid(format!(
+                "the batch tick must be longer than 0 and at most the batch interval ({:?})",
+                self.batch.interval
+            ));
         }
         if self.batch.max_records == 0 {
             return invalid("batch max_records must be at least 1".into());

@@ -93,7 +93,7 @@ fn read(
     sources: &mut Sources,
 ) -> Result<Ended, EngineError> {
     let (config, stats) = (&context.config, &context.stats);
-    let mut clock = time::Clock::new(config.batch.interval);
+    let mut clock = time::Clock::new(config.batch.interval, config.batch.tick);
     let mut current = clock.time();
     handles.raw.advance_to(current);
     handles.positions.advance_to(current);
