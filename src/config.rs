@@ -303,6 +303,23 @@ pub struct BenchArgs {
     /// directory).
     #[arg(long)]
     pub lake: Option<String>,
+    /// Soak instead: `pinstream run` from the emulator at --rate for --minutes (posts from
+    /// --universe, the largest --workers), analytics and compaction on, sampled every
+    /// --sample into --csv, then a verdict; exit status 1 when it fails.
+    #[arg(long)]
+    pub soak: bool,
+    /// Length of the --soak run in minutes (fractions allowed: 0.5 is 30 s).
+    #[arg(long, default_value_t = 30.0)]
+    pub minutes: f64,
+    /// Emulator events per second of the --soak run (3 records each).
+    #[arg(long, default_value_t = 20_000)]
+    pub rate: u64,
+    /// How often --soak samples (memory, freshness, commit latency, files).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub sample: Duration,
+    /// The CSV file of the --soak samples, one row per sample.
+    #[arg(long, default_value = "soak.csv")]
+    pub csv: PathBuf,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

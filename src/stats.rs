@@ -14,6 +14,12 @@ use crate::stream::Stream;
 /// Freshness samples kept for quantiles (a sliding window of the most recent ones).
 const FRESHNESS_SAMPLES: usize = 10_000;
 
+/// The span of the [`Recent`] figures: `/metrics`' `*_recent_*` gauges describe the last
+/// this-long, so a scrape every 10 s sees each sample once (a soak's samples).
+pub const RECENT_WINDOW: Duration = Duration::from_secs(10);
+/// The most samples a [`Recent`] keeps (memory stays bounded whatever the sample rate).
+const RECENT_SAMPLES: usize = 100_000;
+
 /// Totals since start. Relaxed atomics: each is an independent count.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -49,6 +55,12 @@ pub struct Stats {
     pub last_batch_latency_micros: AtomicU64,
     /// Time from a record's arrival to the aggregates including it being published.
     pub freshness: Mutex<VecDeque<u64>>,
+    /// The same freshness samples, micros, of the last [`RECENT_WINDOW`] only: a change
+    /// shows within seconds, where `freshness` (the last 10,000 samples) may span minutes.
+    pub recent_freshness: Recent,
+    /// How long each batch's commits (all tables) took, micros, over the last
+    /// [`RECENT_WINDOW`] (`last_batch_latency_micros` is the last batch only).
+    pub recent_commit_latency: Recent,
     /// Bytes this process sent to the other processes of its cluster (timely's messages with
     /// their headers).
     pub cluster_bytes_sent: Arc<AtomicU64>,
@@ -97,6 +109,53 @@ impl Outage {
         let down = self.down_since.lock().is_some();
         (down, self.count.load(Ordering::Relaxed))
     }
+}
+
+/// Samples of the last [`RECENT_WINDOW`], each stamped with when it was taken.
+#[derive(Debug, Default)]
+pub struct Recent {
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+impl Recent {
+    pub fn record(&self, value: u64) {
+        let now = Instant::now();
+        let mut samples = self.samples.lock();
+        while samples.front().is_some_and(|(at, _)| {
+            now.duration_since(*at) > RECENT_WINDOW || samples.len() >= RECENT_SAMPLES
+        }) {
+            samples.pop_front();
+        }
+        samples.push_back((now, value));
+    }
+
+    /// Quantiles `qs` (0..=1) of the samples of the last [`RECENT_WINDOW`]; `None` when
+    /// there was none.
+    pub fn quantiles(&self, qs: &[f64]) -> Option<Vec<u64>> {
+        let now = Instant::now();
+        let samples = self
+            .samples
+            .lock()
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) <= RECENT_WINDOW)
+            .map(|(_, value)| *value)
+            .collect();
+        quantiles(samples, qs)
+    }
+}
+
+/// Quantiles `qs` (0..=1) of `samples` (nearest rank); `None` when empty.
+fn quantiles(mut samples: Vec<u64>, qs: &[f64]) -> Option<Vec<u64>> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let last = samples.len() - 1;
+    Some(
+        qs.iter()
+            .map(|q| samples[((q.clamp(0.0, 1.0) * last as f64).round() as usize).min(last)])
+            .collect(),
+    )
 }
 
 /// A process's totals at one moment, as sent to the other processes of a cluster.
@@ -230,21 +289,13 @@ impl Stats {
             samples.pop_front();
         }
         samples.push_back(micros);
+        drop(samples);
+        self.recent_freshness.record(micros);
     }
 
     /// Quantiles `qs` (0..=1) of the recent freshness samples, micros; `None` before any.
     pub fn freshness_quantiles(&self, qs: &[f64]) -> Option<Vec<u64>> {
-        let mut samples: Vec<u64> = self.freshness.lock().iter().copied().collect();
-        if samples.is_empty() {
-            return None;
-        }
-        samples.sort_unstable();
-        let last = samples.len() - 1;
-        Some(
-            qs.iter()
-                .map(|q| samples[((q.clamp(0.0, 1.0) * last as f64).round() as usize).min(last)])
-                .collect(),
-        )
+        quantiles(self.freshness.lock().iter().copied().collect(), qs)
     }
 }
 
@@ -263,6 +314,22 @@ mod tests {
             stats.freshness_quantiles(&[0.0, 0.5, 0.99, 1.0]),
             Some(vec![1, 51, 99, 100])
         );
+    }
+
+    #[test]
+    fn recent_quantiles_cover_the_window_only() {
+        let recent = Recent::default();
+        assert_eq!(recent.quantiles(&[0.99]), None);
+        // A sample older than the window is not counted, and is dropped by the next record.
+        recent
+            .samples
+            .lock()
+            .push_back((Instant::now() - RECENT_WINDOW * 2, 1_000_000));
+        for micros in 1..=100 {
+            recent.record(micros);
+        }
+        assert_eq!(recent.quantiles(&[0.5, 0.99, 1.0]), Some(vec![51, 99, 100]));
+        assert_eq!(recent.samples.lock().len(), 100);
     }
 
     #[test]

@@ -17,3 +17,4 @@ mod kinesis;
 mod maintain;
 mod replay;
 mod s3;
+mod soak;

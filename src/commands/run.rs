@@ -156,14 +156,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
 
 /// The process's peak resident memory (VmHWM), where the system tells it.
 fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(0)
+    super::status_bytes("self", "VmHWM").unwrap_or(0)
 }
 
 /// First SIGINT/SIGTERM: stop reading, commit what is held, exit 0. Second: exit at once.

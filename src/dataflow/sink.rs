@@ -554,10 +554,11 @@ impl Committer {
                 }
                 Stats::add(&stats.rows_committed, rows);
                 Stats::add(&stats.batches, 1);
-                stats.last_batch_latency_micros.store(
-                    started.elapsed().as_micros() as u64,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                let latency = started.elapsed().as_micros() as u64;
+                stats
+                    .last_batch_latency_micros
+                    .store(latency, std::sync::atomic::Ordering::Relaxed);
+                stats.recent_commit_latency.record(latency);
                 finished.lock().push_back(batch);
                 let _ = activator.activate();
             }

@@ -126,6 +126,27 @@ fn record(state: &AppState) {
             gauge!("pinstream_freshness_seconds", "quantile" => quantile).set(micros as f64 / 1e6);
         }
     }
+    // The last RECENT_WINDOW only: what a scrape every 10 s (a soak) reads as "now".
+    let recent = [
+        (
+            "pinstream_freshness_recent_seconds",
+            "Time from a record's arrival to the aggregates including it being published, records published in the last 10 s",
+            &stats.recent_freshness,
+        ),
+        (
+            "pinstream_batch_commit_latency_recent_seconds",
+            "Time from a batch's close to its last table commit, batches committed in the last 10 s",
+            &stats.recent_commit_latency,
+        ),
+    ];
+    for (name, help, samples) in recent {
+        if let Some(quantiles) = samples.quantiles(&[0.5, 0.99, 1.0]) {
+            describe_gauge!(name, Unit::Seconds, help);
+            for (quantile, micros) in ["0.5", "0.99", "1"].into_iter().zip(quantiles) {
+                gauge!(name, "quantile" => quantile).set(micros as f64 / 1e6);
+            }
+        }
+    }
     describe_gauge!(
         "pinstream_source_positions_committed",
         "Sum of the source positions (Kafka offsets, lines, events) this process has committed; pinstream_source_records_total minus this is how far reading runs ahead of the commits for a job started from offset 0"
@@ -214,6 +235,14 @@ mod tests {
         assert_eq!(
             value(r#"pinstream_freshness_seconds{quantile="0.99"}"#),
             0.03
+        );
+        assert_eq!(
+            value(r#"pinstream_freshness_recent_seconds{quantile="0.99"}"#),
+            0.03
+        );
+        assert_eq!(
+            value(r#"pinstream_batch_commit_latency_recent_seconds{quantile="1"}"#),
+            0.25
         );
         assert_eq!(
             value(r#"pinstream_aggregate_rows{name="trending_categories"}"#),

@@ -19,6 +19,8 @@ use crate::config::BenchArgs;
 use crate::connectors::emulator::{self, EmulatorSpec};
 use crate::stream::Stream;
 
+mod soak;
+
 /// What a run writes with `--summary`.
 #[derive(Debug, Deserialize)]
 pub struct RunSummary {
@@ -131,6 +133,9 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     }
     if args.cluster {
         return bench_cluster(args);
+    }
+    if args.soak {
+        return soak::soak(args);
     }
     let dir = bench_dir(args);
     for &universe in &args.universe {
