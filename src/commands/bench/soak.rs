@@ -66,7 +66,7 @@ impl Plan {
             duration,
             sample: args.sample,
             rate: args.rate,
-            universe: args.universe,
+            universe: args.universe.last().copied().unwrap_or(1_000_000),
             workers: args.workers.iter().copied().max().unwrap_or(1),
             compact_every: COMPACT_EVERY.min(duration / 3).max(Duration::from_secs(1)),
         })
