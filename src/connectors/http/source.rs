@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -54,7 +55,14 @@ struct Shared {
     shutdown: Arc<AtomicBool>,
     /// Requests refused since the current overload began (for its closing log line).
     refused_in_episode: AtomicU64,
+    /// When the last request was refused for capacity (micros since the epoch).
+    last_overload: AtomicU64,
 }
+
+/// An overload ends when no request was refused for capacity for this long: under a
+/// sustained flood, admissions and refusals alternate by the millisecond, and one log line
+/// per flip would be a line per request again.
+const OVERLOAD_QUIET: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Queued {
@@ -127,6 +135,7 @@ impl IngestQueue {
                 stats: job.stats.clone(),
                 shutdown: job.shutdown.clone(),
                 refused_in_episode: AtomicU64::new(0),
+                last_overload: AtomicU64::new(0),
             }),
         }
     }
@@ -179,6 +188,9 @@ impl IngestQueue {
     /// when it begins; [`IngestQueue::accepted`] logs its end.
     pub fn overloaded(&self, why: &str) {
         let stats = &self.shared.stats;
+        self.shared
+            .last_overload
+            .store(crate::now_micros().max(0) as u64, Ordering::Relaxed);
         if stats.ingest_overload.down() {
             self.shared.refused_in_episode.store(0, Ordering::Relaxed);
             tracing::warn!(
@@ -190,13 +202,19 @@ impl IngestQueue {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request was queued: ends an overload, if one was on.
+    /// A request was queued: ends an overload, if one was on and quiet for
+    /// [`OVERLOAD_QUIET`].
     fn accepted(&self) {
+        let last = self.shared.last_overload.load(Ordering::Relaxed);
+        let quiet = (crate::now_micros().max(0) as u64).saturating_sub(last);
+        if quiet < OVERLOAD_QUIET.as_micros() as u64 {
+            return;
+        }
         if let Some(lasted) = self.shared.stats.ingest_overload.up() {
             let refused = self.shared.refused_in_episode.load(Ordering::Relaxed);
             tracing::info!(
-                "HTTP ingest accepting again after {:.1} s overloaded ({refused} requests refused meanwhile)",
-                lasted.as_secs_f64()
+                "HTTP ingest accepting again: {refused} requests refused over {:.1} s of overload",
+                lasted.saturating_sub(OVERLOAD_QUIET).as_secs_f64()
             );
         }
     }
