@@ -318,3 +318,105 @@ pub async fn put_records(
         json!({"FailedRecordCount": 0, "Records": sequence_numbers(&offsets)}),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+    use futures::stream;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::connectors::JobContext;
+    use crate::connectors::http::{HttpSettings, IngestQueue};
+    use crate::serve::{app, test_state};
+
+    fn state(limits: HttpSettings) -> AppState {
+        let state = test_state();
+        let job = JobContext {
+            stats: state.stats.clone(),
+            ..JobContext::default()
+        };
+        state.with_ingest(Some(IngestQueue::new(limits, &job)))
+    }
+
+    async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, Option<String>) {
+        let response = app(state.clone()).oneshot(request).await.unwrap();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|value| value.to_str().unwrap().to_owned());
+        (response.status(), retry_after)
+    }
+
+    const BODY: &str = r#"{"records": [{"value": {"index": 1}}]}"#;
+
+    #[tokio::test]
+    async fn overload_answers_say_when_to_retry_and_size_refusals_do_not() {
+        // No place in flight: 429 with Retry-After.
+        let busy = state(HttpSettings {
+            max_in_flight: 0,
+            ..HttpSettings::default()
+        });
+        let request = Request::post("/topics/a.pin")
+            .body(Body::from(BODY))
+            .unwrap();
+        assert_eq!(
+            send(&busy, request).await,
+            (StatusCode::TOO_MANY_REQUESTS, Some("1".to_owned()))
+        );
+        assert_eq!(busy.stats.ingest_refusals("busy"), 1);
+        // No bytes left for the body: 503 with Retry-After.
+        let full = state(HttpSettings {
+            queue_bytes: 8,
+            ..HttpSettings::default()
+        });
+        let request = Request::put("/streams/s-user/records")
+            .body(Body::from(BODY))
+            .unwrap();
+        assert_eq!(
+            send(&full, request).await,
+            (StatusCode::SERVICE_UNAVAILABLE, Some("1".to_owned()))
+        );
+        // Over max_body_bytes, declared or streamed: 413, and no retry hint (it never fits).
+        let small = state(HttpSettings {
+            max_body_bytes: 16,
+            ..HttpSettings::default()
+        });
+        let request = Request::post("/topics/a.pin")
+            .header(header::CONTENT_LENGTH, BODY.len())
+            .body(Body::from(BODY))
+            .unwrap();
+        assert_eq!(
+            send(&small, request).await,
+            (StatusCode::PAYLOAD_TOO_LARGE, None)
+        );
+        let chunks = stream::iter(
+            BODY.as_bytes()
+                .chunks(4)
+                .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec())),
+        );
+        let request = Request::put("/streams/s-geo/record")
+            .body(Body::from_stream(chunks))
+            .unwrap();
+        assert_eq!(
+            send(&small, request).await,
+            (StatusCode::PAYLOAD_TOO_LARGE, None)
+        );
+        assert_eq!(small.stats.ingest_refusals("too_large"), 2);
+    }
+
+    #[test]
+    fn every_retryable_answer_is_a_refusal_or_an_unknown_outcome_never_a_2xx() {
+        for error in [
+            IngestError::NotStored,
+            IngestError::Timeout,
+            IngestError::Refused(Refused::Stopping),
+            IngestError::Refused(Refused::QueueFull),
+            IngestError::Refused(Refused::Busy { limit: 1 }),
+        ] {
+            let response = error.into_response();
+            assert!(!response.status().is_success());
+            assert!(response.headers().contains_key(header::RETRY_AFTER));
+        }
+    }
+}
