@@ -50,7 +50,7 @@ fn a_flood_of_clients_gets_retry_after_and_every_acknowledged_record_lands_once(
     assert_eq!(report.records_unknown, 0, "{report:?}");
     // Both sides of the check hold something: acknowledged records, and refused ones (the
     // clients waiting out a Retry-After when the flood ends).
-    assert!(report.records_acknowledged > 1_000, "{report:?}");
+    assert!(report.records_acknowledged > 200, "{report:?}");
     assert!(report.records_refused > 0, "{report:?}");
     // Every oversized body is refused: 413 from its Content-Length before a byte of it is
     // sent, or once 64 KiB of chunks arrived (reading stops there, and the client still
