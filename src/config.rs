@@ -320,6 +320,23 @@ pub struct BenchArgs {
     /// The CSV file of the --soak samples, one row per sample.
     #[arg(long, default_value = "soak.csv")]
     pub csv: PathBuf,
+    /// Measure an HTTP ingest flood instead: --connections clients posting REST-proxy and
+    /// Kinesis-proxy bodies for --flood-seconds; prints acknowledged requests/s and
+    /// records/s, refusals, ack latency, the engine's peak RSS, and checks the tables.
+    #[arg(long)]
+    pub flood: bool,
+    /// Concurrent connections of --flood.
+    #[arg(long, default_value_t = 300)]
+    pub connections: usize,
+    /// Seconds of --flood.
+    #[arg(long, default_value_t = 20)]
+    pub flood_seconds: u64,
+    /// Messages per batch body of --flood.
+    #[arg(long, default_value_t = 20)]
+    pub records_per_request: usize,
+    /// The engine's source for --flood: `http` (the default limits) or `http:<limits>`.
+    #[arg(long, default_value = "http")]
+    pub flood_source: String,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -76,7 +76,23 @@ pub struct Stats {
     pub bad_objects: AtomicU64,
     /// The Kafka brokers' reachability, as every Kafka client of the job sees it.
     pub kafka_outage: Outage,
+    /// HTTP ingest requests refused, by reason, in the order of [`INGEST_REFUSALS`].
+    pub ingest_refused: [AtomicU64; INGEST_REFUSALS.len()],
+    /// HTTP ingest over capacity (refusing with 429/503): logged when it begins and ends.
+    pub ingest_overload: Outage,
 }
+
+/// Why HTTP ingest requests are refused, as labelled in metrics: a body or a batch over the
+/// limits (413), too many requests in flight (429), a full queue (503), the engine stopping
+/// (503), a commit slower than the request waits (504).
+pub const INGEST_REFUSALS: [&str; 6] = [
+    "too_large",
+    "too_many_records",
+    "busy",
+    "queue_full",
+    "stopping",
+    "timeout",
+];
 
 /// A service being unreachable: since when, and how many outages began since start. Each
 /// outage is logged once when it begins and once when it ends, by its source.
@@ -215,6 +231,21 @@ impl Stats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts an HTTP ingest refusal of `reason` (one of [`INGEST_REFUSALS`]).
+    pub fn ingest_refused(&self, reason: &str) {
+        if let Some(slot) = INGEST_REFUSALS.iter().position(|r| *r == reason) {
+            Stats::add(&self.ingest_refused[slot], 1);
+        }
+    }
+
+    /// HTTP ingest refusals of `reason` so far.
+    pub fn ingest_refusals(&self, reason: &str) -> u64 {
+        INGEST_REFUSALS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |slot| Stats::get(&self.ingest_refused[slot]))
     }
 
     /// The slot of a stream in the `*_by_stream` arrays (`None`: unknown stream).

@@ -51,7 +51,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let http = runtime.spawn(serve::serve_on(
         listener,
         AppState::new(aggregates.clone(), stats.clone())
-            .with_ingest(ingest)
+            .with_ingest(ingest.clone())
             .with_process(config.cluster.as_ref().map(|cluster| cluster.process)),
         async move {
             // A send or a drop (an early return) both stop it.
@@ -103,6 +103,10 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         .and_then(|sources| {
             dataflow::run_started(config, sources, &job, runtime.handle().clone(), aggregates)
         });
+    // Nothing reads the ingest queue any more: its waiting requests get 503, not silence.
+    if let Some(queue) = &ingest {
+        queue.close();
+    }
     let _ = stop_tables.send(true);
     if let Some(task) = compaction {
         // A pass in progress finishes its table (commits are atomic either way).

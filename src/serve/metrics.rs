@@ -13,7 +13,7 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::AppState;
-use crate::stats::{SOURCE_KINDS, STREAMS, Stats};
+use crate::stats::{INGEST_REFUSALS, SOURCE_KINDS, STREAMS, Stats};
 
 /// The content type Prometheus expects for the text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -164,6 +164,24 @@ fn record(state: &AppState) {
         "Kafka broker outages since start (each logged when it starts and when it ends)"
     );
     counter!("pinstream_kafka_broker_outages_total").absolute(outages);
+    describe_counter!(
+        "pinstream_ingest_refused_total",
+        "HTTP ingest requests refused, by reason: too_large and too_many_records (413), busy (429), queue_full and stopping (503), timeout (504); nothing of a refused request is stored"
+    );
+    for (reason, count) in INGEST_REFUSALS.iter().zip(&stats.ingest_refused) {
+        counter!("pinstream_ingest_refused_total", "reason" => *reason).absolute(Stats::get(count));
+    }
+    let (overloaded, overloads) = stats.ingest_overload.state();
+    describe_gauge!(
+        "pinstream_ingest_overloaded",
+        "1 while HTTP ingest refuses requests for capacity (429/503 with Retry-After)"
+    );
+    gauge!("pinstream_ingest_overloaded").set(if overloaded { 1.0 } else { 0.0 });
+    describe_counter!(
+        "pinstream_ingest_overloads_total",
+        "HTTP ingest overload episodes since start (each logged when it starts and when it ends)"
+    );
+    counter!("pinstream_ingest_overloads_total").absolute(overloads);
     describe_gauge!("pinstream_aggregate_rows", "Rows in each live aggregate");
     for snapshot in state.aggregates.all() {
         gauge!("pinstream_aggregate_rows", "name" => snapshot.spec.name)

@@ -94,7 +94,6 @@ pub fn app(state: AppState) -> Router {
             "/streams/{stream}/records",
             axum::routing::put(ingest::put_records),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY_BYTES))
         .fallback(api::no_route)
         .with_state(state)
 }

@@ -7,6 +7,8 @@
 //!    worker count, into a fresh lake: parse, clean, dedup, Delta commit. Wall time includes
 //!    opening the tables and the last commit; peak memory is the child's.
 
+pub mod flood;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -136,6 +138,9 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     }
     if args.soak {
         return soak::soak(args);
+    }
+    if args.flood {
+        return flood::bench_flood(args);
     }
     let dir = bench_dir(args);
     for &universe in &args.universe {
