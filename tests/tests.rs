@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod dashboard;
 mod exactly_once;
+mod faults;
 mod ingest;
 mod kafka;
 mod kinesis;

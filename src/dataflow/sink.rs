@@ -554,6 +554,10 @@ impl Committer {
                 }
                 Stats::add(&stats.rows_committed, rows);
                 Stats::add(&stats.batches, 1);
+                stats.last_commit_micros.store(
+                    crate::now_micros().max(0) as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 stats.last_batch_latency_micros.store(
                     started.elapsed().as_micros() as u64,
                     std::sync::atomic::Ordering::Relaxed,

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod broker;
+pub mod proxy;
 
 pub fn pinstream() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pinstream"));
