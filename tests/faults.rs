@@ -106,6 +106,7 @@ fn s3_lake_unreachable_mid_run_is_waited_out_and_the_tables_are_exact() {
     assert!(status.success(), "the run failed ({status}):\n{log}");
     assert_eq!(lines_with(&log, "lake unreachable"), 1, "{log}");
     assert_eq!(lines_with(&log, "lake reachable again"), 1, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
     assert!(last_commit.is_some_and(|t| t > 1.7e9), "{last_commit:?}");
     eprintln!("outage {outage:?}, noticed after {noticed:?}");
 
@@ -243,6 +244,7 @@ fn a_full_local_disk_fails_the_run_in_one_line_and_a_restart_after_freeing_space
         1,
         "one line says it:\n{log}"
     );
+    assert!(!log.contains("panicked"), "{log}");
     // No half-written table: every Delta log still reads.
     let read = python_command()
         .arg("-c")

@@ -49,8 +49,10 @@ pub struct Fatal(FirstReason);
 
 impl Fatal {
     pub fn set(&self, error: impl std::fmt::Display) {
+        // Not logged as an error: the run ends with it as its last line (`pinstream: ...`),
+        // and saying it twice made a full disk or a failed commit look like two failures.
         if self.0.set(&error) {
-            tracing::error!("{error}");
+            tracing::debug!("stopping: {error}");
         }
     }
     pub fn get(&self) -> Option<String> {
