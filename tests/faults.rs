@@ -115,6 +115,41 @@ fn s3_lake_unreachable_mid_run_is_waited_out_and_the_tables_are_exact() {
 }
 
 #[test]
+fn an_s3_lake_that_never_answers_fails_the_start_within_its_request_timeouts() {
+    let Some(endpoint) = service("PINSTREAM_S3_ENDPOINT", "s3") else {
+        return;
+    };
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 10, 1, 10);
+    let lake = format!("{}/lake", s3_bucket("never-answers"));
+    let proxy = Proxy::start(&endpoint);
+    // Connections are taken and never answered: only the 30 s request timeout ends a
+    // request. The lake has not answered once, so nothing is waited out: the run fails.
+    proxy.hang();
+    let started = Instant::now();
+    let output = pinstream()
+        .env("AWS_ENDPOINT_URL_S3", proxy.url())
+        .args(["run", "--from"])
+        .arg(format!("file:{}", input.path().display()))
+        .args(["--lake", &lake, "--until-done"])
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    // Opening a table is two requests in turn (the checkpoint hint, then the log listing),
+    // each failing after its 30 s: about a minute, never the ten the hang took.
+    assert!(
+        elapsed < Duration::from_secs(100),
+        "failed after {elapsed:?}:\n{log}"
+    );
+    let last = log.lines().last().unwrap_or_default();
+    assert!(last.starts_with("pinstream: table "), "{last}\n{log}");
+    assert_eq!(lines_with(&log, "pinstream: "), 1, "{log}");
+    eprintln!("failed after {elapsed:?}: {last}");
+}
+
+#[test]
 fn kinesis_endpoint_unreachable_mid_run_is_retried_and_the_tables_are_exact() {
     let Some(endpoint) = crate::kinesis::endpoint() else {
         return;

@@ -143,7 +143,7 @@ fn kinesis_replay_gives_the_tables_of_the_same_events_from_files() {
 fn kinesis_sigkill_writing_to_s3_then_restart_gives_the_uninterrupted_tables() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let prefix = unique_name("kill");
     let _cleanup = Cleanup(prefix.clone());
     emulate_kinesis(&prefix, 4_000, 7, 3_000);
@@ -290,7 +290,7 @@ pub(crate) fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool)
 fn kinesis_shard_split_mid_run_into_an_s3_lake_gives_the_reference_tables() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let prefix = unique_name("midsplit");
     let _cleanup = Cleanup(prefix.clone());
     let work = tempfile::tempdir().unwrap();

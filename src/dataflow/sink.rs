@@ -511,8 +511,9 @@ impl Committer {
             active,
         } = signals;
         let active = Active::new(&active);
-        // Unbounded, yet bounded in practice: the sources read at most BATCHES_IN_FLIGHT
-        // batches ahead of the last commit.
+        // Unbounded as a channel (a timely operator cannot wait on it), bounded by the
+        // driver: the sources read at most BATCHES_IN_FLIGHT batches ahead of the last
+        // commit, also while a lake outage holds the commits (driver.rs).
         let (jobs, mut receive) = tokio::sync::mpsc::unbounded_channel::<CommitJob>();
         let done = Arc::new(Mutex::new(VecDeque::new()));
         let finished = done.clone();
