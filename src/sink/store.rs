@@ -23,9 +23,9 @@
 //!   retry is refused as "already exists" and the stored object is byte for byte ours, it is
 //!   our own commit and counts as done (otherwise delta-rs would see a conflict with itself).
 //!
-//! Gets and lists are read whole inside the retry, so a connection cut mid-body is retried
-//! too (log files and listings are small; data files are read whole by their callers
-//! anyway).
+//! Gets (up to 16 MiB) and lists are read whole inside the retry, so a connection cut
+//! mid-body is retried too (log files, checkpoints and listings are small); larger bodies are
+//! streamed as before.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -147,8 +147,16 @@ where
     }
 }
 
-/// The whole body of a get, as a get result of one chunk.
+/// Bodies up to this size are read whole inside the retry; larger ones (archive objects,
+/// big data files) are streamed as they come, so reading them costs no more memory than it
+/// did, and only their request is retried.
+const WHOLE_BODY_LIMIT: u64 = 16 << 20;
+
+/// The whole body of a get (when small), as a get result of one chunk.
 async fn read_whole(result: GetResult) -> object_store::Result<GetResult> {
+    if result.range.end.saturating_sub(result.range.start) > WHOLE_BODY_LIMIT {
+        return Ok(result);
+    }
     let (meta, range, attributes) = (
         result.meta.clone(),
         result.range.clone(),
@@ -387,5 +395,60 @@ impl MultipartUpload for BufferedUpload {
     async fn abort(&mut self) -> object_store::Result<()> {
         self.parts.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generic(text: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: text.to_owned().into(),
+        }
+    }
+
+    #[test]
+    fn only_errors_a_working_lake_does_not_give_are_outages() {
+        assert!(transient(&generic(
+            "Error performing PUT: Server returned non-2xx status code: 503 Service Unavailable"
+        )));
+        assert!(transient(&generic(
+            "Server returned non-2xx status code: 429 Too Many Requests"
+        )));
+        // Definite answers: the lake is there and said no.
+        assert!(!transient(&generic(
+            "Server returned non-2xx status code: 403 Forbidden: AccessDenied"
+        )));
+        assert!(!transient(&object_store::Error::NotFound {
+            path: "a".into(),
+            source: "gone".into(),
+        }));
+        assert!(!transient(&object_store::Error::AlreadyExists {
+            path: "a".into(),
+            source: "there".into(),
+        }));
+    }
+
+    #[tokio::test]
+    async fn a_conditional_put_refused_without_a_lost_answer_stays_a_conflict() {
+        let inner: ObjectStoreRef = Arc::new(object_store::memory::InMemory::new());
+        let location = Path::from("_delta_log/00000000000000000001.json");
+        let ours = PutPayload::from_static(b"{\"commitInfo\":{}}\n");
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        inner
+            .put_opts(&location, ours.clone(), create.clone())
+            .await
+            .unwrap();
+        // Without a failed attempt before it, "already exists" is a real conflict.
+        let again = Patient::put(&inner, &location, ours, create).await;
+        assert!(matches!(
+            again,
+            Err(object_store::Error::AlreadyExists { .. })
+        ));
     }
 }
