@@ -431,6 +431,113 @@ mod tests {
         }));
     }
 
+    /// A store whose first put lands but whose answer is "lost" (a 503, as a cut connection
+    /// would be transient too).
+    #[derive(Debug)]
+    struct LostAnswer {
+        inner: object_store::memory::InMemory,
+        lost: AtomicBool,
+    }
+
+    impl std::fmt::Display for LostAnswer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "LostAnswer")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for LostAnswer {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            let result = self.inner.put_opts(location, payload, opts).await;
+            if !self.lost.swap(true, Ordering::Relaxed) {
+                return Err(generic("Server returned non-2xx status code: 503"));
+            }
+            result
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_conditional_put_that_landed_but_lost_its_answer_is_ours_and_another_is_not() {
+        ANSWERED.store(true, Ordering::Relaxed);
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let location = Path::from("_delta_log/00000000000000000001.json");
+        let ours = PutPayload::from_static(b"{\"commitInfo\":{\"ours\":true}}\n");
+        let store: ObjectStoreRef = Arc::new(LostAnswer {
+            inner: object_store::memory::InMemory::new(),
+            lost: AtomicBool::new(false),
+        });
+        // The first attempt lands, its answer is lost; the retry is refused as existing and
+        // the stored bytes are ours: done.
+        Patient::put(&store, &location, ours.clone(), create.clone())
+            .await
+            .unwrap();
+        assert!(!lake_outage().state().0, "the outage ended with the put");
+        // Another writer's commit at that version stays a conflict, lost answer or not.
+        let theirs = PutPayload::from_static(b"{\"commitInfo\":{\"theirs\":true}}\n");
+        let inner = object_store::memory::InMemory::new();
+        inner
+            .put_opts(&location, theirs, create.clone())
+            .await
+            .unwrap();
+        let store: ObjectStoreRef = Arc::new(LostAnswer {
+            inner,
+            lost: AtomicBool::new(false),
+        });
+        let ours_refused = Patient::put(&store, &location, ours, create).await;
+        assert!(matches!(
+            ours_refused,
+            Err(object_store::Error::AlreadyExists { .. })
+        ));
+    }
+
     #[tokio::test]
     async fn a_conditional_put_refused_without_a_lost_answer_stays_a_conflict() {
         let inner: ObjectStoreRef = Arc::new(object_store::memory::InMemory::new());
