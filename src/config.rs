@@ -34,10 +34,12 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `pinstream=debug`. RUST_LOG wins when set.
+    /// (The default keeps delta-rs's warning about the parts of an upload that failed, a full
+    /// disk or a lost lake, quiet: pinstream reports that failure itself, in one line.)
     #[arg(
         long,
         global = true,
-        default_value = "warn,pinstream=info",
+        default_value = "warn,pinstream=info,deltalake_core::datafile::writer=error",
         env = "PINSTREAM_LOG"
     )]
     pub log: String,

@@ -80,6 +80,17 @@ pub struct Stats {
     pub ingest_refused: [AtomicU64; INGEST_REFUSALS.len()],
     /// HTTP ingest over capacity (refusing with 429/503): logged when it begins and ends.
     pub ingest_overload: Outage,
+    /// When the last batch was committed (every table), micros since the Unix epoch; 0
+    /// before the first.
+    pub last_commit_micros: AtomicU64,
+}
+
+/// The lake's reachability, as every S3 request of this process sees it
+/// ([`crate::sink::store`]): one per process, because the object stores under the tables are
+/// built by delta-rs's process-wide factory, which knows no run.
+pub fn lake_outage() -> &'static Outage {
+    static LAKE: Outage = Outage::new();
+    &LAKE
 }
 
 /// Why HTTP ingest requests are refused, as labelled in metrics: a body or a batch over the
@@ -103,6 +114,13 @@ pub struct Outage {
 }
 
 impl Outage {
+    pub const fn new() -> Outage {
+        Outage {
+            down_since: parking_lot::const_mutex(None),
+            count: AtomicU64::new(0),
+        }
+    }
+
     /// Marks the service down; `true` when this begins an outage (it was up).
     pub fn down(&self) -> bool {
         let mut since = self.down_since.lock();

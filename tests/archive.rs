@@ -83,7 +83,7 @@ fn archive_backfill_then_kafka_reads_every_offset_once() {
     let Some(broker) = service("PINSTREAM_KAFKA", "kafka") else {
         return;
     };
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let prefix = unique_name("archive");
     let work = tempfile::tempdir().unwrap();
     let files = work.path().join("files");
@@ -232,7 +232,7 @@ fn follow(source: &str, files: &Path, first: u64, total: u64, write_rest: impl F
 
 #[test]
 fn archive_follow_mode_reads_objects_written_while_it_runs() {
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let work = tempfile::tempdir().unwrap();
     let files = work.path().join("files");
     emulate(&files, 1_500, 5, 1_000);
@@ -298,7 +298,7 @@ fn file_follow_mode_reads_files_written_while_it_runs() {
 
 #[test]
 fn archive_sigkill_then_restart_gives_the_uninterrupted_tables() {
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let bucket = s3_bucket("archive-kill");
     let output = pinstream()
         .args(["emulate", "--to", &format!("{bucket}/a?flush_size=500")])

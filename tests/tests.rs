@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod dashboard;
 mod exactly_once;
+mod faults;
 mod flood;
 mod ingest;
 mod kafka;

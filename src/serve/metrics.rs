@@ -182,6 +182,24 @@ fn record(state: &AppState) {
         "HTTP ingest overload episodes since start (each logged when it starts and when it ends)"
     );
     counter!("pinstream_ingest_overloads_total").absolute(overloads);
+    let (down, outages) = crate::stats::lake_outage().state();
+    describe_gauge!(
+        "pinstream_lake_up",
+        "0 while the lake (S3) does not answer: batches are held, reading pauses at the in-flight limit, requests are retried until it answers; 1 otherwise"
+    );
+    gauge!("pinstream_lake_up").set(if down { 0.0 } else { 1.0 });
+    describe_counter!(
+        "pinstream_lake_outages_total",
+        "Lake outages since start (each logged when it starts and when it ends)"
+    );
+    counter!("pinstream_lake_outages_total").absolute(outages);
+    describe_gauge!(
+        "pinstream_last_commit_timestamp_seconds",
+        Unit::Seconds,
+        "When the last batch was committed to every table (Unix time; 0 before the first)"
+    );
+    gauge!("pinstream_last_commit_timestamp_seconds")
+        .set(Stats::get(&stats.last_commit_micros) as f64 / 1e6);
     describe_gauge!("pinstream_aggregate_rows", "Rows in each live aggregate");
     for snapshot in state.aggregates.all() {
         gauge!("pinstream_aggregate_rows", "name" => snapshot.spec.name)
