@@ -7,6 +7,8 @@
 //!    worker count, into a fresh lake: parse, clean, dedup, Delta commit. Wall time includes
 //!    opening the tables and the last commit; peak memory is the child's.
 
+mod kafka;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -23,6 +25,8 @@ use crate::stream::Stream;
 #[derive(Debug, Deserialize)]
 pub struct RunSummary {
     pub records_in: u64,
+    pub clean: u64,
+    pub quarantined: u64,
     pub rows_committed: u64,
     pub seconds: f64,
     pub peak_rss_bytes: u64,
@@ -120,6 +124,9 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     }
     if args.cluster {
         return bench_cluster(args);
+    }
+    if let Some(brokers) = &args.kafka {
+        return kafka::bench_kafka(args, brokers);
     }
     let dir = bench_dir(args);
     let started = Instant::now();
