@@ -64,6 +64,9 @@ pub struct Stats {
     pub bad_objects: AtomicU64,
     /// The Kafka brokers' reachability, as every Kafka client of the job sees it.
     pub kafka_outage: Outage,
+    /// Messages read from the Kafka brokers (tombstones included). `records_by_source` counts
+    /// a Kafka Connect archive's lines under `kafka` too: this tells the two apart.
+    pub kafka_messages: AtomicU64,
 }
 
 /// A service being unreachable: since when, and how many outages began since start. Each
