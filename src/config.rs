@@ -295,6 +295,11 @@ pub struct BenchArgs {
     /// per process, bytes sent between processes per record.
     #[arg(long)]
     pub cluster: bool,
+    /// Measure Kafka -> Delta instead, against file -> Delta on the same records in the same
+    /// run: produces the data to fresh 6-partition topics on this broker (host:port, not
+    /// timed), then times `run --until-done` from each, start-up included.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka: Option<String>,
     /// Small files written for --compaction.
     #[arg(long, default_value_t = 1_000)]
     pub files: u64,

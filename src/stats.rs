@@ -83,6 +83,9 @@ pub struct Stats {
     /// When the last batch was committed (every table), micros since the Unix epoch; 0
     /// before the first.
     pub last_commit_micros: AtomicU64,
+    /// Messages read from the Kafka brokers (tombstones included). `records_by_source` counts
+    /// a Kafka Connect archive's lines under `kafka` too: this tells the two apart.
+    pub kafka_messages: AtomicU64,
 }
 
 /// The lake's reachability, as every S3 request of this process sees it

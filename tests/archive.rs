@@ -4,7 +4,9 @@
 //! message.
 //!
 //! - backfill from the archive, then Kafka, on one lake: the tables of the SPEC reference,
-//!   every offset read once, every bad message quarantined once;
+//!   every offset read once, every bad message quarantined once; the archive and Kafka in
+//!   one job (one process, and a cluster): Kafka reads only the offsets after the archive's
+//!   end;
 //! - follow mode reads the objects written while the job runs (S3, and a local directory
 //!   with `file:`);
 //! - SIGKILL while reading the archive, then restart, equals the uninterrupted run.
@@ -154,23 +156,48 @@ fn archive_backfill_then_kafka_reads_every_offset_once() {
     assert_eq!(counts["pin"], reference["pin"]["rows"]);
     assert_eq!(counts["quarantine"], reference["quarantine"]["rows"]);
 
-    // Both in one job: the archived offsets come from both sources, give the same rows
-    // (quarantine rows name the same `kafka:<topic>/<p>@<offset>`), and land once.
+    // Both in one job (issue 12), the live source listed first: each topic-partition is read
+    // from the archive to its end, then from Kafka at the next offset. Nothing is read
+    // twice (Kafka gives exactly the offsets after the archive's end), nothing is skipped.
     let one_job = work.path().join("one-job");
     let output = pinstream()
-        .args(["run", "--from", &format!("{bucket}/topics/")])
         .args([
+            "run",
             "--from",
             &format!("kafka://{broker}/{prefix}?group_id={prefix}-one"),
         ])
+        .args(["--from", &format!("{bucket}/topics/")])
         .arg("--lake")
         .arg(&one_job)
-        .args(["--until-done", "--workers", "2"])
+        .args([
+            "--until-done",
+            "--workers",
+            "2",
+            "--summary",
+            path(&summary),
+        ])
         .output()
         .unwrap();
     assert_success(&output);
+    let totals = run_summary(&summary);
+    assert_eq!(totals["kafka_messages"], 6_000 - archived, "{totals}");
+    assert_eq!(totals["records_in"], 6_000, "{totals}");
     let counts = assert_same_tables(&file_lake, &one_job);
     assert_eq!(counts["quarantine"], reference["quarantine"]["rows"]);
+
+    // The same across processes: a cluster of 2 x 1 worker, the archive listed first.
+    let cluster = work.path().join("cluster");
+    crate::cluster::run_cluster(
+        &format!("{bucket}/topics/"),
+        &cluster,
+        2,
+        1,
+        &[
+            "--from",
+            &format!("kafka://{broker}/{prefix}?group_id={prefix}-two"),
+        ],
+    );
+    assert_same_tables(&file_lake, &cluster);
 }
 
 /// The emulated files' lines of each stream as one partition of topic `<topic>.<stream>`.

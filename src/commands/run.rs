@@ -40,6 +40,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         shutdown: shutdown.clone(),
         cluster: config.cluster.is_some(),
         finished: Default::default(),
+        handover: Default::default(),
     };
     // A source that cannot start fails the run like a dataflow error (summary included).
     let sources = connectors::start_all(&config.sources, &job);
@@ -142,6 +143,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             "rows_committed": Stats::get(&stats.rows_committed),
             "commits": Stats::get(&stats.commits),
             "cluster_bytes_sent": Stats::get(&stats.cluster_bytes_sent),
+            "kafka_messages": Stats::get(&stats.kafka_messages),
             "seconds": elapsed.as_secs_f64(),
             "peak_rss_bytes": peak_rss_bytes(),
             "freshness_ms": stats.freshness_quantiles(&[0.5, 0.99, 1.0]).map(|q| {

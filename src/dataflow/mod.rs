@@ -201,6 +201,7 @@ pub fn run(
         shutdown,
         cluster: config.cluster.is_some(),
         finished: Default::default(),
+        handover: Default::default(),
     };
     let sources = crate::connectors::start_all(&config.sources, &job)?;
     run_started(config, sources, &job, runtime, aggregates)

@@ -68,6 +68,11 @@ fn record(state: &AppState) {
         "Archive objects skipped (unreadable gzip, unparsable Kafka Connect name, older than what was read), each logged"
     );
     counter!("pinstream_source_bad_objects_total").absolute(Stats::get(&stats.bad_objects));
+    describe_counter!(
+        "pinstream_kafka_messages_total",
+        "Messages read from the Kafka brokers (an archive's Kafka offsets are not counted here)"
+    );
+    counter!("pinstream_kafka_messages_total").absolute(Stats::get(&stats.kafka_messages));
     let totals = [
         (
             "pinstream_duplicates_total",

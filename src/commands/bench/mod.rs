@@ -8,6 +8,7 @@
 //!    opening the tables and the last commit; peak memory is the child's.
 
 pub mod flood;
+mod kafka;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +28,8 @@ mod soak;
 #[derive(Debug, Deserialize)]
 pub struct RunSummary {
     pub records_in: u64,
+    pub clean: u64,
+    pub quarantined: u64,
     pub rows_committed: u64,
     pub seconds: f64,
     pub peak_rss_bytes: u64,
@@ -141,6 +144,9 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     }
     if args.flood {
         return flood::bench_flood(args);
+    }
+    if let Some(brokers) = &args.kafka {
+        return kafka::bench_kafka(args, brokers);
     }
     let dir = bench_dir(args);
     for &universe in &args.universe {

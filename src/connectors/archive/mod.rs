@@ -130,6 +130,7 @@ impl SourceSettings for ArchiveSettings {
             settings: self.clone(),
             listing: Arc::new(source::Listing::new(store, runtime)),
             stats: job.stats.clone(),
+            handover: job.handover.clone(),
         }))
     }
 }
@@ -169,6 +170,7 @@ struct StartedArchive {
     settings: ArchiveSettings,
     listing: Arc<source::Listing>,
     stats: Arc<crate::stats::Stats>,
+    handover: crate::connectors::Handover,
 }
 
 impl StartedSource for StartedArchive {
@@ -177,6 +179,7 @@ impl StartedSource for StartedArchive {
             &self.settings,
             self.listing.clone(),
             self.stats.clone(),
+            self.handover.clone(),
             worker,
             peers,
         )?))

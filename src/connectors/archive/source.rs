@@ -24,6 +24,14 @@
 //! read in order and is reported like a bad object. Partitions first seen while following
 //! start at their beginning (their positions are looked up in the tables only at start).
 //!
+//! **Handover to the live topic.** In a job that also reads the topic live (a Kafka source,
+//! see [`Handover`]), each topic-partition is read from the archive first: the Kafka source
+//! waits, and once the archive has read every object of it (at open, and in follow mode as
+//! listed until then) it is handed over at the position the archive ended at, and the
+//! archive reads no further object of it (nor partitions first seen while following: the
+//! live source reads those from their start). So no offset is read from both. Both sources
+//! read a topic-partition on the same worker ([`owner`]), so this is local to a worker.
+//!
 //! **Bad objects never stop the job.** A name that looks like Connect's but does not parse,
 //! or a gzip stream that cannot be read, is logged once with its key and counted in
 //! `pinstream_source_bad_objects_total`; the lines read from it before the error are kept,
@@ -45,7 +53,7 @@ use super::ArchiveSettings;
 use super::name::ObjectName;
 use crate::connectors::kafka::{owner, partition_id};
 use crate::connectors::{
-    Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+    Handover, Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
 };
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -69,6 +77,10 @@ struct Part {
     read: usize,
     /// The next offset to read; `None` until something is read or a position is stored.
     next: Option<Position>,
+    /// A topic-partition a live source of the job reads after the archive.
+    live: bool,
+    /// Handed over to the live source: no further object of it is read.
+    handed_over: bool,
 }
 
 impl Part {
@@ -83,6 +95,7 @@ pub struct ArchiveSource {
     runtime: Arc<tokio::runtime::Runtime>,
     listing: Arc<Listing>,
     stats: Arc<Stats>,
+    handover: Handover,
     url: String,
     worker: usize,
     peers: usize,
@@ -93,6 +106,8 @@ pub struct ArchiveSource {
     index: HashMap<PartitionId, usize>,
     /// Every key already considered (read, skipped or reported).
     seen: HashSet<String>,
+    /// The first listing (at open) is done: partitions found later are followed ones.
+    listed: bool,
     /// The part being read, its open object and the offset of that object's next line.
     current: usize,
     reader: Option<Box<dyn BufRead + Send>>,
@@ -190,6 +205,7 @@ impl ArchiveSource {
         settings: &ArchiveSettings,
         listing: Arc<Listing>,
         stats: Arc<Stats>,
+        handover: Handover,
         worker: usize,
         peers: usize,
     ) -> Result<ArchiveSource, SourceError> {
@@ -198,6 +214,7 @@ impl ArchiveSource {
             runtime: listing.runtime.clone(),
             listing,
             stats,
+            handover,
             url: settings.url.to_string(),
             worker,
             peers,
@@ -207,12 +224,14 @@ impl ArchiveSource {
             parts: Vec::new(),
             index: HashMap::new(),
             seen: HashSet::new(),
+            listed: false,
             current: 0,
             reader: None,
             line_offset: Offset::new(0),
             line: Vec::new(),
         };
         source.list().map_err(SourceError::Unavailable)?;
+        source.listed = true;
         Ok(source)
     }
 
@@ -242,17 +261,24 @@ impl ArchiveSource {
         });
         for (key, name) in named {
             self.seen.insert(key.clone());
-            let (id, stream, start, gzip) = match name {
+            let (id, stream, start, gzip, live) = match name {
                 ObjectName::Connect {
                     topic,
                     partition,
                     start,
                     stream,
                     gzip,
-                } => (partition_id(&topic, partition), stream, start, gzip),
-                ObjectName::Plain { stream, gzip } => {
-                    (format!("s3:{key}").into(), stream, Offset::new(0), gzip)
+                } => {
+                    let live = self.handover.is_live(&topic);
+                    (partition_id(&topic, partition), stream, start, gzip, live)
                 }
+                ObjectName::Plain { stream, gzip } => (
+                    format!("s3:{key}").into(),
+                    stream,
+                    Offset::new(0),
+                    gzip,
+                    false,
+                ),
                 ObjectName::Other => {
                     tracing::debug!(object = %key, "no pin/geo/user token in the name; skipped");
                     continue;
@@ -273,6 +299,12 @@ impl ArchiveSource {
                 gzip,
             };
             match self.index.get(&id) {
+                Some(&i) if self.parts[i].handed_over => {
+                    tracing::debug!(object = %key, "read live from here on; not read from the archive");
+                }
+                None if live && self.listed => {
+                    tracing::debug!(object = %key, "a partition read live from its start; not read from the archive");
+                }
                 Some(&i) => {
                     let part = &mut self.parts[i];
                     let at = part.objects.partition_point(|o| o.start <= start);
@@ -294,6 +326,8 @@ impl ArchiveSource {
                         objects: vec![object],
                         read: 0,
                         next: None,
+                        live,
+                        handed_over: false,
                     });
                 }
             }
@@ -346,6 +380,22 @@ impl ArchiveSource {
         self.reader = None;
         self.parts[self.current].read += 1;
     }
+
+    /// Hands the live topic-partitions read to their end over to the live source, at the
+    /// position after the last offset read (or the stored one, or the first object's start).
+    fn hand_over(&mut self) {
+        for part in &mut self.parts {
+            if !part.live || part.handed_over || part.pending() {
+                continue;
+            }
+            let at = part.next.unwrap_or_else(|| {
+                Position::new(part.objects.first().map_or(0, |o| o.start.value()))
+            });
+            tracing::debug!(partition = %part.id, %at, "archive read; handed over to the live source");
+            self.handover.drained(&part.id, at);
+            part.handed_over = true;
+        }
+    }
 }
 
 impl Source for ArchiveSource {
@@ -357,6 +407,11 @@ impl Source for ArchiveSource {
         for part in &mut self.parts {
             part.next = None;
             part.read = 0;
+            if part.live {
+                // The live source waits for it (again, after a dataflow restart).
+                self.handover.backfill(&part.id);
+                part.handed_over = false;
+            }
             if let Some(&stored) = from.get(&part.id) {
                 if stored < Position::START {
                     return Err(SourceError::NegativePosition {
@@ -437,6 +492,7 @@ impl Source for ArchiveSource {
                 taken += 1;
             }
         }
+        self.hand_over();
         if taken > 0 {
             return Ok(PollStatus::Ready);
         }
@@ -487,6 +543,7 @@ mod tests {
         store: Arc<dyn ObjectStore>,
         runtime: Arc<tokio::runtime::Runtime>,
         stats: Arc<Stats>,
+        handover: Handover,
     }
 
     impl Archive {
@@ -500,6 +557,7 @@ mod tests {
                 store: Arc::new(object_store::memory::InMemory::new()),
                 runtime: Arc::new(runtime),
                 stats: Arc::default(),
+                handover: Handover::default(),
             }
         }
 
@@ -517,6 +575,7 @@ mod tests {
                 &settings,
                 Arc::new(Listing::new(self.store.clone(), self.runtime.clone())),
                 self.stats.clone(),
+                self.handover.clone(),
                 worker,
                 peers,
             )
@@ -598,6 +657,59 @@ mod tests {
             PollStatus::Exhausted
         );
         assert_eq!(Stats::get(&archive.stats.bad_objects), 0);
+    }
+
+    #[test]
+    fn a_live_topic_partition_is_handed_over_where_the_archive_ends_and_not_followed() {
+        use crate::connectors::Backfill;
+        let archive = Archive::new();
+        archive.handover.live("a.pin");
+        archive.put(&connect_key("a.pin", 0, Offset::new(0)), b"a\nb\n");
+        archive.put(&connect_key("a.pin", 0, Offset::new(2)), b"c\n");
+        archive.put(&connect_key("b.pin", 0, Offset::new(0)), b"x\n");
+        let mut source = archive.open(true, 0, 1);
+        source.seek(&Positions::new()).unwrap();
+        let live: PartitionId = "kafka:a.pin/0".into();
+        assert_eq!(archive.handover.state(&live), Backfill::Reading);
+        let mut out = Vec::new();
+        source.poll(2, &mut out).unwrap();
+        // Two of its three offsets read (its first object): the live source still waits.
+        let offsets = |records: &[RawRecord]| -> Vec<i64> {
+            records
+                .iter()
+                .filter(|r| r.partition == live)
+                .map(|r| r.offset.value())
+                .collect()
+        };
+        assert_eq!(offsets(&out), [0, 1]);
+        assert_eq!(archive.handover.state(&live), Backfill::Reading);
+        let mut rest = Vec::new();
+        while source.poll(10, &mut rest).unwrap() == PollStatus::Ready {}
+        assert_eq!(offsets(&rest), [2]);
+        assert_eq!(
+            archive.handover.state(&live),
+            Backfill::Drained(Position::new(3))
+        );
+        // A topic no live source reads is not handed over.
+        assert_eq!(
+            archive.handover.state(&"kafka:b.pin/0".into()),
+            Backfill::None
+        );
+        // Following: the live source reads on from offset 3 (and a partition first seen now
+        // from its start), so the archive reads neither; the other topic is followed.
+        archive.put(&connect_key("a.pin", 0, Offset::new(3)), b"d\n");
+        archive.put(&connect_key("a.pin", 1, Offset::new(0)), b"y\n");
+        archive.put(&connect_key("b.pin", 0, Offset::new(1)), b"z\n");
+        std::thread::sleep(Duration::from_millis(5));
+        let mut later = Vec::new();
+        for _ in 0..3 {
+            source.poll(10, &mut later).unwrap();
+        }
+        let later: Vec<_> = later
+            .iter()
+            .map(|r| (r.partition.to_string(), r.offset.value()))
+            .collect();
+        assert_eq!(later, vec![("kafka:b.pin/0".to_owned(), 1)]);
     }
 
     #[test]
