@@ -60,6 +60,9 @@ pub struct Inputs<'scope> {
     pub pin_geo: Collection<'scope, PinGeo>,
     /// pin ⋈ user on `ind`.
     pub pin_user: Collection<'scope, PinUser>,
+    /// Per country, the posters with the highest follower_count (q3's rows, which q3b ranks
+    /// again): built once here so the two queries share the reduction.
+    pub top_users_by_country: Collection<'scope, (Name, (i64, Name))>,
 }
 
 impl<'scope> Inputs<'scope> {
@@ -118,11 +121,14 @@ impl<'scope> Inputs<'scope> {
                 })
             },
         );
+        let top_users_by_country =
+            super::q3_top_user_by_country::top_users_by_country(pin_geo.clone());
         Inputs {
             pins,
             users,
             pin_geo,
             pin_user,
+            top_users_by_country,
         }
     }
 }

@@ -32,14 +32,6 @@ pub enum Change {
     /// order-statistic halves ([`super::median::Median`]): a reduce would re-read every value
     /// of a key per change.
     MedianValue { key: MedianKey, value: i64 },
-    /// A pin ⋈ geo pair's country, follower_count and poster, entering or leaving the ordered
-    /// index of its country that q3 and q3b read their tops from
-    /// ([`super::q3_top_user_by_country::CountryTops`]).
-    CountryPoster {
-        country: Name,
-        follower_count: i64,
-        poster: Name,
-    },
 }
 
 /// A value of a row as the dataflow computes it: names stay digests (compared as integers,
