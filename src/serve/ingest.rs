@@ -99,6 +99,30 @@ async fn store(
     }
 }
 
+/// The messages of a REST Proxy v2 body (`POST /topics/{topic}`): each record's `value`, its
+/// JSON text exactly as sent.
+pub fn proxy_messages(body: &[u8]) -> Result<Vec<Vec<u8>>, IngestError> {
+    let parsed: ProxyBody = parse(body)?;
+    Ok(parsed
+        .records
+        .iter()
+        .map(|r| r.value.get().as_bytes().to_vec())
+        .collect())
+}
+
+/// The message of an API Gateway `PUT /streams/{stream}/record` body: its `Data`.
+pub fn kinesis_record_message(body: &[u8]) -> Result<Vec<u8>, IngestError> {
+    let record: KinesisRecord = parse(body)?;
+    data_bytes(record.data)
+}
+
+/// The messages of a `PUT /streams/{stream}/records` body (`records`/`data` or
+/// `Records`/`Data`).
+pub fn kinesis_records_messages(body: &[u8]) -> Result<Vec<Vec<u8>>, IngestError> {
+    let batch: KinesisRecords = parse(body)?;
+    batch.records.iter().map(|r| data_bytes(r.data)).collect()
+}
+
 #[derive(Deserialize)]
 struct ProxyBody<'a> {
     #[serde(borrow)]
@@ -118,13 +142,7 @@ pub async fn post_topic(
     body: axum::body::Bytes,
 ) -> Result<Response, IngestError> {
     let stream = stream_of(&topic)?;
-    let parsed: ProxyBody = parse(&body)?;
-    let payloads = parsed
-        .records
-        .iter()
-        .map(|r| r.value.get().as_bytes().to_vec())
-        .collect();
-    let offsets = store(&state, stream, payloads).await?;
+    let offsets = store(&state, stream, proxy_messages(&body)?).await?;
     let offsets: Vec<Value> = offsets
         .iter()
         .map(|(_, offset)| json!({"partition": 0, "offset": offset, "error_code": null, "error": null}))
@@ -187,8 +205,7 @@ pub async fn put_record(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, IngestError> {
     let stream = stream_of(&name)?;
-    let record: KinesisRecord = parse(&body)?;
-    let offsets = store(&state, stream, vec![data_bytes(record.data)?]).await?;
+    let offsets = store(&state, stream, vec![kinesis_record_message(&body)?]).await?;
     Ok(Json(
         sequence_numbers(&offsets)
             .into_iter()
@@ -204,13 +221,7 @@ pub async fn put_records(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, IngestError> {
     let stream = stream_of(&name)?;
-    let batch: KinesisRecords = parse(&body)?;
-    let payloads = batch
-        .records
-        .iter()
-        .map(|r| data_bytes(r.data))
-        .collect::<Result<Vec<_>, _>>()?;
-    let offsets = store(&state, stream, payloads).await?;
+    let offsets = store(&state, stream, kinesis_records_messages(&body)?).await?;
     Ok(Json(
         json!({"FailedRecordCount": 0, "Records": sequence_numbers(&offsets)}),
     ))
