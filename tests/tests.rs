@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod dashboard;
 mod exactly_once;
+mod fuzz_corpus;
 mod ingest;
 mod kafka;
 mod kinesis;
