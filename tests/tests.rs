@@ -16,5 +16,6 @@ mod ingest;
 mod kafka;
 mod kinesis;
 mod maintain;
+mod message_stream;
 mod replay;
 mod s3;
