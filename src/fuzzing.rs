@@ -150,29 +150,25 @@ pub fn ingest_body(data: &[u8]) {
 /// Messages written as every kind of ingest body read back as themselves, and clean to one
 /// row each.
 fn round_trip(messages: &[Vec<u8>]) {
+    type Parse = fn(&[u8]) -> Result<Vec<Vec<u8>>, ingest::IngestError>;
+    let reads_back = |parse: Parse, body: String, messages: &[Vec<u8>]| {
+        assert_eq!(
+            parse(body.as_bytes()).ok().as_deref(),
+            Some(messages),
+            "{body}"
+        );
+    };
     let base64 = |m: &[u8]| base64::engine::general_purpose::STANDARD.encode(m);
     let as_base64: Vec<Value> = messages
         .iter()
         .map(|m| json!({"data": base64(m), "partition-key": "k"}))
         .collect();
     let body = json!({ "records": as_base64 }).to_string();
-    assert_eq!(
-        ingest::kinesis_records_messages(body.as_bytes())
-            .ok()
-            .as_deref(),
-        Some(messages),
-        "{body}"
-    );
+    reads_back(ingest::kinesis_records_messages, body, messages);
     for message in messages {
         let body = json!({"StreamName": "s", "Data": base64(message), "PartitionKey": "k"});
-        let body = body.to_string();
-        assert_eq!(
-            ingest::kinesis_record_message(body.as_bytes())
-                .ok()
-                .as_ref(),
-            Some(message),
-            "{body}"
-        );
+        let one = |body: &[u8]| ingest::kinesis_record_message(body).map(|m| vec![m]);
+        reads_back(one, body.to_string(), std::slice::from_ref(message));
     }
     // Messages that are JSON go in as they are, as the emulators send them (a JSON value in a
     // body has no white space around it, and nests within serde_json's depth limit).
@@ -186,30 +182,19 @@ fn round_trip(messages: &[Vec<u8>]) {
                 && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
         })
     {
-        let values: Vec<String> = texts
-            .iter()
-            .map(|t| format!(r#"{{"value": {t}}}"#))
-            .collect();
-        let body = format!(r#"{{"records": [{}]}}"#, values.join(", "));
-        assert_eq!(
-            ingest::proxy_messages(body.as_bytes()).ok().as_deref(),
-            Some(messages),
-            "{body}"
-        );
-        // A Kinesis `Data` that is a JSON string is base64: only other values go in as they are.
-        if texts.iter().all(|t| !t.trim_start().starts_with('"')) {
+        let wrapped = |key: &str| {
             let records: Vec<String> = texts
                 .iter()
-                .map(|t| format!(r#"{{"Data": {t}}}"#))
+                .map(|t| format!(r#"{{"{key}": {t}}}"#))
                 .collect();
-            let body = format!(r#"{{"Records": [{}]}}"#, records.join(", "));
-            assert_eq!(
-                ingest::kinesis_records_messages(body.as_bytes())
-                    .ok()
-                    .as_deref(),
-                Some(messages),
-                "{body}"
-            );
+            records.join(", ")
+        };
+        let body = format!(r#"{{"records": [{}]}}"#, wrapped("value"));
+        reads_back(ingest::proxy_messages, body, messages);
+        // A Kinesis `Data` that is a JSON string is base64: only other values go in as they are.
+        if texts.iter().all(|t| !t.starts_with('"')) {
+            let body = format!(r#"{{"Records": [{}]}}"#, wrapped("Data"));
+            reads_back(ingest::kinesis_records_messages, body, messages);
         }
     }
     for message in messages {

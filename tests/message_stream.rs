@@ -55,7 +55,6 @@ fn messages() -> impl Strategy<Value = Vec<Message>> {
 /// The lake's rows: clean rows per table (their `ind`s, one per row) and quarantine rows as
 /// `(stream, source, raw, reason)`, read with Python `deltalake`.
 fn read_lake(lake: &std::path::Path) -> serde_json::Value {
-    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
     let script = r#"
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
@@ -69,19 +68,7 @@ out["quarantine"] = [list(r) for r in zip(*(quarantine.column(c).to_pylist()
 print(json.dumps(out), flush=True)
 os._exit(0)
 "#;
-    let output = python_command()
-        .arg("-c")
-        .arg(script)
-        .arg(reference)
-        .arg(lake)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    python_json(script, lake)
 }
 
 /// Sends the messages, one `PUT /streams/../records` per stream (at once: they share a
