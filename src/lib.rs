@@ -42,6 +42,10 @@ pub mod serve;
 // The subcommands.
 pub mod commands;
 
+// The fuzz targets' bodies (fuzz/), also replayed on the kept corpus by the tests.
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Now, in microseconds since the Unix epoch (UTC).
 pub fn now_micros() -> i64 {
     std::time::SystemTime::now()

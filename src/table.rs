@@ -52,7 +52,8 @@ pub struct QuarantineRow {
     /// Where the message came from: `<partition>@<offset>` (`file:pin.jsonl@17`).
     pub source: String,
     pub received_at: Micros,
-    /// The message bytes; invalid UTF-8 as base64 with a `base64:` prefix.
+    /// The message bytes; invalid UTF-8 as base64 with a `base64:` prefix (see
+    /// [`QuarantineRow::raw_text`]).
     pub raw: String,
     pub reason: String,
 }
@@ -70,20 +71,40 @@ impl Hash for QuarantineRow {
 }
 
 impl QuarantineRow {
-    /// The `raw` column text for message bytes.
+    /// The `raw` column text for message bytes: the message itself when it is UTF-8, otherwise
+    /// `base64:` and the base64 of its bytes. A UTF-8 message that itself starts with
+    /// `base64:` is encoded too: kept as it is, a reader could not tell it from an encoded one
+    /// (`base64:AA7A` would read back as the bytes 00 0E C0). So a `raw` value that starts
+    /// with `base64:` is always an encoding, and every value reads back to its exact bytes.
     pub fn raw_text(payload: &[u8]) -> String {
         match std::str::from_utf8(payload) {
-            Ok(text) => text.to_owned(),
-            Err(_) => {
+            Ok(text) if !text.starts_with(RAW_BASE64_PREFIX) => text.to_owned(),
+            _ => {
                 use base64::Engine;
                 format!(
-                    "base64:{}",
+                    "{RAW_BASE64_PREFIX}{}",
                     base64::engine::general_purpose::STANDARD.encode(payload)
                 )
             }
         }
     }
+
+    /// The message bytes a `raw` column value stands for (the inverse of
+    /// [`QuarantineRow::raw_text`]).
+    pub fn raw_bytes(raw: &str) -> Vec<u8> {
+        use base64::Engine;
+        raw.strip_prefix(RAW_BASE64_PREFIX)
+            .and_then(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .ok()
+            })
+            .unwrap_or_else(|| raw.as_bytes().to_vec())
+    }
 }
+
+/// What starts a `raw` value that is the base64 of the message bytes.
+pub const RAW_BASE64_PREFIX: &str = "base64:";
 
 /// A row bound for one of the four tables.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -207,5 +228,25 @@ mod tests {
     fn raw_text_keeps_utf8_and_encodes_the_rest() {
         assert_eq!(QuarantineRow::raw_text(b"{\"a\":1}"), "{\"a\":1}");
         assert_eq!(QuarantineRow::raw_text(&[0xff, 0x00]), "base64:/wA=");
+        for payload in [
+            &b"{\"a\":1}"[..],
+            b"",
+            &[0xff, 0x00],
+            b"base64",
+            b" base64:/wA=",
+        ] {
+            let raw = QuarantineRow::raw_text(payload);
+            assert_eq!(QuarantineRow::raw_bytes(&raw), payload, "{raw}");
+        }
+    }
+
+    /// Found by the `clean_record` fuzz target (fuzz/corpus/clean_record/
+    /// crash-298e4c008efd46676e93f33908366292d432e8e7): the UTF-8 message `base64:AA7A` was kept
+    /// as it is, and read back as the bytes it seems to encode (00 0E C0), not as itself.
+    #[test]
+    fn fuzz_crash_298e4c00_a_text_message_starting_with_base64_reads_back_as_itself() {
+        let raw = QuarantineRow::raw_text(b"base64:AA7A");
+        assert_eq!(raw, "base64:YmFzZTY0OkFBN0E=");
+        assert_eq!(QuarantineRow::raw_bytes(&raw), b"base64:AA7A");
     }
 }

@@ -10,7 +10,7 @@ use pinstream::stream::Stream;
 
 use crate::support::*;
 
-fn start(lake: &Path, port: u16, batch_interval: &str) -> Child {
+pub(crate) fn start(lake: &Path, port: u16, batch_interval: &str) -> Child {
     let child = pinstream()
         .args(["run", "--from", "http", "--lake"])
         .arg(lake)
@@ -31,7 +31,7 @@ fn start(lake: &Path, port: u16, batch_interval: &str) -> Child {
     child
 }
 
-fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

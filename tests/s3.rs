@@ -28,7 +28,6 @@ fn maintain(lake: &str, extra: &[&str]) -> Output {
 /// Live data files per table, as Python `deltalake` reads the log, and the data files (not
 /// the log) stored under each table.
 fn file_counts(lake: &str) -> serde_json::Value {
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
     let script = r#"
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
@@ -47,20 +46,7 @@ for name in ("pin", "geo", "user", "quarantine"):
 print(json.dumps(counts), flush=True)
 os._exit(0)
 "#;
-    let mut command = python_command();
-    let output = command
-        .arg("-c")
-        .arg(script)
-        .arg(reference)
-        .arg(lake)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    python_json(script, lake)
 }
 
 #[test]

@@ -192,6 +192,30 @@ async fn store(
     }
 }
 
+/// The messages of a REST Proxy v2 body (`POST /topics/{topic}`): each record's `value`, its
+/// JSON text exactly as sent.
+pub fn proxy_messages(body: &[u8]) -> Result<Vec<Vec<u8>>, IngestError> {
+    let parsed: ProxyBody = parse(body)?;
+    Ok(parsed
+        .records
+        .iter()
+        .map(|r| r.value.get().as_bytes().to_vec())
+        .collect())
+}
+
+/// The message of an API Gateway `PUT /streams/{stream}/record` body: its `Data`.
+pub fn kinesis_record_message(body: &[u8]) -> Result<Vec<u8>, IngestError> {
+    let record: KinesisRecord = parse(body)?;
+    data_bytes(record.data)
+}
+
+/// The messages of a `PUT /streams/{stream}/records` body (`records`/`data` or
+/// `Records`/`Data`).
+pub fn kinesis_records_messages(body: &[u8]) -> Result<Vec<Vec<u8>>, IngestError> {
+    let batch: KinesisRecords = parse(body)?;
+    batch.records.iter().map(|r| data_bytes(r.data)).collect()
+}
+
 #[derive(Deserialize)]
 struct ProxyBody<'a> {
     #[serde(borrow)]
@@ -213,12 +237,7 @@ pub async fn post_topic(
 ) -> Result<Response, IngestError> {
     let stream = stream_of(&topic)?;
     let (admission, body) = receive(&state, &headers, body).await?;
-    let parsed: ProxyBody = parse(&body)?;
-    let payloads = parsed
-        .records
-        .iter()
-        .map(|r| r.value.get().as_bytes().to_vec())
-        .collect();
+    let payloads = proxy_messages(&body)?;
     drop(body); // its bytes stay reserved until a worker takes the messages
     let offsets = store(&state, admission, stream, payloads).await?;
     let offsets: Vec<Value> = offsets
@@ -285,10 +304,9 @@ pub async fn put_record(
 ) -> Result<Json<Value>, IngestError> {
     let stream = stream_of(&name)?;
     let (admission, body) = receive(&state, &headers, body).await?;
-    let record: KinesisRecord = parse(&body)?;
-    let payload = data_bytes(record.data)?;
+    let payloads = vec![kinesis_record_message(&body)?];
     drop(body);
-    let offsets = store(&state, admission, stream, vec![payload]).await?;
+    let offsets = store(&state, admission, stream, payloads).await?;
     Ok(Json(
         sequence_numbers(&offsets)
             .into_iter()
@@ -306,12 +324,7 @@ pub async fn put_records(
 ) -> Result<Json<Value>, IngestError> {
     let stream = stream_of(&name)?;
     let (admission, body) = receive(&state, &headers, body).await?;
-    let batch: KinesisRecords = parse(&body)?;
-    let payloads = batch
-        .records
-        .iter()
-        .map(|r| data_bytes(r.data))
-        .collect::<Result<Vec<_>, _>>()?;
+    let payloads = kinesis_records_messages(&body)?;
     drop(body);
     let offsets = store(&state, admission, stream, payloads).await?;
     Ok(Json(

@@ -196,6 +196,25 @@ pub fn spec_reference() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/spec_reference.py")
 }
 
+/// Runs a Python `script` (with `tests/reference` as its first argument, so it can import
+/// `spec_reference`, and `lake` as its second) and parses the JSON it prints.
+pub fn python_json(script: &str, lake: impl AsRef<OsStr>) -> serde_json::Value {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
+    let output = python_command()
+        .arg("-c")
+        .arg(script)
+        .arg(reference)
+        .arg(lake)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// Checks the tables under `lake` against the SPEC reference computed from `input`; returns
 /// the summary (row counts per table).
 pub fn check_against_reference(input: &Path, lake: impl AsRef<OsStr>) -> serde_json::Value {
