@@ -650,6 +650,16 @@ impl ArchiveSource {
         if !part.pending() {
             return false;
         }
+        // Objects that end where the position already stands (listed after the partition
+        // was resumed) are skipped without being opened, as at the seek.
+        while let Some(next) = part.next
+            && part
+                .objects
+                .get(part.read + 1)
+                .is_some_and(|after| after.start.value() <= next.value())
+        {
+            part.read += 1;
+        }
         let start = part.objects[part.read].start;
         let Some(expected) = part.expected.filter(|&expected| start > expected) else {
             return true;
