@@ -10,6 +10,7 @@
 //! - a topic-partition an earlier run read part of, listed only after a follow-mode run
 //!   started (and its objects copied in out of order), goes on from the tables: nothing
 //!   read twice;
+//! - the same for a file of a followed directory (`file:`);
 //! - follow mode lists only what changed: a few keys per listing on an archive of 2,000
 //!   objects, not all of them;
 //! - SIGKILL while reading the archive, then restart, equals the uninterrupted run.
@@ -242,6 +243,9 @@ fn follow_into(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Nothing more comes: no object or file is read a second time.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(records_in(port), Some(total), "read more than once");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -442,6 +446,51 @@ fn file_follow_mode_reads_files_written_while_it_runs() {
             let aside = work.path().join(name);
             std::fs::write(&aside, text).unwrap();
             std::fs::rename(&aside, incoming.join(name)).unwrap();
+        }
+    });
+}
+
+/// Issue 12: a file an earlier run read, moved back into a followed directory after the
+/// start, goes on from its position in the tables instead of being read again.
+#[test]
+fn file_follow_mode_resumes_files_first_listed_late_from_the_tables() {
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path().join("files");
+    emulate(&files, 1_500, 8, 1_000);
+    let incoming = work.path().join("incoming");
+    let aside = work.path().join("aside");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::create_dir_all(&aside).unwrap();
+    for stream in ["pin", "geo", "user"] {
+        let text = std::fs::read_to_string(files.join(format!("{stream}.jsonl"))).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // Run 1 reads the first 300 lines of each stream; the rest is written to the same
+        // file later (a file that grows is not read again, so it comes as a second file).
+        std::fs::write(
+            incoming.join(format!("{stream}-0.jsonl")),
+            lines[..300].join("\n") + "\n",
+        )
+        .unwrap();
+        std::fs::write(
+            aside.join(format!("{stream}-1.jsonl")),
+            lines[300..].join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    let lake = work.path().join("lake");
+    assert_success(&replay(&incoming, &lake, &[]));
+    // Run 2 starts without run 1's files; they are moved back in, with the rest.
+    for stream in ["pin", "geo", "user"] {
+        let name = format!("{stream}-0.jsonl");
+        std::fs::rename(incoming.join(&name), aside.join(&name)).unwrap();
+    }
+    let source = format!("file:{}?interval=200ms", incoming.display());
+    follow_into(&lake, &source, &files, 0, 3 * 1_200, || {
+        for stream in ["pin", "geo", "user"] {
+            for part in 0..2 {
+                let name = format!("{stream}-{part}.jsonl");
+                std::fs::rename(aside.join(&name), incoming.join(&name)).unwrap();
+            }
         }
     });
 }
