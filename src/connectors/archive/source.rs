@@ -250,6 +250,9 @@ pub struct Listing {
     /// The prefix is itself a partition folder (`s3://bucket/topics/t/partition=3/`).
     root_is_partition: bool,
     state: parking_lot::Mutex<ListingState>,
+    /// The last key opened by a worker of this process in each partition folder. Apart from
+    /// `state`, so that a worker opening an object never waits for a listing.
+    opened: parking_lot::Mutex<HashMap<String, String>>,
 }
 
 #[derive(Default)]
@@ -282,8 +285,6 @@ pub struct ListCounts {
 struct Folder {
     /// The topic-partition its Connect objects belong to, once one is found.
     partition: Option<PartitionId>,
-    /// The last key opened there by a worker of this process.
-    opened: Option<String>,
     /// The greatest key found there.
     greatest: Option<String>,
 }
@@ -332,6 +333,7 @@ impl Listing {
             url: url.to_string(),
             root_is_partition: is_partition_folder(url.path().trim_end_matches('/')),
             state: parking_lot::Mutex::default(),
+            opened: parking_lot::Mutex::default(),
         }
     }
 
@@ -347,23 +349,31 @@ impl Listing {
         state.peers = peers;
     }
 
-    /// Keys found from the `taken`-th on.
+    /// Keys found from the `taken`-th on; none while another worker is listing (they come
+    /// with a later call: an idle worker's driver keeps its batches going meanwhile).
     fn found_since(&self, taken: usize) -> Vec<Arc<str>> {
-        self.state.lock().found[taken..].to_vec()
+        self.state
+            .try_lock()
+            .map_or_else(Vec::new, |state| state.found[taken..].to_vec())
     }
 
     /// A worker opened `key`: its folder is listed after it from now on.
     fn opened(&self, key: &str) {
-        let mut state = self.state.lock();
-        if let Some(folder) = state.folders.get_mut(folder_of(key)) {
-            folder.opened = Some(key.to_owned());
+        let folder = folder_of(key);
+        if is_partition_folder(folder) || (self.root_is_partition && folder.is_empty()) {
+            self.opened.lock().insert(folder.to_owned(), key.to_owned());
         }
     }
 
-    /// Lists what changed, unless a listing younger than `fresh` exists. Workers asking
-    /// meanwhile wait for it and share it.
-    fn refresh(&self, fresh: Duration) -> Result<(), object_store::Error> {
-        let mut state = self.state.lock();
+    /// Lists what changed, unless a listing younger than `fresh` exists. With `wait`,
+    /// workers asking meanwhile wait for it and share it; without, they go on at once
+    /// (another worker is listing).
+    fn refresh(&self, fresh: Duration, wait: bool) -> Result<(), object_store::Error> {
+        let mut state = match self.state.try_lock() {
+            Some(state) => state,
+            None if wait => self.state.lock(),
+            None => return Ok(()),
+        };
         if state.listed_at.is_some_and(|at| at.elapsed() < fresh) {
             return Ok(());
         }
@@ -431,6 +441,7 @@ impl Listing {
                 }
             }
         }
+        let opened = self.opened.lock().clone();
         let folders: Vec<(String, Option<String>)> = state
             .folders
             .iter()
@@ -440,7 +451,7 @@ impl Listing {
                         if !state.workers.contains(&owner(id, state.peers)) {
                             return None; // read by another process of the cluster
                         }
-                        folder.opened.clone()
+                        opened.get(name).cloned()
                     }
                     _ => folder.greatest.clone(),
                 };
@@ -539,7 +550,7 @@ impl ArchiveSource {
             line_offset: Offset::new(0),
             line: Vec::new(),
         };
-        source.list().map_err(SourceError::Unavailable)?;
+        source.list(true).map_err(SourceError::Unavailable)?;
         for part in &mut source.parts {
             part.resume(None)?;
         }
@@ -547,11 +558,12 @@ impl ArchiveSource {
     }
 
     /// Lists the prefix (or takes a listing another worker just made) and adds the objects
-    /// not seen before to this worker's partitions.
-    fn list(&mut self) -> Result<(), String> {
+    /// not seen before to this worker's partitions. With `wait`, waits for a listing
+    /// another worker is making.
+    fn list(&mut self, wait: bool) -> Result<(), String> {
         let listed = self
             .listing
-            .refresh(self.interval / 2)
+            .refresh(self.interval / 2, wait)
             .map_err(|e| format!("s3 archive {}: listing: {e}", self.url));
         self.listed_at = Instant::now();
         self.take_found();
@@ -839,7 +851,7 @@ impl Source for ArchiveSource {
         // when the interval has passed.
         self.take_found();
         if self.listed_at.elapsed() >= self.interval
-            && let Err(error) = self.list()
+            && let Err(error) = self.list(false)
         {
             tracing::warn!("{error}; listing again in {:?}", self.interval);
         }
