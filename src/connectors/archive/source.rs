@@ -32,15 +32,16 @@
 //!   after its next offset, the object holding that offset is most likely still being
 //!   uploaded or copied: the partition waits for it, listing every `interval`, up to
 //!   `gap_wait`; then one warning names the missing offsets, `bad_objects` counts them, and
-//!   it reads on. Without `--until-done` nothing more will be listed, so it reads on at once
+//!   it reads on. With `--until-done` nothing more will be listed, so it reads on at once
 //!   (with the same warning). A partition listed at the start with no stored position
 //!   starts at its first object, whatever its offset (the topic's retention may have
 //!   dropped the earlier ones before the sink began); one first listed while following
 //!   expects offset 0 first.
 //! - An object that appears behind what a topic-partition has already read cannot be read
 //!   in order. Named before the last object read, it is not even listed again (see
-//!   [`Listing`]): the offsets it holds were either read or reported missing when the
-//!   partition read on. Found in the same listing as later ones, it is skipped quietly when
+//!   [`Listing`]): the offsets it holds were read, or reported missing when the partition
+//!   read on, or lie before the first object of a partition listed at the start without a
+//!   stored position (where it begins, see above). Found in the same listing as later ones, it is skipped quietly when
 //!   the stored position covers all of it, and otherwise reported like a bad object.
 //!
 //! **Bad objects never stop the job.** A name that looks like Connect's but does not parse,
@@ -349,12 +350,16 @@ impl Listing {
         state.peers = peers;
     }
 
-    /// Keys found from the `taken`-th on; none while another worker is listing (they come
-    /// with a later call: an idle worker's driver keeps its batches going meanwhile).
-    fn found_since(&self, taken: usize) -> Vec<Arc<str>> {
-        self.state
-            .try_lock()
-            .map_or_else(Vec::new, |state| state.found[taken..].to_vec())
+    /// Keys found from the `taken`-th on. Without `wait`, none while another worker is
+    /// listing (they come with a later call: an idle worker's driver keeps its batches
+    /// going meanwhile); with it, all of them (a worker opening must see the first listing).
+    fn found_since(&self, taken: usize, wait: bool) -> Vec<Arc<str>> {
+        let state = match self.state.try_lock() {
+            Some(state) => state,
+            None if wait => self.state.lock(),
+            None => return Vec::new(),
+        };
+        state.found[taken..].to_vec()
     }
 
     /// A worker opened `key`: its folder is listed after it from now on.
@@ -566,13 +571,14 @@ impl ArchiveSource {
             .refresh(self.interval / 2, wait)
             .map_err(|e| format!("s3 archive {}: listing: {e}", self.url));
         self.listed_at = Instant::now();
-        self.take_found();
+        self.take_found(wait);
         listed
     }
 
-    /// Adds the keys the listing found since the last call to this worker's partitions.
-    fn take_found(&mut self) {
-        let found = self.listing.found_since(self.taken);
+    /// Adds the keys the listing found since the last call to this worker's partitions
+    /// (with `wait`, even while another worker is listing).
+    fn take_found(&mut self, wait: bool) {
+        let found = self.listing.found_since(self.taken, wait);
         self.taken += found.len();
         // Objects in offset order, whatever their names' padding.
         let mut named: Vec<(Arc<str>, ObjectName)> = found
@@ -849,7 +855,7 @@ impl Source for ArchiveSource {
         }
         // What another worker's listing found for this one, then a listing of its own
         // when the interval has passed.
-        self.take_found();
+        self.take_found(false);
         if self.listed_at.elapsed() >= self.interval
             && let Err(error) = self.list(false)
         {
