@@ -208,6 +208,17 @@ fn follow(source: &str, files: &Path, first: u64, total: u64, write_rest: impl F
     );
 }
 
+/// A running pinstream, killed however the test ends (a failed assertion must not leave it
+/// running, holding the test's output open).
+struct Run(std::process::Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 /// [`follow`] into `lake`, which may hold the tables of earlier runs.
 fn follow_into(
     lake: &Path,
@@ -219,13 +230,13 @@ fn follow_into(
 ) {
     let work = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = pinstream()
+    let mut run = Run(pinstream()
         .args(["run", "--from", source, "--lake"])
         .arg(lake)
         .args(["--http", &format!("127.0.0.1:{port}")])
         .args(["--batch-interval", "200ms", "--workers", "2"])
         .spawn()
-        .unwrap();
+        .unwrap());
     let started = Instant::now();
     while records_in(port) != Some(first) {
         assert!(
@@ -247,11 +258,11 @@ fn follow_into(
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(records_in(port), Some(total), "read more than once");
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &run.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    assert!(run.0.wait().unwrap().success());
 
     let file_lake = work.path().join("file-lake");
     assert_success(&replay(files, &file_lake, &[]));
@@ -351,14 +362,6 @@ fn archive_follow_mode_lists_only_what_changed() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // Killed however the test ends.
-    struct Run(std::process::Child);
-    impl Drop for Run {
-        fn drop(&mut self) {
-            self.0.kill().ok();
-            self.0.wait().ok();
-        }
-    }
     let run = Run(child);
     let started = Instant::now();
     let listings = |log: &Path| -> Vec<(u64, u64)> {
