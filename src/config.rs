@@ -34,10 +34,12 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `pinstream=debug`. RUST_LOG wins when set.
+    /// (The default keeps delta-rs's warning about the parts of an upload that failed, a full
+    /// disk or a lost lake, quiet: pinstream reports that failure itself, in one line.)
     #[arg(
         long,
         global = true,
-        default_value = "warn,pinstream=info",
+        default_value = "warn,pinstream=info,deltalake_core::datafile::writer=error",
         env = "PINSTREAM_LOG"
     )]
     pub log: String,
@@ -143,6 +145,10 @@ pub struct RunArgs {
     /// Close a micro-batch early once a worker has read this many records in it.
     #[arg(long)]
     pub batch_records: Option<usize>,
+    /// How often, within a micro-batch, the live aggregates catch up (e.g. 5ms): the step of
+    /// the dataflow's clock. Shorter is fresher and costs the analytics a little per step.
+    #[arg(long, value_parser = parse_duration)]
+    pub tick: Option<Duration>,
     /// When done, write a JSON summary of the run (counts, seconds, peak memory) to this file.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
@@ -264,9 +270,11 @@ pub struct BenchArgs {
     /// Events to generate (3 records each).
     #[arg(long, default_value_t = 200_000)]
     pub events: u64,
-    /// Distinct posts (the default makes most rows distinct, the expensive case).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub universe: u64,
+    /// Distinct posts of each data set measured, comma-separated: 11000 is the emulator's
+    /// default (the seeds' shape: most records re-send a post), 1000000 makes ~91% of the rows
+    /// distinct (the expensive case). `--cluster` uses the last.
+    #[arg(long, value_delimiter = ',', default_value = "11000,1000000")]
+    pub universe: Vec<u64>,
     /// Worker counts to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub workers: Vec<usize>,
@@ -276,9 +284,9 @@ pub struct BenchArgs {
     /// Seconds of the freshness run (the emulator at --freshness-rate); 0 skips it.
     #[arg(long, default_value_t = 10)]
     pub freshness_seconds: u64,
-    /// Events per second of the freshness run.
-    #[arg(long, default_value_t = 20_000)]
-    pub freshness_rate: u64,
+    /// Events per second of each freshness run (3 records per event), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "20000,100000")]
+    pub freshness_rate: Vec<u64>,
     /// Measure compaction instead: the time to compact --files small files of one table.
     #[arg(long)]
     pub compaction: bool,
@@ -287,6 +295,11 @@ pub struct BenchArgs {
     /// per process, bytes sent between processes per record.
     #[arg(long)]
     pub cluster: bool,
+    /// Measure Kafka -> Delta instead, against file -> Delta on the same records in the same
+    /// run: produces the data to fresh 6-partition topics on this broker (host:port, not
+    /// timed), then times `run --until-done` from each, start-up included.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka: Option<String>,
     /// Small files written for --compaction.
     #[arg(long, default_value_t = 1_000)]
     pub files: u64,
@@ -297,6 +310,40 @@ pub struct BenchArgs {
     /// directory).
     #[arg(long)]
     pub lake: Option<String>,
+    /// Soak instead: `pinstream run` from the emulator at --rate for --minutes (posts from
+    /// --universe, the largest --workers), analytics and compaction on, sampled every
+    /// --sample into --csv, then a verdict; exit status 1 when it fails.
+    #[arg(long)]
+    pub soak: bool,
+    /// Length of the --soak run in minutes (fractions allowed: 0.5 is 30 s).
+    #[arg(long, default_value_t = 30.0)]
+    pub minutes: f64,
+    /// Emulator events per second of the --soak run (3 records each).
+    #[arg(long, default_value_t = 20_000)]
+    pub rate: u64,
+    /// How often --soak samples (memory, freshness, commit latency, files).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub sample: Duration,
+    /// The CSV file of the --soak samples, one row per sample.
+    #[arg(long, default_value = "soak.csv")]
+    pub csv: PathBuf,
+    /// Measure an HTTP ingest flood instead: --connections clients posting REST-proxy and
+    /// Kinesis-proxy bodies for --flood-seconds; prints acknowledged requests/s and
+    /// records/s, refusals, ack latency, the engine's peak RSS, and checks the tables.
+    #[arg(long)]
+    pub flood: bool,
+    /// Concurrent connections of --flood.
+    #[arg(long, default_value_t = 300)]
+    pub connections: usize,
+    /// Seconds of --flood.
+    #[arg(long, default_value_t = 20)]
+    pub flood_seconds: u64,
+    /// Messages per batch body of --flood.
+    #[arg(long, default_value_t = 20)]
+    pub records_per_request: usize,
+    /// The engine's source for --flood: `http` (the default limits) or `http:<limits>`.
+    #[arg(long, default_value = "http")]
+    pub flood_source: String,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -308,6 +355,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct BatchPolicy {
     pub interval: Duration,
     pub max_records: usize,
+    /// The step of the dataflow clock within a batch: how often the aggregates catch up.
+    pub tick: Duration,
+}
+
+impl BatchPolicy {
+    /// The default [`BatchPolicy::tick`].
+    pub const DEFAULT_TICK: Duration = Duration::from_millis(5);
 }
 
 /// The live analytics' settings.
@@ -446,6 +500,7 @@ struct AnalyticsFile {
 struct BatchFile {
     interval: Option<String>,
     max_records: Option<usize>,
+    tick: Option<String>,
 }
 
 /// What `pinstream maintain` works on, checked.
@@ -640,6 +695,10 @@ impl Config {
                     .batch_records
                     .or(job.batch.max_records)
                     .unwrap_or(200_000),
+                tick: match args.tick {
+                    Some(tick) => tick,
+                    None => duration(&job.batch.tick, "batch.tick", BatchPolicy::DEFAULT_TICK)?,
+                },
             },
             analytics,
             maintenance,
@@ -663,6 +722,12 @@ impl Config {
         }
         if self.analytics.trending_window.is_zero() || self.analytics.table_interval.is_zero() {
             return invalid("analytics windows and intervals must be longer than 0".into());
+        }
+        if self.batch.tick.is_zero() || self.batch.tick > self.batch.interval {
+            return invalid(format!(
+                "the batch tick must be longer than 0 and at most the batch interval ({:?})",
+                self.batch.interval
+            ));
         }
         if self.batch.max_records == 0 {
             return invalid("batch max_records must be at least 1".into());

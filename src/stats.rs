@@ -14,6 +14,12 @@ use crate::stream::Stream;
 /// Freshness samples kept for quantiles (a sliding window of the most recent ones).
 const FRESHNESS_SAMPLES: usize = 10_000;
 
+/// The span of the [`Recent`] figures: `/metrics`' `*_recent_*` gauges describe the last
+/// this-long, so a scrape every 10 s sees each sample once (a soak's samples).
+pub const RECENT_WINDOW: Duration = Duration::from_secs(10);
+/// The most samples a [`Recent`] keeps (memory stays bounded whatever the sample rate).
+const RECENT_SAMPLES: usize = 100_000;
+
 /// Totals since start. Relaxed atomics: each is an independent count.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -49,6 +55,12 @@ pub struct Stats {
     pub last_batch_latency_micros: AtomicU64,
     /// Time from a record's arrival to the aggregates including it being published.
     pub freshness: Mutex<VecDeque<u64>>,
+    /// The same freshness samples, micros, of the last [`RECENT_WINDOW`] only: a change
+    /// shows within seconds, where `freshness` (the last 10,000 samples) may span minutes.
+    pub recent_freshness: Recent,
+    /// How long each batch's commits (all tables) took, micros, over the last
+    /// [`RECENT_WINDOW`] (`last_batch_latency_micros` is the last batch only).
+    pub recent_commit_latency: Recent,
     /// Bytes this process sent to the other processes of its cluster (timely's messages with
     /// their headers).
     pub cluster_bytes_sent: Arc<AtomicU64>,
@@ -64,7 +76,37 @@ pub struct Stats {
     pub bad_objects: AtomicU64,
     /// The Kafka brokers' reachability, as every Kafka client of the job sees it.
     pub kafka_outage: Outage,
+    /// HTTP ingest requests refused, by reason, in the order of [`INGEST_REFUSALS`].
+    pub ingest_refused: [AtomicU64; INGEST_REFUSALS.len()],
+    /// HTTP ingest over capacity (refusing with 429/503): logged when it begins and ends.
+    pub ingest_overload: Outage,
+    /// When the last batch was committed (every table), micros since the Unix epoch; 0
+    /// before the first.
+    pub last_commit_micros: AtomicU64,
+    /// Messages read from the Kafka brokers (tombstones included). `records_by_source` counts
+    /// a Kafka Connect archive's lines under `kafka` too: this tells the two apart.
+    pub kafka_messages: AtomicU64,
 }
+
+/// The lake's reachability, as every S3 request of this process sees it
+/// ([`crate::sink::store`]): one per process, because the object stores under the tables are
+/// built by delta-rs's process-wide factory, which knows no run.
+pub fn lake_outage() -> &'static Outage {
+    static LAKE: Outage = Outage::new();
+    &LAKE
+}
+
+/// Why HTTP ingest requests are refused, as labelled in metrics: a body or a batch over the
+/// limits (413), too many requests in flight (429), a full queue (503), the engine stopping
+/// (503), a commit slower than the request waits (504).
+pub const INGEST_REFUSALS: [&str; 6] = [
+    "too_large",
+    "too_many_records",
+    "busy",
+    "queue_full",
+    "stopping",
+    "timeout",
+];
 
 /// A service being unreachable: since when, and how many outages began since start. Each
 /// outage is logged once when it begins and once when it ends, by its source.
@@ -75,6 +117,13 @@ pub struct Outage {
 }
 
 impl Outage {
+    pub const fn new() -> Outage {
+        Outage {
+            down_since: parking_lot::const_mutex(None),
+            count: AtomicU64::new(0),
+        }
+    }
+
     /// Marks the service down; `true` when this begins an outage (it was up).
     pub fn down(&self) -> bool {
         let mut since = self.down_since.lock();
@@ -97,6 +146,53 @@ impl Outage {
         let down = self.down_since.lock().is_some();
         (down, self.count.load(Ordering::Relaxed))
     }
+}
+
+/// Samples of the last [`RECENT_WINDOW`], each stamped with when it was taken.
+#[derive(Debug, Default)]
+pub struct Recent {
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+impl Recent {
+    pub fn record(&self, value: u64) {
+        let now = Instant::now();
+        let mut samples = self.samples.lock();
+        while samples.front().is_some_and(|(at, _)| {
+            now.duration_since(*at) > RECENT_WINDOW || samples.len() >= RECENT_SAMPLES
+        }) {
+            samples.pop_front();
+        }
+        samples.push_back((now, value));
+    }
+
+    /// Quantiles `qs` (0..=1) of the samples of the last [`RECENT_WINDOW`]; `None` when
+    /// there was none.
+    pub fn quantiles(&self, qs: &[f64]) -> Option<Vec<u64>> {
+        let now = Instant::now();
+        let samples = self
+            .samples
+            .lock()
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) <= RECENT_WINDOW)
+            .map(|(_, value)| *value)
+            .collect();
+        quantiles(samples, qs)
+    }
+}
+
+/// Quantiles `qs` (0..=1) of `samples` (nearest rank); `None` when empty.
+fn quantiles(mut samples: Vec<u64>, qs: &[f64]) -> Option<Vec<u64>> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let last = samples.len() - 1;
+    Some(
+        qs.iter()
+            .map(|q| samples[((q.clamp(0.0, 1.0) * last as f64).round() as usize).min(last)])
+            .collect(),
+    )
 }
 
 /// A process's totals at one moment, as sent to the other processes of a cluster.
@@ -156,6 +252,21 @@ impl Stats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts an HTTP ingest refusal of `reason` (one of [`INGEST_REFUSALS`]).
+    pub fn ingest_refused(&self, reason: &str) {
+        if let Some(slot) = INGEST_REFUSALS.iter().position(|r| *r == reason) {
+            Stats::add(&self.ingest_refused[slot], 1);
+        }
+    }
+
+    /// HTTP ingest refusals of `reason` so far.
+    pub fn ingest_refusals(&self, reason: &str) -> u64 {
+        INGEST_REFUSALS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |slot| Stats::get(&self.ingest_refused[slot]))
     }
 
     /// The slot of a stream in the `*_by_stream` arrays (`None`: unknown stream).
@@ -230,21 +341,13 @@ impl Stats {
             samples.pop_front();
         }
         samples.push_back(micros);
+        drop(samples);
+        self.recent_freshness.record(micros);
     }
 
     /// Quantiles `qs` (0..=1) of the recent freshness samples, micros; `None` before any.
     pub fn freshness_quantiles(&self, qs: &[f64]) -> Option<Vec<u64>> {
-        let mut samples: Vec<u64> = self.freshness.lock().iter().copied().collect();
-        if samples.is_empty() {
-            return None;
-        }
-        samples.sort_unstable();
-        let last = samples.len() - 1;
-        Some(
-            qs.iter()
-                .map(|q| samples[((q.clamp(0.0, 1.0) * last as f64).round() as usize).min(last)])
-                .collect(),
-        )
+        quantiles(self.freshness.lock().iter().copied().collect(), qs)
     }
 }
 
@@ -263,6 +366,22 @@ mod tests {
             stats.freshness_quantiles(&[0.0, 0.5, 0.99, 1.0]),
             Some(vec![1, 51, 99, 100])
         );
+    }
+
+    #[test]
+    fn recent_quantiles_cover_the_window_only() {
+        let recent = Recent::default();
+        assert_eq!(recent.quantiles(&[0.99]), None);
+        // A sample older than the window is not counted, and is dropped by the next record.
+        recent
+            .samples
+            .lock()
+            .push_back((Instant::now() - RECENT_WINDOW * 2, 1_000_000));
+        for micros in 1..=100 {
+            recent.record(micros);
+        }
+        assert_eq!(recent.quantiles(&[0.5, 0.99, 1.0]), Some(vec![51, 99, 100]));
+        assert_eq!(recent.samples.lock().len(), 100);
     }
 
     #[test]

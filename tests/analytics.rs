@@ -127,6 +127,7 @@ fn run_engine(input: &Path, lake: &Path, workers: usize, batch_records: usize) -
         batch: BatchPolicy {
             interval: Duration::from_millis(20),
             max_records: batch_records,
+            tick: BatchPolicy::DEFAULT_TICK,
         },
         analytics: AnalyticsSettings {
             enabled: true,

@@ -21,10 +21,16 @@ fn url(broker: &str, prefix: &str) -> String {
     format!("kafka://{broker}/{prefix}")
 }
 
-/// The source of a run: its own consumer group (tests run concurrently on one broker, and
-/// processes of one group share its partitions).
+/// The source of a run: its own consumer group for the offsets it acknowledges (tests run
+/// concurrently on one broker). The job assigns the partitions itself (the default).
 fn group_url(broker: &str, prefix: &str) -> String {
     format!("kafka://{broker}/{prefix}?group_id={prefix}")
+}
+
+/// The source of a process that shares the partitions with the other processes of its
+/// consumer group (`assign=group`).
+fn member_url(broker: &str, prefix: &str) -> String {
+    format!("{}&assign=group", group_url(broker, prefix))
 }
 
 /// `pinstream emulate --to kafka://...` (3 partitions per topic).
@@ -305,7 +311,7 @@ fn kafka_two_processes_of_one_job_split_the_partitions_and_stay_exact() {
     emulate(&files, 30_000, 7, 20_000);
     emulate_kafka_partitions(&broker, &prefix, 30_000, 7, 20_000, 4);
     let lake = work.path().join("lake");
-    let source = group_url(&broker, &prefix);
+    let source = member_url(&broker, &prefix);
     let spawn = |name: &str| -> (Child, PathBuf) {
         let log = work.path().join(format!("{name}.log"));
         let child = pinstream()

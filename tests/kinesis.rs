@@ -15,13 +15,13 @@ use std::process::Output;
 use crate::support::*;
 
 /// The endpoint, or `None` (and a message) when the tests should skip.
-fn endpoint() -> Option<String> {
+pub(crate) fn endpoint() -> Option<String> {
     service("AWS_ENDPOINT_URL_KINESIS", "kinesis")
 }
 
 /// Deletes the three streams of a prefix when dropped: kinesis-mock, like an AWS account,
 /// allows 50 shards in all, so a long-lived server fills up without this.
-struct Cleanup(String);
+pub(crate) struct Cleanup(pub(crate) String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -52,11 +52,11 @@ fn with_kinesis<T>(work: impl AsyncFnOnce(aws_sdk_kinesis::Client) -> T) -> T {
     })
 }
 
-fn url(prefix: &str) -> String {
+pub(crate) fn url(prefix: &str) -> String {
     format!("kinesis://{prefix}")
 }
 
-fn emulate_kinesis(prefix: &str, events: u64, seed: u64, universe: u64) {
+pub(crate) fn emulate_kinesis(prefix: &str, events: u64, seed: u64, universe: u64) {
     let output = pinstream()
         .args(["emulate", "--to", &url(prefix)])
         .args(["--events", &events.to_string(), "--seed", &seed.to_string()])
@@ -143,7 +143,7 @@ fn kinesis_replay_gives_the_tables_of_the_same_events_from_files() {
 fn kinesis_sigkill_writing_to_s3_then_restart_gives_the_uninterrupted_tables() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let prefix = unique_name("kill");
     let _cleanup = Cleanup(prefix.clone());
     emulate_kinesis(&prefix, 4_000, 7, 3_000);
@@ -262,7 +262,7 @@ fn kinesis_split_shard_children_are_read_after_their_parent() {
 }
 
 /// `pinstream_source_records_total{kind="kinesis"}` from a running engine's `/metrics`.
-fn kinesis_records_read(port: u16) -> Option<u64> {
+pub(crate) fn kinesis_records_read(port: u16) -> Option<u64> {
     let metrics = http_get(port, "/metrics")?;
     metrics
         .lines()
@@ -275,7 +275,7 @@ fn kinesis_records_read(port: u16) -> Option<u64> {
 }
 
 /// Waits until `done` holds, failing the test after `seconds`.
-fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     while !done() {
         assert!(
@@ -290,7 +290,7 @@ fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
 fn kinesis_shard_split_mid_run_into_an_s3_lake_gives_the_reference_tables() {
     let Some(_) = endpoint() else { return };
     let _serial = kinesis_lock();
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let prefix = unique_name("midsplit");
     let _cleanup = Cleanup(prefix.clone());
     let work = tempfile::tempdir().unwrap();

@@ -65,7 +65,7 @@ os._exit(0)
 
 #[test]
 fn s3_replay_gives_the_reference_tables_and_aggregates_and_a_second_replay_changes_nothing() {
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 3_000, 42, 1_000);
     write_edge_cases(input.path());
@@ -100,7 +100,7 @@ fn s3_replay_gives_the_reference_tables_and_aggregates_and_a_second_replay_chang
 
 #[test]
 fn a_missing_bucket_fails_the_run_with_one_line() {
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 10, 1, 10);
     let started = Instant::now();
@@ -118,7 +118,7 @@ fn a_missing_bucket_fails_the_run_with_one_line() {
 
 #[test]
 fn s3_sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let lake = format!("{}/lake", s3_bucket("kill"));
     crate::exactly_once::sigkill_and_restart_give_the_uninterrupted_tables(
         &lake,
@@ -130,7 +130,7 @@ fn s3_sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
 
 #[test]
 fn two_processes_appending_to_one_s3_lake_keep_every_row_once() {
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     // Disjoint inputs under distinct folders: distinct partitions (txn appIds) per process.
     let work = tempfile::tempdir().unwrap();
     let (a, b) = (work.path().join("input-a"), work.path().join("input-b"));
@@ -199,7 +199,7 @@ fn two_processes_appending_to_one_s3_lake_keep_every_row_once() {
 
 #[test]
 fn compaction_while_a_run_appends_keeps_every_row_once_and_drops_the_file_count() {
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 4_000, 5, 3_000);
     write_edge_cases(input.path());
@@ -267,7 +267,7 @@ fn compaction_while_a_run_appends_keeps_every_row_once_and_drops_the_file_count(
 
 #[test]
 fn vacuum_deletes_only_unreferenced_files_and_refuses_a_short_retention_unless_forced() {
-    let Some(_turn) = s3_turn() else { return };
+    let Some(_) = s3_available() else { return };
     let input = tempfile::tempdir().unwrap();
     emulate(input.path(), 2_000, 9, 1_500);
     let lake = format!("{}/lake", s3_bucket("vacuum"));

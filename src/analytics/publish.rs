@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 
 use super::facts::Fact;
 use super::names::{Dictionary, Name, NameSender};
@@ -31,26 +32,52 @@ pub enum Signal {
     Name(Name, String),
 }
 
-/// A deduplicated row, routed: to the tables, to the analytics, or a signal.
-#[derive(Clone, Debug)]
-pub enum Routed {
-    Write(TableRow),
-    Fact(Fact),
-    Signal(Signal),
+/// A deduplicated row, routed: the three streams [`route`] makes.
+pub struct Routes<'scope> {
+    /// New rows, for the tables.
+    pub writes: Stream<'scope, u64, Vec<TableRow>>,
+    /// A small [`Fact`] of every clean row (held or new), as differential updates at the
+    /// row's time: the analytics' input collection. Empty without analytics.
+    pub facts: Stream<'scope, u64, Vec<(Fact, u64, isize)>>,
+    /// What the publisher learns besides the facts.
+    pub signals: Stream<'scope, u64, Vec<Signal>>,
 }
 
 /// Splits each deduplicated row into what is written (new rows) and what the analytics need
-/// (a small [`Fact`] of every clean row, held or new, and the text of names not sent before),
-/// without copying rows.
+/// (a small [`Fact`] of every clean row, held or new, and the text of names not sent before).
+///
+/// One operator with three outputs: each row is moved once, into the output it goes to
+/// (a `partition` and a `flat_map` per part moved every row three times more).
 pub fn route<'scope>(
     rows: Stream<'scope, u64, Vec<DistinctRow>>,
     analytics: bool,
-) -> Stream<'scope, u64, Vec<Routed>> {
-    rows.unary(Pipeline, "route", move |_, _| {
+) -> Routes<'scope> {
+    let mut builder = OperatorBuilder::new("route".to_owned(), rows.scope());
+    let mut input = builder.new_input(rows, Pipeline);
+    let (writes_out, writes) = builder.new_output::<Vec<TableRow>>();
+    let (facts_out, facts) = builder.new_output::<Vec<(Fact, u64, isize)>>();
+    let (signals_out, signals) = builder.new_output::<Vec<Signal>>();
+    let mut writes_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<TableRow>>>::from(writes_out);
+    let mut facts_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(Fact, u64, isize)>>>::from(facts_out);
+    let mut signals_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Signal>>>::from(signals_out);
+    builder.build(move |_initial_capabilities| {
         let mut names = NameSender::default();
-        move |input, output| {
+        move |_frontiers| {
+            let (mut writes_out, mut facts_out, mut signals_out) = (
+                writes_out.activate(),
+                facts_out.activate(),
+                signals_out.activate(),
+            );
             input.for_each_stamp(|capability, batches| {
-                let mut session = output.session(&capability);
+                let Some(&time) = capability.least() else {
+                    return;
+                };
+                let mut writes = writes_out.session(&capability);
+                let mut facts = facts_out.session(&capability);
+                let mut signals = signals_out.session(&capability);
                 let mut earliest: Option<i64> = None;
                 for DistinctRow {
                     row,
@@ -61,25 +88,30 @@ pub fn route<'scope>(
                     if analytics && let TableRow::Clean(clean) = &row {
                         let fact = Fact::of(clean, &mut names);
                         if let Fact::Pin { category, .. } = &fact {
-                            session.give(Routed::Signal(Signal::Trend(*category, arrival)));
+                            signals.give(Signal::Trend(*category, arrival));
                         }
-                        session.give(Routed::Fact(fact));
+                        facts.give((fact, time, 1));
                     }
                     if novelty == Novelty::New {
                         earliest = Some(earliest.map_or(arrival, |e| e.min(arrival)));
-                        session.give(Routed::Write(row));
+                        writes.give(row);
                     }
                 }
                 // At this time: the publisher learns the texts before it publishes the time.
                 for (name, text) in names.take_new() {
-                    session.give(Routed::Signal(Signal::Name(name, text)));
+                    signals.give(Signal::Name(name, text));
                 }
                 if analytics && let Some(arrival) = earliest {
-                    session.give(Routed::Signal(Signal::Arrival(arrival)));
+                    signals.give(Signal::Arrival(arrival));
                 }
             });
         }
-    })
+    });
+    Routes {
+        writes,
+        facts,
+        signals,
+    }
 }
 
 /// An aggregate's new snapshot, as published on worker 0, for the stores of the other

@@ -41,3 +41,15 @@ pub fn io_runtime() -> Result<tokio::runtime::Runtime, Error> {
             source,
         })
 }
+
+/// A memory figure of `/proc/<process>/status` (`process`: a pid or `self`; `field`: `VmRSS`,
+/// `VmHWM`, ...), bytes; `None` where the system does not tell it (or the process is gone).
+pub fn status_bytes(process: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
+    let line = status.lines().find(|line| {
+        line.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

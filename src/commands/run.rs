@@ -40,6 +40,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         shutdown: shutdown.clone(),
         cluster: config.cluster.is_some(),
         finished: Default::default(),
+        handover: Default::default(),
     };
     // A source that cannot start fails the run like a dataflow error (summary included).
     let sources = connectors::start_all(&config.sources, &job);
@@ -51,7 +52,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let http = runtime.spawn(serve::serve_on(
         listener,
         AppState::new(aggregates.clone(), stats.clone())
-            .with_ingest(ingest)
+            .with_ingest(ingest.clone())
             .with_process(config.cluster.as_ref().map(|cluster| cluster.process)),
         async move {
             // A send or a drop (an early return) both stop it.
@@ -103,6 +104,10 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         .and_then(|sources| {
             dataflow::run_started(config, sources, &job, runtime.handle().clone(), aggregates)
         });
+    // Nothing reads the ingest queue any more: its waiting requests get 503, not silence.
+    if let Some(queue) = &ingest {
+        queue.close();
+    }
     let _ = stop_tables.send(true);
     if let Some(task) = compaction {
         // A pass in progress finishes its table (commits are atomic either way).
@@ -138,6 +143,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             "rows_committed": Stats::get(&stats.rows_committed),
             "commits": Stats::get(&stats.commits),
             "cluster_bytes_sent": Stats::get(&stats.cluster_bytes_sent),
+            "kafka_messages": Stats::get(&stats.kafka_messages),
             "seconds": elapsed.as_secs_f64(),
             "peak_rss_bytes": peak_rss_bytes(),
             "freshness_ms": stats.freshness_quantiles(&[0.5, 0.99, 1.0]).map(|q| {
@@ -156,14 +162,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
 
 /// The process's peak resident memory (VmHWM), where the system tells it.
 fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(0)
+    super::status_bytes("self", "VmHWM").unwrap_or(0)
 }
 
 /// First SIGINT/SIGTERM: stop reading, commit what is held, exit 0. Second: exit at once.

@@ -27,7 +27,7 @@ pub mod kafka;
 pub mod kinesis;
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -466,6 +466,69 @@ pub struct JobSettings<'a> {
 /// Partitions that reached their end, shared by the job ([`JobContext::finished`]).
 pub type FinishedPartitions = Arc<parking_lot::Mutex<HashSet<PartitionId>>>;
 
+/// A Kafka Connect archive and the live topics in one job: the archive backfills each
+/// topic-partition it holds, then hands it over to the live source at the position it ended
+/// at, so no offset is read by both. Both read a topic-partition `kafka:<topic>/<p>` on the
+/// same worker ([`kafka::owner`]), so the handover is local to a process (a cluster needs no
+/// message for it), unlike [`FinishedPartitions`], which must reach every process and carries
+/// no position. Shared by the job's sources on every worker of the process, for the whole
+/// run (a dataflow restart registers again).
+#[derive(Clone, Default)]
+pub struct Handover(Arc<parking_lot::Mutex<Handovers>>);
+
+#[derive(Default)]
+struct Handovers {
+    /// Topics a live source of the job reads.
+    live: HashSet<String>,
+    /// Topic-partitions a backfill holds: `None` while it reads them, then the position it
+    /// ended at (the next offset).
+    backfilled: HashMap<PartitionId, Option<Position>>,
+}
+
+/// Where a live source stands with a topic-partition ([`Handover::state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backfill {
+    /// No backfill holds it: read it from the stored position (or the start).
+    None,
+    /// A backfill is reading it: wait.
+    Reading,
+    /// The backfill read everything it held: go on from this position.
+    Drained(Position),
+}
+
+impl Handover {
+    /// A live source reads `topic` (called when the job starts, before any worker reads).
+    pub fn live(&self, topic: &str) {
+        self.0.lock().live.insert(topic.to_owned());
+    }
+
+    /// Whether a live source of the job reads `topic`: a backfill then hands its partitions
+    /// over and does not follow them further.
+    pub fn is_live(&self, topic: &str) -> bool {
+        self.0.lock().live.contains(topic)
+    }
+
+    /// A backfill holds `partition` and reads it first (called when it opens, before any
+    /// worker reads).
+    pub fn backfill(&self, partition: &PartitionId) {
+        self.0.lock().backfilled.insert(partition.clone(), None);
+    }
+
+    /// The backfill read all it holds of `partition`; `at` is the next offset.
+    pub fn drained(&self, partition: &PartitionId, at: Position) {
+        self.0.lock().backfilled.insert(partition.clone(), Some(at));
+    }
+
+    /// Where `partition` stands for a live source.
+    pub fn state(&self, partition: &PartitionId) -> Backfill {
+        match self.0.lock().backfilled.get(partition) {
+            None => Backfill::None,
+            Some(None) => Backfill::Reading,
+            Some(Some(at)) => Backfill::Drained(*at),
+        }
+    }
+}
+
 /// What a job gives its sources when they start: its own counters and shutdown flag.
 #[derive(Clone, Default)]
 pub struct JobContext {
@@ -480,6 +543,8 @@ pub struct JobContext {
     /// or process read them. In a cluster the dataflow tells every process
     /// ([`Source::take_finished`]).
     pub finished: FinishedPartitions,
+    /// Topic-partitions an archive backfills before the live Kafka source reads them.
+    pub handover: Handover,
 }
 
 /// A connector's settings: plain data, checked when parsed.

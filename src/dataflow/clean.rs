@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use timely::dataflow::Stream;
-use timely::dataflow::operators::core::{Exchange, Map};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::core::Exchange;
+use timely::dataflow::operators::generic::Operator;
 
 use crate::clean;
 use crate::connectors::RawRecord;
-use crate::stats::Stats;
+use crate::stats::{STREAMS, Stats};
 use crate::table::{KeyedRow, QuarantineRow, TableRow};
 
 /// One raw message -> the row it lands as. Never fails: a bad message is a quarantine row.
@@ -43,19 +45,47 @@ pub fn clean<'scope>(
     let first = (raw.scope().index() / workers * workers) as u64;
     let workers = workers as u64;
     raw.exchange(move |record: &RawRecord| first + record.offset.value() as u64 % workers)
-        .map(move |record| {
-            let (stream, arrival) = (Stats::stream_slot(record.stream), record.arrival);
-            let row = clean_record(record);
-            match &row {
-                TableRow::Clean(_) => {
-                    Stats::add(&stats.clean, 1);
-                    Stats::add(&stats.clean_by_stream[stream], 1);
-                }
-                TableRow::Quarantine(_) => {
-                    Stats::add(&stats.quarantined, 1);
-                    Stats::add(&stats.quarantined_by_stream[stream], 1);
-                }
+        .unary(Pipeline, "clean", move |_, _| {
+            move |input, output| {
+                // Counted here and added once per call: an atomic add per record, on counters
+                // every worker shares, cost more than some of the cleaning.
+                let mut counts = Counts::default();
+                input.for_each_stamp(|capability, batches| {
+                    let mut session = output.session(&capability);
+                    for record in batches.flat_map(|b| b.drain(..)) {
+                        let (stream, arrival) = (Stats::stream_slot(record.stream), record.arrival);
+                        let row = clean_record(record);
+                        match &row {
+                            TableRow::Clean(_) => counts.clean[stream] += 1,
+                            TableRow::Quarantine(_) => counts.quarantined[stream] += 1,
+                        }
+                        session.give(row.keyed(arrival));
+                    }
+                });
+                counts.add_to(&stats);
             }
-            row.keyed(arrival)
         })
+}
+
+/// Clean and quarantined messages by stream slot ([`Stats::stream_slot`]; the last slot is
+/// "no stream", which only quarantined messages have).
+#[derive(Default)]
+struct Counts {
+    clean: [u64; STREAMS + 1],
+    quarantined: [u64; STREAMS + 1],
+}
+
+impl Counts {
+    fn add_to(&self, stats: &Stats) {
+        for (slot, (&clean, &quarantined)) in self.clean.iter().zip(&self.quarantined).enumerate() {
+            if clean > 0 && slot < STREAMS {
+                Stats::add(&stats.clean, clean);
+                Stats::add(&stats.clean_by_stream[slot], clean);
+            }
+            if quarantined > 0 {
+                Stats::add(&stats.quarantined, quarantined);
+                Stats::add(&stats.quarantined_by_stream[slot], quarantined);
+            }
+        }
+    }
 }

@@ -17,7 +17,10 @@ use crate::table::Table;
 /// Records taken from one source per poll (a multiple of 3: an emulator event is 3 records).
 const POLL_CHUNK: usize = 4095;
 /// Batches read ahead of the last commit before the sources pause (backpressure: a slow
-/// sink slows reading, and memory stays bounded).
+/// sink slows reading, and memory stays bounded). This is the one bound on what the engine
+/// holds while the lake is down (src/sink/store.rs waits the outage out): at most this many
+/// batches past the last commit, plus the one being committed, each of at most
+/// `--batch-records` records per worker; then reading stops until a commit lands.
 const BATCHES_IN_FLIGHT: u64 = 2;
 
 /// One worker: resume, seed, read until stopped, then let everything read reach the tables.
@@ -93,7 +96,7 @@ fn read(
     sources: &mut Sources,
 ) -> Result<Ended, EngineError> {
     let (config, stats) = (&context.config, &context.stats);
-    let mut clock = time::Clock::new(config.batch.interval);
+    let mut clock = time::Clock::new(config.batch.interval, config.batch.tick);
     let mut current = clock.time();
     handles.raw.advance_to(current);
     handles.positions.advance_to(current);

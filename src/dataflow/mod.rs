@@ -21,15 +21,12 @@ use std::time::{Duration, Instant};
 
 use differential_dataflow::AsCollection;
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::core::Input as _;
-use timely::dataflow::operators::core::{Map, Partition};
-use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{InputHandle, ProbeHandle, Scope};
 use tokio::runtime::Handle;
 
-use crate::analytics::publish::{self, Routed};
+use crate::analytics::publish;
 use crate::analytics::{AggregateStore, queries};
 use crate::config::Config;
 use crate::connectors::{FinishedPartitions, JobContext, RawRecord, SourceError, StartedSource};
@@ -123,21 +120,10 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     let passed = dedup::dedup(rows, held, context.stats.clone());
     // New rows to the tables; a small fact of every clean row to the analytics.
     let analytics = context.config.analytics.enabled;
-    let mut routed = publish::route(passed, analytics)
-        .partition::<CapacityContainerBuilder<Vec<Routed>>, _, _>(3, |routed| match routed {
-            Routed::Write(_) => (0, routed),
-            Routed::Fact(_) => (1, routed),
-            Routed::Signal(_) => (2, routed),
-        })
-        .into_iter();
-    let (writes, facts, signals) = (routed.next(), routed.next(), routed.next());
-    let writes = writes.expect("3 parts").flat_map(|routed| match routed {
-        Routed::Write(row) => Some(row),
-        _ => None,
-    });
+    let routes = publish::route(passed, analytics);
     // Each worker writes its rows' data files when a batch is complete.
     let files = sink::write(
-        writes,
+        routes.writes,
         context.lake.clone(),
         context.runtime.clone(),
         context.fatal.clone(),
@@ -166,28 +152,8 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     let published = ProbeHandle::new();
     if analytics {
         // The facts as a differential collection (each clean row once, at its time).
-        let facts = facts
-            .expect("3 parts")
-            .unary(Pipeline, "facts", |_, _| {
-                move |input, output| {
-                    input.for_each_stamp(|capability, batches| {
-                        let Some(&time) = capability.least() else {
-                            return;
-                        };
-                        let mut session = output.session(&capability);
-                        for routed in batches.flat_map(|b| b.drain(..)) {
-                            if let Routed::Fact(fact) = routed {
-                                session.give((fact, time, 1isize));
-                            }
-                        }
-                    });
-                }
-            })
-            .as_collection();
-        let signals = signals.expect("3 parts").flat_map(|routed| match routed {
-            Routed::Signal(signal) => Some(signal),
-            _ => None,
-        });
+        let facts = routes.facts.as_collection();
+        let signals = routes.signals;
         // SPEC §3 incrementally; each consistent result published, trending kept.
         let snapshots = publish::publish(
             queries::aggregates(facts).inner,
@@ -235,6 +201,7 @@ pub fn run(
         shutdown,
         cluster: config.cluster.is_some(),
         finished: Default::default(),
+        handover: Default::default(),
     };
     let sources = crate::connectors::start_all(&config.sources, &job)?;
     run_started(config, sources, &job, runtime, aggregates)

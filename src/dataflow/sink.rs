@@ -49,8 +49,10 @@ pub struct Fatal(FirstReason);
 
 impl Fatal {
     pub fn set(&self, error: impl std::fmt::Display) {
+        // Not logged as an error: the run ends with it as its last line (`pinstream: ...`),
+        // and saying it twice made a full disk or a failed commit look like two failures.
         if self.0.set(&error) {
-            tracing::error!("{error}");
+            tracing::debug!("stopping: {error}");
         }
     }
     pub fn get(&self) -> Option<String> {
@@ -509,8 +511,9 @@ impl Committer {
             active,
         } = signals;
         let active = Active::new(&active);
-        // Unbounded, yet bounded in practice: the sources read at most BATCHES_IN_FLIGHT
-        // batches ahead of the last commit.
+        // Unbounded as a channel (a timely operator cannot wait on it), bounded by the
+        // driver: the sources read at most BATCHES_IN_FLIGHT batches ahead of the last
+        // commit, also while a lake outage holds the commits (driver.rs).
         let (jobs, mut receive) = tokio::sync::mpsc::unbounded_channel::<CommitJob>();
         let done = Arc::new(Mutex::new(VecDeque::new()));
         let finished = done.clone();
@@ -554,8 +557,13 @@ impl Committer {
                 }
                 Stats::add(&stats.rows_committed, rows);
                 Stats::add(&stats.batches, 1);
-                stats.last_batch_latency_micros.store(
-                    started.elapsed().as_micros() as u64,
+                let latency = started.elapsed().as_micros() as u64;
+                stats
+                    .last_batch_latency_micros
+                    .store(latency, std::sync::atomic::Ordering::Relaxed);
+                stats.recent_commit_latency.record(latency);
+                stats.last_commit_micros.store(
+                    crate::now_micros().max(0) as u64,
                     std::sync::atomic::Ordering::Relaxed,
                 );
                 finished.lock().push_back(batch);

@@ -1,13 +1,13 @@
 //! Dataflow time: a micro-batch number and a tick within it, packed into one `u64` so that
 //! timely's total order is batch first, then tick.
 //!
-//! Batches decide commits (one Delta commit per table per batch, ~1 s); ticks (1 ms) let the
+//! Batches decide commits (one Delta commit per table per batch, ~1 s); ticks (5 ms by default) let the
 //! frontier, and with it every live aggregate, advance far more often than the tables are
 //! committed. A stage that works per batch waits until the frontier reaches the next
 //! batch's start.
 //!
 //! Both come from the wall clock ([`Clock`]): batch = milliseconds since [`ORIGIN_MS`] divided
-//! by the batch interval, tick = the millisecond within the batch, in steps of [`TICK_MS`]. Every worker (and every
+//! by the batch interval, tick = the millisecond within the batch, in steps of the tick. Every worker (and every
 //! process of a cluster) so agrees on what "now" is; were times counted per worker, a worker
 //! whose loop was busy would fall behind and hold back everyone's frontier.
 
@@ -19,18 +19,21 @@ const TICK_BITS: u32 = 22;
 /// 2025-01-01T00:00:00Z: batch numbers count from here (42 bits of milliseconds last to 2164).
 pub const ORIGIN_MS: u64 = 1_735_689_600_000;
 
-/// Step of the ticks: each distinct time costs the analytics a little, so times are 5 ms apart.
-pub const TICK_MS: u64 = 20;
-
-/// Dataflow times from the wall clock, for one batch interval.
+/// Dataflow times from the wall clock, for one batch interval and tick (each distinct time
+/// costs the analytics a little, so times are a tick apart: `BatchPolicy::tick`).
 pub struct Clock {
     interval_ms: u64,
+    tick_ms: u64,
 }
 
 impl Clock {
-    pub fn new(interval: Duration) -> Clock {
+    pub fn new(interval: Duration, tick: Duration) -> Clock {
         let interval_ms = (interval.as_millis() as u64).clamp(1, (1 << TICK_BITS) - 1);
-        Clock { interval_ms }
+        let tick_ms = (tick.as_millis() as u64).clamp(1, interval_ms);
+        Clock {
+            interval_ms,
+            tick_ms,
+        }
     }
 
     /// The time now. Callers keep their times monotone (`max` with the last one): the wall
@@ -41,7 +44,7 @@ impl Clock {
             .map_or(0, |d| d.as_millis() as u64)
             .saturating_sub(ORIGIN_MS);
         let within = now_ms % self.interval_ms;
-        at(now_ms / self.interval_ms, within - within % TICK_MS)
+        at(now_ms / self.interval_ms, within - within % self.tick_ms)
     }
 }
 
@@ -74,9 +77,9 @@ mod tests {
 
     #[test]
     fn clock_times_advance_by_batch_then_millisecond() {
-        let mut clock = Clock::new(Duration::from_secs(1));
+        let mut clock = Clock::new(Duration::from_secs(1), Duration::from_millis(20));
         let a = clock.time();
-        std::thread::sleep(Duration::from_millis(TICK_MS + 5));
+        std::thread::sleep(Duration::from_millis(25));
         let b = clock.time();
         assert!(b > a);
         assert!(batch_of(b) - batch_of(a) <= 1);

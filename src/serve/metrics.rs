@@ -13,7 +13,7 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::AppState;
-use crate::stats::{SOURCE_KINDS, STREAMS, Stats};
+use crate::stats::{INGEST_REFUSALS, SOURCE_KINDS, STREAMS, Stats};
 
 /// The content type Prometheus expects for the text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -68,6 +68,11 @@ fn record(state: &AppState) {
         "Archive objects skipped (unreadable gzip, unparsable Kafka Connect name, older than what was read), each logged"
     );
     counter!("pinstream_source_bad_objects_total").absolute(Stats::get(&stats.bad_objects));
+    describe_counter!(
+        "pinstream_kafka_messages_total",
+        "Messages read from the Kafka brokers (an archive's Kafka offsets are not counted here)"
+    );
+    counter!("pinstream_kafka_messages_total").absolute(Stats::get(&stats.kafka_messages));
     let totals = [
         (
             "pinstream_duplicates_total",
@@ -126,6 +131,27 @@ fn record(state: &AppState) {
             gauge!("pinstream_freshness_seconds", "quantile" => quantile).set(micros as f64 / 1e6);
         }
     }
+    // The last RECENT_WINDOW only: what a scrape every 10 s (a soak) reads as "now".
+    let recent = [
+        (
+            "pinstream_freshness_recent_seconds",
+            "Time from a record's arrival to the aggregates including it being published, records published in the last 10 s",
+            &stats.recent_freshness,
+        ),
+        (
+            "pinstream_batch_commit_latency_recent_seconds",
+            "Time from a batch's close to its last table commit, batches committed in the last 10 s",
+            &stats.recent_commit_latency,
+        ),
+    ];
+    for (name, help, samples) in recent {
+        if let Some(quantiles) = samples.quantiles(&[0.5, 0.99, 1.0]) {
+            describe_gauge!(name, Unit::Seconds, help);
+            for (quantile, micros) in ["0.5", "0.99", "1"].into_iter().zip(quantiles) {
+                gauge!(name, "quantile" => quantile).set(micros as f64 / 1e6);
+            }
+        }
+    }
     describe_gauge!(
         "pinstream_source_positions_committed",
         "Sum of the source positions (Kafka offsets, lines, events) this process has committed; pinstream_source_records_total minus this is how far reading runs ahead of the commits for a job started from offset 0"
@@ -143,6 +169,42 @@ fn record(state: &AppState) {
         "Kafka broker outages since start (each logged when it starts and when it ends)"
     );
     counter!("pinstream_kafka_broker_outages_total").absolute(outages);
+    describe_counter!(
+        "pinstream_ingest_refused_total",
+        "HTTP ingest requests refused, by reason: too_large and too_many_records (413), busy (429), queue_full and stopping (503), timeout (504); nothing of a refused request is stored"
+    );
+    for (reason, count) in INGEST_REFUSALS.iter().zip(&stats.ingest_refused) {
+        counter!("pinstream_ingest_refused_total", "reason" => *reason).absolute(Stats::get(count));
+    }
+    let (overloaded, overloads) = stats.ingest_overload.state();
+    describe_gauge!(
+        "pinstream_ingest_overloaded",
+        "1 while HTTP ingest refuses requests for capacity (429/503 with Retry-After)"
+    );
+    gauge!("pinstream_ingest_overloaded").set(if overloaded { 1.0 } else { 0.0 });
+    describe_counter!(
+        "pinstream_ingest_overloads_total",
+        "HTTP ingest overload episodes since start (each logged when it starts and when it ends)"
+    );
+    counter!("pinstream_ingest_overloads_total").absolute(overloads);
+    let (down, outages) = crate::stats::lake_outage().state();
+    describe_gauge!(
+        "pinstream_lake_up",
+        "0 while the lake (S3) does not answer: batches are held, reading pauses at the in-flight limit, requests are retried until it answers; 1 otherwise"
+    );
+    gauge!("pinstream_lake_up").set(if down { 0.0 } else { 1.0 });
+    describe_counter!(
+        "pinstream_lake_outages_total",
+        "Lake outages since start (each logged when it starts and when it ends)"
+    );
+    counter!("pinstream_lake_outages_total").absolute(outages);
+    describe_gauge!(
+        "pinstream_last_commit_timestamp_seconds",
+        Unit::Seconds,
+        "When the last batch was committed to every table (Unix time; 0 before the first)"
+    );
+    gauge!("pinstream_last_commit_timestamp_seconds")
+        .set(Stats::get(&stats.last_commit_micros) as f64 / 1e6);
     describe_gauge!("pinstream_aggregate_rows", "Rows in each live aggregate");
     for snapshot in state.aggregates.all() {
         gauge!("pinstream_aggregate_rows", "name" => snapshot.spec.name)
@@ -214,6 +276,14 @@ mod tests {
         assert_eq!(
             value(r#"pinstream_freshness_seconds{quantile="0.99"}"#),
             0.03
+        );
+        assert_eq!(
+            value(r#"pinstream_freshness_recent_seconds{quantile="0.99"}"#),
+            0.03
+        );
+        assert_eq!(
+            value(r#"pinstream_batch_commit_latency_recent_seconds{quantile="1"}"#),
+            0.25
         );
         assert_eq!(
             value(r#"pinstream_aggregate_rows{name="trending_categories"}"#),

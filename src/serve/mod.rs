@@ -94,7 +94,6 @@ pub fn app(state: AppState) -> Router {
             "/streams/{stream}/records",
             axum::routing::put(ingest::put_records),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY_BYTES))
         .fallback(api::no_route)
         .with_state(state)
 }
@@ -217,6 +216,7 @@ pub(crate) fn test_state() -> AppState {
     Stats::add(&stats.commits, 12);
     Stats::add(&stats.batches, 3);
     Stats::add(&stats.last_batch_latency_micros, 250_000);
+    stats.recent_commit_latency.record(250_000);
     for micros in [10_000, 20_000, 30_000] {
         stats.record_freshness(micros);
     }

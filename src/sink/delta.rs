@@ -82,6 +82,9 @@ pub fn lake_url(location: &str) -> Result<Url, SinkError> {
 /// unreachable endpoint fails the run within about this long instead of hanging.
 const S3_RETRY_SECONDS: u64 = 30;
 
+/// Seconds one S3 request attempt may take, connecting to the end of its body.
+const S3_REQUEST_SECONDS: u64 = 30;
+
 /// Storage options for every handle on a table under `url` (empty for local lakes). The rest
 /// of the S3 configuration comes from the standard AWS variables (`AWS_ENDPOINT_URL[_S3]`,
 /// `AWS_REGION`, the credential chain, `AWS_ALLOW_HTTP`), which delta-rs reads itself.
@@ -96,7 +99,15 @@ const S3_RETRY_SECONDS: u64 = 30;
 pub fn storage_options(url: &Url) -> std::collections::HashMap<String, String> {
     let mut options = std::collections::HashMap::new();
     if matches!(url.scheme(), "s3" | "s3a") {
+        // Every S3 handle of this process gets the patient store (outages waited out).
+        super::store::install();
         options.insert("conditional_put".to_owned(), "etag".to_owned());
+        // Each attempt's bounds, said here rather than left to object_store's defaults: a
+        // request that gets no answer fails after `timeout`, one that cannot connect after
+        // `connect_timeout`, and one is retried at most `max_retries` times within
+        // `retry_timeout`.
+        options.insert("timeout".to_owned(), format!("{S3_REQUEST_SECONDS}s"));
+        options.insert("connect_timeout".to_owned(), "5s".to_owned());
         options.insert("max_retries".to_owned(), "5".to_owned());
         options.insert("retry_timeout".to_owned(), format!("{S3_RETRY_SECONDS}s"));
     }

@@ -4,6 +4,7 @@
 pub mod delta;
 pub mod maintain;
 pub mod schema;
+pub mod store;
 
 pub use delta::Lake;
 

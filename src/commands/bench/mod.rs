@@ -7,6 +7,9 @@
 //!    worker count, into a fresh lake: parse, clean, dedup, Delta commit. Wall time includes
 //!    opening the tables and the last commit; peak memory is the child's.
 
+pub mod flood;
+mod kafka;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -19,10 +22,14 @@ use crate::config::BenchArgs;
 use crate::connectors::emulator::{self, EmulatorSpec};
 use crate::stream::Stream;
 
+mod soak;
+
 /// What a run writes with `--summary`.
 #[derive(Debug, Deserialize)]
 pub struct RunSummary {
     pub records_in: u64,
+    pub clean: u64,
+    pub quarantined: u64,
     pub rows_committed: u64,
     pub seconds: f64,
     pub peak_rss_bytes: u64,
@@ -85,6 +92,17 @@ fn run_pipeline(
     extra: &[&str],
 ) -> Result<RunSummary, Error> {
     let _ = std::fs::remove_dir_all(lake);
+    resume_pipeline(source, lake, workers, extra)
+}
+
+/// Runs `pinstream run <source> --until-done` on `lake` as it is (a restart when it holds
+/// the source's rows already) and reads its summary.
+fn resume_pipeline(
+    source: &str,
+    lake: &Path,
+    workers: usize,
+    extra: &[&str],
+) -> Result<RunSummary, Error> {
     let summary_path = lake.with_extension("summary.json");
     let status = Command::new(std::env::current_exe().map_err(io("locating pinstream"))?)
         .args(["run", "--from", source, "--lake"])
@@ -121,9 +139,48 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     if args.cluster {
         return bench_cluster(args);
     }
+    if args.soak {
+        return soak::soak(args);
+    }
+    if args.flood {
+        return flood::bench_flood(args);
+    }
+    if let Some(brokers) = &args.kafka {
+        return kafka::bench_kafka(args, brokers);
+    }
     let dir = bench_dir(args);
+    for &universe in &args.universe {
+        bench_files(args, &dir, universe)?;
+    }
+    // Freshness: the emulator at a steady rate, record arrival -> aggregate published.
+    if args.freshness_seconds > 0 {
+        let workers = args.workers.iter().copied().max().unwrap_or(1);
+        let universe = args.universe.last().copied().unwrap_or(1_000_000);
+        for &rate in &args.freshness_rate {
+            bench_freshness(args, &dir, workers, rate, universe)?;
+        }
+    }
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// The kind of data a universe makes, for the printed lines.
+fn shape(universe: u64, events: u64) -> &'static str {
+    if universe <= events / 10 {
+        "mostly re-sends (the seeds' shape)"
+    } else {
+        "distinct-heavy"
+    }
+}
+
+/// Files -> Delta on `--events` from `universe` posts: the serde_json floor measured first,
+/// then the pipeline for each worker count, with and without analytics, each as a share of
+/// that floor.
+fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error> {
     let started = Instant::now();
-    let data = generate(args, &dir)?;
+    let data = generate(args, dir, universe)?;
     let files: Vec<(Stream, Vec<u8>)> = Stream::ALL
         .into_iter()
         .map(|stream| {
@@ -135,80 +192,95 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
     let records = args.events * 3;
     println!(
-        "data: {} events = {records} records, {:.1} MiB, universe {} posts (generated in {:.1} s)",
+        "data: {} events = {records} records, {:.1} MiB, universe {universe} posts, {} (generated in {:.1} s)",
         args.events,
         bytes as f64 / (1 << 20) as f64,
-        args.universe,
+        shape(universe, args.events),
         started.elapsed().as_secs_f64()
     );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut baseline_all = 0.0;
+    let mut floor = 0.0;
     for threads in [1, cores]
         .into_iter()
         .collect::<std::collections::BTreeSet<_>>()
     {
         let (parsed, rate) = serde_baseline(&files, threads);
         println!(
-            "serde_json typed parse, {threads} thread(s): {rate:>12.0} records/s ({parsed} parsed)"
+            "  floor: serde_json typed parse, {threads} thread(s): {rate:>10.0} records/s ({parsed} parsed)"
         );
-        baseline_all = rate;
+        floor = rate;
     }
     let source = format!("file:{}", data.display());
     for &workers in &args.workers {
         for (label, extra) in [
-            ("with analytics", &[][..]),
             ("tables only", &["--no-analytics"][..]),
+            ("with analytics", &[][..]),
         ] {
             let lake = dir.join(format!("lake-{workers}w"));
             let summary = run_pipeline(&source, &lake, workers, extra)?;
             let rate = summary.records_in as f64 / summary.seconds;
             println!(
-                "pipeline file -> Delta, {workers} worker(s), {label}: {rate:>10.0} records/s ({:.0}% of serde_json on {cores} cores), {:.2} s, {} rows committed, peak RSS {:.0} MiB",
-                100.0 * rate / baseline_all,
+                "  file -> Delta, {workers} worker(s), {label}: {rate:>10.0} records/s = {:.0}% of the floor on {cores} cores ({floor:.0}), {:.2} s, {} rows committed, {} distinct, peak RSS {:.0} MiB",
+                100.0 * rate / floor,
                 summary.seconds,
                 summary.rows_committed,
+                format_args!(
+                    "{:.0}%",
+                    100.0 * summary.rows_committed as f64 / summary.records_in.max(1) as f64
+                ),
                 summary.peak_rss_bytes as f64 / (1 << 20) as f64,
             );
         }
-    }
-    // Freshness: the emulator at a steady rate, record arrival -> aggregate published.
-    if args.freshness_seconds > 0 {
-        let rate = args.freshness_rate;
-        let events = rate * args.freshness_seconds;
-        let source = format!(
-            "emulator:events={events},rate={rate},seed=2,universe={}",
-            args.universe
+        // A restart on the lake just written (with analytics): the rows the tables hold are
+        // read back into the deduplication and the aggregates; nothing new is read.
+        let lake = dir.join(format!("lake-{workers}w"));
+        let restart = resume_pipeline(&source, &lake, workers, &[])?;
+        println!(
+            "  restart on that lake, {workers} worker(s), with analytics: caught up in {:.2} s ({} new rows), peak RSS {:.0} MiB",
+            restart.seconds,
+            restart.rows_committed,
+            restart.peak_rss_bytes as f64 / (1 << 20) as f64,
         );
-        let lake = dir.join("lake-freshness");
-        let workers = args.workers.iter().copied().max().unwrap_or(1);
-        let summary = run_pipeline(&source, &lake, workers, &[])?;
-        match summary.freshness_ms {
-            Some(f) => println!(
-                "freshness at {rate} events/s ({} records/s), {workers} worker(s), {} s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (arrival -> aggregates published)",
-                rate * 3,
-                args.freshness_seconds,
-                f.p50,
-                f.p99,
-                f.max
-            ),
-            None => println!("freshness: no sample"),
-        }
     }
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The emulator at `rate` events/s for `--freshness-seconds`: arrival -> aggregates published.
+fn bench_freshness(
+    args: &BenchArgs,
+    dir: &Path,
+    workers: usize,
+    rate: u64,
+    universe: u64,
+) -> Result<(), Error> {
+    let events = rate * args.freshness_seconds;
+    let source = format!("emulator:events={events},rate={rate},seed=2,universe={universe}");
+    let lake = dir.join("lake-freshness");
+    let summary = run_pipeline(&source, &lake, workers, &[])?;
+    let achieved = summary.records_in as f64 / summary.seconds;
+    match summary.freshness_ms {
+        Some(f) => println!(
+            "freshness at {rate} events/s ({} records/s asked, {achieved:.0} done), {workers} worker(s), analytics on, {} s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (arrival -> aggregates published)",
+            rate * 3,
+            args.freshness_seconds,
+            f.p50,
+            f.p99,
+            f.max
+        ),
+        None => println!("freshness at {rate} events/s: no sample"),
     }
     Ok(())
 }
 
 /// The benchmark's data (`--events` from `--universe` posts, seed 1) as files in
 /// `<dir>/data`, made anew.
-fn generate(args: &BenchArgs, dir: &Path) -> Result<PathBuf, Error> {
+fn generate(args: &BenchArgs, dir: &Path, universe: u64) -> Result<PathBuf, Error> {
     let data = dir.join("data");
     let _ = std::fs::remove_dir_all(&data);
     let spec = EmulatorSpec {
         seed: 1,
         events: Some(args.events),
-        universe: args.universe,
+        universe,
         ..EmulatorSpec::default()
     };
     emulator::write_files(&spec, &data).map_err(io("generating the data"))?;
@@ -227,11 +299,12 @@ fn bench_dir(args: &BenchArgs) -> PathBuf {
 /// the last exit (the rendezvous and timely's connections included).
 fn bench_cluster(args: &BenchArgs) -> Result<(), Error> {
     let dir = bench_dir(args);
-    let data = generate(args, &dir)?;
+    let universe = args.universe.last().copied().unwrap_or(1_000_000);
+    let data = generate(args, &dir, universe)?;
     let records = args.events * 3;
     println!(
-        "data: {} events = {records} records, universe {} posts",
-        args.events, args.universe
+        "data: {} events = {records} records, universe {universe} posts",
+        args.events
     );
     let source = format!("file:{}", data.display());
     let single = run_pipeline(&source, &dir.join("lake-1x2"), 2, &[])?;

@@ -153,6 +153,7 @@ impl SourceSettings for ArchiveSettings {
             settings: self.clone(),
             listing: Arc::new(source::Listing::new(store, runtime, &self.url)),
             stats: job.stats.clone(),
+            handover: job.handover.clone(),
         }))
     }
 }
@@ -192,6 +193,7 @@ struct StartedArchive {
     settings: ArchiveSettings,
     listing: Arc<source::Listing>,
     stats: Arc<crate::stats::Stats>,
+    handover: crate::connectors::Handover,
 }
 
 impl StartedSource for StartedArchive {
@@ -200,6 +202,7 @@ impl StartedSource for StartedArchive {
             &self.settings,
             self.listing.clone(),
             self.stats.clone(),
+            self.handover.clone(),
             worker,
             peers,
         )?))

@@ -26,7 +26,8 @@
 //!
 //! - A topic-partition first seen while following (its first object appears after the
 //!   start) is held until the driver has looked up its position in the tables
-//!   ([`Source::take_new_partitions`]): an earlier run may have read part of it.
+//!   ([`Source::take_new_partitions`]): an earlier run may have read part of it. (One of a
+//!   topic read live is left to the live source instead: see the handover below.)
 //! - **Gaps.** Objects normally appear in offset order (the sink uploads a partition's
 //!   objects one after the other), so when the next object of a topic-partition starts
 //!   after its next offset, the object holding that offset is most likely still being
@@ -41,8 +42,21 @@
 //!   in order. Named before the last object read, it is not even listed again (see
 //!   [`Listing`]): the offsets it holds were read, or reported missing when the partition
 //!   read on, or lie before the first object of a partition listed at the start without a
-//!   stored position (where it begins, see above). Found in the same listing as later ones, it is skipped quietly when
-//!   the stored position covers all of it, and otherwise reported like a bad object.
+//!   stored position (where it begins, see above). Found in the same listing as later ones,
+//!   it is skipped quietly when the stored position covers all of it, and otherwise
+//!   reported like a bad object.
+//!
+//! **Handover to the live topic.** In a job that also reads the topic live (a Kafka source,
+//! see [`Handover`]), each topic-partition listed at the start is read from the archive
+//! first: [`Source::seek`] registers it (again after a dataflow restart) and the Kafka
+//! source waits; once the archive has read every object of it listed until then (a gap
+//! waited out first, in follow mode) it is handed over at the position the archive ended
+//! at, and the archive reads no further object of it. A topic-partition of a live topic
+//! first listed while following is not the archive's at all: it is not held for a lookup
+//! in the tables (it is not among [`Source::take_new_partitions`]), and the live source,
+//! which no backfill holds back for it, reads it from its stored position or its start.
+//! So no offset is read from both. Both sources read a topic-partition on the same worker
+//! ([`owner`]), so this is local to a worker.
 //!
 //! **Bad objects never stop the job.** A name that looks like Connect's but does not parse,
 //! or a gzip stream that cannot be read, is logged once with its key and counted in
@@ -65,7 +79,7 @@ use super::ArchiveSettings;
 use super::name::ObjectName;
 use crate::connectors::kafka::{owner, partition_id};
 use crate::connectors::{
-    Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+    Handover, Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
 };
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -102,10 +116,14 @@ struct Part {
     expected: Option<Offset>,
     /// Since when its next object has been waiting for the offsets before it.
     gap_since: Option<Instant>,
+    /// A topic-partition a live source of the job reads after the archive.
+    live: bool,
+    /// Handed over to the live source: no further object of it is read.
+    handed_over: bool,
 }
 
 impl Part {
-    fn new(id: PartitionId, stream: Stream) -> Part {
+    fn new(id: PartitionId, stream: Stream, live: bool) -> Part {
         Part {
             id,
             stream,
@@ -117,6 +135,8 @@ impl Part {
             stored: None,
             expected: None,
             gap_since: None,
+            live,
+            handed_over: false,
         }
     }
 
@@ -159,6 +179,7 @@ pub struct ArchiveSource {
     runtime: Arc<tokio::runtime::Runtime>,
     listing: Arc<Listing>,
     stats: Arc<Stats>,
+    handover: Handover,
     url: String,
     worker: usize,
     peers: usize,
@@ -170,6 +191,8 @@ pub struct ArchiveSource {
     index: HashMap<PartitionId, usize>,
     /// How many of the listing's keys ([`Listing::found_since`]) this worker has taken in.
     taken: usize,
+    /// The first listing (at open) is taken in: partitions found later are followed ones.
+    listed: bool,
     /// The part being read, its open object and the offset of that object's next line.
     current: usize,
     reader: Option<Box<dyn BufRead + Send>>,
@@ -531,6 +554,7 @@ impl ArchiveSource {
         settings: &ArchiveSettings,
         listing: Arc<Listing>,
         stats: Arc<Stats>,
+        handover: Handover,
         worker: usize,
         peers: usize,
     ) -> Result<ArchiveSource, SourceError> {
@@ -540,6 +564,7 @@ impl ArchiveSource {
             runtime: listing.runtime.clone(),
             listing,
             stats,
+            handover,
             url: settings.url.to_string(),
             worker,
             peers,
@@ -550,12 +575,14 @@ impl ArchiveSource {
             parts: Vec::new(),
             index: HashMap::new(),
             taken: 0,
+            listed: false,
             current: 0,
             reader: None,
             line_offset: Offset::new(0),
             line: Vec::new(),
         };
         source.list(true).map_err(SourceError::Unavailable)?;
+        source.listed = true;
         for part in &mut source.parts {
             part.resume(None)?;
         }
@@ -596,17 +623,24 @@ impl ArchiveSource {
             (start(a_name), a).cmp(&(start(b_name), b))
         });
         for (key, name) in named {
-            let (id, stream, start, gzip) = match name {
+            let (id, stream, start, gzip, live) = match name {
                 ObjectName::Connect {
                     topic,
                     partition,
                     start,
                     stream,
                     gzip,
-                } => (partition_id(&topic, partition), stream, start, gzip),
-                ObjectName::Plain { stream, gzip } => {
-                    (format!("s3:{key}").into(), stream, Offset::new(0), gzip)
+                } => {
+                    let live = self.handover.is_live(&topic);
+                    (partition_id(&topic, partition), stream, start, gzip, live)
                 }
+                ObjectName::Plain { stream, gzip } => (
+                    format!("s3:{key}").into(),
+                    stream,
+                    Offset::new(0),
+                    gzip,
+                    false,
+                ),
                 ObjectName::Other => {
                     tracing::debug!(object = %key, "no pin/geo/user token in the name; skipped");
                     continue;
@@ -626,8 +660,21 @@ impl ArchiveSource {
                 start,
                 gzip,
             };
+            match self.index.get(&id) {
+                Some(&i) if self.parts[i].handed_over => {
+                    tracing::debug!(object = %key, "read live from here on; not read from the archive");
+                    continue;
+                }
+                None if live && self.listed => {
+                    // Not held for a lookup in the tables either: the live source resumes
+                    // it from its stored position (or its start) by itself.
+                    tracing::debug!(object = %key, "a partition first listed while following is read live; not read from the archive");
+                    continue;
+                }
+                _ => {}
+            }
             let i = *self.index.entry(id.clone()).or_insert_with(|| {
-                self.parts.push(Part::new(id, stream));
+                self.parts.push(Part::new(id, stream, live));
                 self.parts.len() - 1
             });
             let part = &mut self.parts[i];
@@ -748,6 +795,24 @@ impl ArchiveSource {
         part.read += 1;
         part.expected = end;
     }
+
+    /// Hands the live topic-partitions read to their end over to the live source, at the
+    /// position after the last offset read (or the stored one, or the first object's start).
+    /// A part waiting for missing offsets (a gap, see [`ArchiveSource::may_read`]) is still
+    /// pending: it is handed over only once it has read on.
+    fn hand_over(&mut self) {
+        for part in &mut self.parts {
+            if !part.live || !part.resumed || part.handed_over || part.pending() {
+                continue;
+            }
+            let at = part.next.unwrap_or_else(|| {
+                Position::new(part.objects.first().map_or(0, |o| o.start.value()))
+            });
+            tracing::debug!(partition = %part.id, %at, "archive read; handed over to the live source");
+            self.handover.drained(&part.id, at);
+            part.handed_over = true;
+        }
+    }
 }
 
 impl Source for ArchiveSource {
@@ -757,6 +822,11 @@ impl Source for ArchiveSource {
 
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
         for part in &mut self.parts {
+            if part.live {
+                // The live source waits for it (again, after a dataflow restart).
+                self.handover.backfill(&part.id);
+                part.handed_over = false;
+            }
             part.resume(from.get(&part.id).copied())?;
         }
         self.current = 0;
@@ -847,6 +917,7 @@ impl Source for ArchiveSource {
                 taken += 1;
             }
         }
+        self.hand_over();
         if taken > 0 {
             return Ok(PollStatus::Ready);
         }
@@ -900,6 +971,7 @@ mod tests {
         store: Arc<dyn ObjectStore>,
         runtime: Arc<tokio::runtime::Runtime>,
         stats: Arc<Stats>,
+        handover: Handover,
     }
 
     impl Archive {
@@ -913,6 +985,7 @@ mod tests {
                 store: Arc::new(object_store::memory::InMemory::new()),
                 runtime: Arc::new(runtime),
                 stats: Arc::default(),
+                handover: Handover::default(),
             }
         }
 
@@ -948,7 +1021,15 @@ mod tests {
             worker: usize,
             peers: usize,
         ) -> ArchiveSource {
-            ArchiveSource::open(settings, listing, self.stats.clone(), worker, peers).unwrap()
+            ArchiveSource::open(
+                settings,
+                listing,
+                self.stats.clone(),
+                self.handover.clone(),
+                worker,
+                peers,
+            )
+            .unwrap()
         }
     }
 
@@ -1047,6 +1128,91 @@ mod tests {
             PollStatus::Exhausted
         );
         assert_eq!(Stats::get(&archive.stats.bad_objects), 0);
+    }
+
+    #[test]
+    fn a_live_topic_partition_is_handed_over_where_the_archive_ends_and_not_followed() {
+        use crate::connectors::Backfill;
+        let archive = Archive::new();
+        archive.handover.live("a.pin");
+        archive.put(&connect_key("a.pin", 0, Offset::new(0)), b"a\nb\n");
+        archive.put(&connect_key("a.pin", 0, Offset::new(2)), b"c\n");
+        archive.put(&connect_key("b.pin", 0, Offset::new(0)), b"x\n");
+        let mut source = archive.open(true, 0, 1);
+        source.seek(&Positions::new()).unwrap();
+        let live: PartitionId = "kafka:a.pin/0".into();
+        assert_eq!(archive.handover.state(&live), Backfill::Reading);
+        let mut out = Vec::new();
+        source.poll(2, &mut out).unwrap();
+        // Two of its three offsets read (its first object): the live source still waits.
+        let offsets = |records: &[RawRecord]| -> Vec<i64> {
+            records
+                .iter()
+                .filter(|r| r.partition == live)
+                .map(|r| r.offset.value())
+                .collect()
+        };
+        assert_eq!(offsets(&out), [0, 1]);
+        assert_eq!(archive.handover.state(&live), Backfill::Reading);
+        let mut rest = Vec::new();
+        while source.poll(10, &mut rest).unwrap() == PollStatus::Ready {}
+        assert_eq!(offsets(&rest), [2]);
+        assert_eq!(
+            archive.handover.state(&live),
+            Backfill::Drained(Position::new(3))
+        );
+        // A topic no live source reads is not handed over.
+        assert_eq!(
+            archive.handover.state(&"kafka:b.pin/0".into()),
+            Backfill::None
+        );
+        // Following: the live source reads on from offset 3 (and a partition first seen now
+        // from its stored position or its start), so the archive reads neither, and does
+        // not hold the new one for a lookup in the tables; the other topic is followed, its
+        // new partition looked up as the driver does.
+        archive.put(&connect_key("a.pin", 0, Offset::new(3)), b"d\n");
+        archive.put(&connect_key("a.pin", 1, Offset::new(0)), b"y\n");
+        archive.put(&connect_key("b.pin", 0, Offset::new(1)), b"z\n");
+        archive.put(&connect_key("b.pin", 1, Offset::new(0)), b"w\n");
+        std::thread::sleep(Duration::from_millis(5));
+        let mut later = Vec::new();
+        let mut new = Vec::new();
+        for _ in 0..3 {
+            new.extend(source.take_new_partitions());
+            source.seek_new(&Positions::new()).unwrap();
+            source.poll(10, &mut later).unwrap();
+        }
+        assert_eq!(new, vec![PartitionId::from("kafka:b.pin/1")]);
+        let mut later: Vec<_> = later
+            .iter()
+            .map(|r| (r.partition.to_string(), r.offset.value()))
+            .collect();
+        later.sort();
+        assert_eq!(
+            later,
+            vec![
+                ("kafka:b.pin/0".to_owned(), 1),
+                ("kafka:b.pin/1".to_owned(), 0)
+            ]
+        );
+        assert_eq!(
+            archive.handover.state(&"kafka:a.pin/1".into()),
+            Backfill::None
+        );
+        // A dataflow restart registers the backfill again; read on from the stored position,
+        // it is handed over there (the objects listed after the handover are the live
+        // source's).
+        let stored: Positions = [(live.clone(), Position::new(3))].into_iter().collect();
+        source.seek(&stored).unwrap();
+        assert_eq!(archive.handover.state(&live), Backfill::Reading);
+        let mut again = Vec::new();
+        while source.poll(10, &mut again).unwrap() == PollStatus::Ready {}
+        source.poll(10, &mut again).unwrap();
+        assert_eq!(offsets(&again), Vec::<i64>::new());
+        assert_eq!(
+            archive.handover.state(&live),
+            Backfill::Drained(Position::new(3))
+        );
     }
 
     #[test]

@@ -9,19 +9,20 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use super::HttpSettings;
 use crate::connectors::{
-    Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+    JobContext, Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source,
+    SourceError,
 };
+use crate::stats::Stats;
 use crate::stream::Stream;
-
-/// Messages waiting in the queue before new requests are refused (503): memory stays bounded
-/// when the sink is slower than the clients.
-pub const QUEUE_LIMIT: usize = 100_000;
 
 /// The `(partition, offset)` each message of a request got.
 pub type Offsets = Vec<(String, Offset)>;
@@ -31,56 +32,294 @@ struct Submission {
     stream: Stream,
     payloads: Vec<Vec<u8>>,
     reply: oneshot::Sender<Offsets>,
+    /// The request's share of `queue_bytes`, given back when a worker takes the messages.
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
-/// The queue between the HTTP handlers and the workers' sources. Cheap to clone.
-#[derive(Clone, Default)]
+/// The queue between the HTTP handlers and the workers' sources, and the admission of
+/// requests into it ([`IngestQueue::admit`]). Cheap to clone.
+#[derive(Clone)]
 pub struct IngestQueue {
-    inner: Arc<Mutex<(VecDeque<Submission>, usize)>>,
+    shared: Arc<Shared>,
 }
 
-/// Why a request could not be queued.
-#[derive(Debug, PartialEq, Eq)]
+struct Shared {
+    limits: HttpSettings,
+    queued: Mutex<Queued>,
+    /// One permit per admitted request, held until it is answered.
+    in_flight: Arc<Semaphore>,
+    /// One permit per byte of body read or message queued.
+    bytes: Arc<Semaphore>,
+    stats: Arc<Stats>,
+    /// Set on SIGTERM: the workers stop reading, so nothing new is admitted.
+    shutdown: Arc<AtomicBool>,
+    /// Requests refused since the current overload began (for its closing log line).
+    refused_in_episode: AtomicU64,
+    /// When the last request was refused for capacity (micros since the epoch).
+    last_overload: AtomicU64,
+}
+
+/// An overload ends when no request was refused for capacity for this long: under a
+/// sustained flood, admissions and refusals alternate by the millisecond, and one log line
+/// per flip would be a line per request again.
+const OVERLOAD_QUIET: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Queued {
+    submissions: VecDeque<Submission>,
+    messages: usize,
+    /// The engine has stopped reading ([`IngestQueue::close`]).
+    closed: bool,
+}
+
+/// Why a request was refused. Nothing of a refused request is stored.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    /// The queue is full: try again later (503).
-    Overloaded,
+    /// The body is larger than `max_body_bytes` (413, not retried: it will never fit).
+    #[error("the body is over {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// More messages than `max_records` in one request (413).
+    #[error("{count} records in one request; at most {limit}")]
+    TooManyRecords { count: usize, limit: usize },
+    /// `max_in_flight` requests are admitted already (429, retry later).
+    #[error("{limit} requests are in flight already; retry later")]
+    Busy { limit: usize },
+    /// `queue_bytes` or `queue_messages` reached: the tables are slower than the clients
+    /// (503, retry later).
+    #[error(
+        "the ingest queue is full (too many bytes or messages wait for the tables); retry later"
+    )]
+    QueueFull,
+    /// The engine is stopping and reads no more (503, retry against the next run).
+    #[error("the engine is stopping; retry later")]
+    Stopping,
+}
+
+impl Refused {
+    /// Its label in `pinstream_ingest_refused_total` (one of [`crate::stats::INGEST_REFUSALS`]).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refused::TooLarge { .. } => "too_large",
+            Refused::TooManyRecords { .. } => "too_many_records",
+            Refused::Busy { .. } => "busy",
+            Refused::QueueFull => "queue_full",
+            Refused::Stopping => "stopping",
+        }
+    }
+
+    /// Whether it says the engine is over capacity (rather than the request being wrong).
+    pub fn is_overload(&self) -> bool {
+        matches!(self, Refused::Busy { .. } | Refused::QueueFull)
+    }
+}
+
+impl Default for IngestQueue {
+    fn default() -> Self {
+        IngestQueue::new(HttpSettings::default(), &JobContext::default())
+    }
 }
 
 impl IngestQueue {
-    /// Queues the messages of one request; the receiver yields `(partition, offset)` per
-    /// message once they are committed, or fails (sender dropped) if they never will be.
-    pub fn submit(
-        &self,
-        stream: Stream,
-        payloads: Vec<Vec<u8>>,
-    ) -> Result<oneshot::Receiver<Offsets>, Refused> {
-        let (reply, answer) = oneshot::channel();
-        let mut queue = self.inner.lock();
-        if queue.1 + payloads.len() > QUEUE_LIMIT {
-            return Err(Refused::Overloaded);
+    pub fn new(limits: HttpSettings, job: &JobContext) -> Self {
+        let bytes = usize::try_from(limits.queue_bytes)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        IngestQueue {
+            shared: Arc::new(Shared {
+                in_flight: Arc::new(Semaphore::new(
+                    limits.max_in_flight.min(Semaphore::MAX_PERMITS),
+                )),
+                bytes: Arc::new(Semaphore::new(bytes)),
+                limits,
+                queued: Mutex::new(Queued::default()),
+                stats: job.stats.clone(),
+                shutdown: job.shutdown.clone(),
+                refused_in_episode: AtomicU64::new(0),
+                last_overload: AtomicU64::new(0),
+            }),
         }
-        queue.1 += payloads.len();
-        queue.0.push_back(Submission {
-            stream,
-            payloads,
-            reply,
-        });
-        Ok(answer)
+    }
+
+    pub fn limits(&self) -> &HttpSettings {
+        &self.shared.limits
+    }
+
+    /// Admits a request whose body is `content_length` bytes (`None`: chunked, reserved as
+    /// it streams in, [`Admission::reserve`]) before a byte of it is read: a body over the
+    /// limit, one request too many or a body that would pass `queue_bytes` is refused here.
+    pub fn admit(&self, content_length: Option<u64>) -> Result<Admission, Refused> {
+        let limits = &self.shared.limits;
+        if self.shared.shutdown.load(Ordering::Relaxed) || self.shared.queued.lock().closed {
+            return Err(self.refused(Refused::Stopping));
+        }
+        if let Some(length) = content_length
+            && length > limits.max_body_bytes
+        {
+            return Err(self.refused(Refused::TooLarge {
+                limit: limits.max_body_bytes,
+            }));
+        }
+        let Ok(in_flight) = self.shared.in_flight.clone().try_acquire_owned() else {
+            return Err(self.refused(Refused::Busy {
+                limit: limits.max_in_flight,
+            }));
+        };
+        let mut admission = Admission {
+            queue: self.clone(),
+            _in_flight: in_flight,
+            bytes: None,
+            reserved: 0,
+        };
+        admission.reserve(content_length.unwrap_or(0))?;
+        Ok(admission)
+    }
+
+    /// Counts a refusal and logs the start of an overload (once per episode, not per
+    /// request: a flood refuses thousands).
+    pub fn refused(&self, refused: Refused) -> Refused {
+        self.shared.stats.ingest_refused(refused.label());
+        if refused.is_overload() {
+            self.overloaded(&refused.to_string());
+        }
+        refused
+    }
+
+    /// Marks an overload (a refusal, or a commit slower than the handlers wait for): logged
+    /// when it begins; [`IngestQueue::accepted`] logs its end.
+    pub fn overloaded(&self, why: &str) {
+        let stats = &self.shared.stats;
+        self.shared
+            .last_overload
+            .store(crate::now_micros().max(0) as u64, Ordering::Relaxed);
+        if stats.ingest_overload.down() {
+            self.shared.refused_in_episode.store(0, Ordering::Relaxed);
+            tracing::warn!(
+                "HTTP ingest overloaded ({why}): requests get 429/503 with Retry-After until it drains"
+            );
+        }
+        self.shared
+            .refused_in_episode
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request was queued: ends an overload, if one was on and quiet for
+    /// [`OVERLOAD_QUIET`].
+    fn accepted(&self) {
+        let last = self.shared.last_overload.load(Ordering::Relaxed);
+        let quiet = (crate::now_micros().max(0) as u64).saturating_sub(last);
+        if quiet < OVERLOAD_QUIET.as_micros() as u64 {
+            return;
+        }
+        if let Some(lasted) = self.shared.stats.ingest_overload.up() {
+            let refused = self.shared.refused_in_episode.load(Ordering::Relaxed);
+            tracing::info!(
+                "HTTP ingest accepting again: {refused} requests refused over {:.1} s of overload",
+                lasted.saturating_sub(OVERLOAD_QUIET).as_secs_f64()
+            );
+        }
+    }
+
+    /// The engine has stopped reading: new requests are refused, and the queued ones are
+    /// answered "not stored" (their reply is dropped), so no client waits for a commit that
+    /// will not come.
+    pub fn close(&self) {
+        let mut queued = self.shared.queued.lock();
+        queued.closed = true;
+        queued.messages = 0;
+        queued.submissions.clear();
     }
 
     fn take(&self, max: usize) -> Vec<Submission> {
-        let mut queue = self.inner.lock();
+        let mut queued = self.shared.queued.lock();
         let mut taken = Vec::new();
         let mut count = 0;
-        while let Some(next) = queue.0.front() {
+        while let Some(next) = queued.submissions.front() {
             if count > 0 && count + next.payloads.len() > max {
                 break;
             }
             count += next.payloads.len();
-            taken.push(queue.0.pop_front().expect("front exists"));
+            taken.push(queued.submissions.pop_front().expect("front exists"));
         }
-        queue.1 -= count;
+        queued.messages -= count;
         taken
+    }
+}
+
+/// An admitted request: its place among `max_in_flight` (held until it is answered) and
+/// the bytes of `queue_bytes` it reserved.
+pub struct Admission {
+    queue: IngestQueue,
+    _in_flight: OwnedSemaphorePermit,
+    bytes: Option<OwnedSemaphorePermit>,
+    reserved: u64,
+}
+
+impl Admission {
+    /// Makes the reservation cover `total` bytes of body, as a body without a
+    /// `Content-Length` streams in: past `max_body_bytes` or `queue_bytes` the request is
+    /// refused and reading stops.
+    pub fn reserve(&mut self, total: u64) -> Result<(), Refused> {
+        let limits = self.queue.limits();
+        if total > limits.max_body_bytes {
+            return Err(self.queue.refused(Refused::TooLarge {
+                limit: limits.max_body_bytes,
+            }));
+        }
+        if total <= self.reserved {
+            return Ok(());
+        }
+        let more = u32::try_from(total - self.reserved).map_err(|_| {
+            self.queue.refused(Refused::TooLarge {
+                limit: limits.max_body_bytes,
+            })
+        })?;
+        let Ok(permit) = self.queue.shared.bytes.clone().try_acquire_many_owned(more) else {
+            return Err(self.queue.refused(Refused::QueueFull));
+        };
+        match &mut self.bytes {
+            Some(held) => held.merge(permit),
+            None => self.bytes = Some(permit),
+        }
+        self.reserved = total;
+        Ok(())
+    }
+
+    /// Queues the request's messages (its byte reservation goes with them, given back when
+    /// a worker takes them); the receiver yields `(partition, offset)` per message once they
+    /// are committed, or fails (sender dropped) if they never will be.
+    pub fn submit(
+        &mut self,
+        stream: Stream,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<oneshot::Receiver<Offsets>, Refused> {
+        let limits = self.queue.limits();
+        if payloads.len() > limits.max_records {
+            return Err(self.queue.refused(Refused::TooManyRecords {
+                count: payloads.len(),
+                limit: limits.max_records,
+            }));
+        }
+        let (reply, answer) = oneshot::channel();
+        let mut queued = self.queue.shared.queued.lock();
+        if queued.closed {
+            drop(queued);
+            return Err(self.queue.refused(Refused::Stopping));
+        }
+        if queued.messages + payloads.len() > limits.queue_messages {
+            drop(queued);
+            return Err(self.queue.refused(Refused::QueueFull));
+        }
+        queued.messages += payloads.len();
+        queued.submissions.push_back(Submission {
+            stream,
+            payloads,
+            reply,
+            _bytes: self.bytes.take(),
+        });
+        drop(queued);
+        self.reserved = 0;
+        self.queue.accepted();
+        Ok(answer)
     }
 }
 
@@ -127,6 +366,7 @@ impl Source for HttpSource {
             stream,
             payloads,
             reply,
+            ..
         } in submissions
         {
             let mut offsets = Vec::with_capacity(payloads.len());
@@ -174,6 +414,8 @@ mod tests {
     fn requests_are_answered_only_once_committed() {
         let queue = IngestQueue::default();
         let mut answer = queue
+            .admit(Some(4))
+            .unwrap()
             .submit(Stream::Pin, vec![b"{}".to_vec(), b"{}".to_vec()])
             .unwrap();
         let mut source = HttpSource::new(&queue, 0, 1);
@@ -199,17 +441,92 @@ mod tests {
         assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle);
     }
 
+    fn limits(max_in_flight: usize, queue_bytes: u64, queue_messages: usize) -> IngestQueue {
+        IngestQueue::new(
+            HttpSettings {
+                max_in_flight,
+                queue_bytes,
+                queue_messages,
+                max_body_bytes: 1000,
+                max_records: 10,
+            },
+            &JobContext::default(),
+        )
+    }
+
     #[test]
-    fn a_full_queue_refuses() {
-        let queue = IngestQueue::default();
-        assert!(
-            queue
-                .submit(Stream::Geo, vec![Vec::new(); QUEUE_LIMIT])
-                .is_ok()
+    fn a_full_queue_refuses_until_a_worker_takes_the_messages() {
+        let queue = limits(100, 1_000_000, 5);
+        let mut first = queue.admit(Some(10)).unwrap();
+        let _answer = first.submit(Stream::Geo, vec![Vec::new(); 5]).unwrap();
+        let mut second = queue.admit(Some(10)).unwrap();
+        assert_eq!(
+            second.submit(Stream::Geo, vec![Vec::new()]).unwrap_err(),
+            Refused::QueueFull
+        );
+        let mut source = HttpSource::new(&queue, 0, 1);
+        source.poll(100, &mut Vec::new()).unwrap();
+        assert!(second.submit(Stream::Geo, vec![Vec::new()]).is_ok());
+        assert_eq!(queue.shared.stats.ingest_refusals("queue_full"), 1);
+    }
+
+    #[test]
+    fn bodies_are_refused_before_they_are_read_and_bytes_come_back_when_taken() {
+        let queue = limits(2, 1500, 100);
+        // Over max_body_bytes from the Content-Length, or while a chunked body streams in.
+        assert_eq!(
+            queue.admit(Some(1001)).err(),
+            Some(Refused::TooLarge { limit: 1000 })
+        );
+        let mut chunked = queue.admit(None).unwrap();
+        chunked.reserve(600).unwrap();
+        assert_eq!(
+            chunked.reserve(1001).unwrap_err(),
+            Refused::TooLarge { limit: 1000 }
+        );
+        drop(chunked);
+        // queue_bytes: 1000 + 600 > 1500.
+        let mut big = queue.admit(Some(1000)).unwrap();
+        assert_eq!(queue.admit(Some(600)).err(), Some(Refused::QueueFull));
+        // max_in_flight: the refused ones above gave their place back; two are allowed.
+        let _small = queue.admit(Some(10)).unwrap();
+        assert_eq!(
+            queue.admit(Some(10)).err(),
+            Some(Refused::Busy { limit: 2 })
         );
         assert_eq!(
-            queue.submit(Stream::Geo, vec![Vec::new()]).unwrap_err(),
-            Refused::Overloaded
+            big.submit(Stream::Pin, vec![Vec::new(); 11]).unwrap_err(),
+            Refused::TooManyRecords {
+                count: 11,
+                limit: 10
+            }
         );
+        let _answer = big.submit(Stream::Pin, vec![Vec::new()]).unwrap();
+        drop(big); // answered: its place in flight is free, its bytes still queued
+        assert_eq!(queue.admit(Some(600)).err(), Some(Refused::QueueFull));
+        HttpSource::new(&queue, 0, 1)
+            .poll(100, &mut Vec::new())
+            .unwrap();
+        assert!(
+            queue.admit(Some(600)).is_ok(),
+            "taken: the bytes are free again"
+        );
+        assert!(queue.shared.stats.ingest_overload.state().1 >= 1);
+    }
+
+    #[test]
+    fn closing_answers_the_queued_requests_not_stored_and_refuses_new_ones() {
+        let queue = IngestQueue::default();
+        let mut answer = queue
+            .admit(Some(2))
+            .unwrap()
+            .submit(Stream::User, vec![b"{}".to_vec()])
+            .unwrap();
+        queue.close();
+        assert!(matches!(
+            answer.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+        assert_eq!(queue.admit(Some(2)).err(), Some(Refused::Stopping));
     }
 }

@@ -1,7 +1,9 @@
-//! The kafka connector: `kafka://host:port[,host:port]/<topic-prefix>[?start=..&group_id=..]`
+//! The kafka connector: `kafka://host:port[,host:port]/<topic-prefix>[?start=..&group_id=..&assign=..]`
 //! or a job file's `[[source]] type = "kafka"` (brokers, topic_prefix or topics, group_id,
-//! start, properties). Its live object is the process's consumer group [`Membership`], joined
-//! when the job starts (see `source.rs` for how partitions are assigned and read).
+//! start, assign, properties). By default the job assigns the partitions to its workers
+//! itself; with `assign = "group"` its live object is the process's consumer group
+//! [`Membership`], joined when the job starts (see `source.rs` for how partitions are
+//! assigned and read).
 
 mod client;
 mod group;
@@ -20,7 +22,7 @@ pub use group::Membership;
 pub use source::*;
 
 use crate::connectors::{
-    JobContext, JobSettings, Produce, Source, SourceError, SourceSettings, SourceSpec,
+    Handover, JobContext, JobSettings, Produce, Source, SourceError, SourceSettings, SourceSpec,
     StartedSource,
 };
 use crate::stats::Stats;
@@ -115,6 +117,33 @@ impl fmt::Display for StartFrom {
     }
 }
 
+/// Who decides which process reads which partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Assign {
+    /// The job itself: one process reads every partition, a cluster spreads them over its
+    /// workers. No group join, so reading starts at once (a join costs about half of
+    /// `session.timeout.ms` on every start) and nothing moves partitions behind the
+    /// dataflow's back.
+    #[default]
+    Job,
+    /// The consumer group: processes started apart (no `--hosts`) with the same `group_id`
+    /// share the partitions, and a rebalance restarts the dataflow from the tables.
+    Group,
+}
+
+impl Assign {
+    /// `job` or `group`.
+    pub fn parse(text: &str) -> Result<Assign, SourceError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "job" => Ok(Assign::Job),
+            "group" => Ok(Assign::Group),
+            _ => Err(SourceError::Config(format!(
+                "kafka assign `{text}`: expected job (the job assigns partitions to its workers) or group (the consumer group shares them among processes)"
+            ))),
+        }
+    }
+}
+
 /// A Kafka source as configured (`--from kafka://...` or a job file's `[[source]]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct KafkaSpec {
@@ -124,6 +153,8 @@ pub struct KafkaSpec {
     /// `group.id`; `None` until the job's name is known (`pinstream-<job>`).
     pub group_id: Option<String>,
     pub start: StartFrom,
+    /// Who assigns the partitions to processes.
+    pub assign: Assign,
     /// Any librdkafka property, set on the client as is (TLS, SASL, timeouts...).
     pub properties: BTreeMap<String, String>,
     /// Report `Exhausted` once the end offsets seen at open are reached (`--until-done`).
@@ -131,7 +162,7 @@ pub struct KafkaSpec {
 }
 
 impl KafkaSpec {
-    /// Parses `kafka://host:port[,host:port...]/<prefix>[?start=latest&group_id=g]` (the
+    /// Parses `kafka://host:port[,host:port...]/<prefix>[?start=latest&group_id=g&assign=group]` (the
     /// `kafka://` prefix included).
     pub fn parse(text: &str) -> Result<KafkaSpec, SourceError> {
         let err = |msg: &str| {
@@ -156,6 +187,7 @@ impl KafkaSpec {
             topics: Topics::Prefix(prefix.to_owned()),
             group_id: None,
             start: StartFrom::Earliest,
+            assign: Assign::Job,
             properties: BTreeMap::new(),
             stop_at_end: false,
         };
@@ -165,7 +197,12 @@ impl KafkaSpec {
                 Some(("group_id" | "group", value)) if !value.is_empty() => {
                     spec.group_id = Some(value.to_owned())
                 }
-                _ => return Err(err(&format!("unknown option `{item}` (start, group_id)"))),
+                Some(("assign", value)) => spec.assign = Assign::parse(value)?,
+                _ => {
+                    return Err(err(&format!(
+                        "unknown option `{item}` (start, group_id, assign)"
+                    )));
+                }
             }
         }
         Ok(spec)
@@ -223,6 +260,8 @@ struct Section {
     group_id: Option<String>,
     /// `earliest` (default), `latest`, a timestamp or epoch milliseconds.
     start: Option<toml::Value>,
+    /// `job` (default) or `group`.
+    assign: Option<String>,
     /// librdkafka properties, set on the client as they are.
     #[serde(default)]
     properties: BTreeMap<String, toml::Value>,
@@ -268,11 +307,16 @@ impl Section {
                 ))),
             })
             .collect::<Result<_, _>>()?;
+        let assign = self
+            .assign
+            .as_deref()
+            .map_or(Ok(Assign::Job), Assign::parse)?;
         Ok(KafkaSpec {
             brokers: self.brokers,
             topics,
             group_id: self.group_id,
             start,
+            assign,
             properties,
             stop_at_end: false,
         })
@@ -312,24 +356,36 @@ impl SourceSettings for KafkaSpec {
     }
 
     fn for_job(&mut self, job: &JobSettings<'_>) {
-        // Processes of one job share its partitions through this group (the tables, not the
-        // group's offsets, hold the positions).
+        // The group the positions are acknowledged to (for lag tools), and with
+        // `assign = "group"` the one processes of the job share the partitions through (the
+        // tables, not the group's offsets, hold the positions).
         self.group_id
             .get_or_insert_with(|| format!("pinstream-{}", job.name));
         self.stop_at_end = job.until_done;
     }
 
-    /// Joins the consumer group (once per run: dataflow restarts keep the membership).
+    /// With `assign = "group"`, joins the consumer group (once per run: dataflow restarts
+    /// keep the membership).
     fn start(&self, job: &JobContext) -> Result<Box<dyn StartedSource>, SourceError> {
+        // An archive of these topics in the job hands its partitions over (see source.rs).
+        for (topic, _) in self.topics.resolve()? {
+            job.handover.live(&topic);
+        }
         Ok(Box::new(Started {
-            // A cluster spreads the partitions over its workers itself.
-            membership: if job.cluster {
-                None
-            } else {
-                Some(Membership::join(self, job)?)
+            membership: match (self.assign, job.cluster) {
+                (Assign::Job, _) => None,
+                // A cluster spreads the partitions over its workers itself: a group moving
+                // them between processes behind the dataflow's back would break that.
+                (Assign::Group, true) => {
+                    return Err(SourceError::Config(
+                        "kafka source: assign = group cannot be used in a cluster (--hosts): the cluster assigns the partitions to its workers itself".into(),
+                    ));
+                }
+                (Assign::Group, false) => Some(Membership::join(self, job)?),
             },
             spec: self.clone(),
             stats: job.stats.clone(),
+            handover: job.handover.clone(),
         }))
     }
 }
@@ -337,9 +393,10 @@ impl SourceSettings for KafkaSpec {
 /// A Kafka source of a running job: its settings and the process's group membership.
 struct Started {
     spec: KafkaSpec,
-    /// The process's place in the consumer group (none in a cluster).
+    /// The process's place in the consumer group (`assign = "group"` only).
     membership: Option<Membership>,
     stats: Arc<Stats>,
+    handover: Handover,
 }
 
 impl StartedSource for Started {
@@ -348,6 +405,7 @@ impl StartedSource for Started {
             &self.spec,
             self.membership.as_ref(),
             &self.stats,
+            &self.handover,
             worker,
             peers,
         )?))
@@ -371,6 +429,7 @@ mod tests {
         assert_eq!(spec.topics, Topics::Prefix("abc".into()));
         assert_eq!(spec.start, StartFrom::Earliest);
         assert_eq!(spec.group_id, None);
+        assert_eq!(spec.assign, Assign::Job);
         let topics = spec.topics.resolve().unwrap();
         assert_eq!(
             topics,
@@ -381,10 +440,12 @@ mod tests {
             ]
         );
         let spec =
-            KafkaSpec::parse("kafka://b1:9092,b2:9092/x-y.z?start=latest&group_id=g").unwrap();
+            KafkaSpec::parse("kafka://b1:9092,b2:9092/x-y.z?start=latest&group_id=g&assign=group")
+                .unwrap();
         assert_eq!(spec.brokers, "b1:9092,b2:9092");
         assert_eq!(spec.start, StartFrom::Latest);
         assert_eq!(spec.group_id.as_deref(), Some("g"));
+        assert_eq!(spec.assign, Assign::Group);
         for bad in [
             "kafka://",
             "kafka://host:9092",
@@ -393,6 +454,7 @@ mod tests {
             "kafka://host:9092/a/b",
             "kafka://host:9092/abc?speed=3",
             "kafka://host:9092/abc?start=soon",
+            "kafka://host:9092/abc?assign=all",
         ] {
             match KafkaSpec::parse(bad) {
                 Err(SourceError::Config(msg)) => assert!(msg.contains("kafka"), "{bad}: {msg}"),
@@ -441,6 +503,7 @@ brokers = "b-1.example:9094,b-2.example:9094"
 topics = ["raw.pin", "raw.geo"]
 group_id = "mine"
 start = 2024-05-01T00:00:00Z
+assign = "group"
 [properties]
 "security.protocol" = "SSL"
 "fetch.max.bytes" = 1048576
@@ -456,6 +519,7 @@ start = 2024-05-01T00:00:00Z
         );
         assert_eq!(kafka.group_id.as_deref(), Some("mine"));
         assert_eq!(kafka.start, StartFrom::Timestamp(1_714_521_600_000));
+        assert_eq!(kafka.assign, Assign::Group);
         assert!(!kafka.stop_at_end);
         assert_eq!(kafka.properties["security.protocol"], "SSL");
         assert_eq!(kafka.properties["fetch.max.bytes"], "1048576");
@@ -482,6 +546,10 @@ start = 2024-05-01T00:00:00Z
                 "letters, digits",
             ),
             ("topic_prefix = \"a\"", "brokers"),
+            (
+                "brokers = \"h:1\"\ntopic_prefix = \"a\"\nassign = \"all\"",
+                "assign",
+            ),
         ] {
             let error = parse(body).unwrap_err().to_string();
             assert!(error.contains(needle), "{body}: {error}");

@@ -3,20 +3,24 @@
 //!
 //! Exactly once comes from the positions in the Delta tables, not from the consumer group.
 //!
-//! **Assignment.** Each process is one member of the consumer group (`group.id`, by default
-//! `pinstream-<job>`): a [`Membership`], a consumer subscribed to the topics that never reads
-//! a message (its partitions are paused), only learns which partitions the group gives this
-//! process. The process's timely workers split those partitions among themselves by a stable
-//! hash of the partition id (`kafka:<topic>/<partition>`, the Delta `txn` appId) and read them
-//! with manually assigned consumers of their own, starting each at the position the tables
-//! hold (the next offset to read), or at the configured start (earliest, latest or a
-//! timestamp) when there is none: the stored position always wins over the group's committed
-//! offset. Why one member per process and not one per worker: a rebalance restarts the
-//! dataflow in-process (see below); per-worker members would leave and rejoin the group on
-//! every restart, and each rejoin would rebalance the other processes again.
+//! **Assignment.** By default (`assign = "job"`) the job assigns the partitions itself: every
+//! partition of the topics is read by one worker of the process (or of the cluster), dealt by
+//! [`owner`], with a manually assigned consumer of its own, starting at the position the
+//! tables hold (the next offset to read), or at the configured start (earliest, latest or a
+//! timestamp) when there is none. No group is joined: a join costs about half of
+//! `session.timeout.ms` on every start, and nothing can move partitions behind the dataflow.
+//! With `assign = "group"` each process is one member of the consumer group (`group.id`, by
+//! default `pinstream-<job>`): a [`Membership`], a consumer subscribed to the topics that
+//! never reads a message (its partitions are paused), only learns which partitions the group
+//! gives this process, and the process's workers split those among themselves the same way.
+//! The stored position always wins over the group's committed offset. Why one member per
+//! process and not one per worker: a rebalance restarts the dataflow in-process (see below);
+//! per-worker members would leave and rejoin the group on every restart, and each rejoin
+//! would rebalance the other processes again.
 //!
-//! **Rebalances.** The deduplication state is loaded from the tables when the dataflow starts,
-//! so a process that gains a partition lacks the rows another process committed for it since.
+//! **Rebalances** (`assign = "group"`). The deduplication state is loaded from the tables
+//! when the dataflow starts, so a process that gains a partition lacks the rows another
+//! process committed for it since.
 //! So any change of the assignment ([`Source::reassigned`]) restarts the dataflow in the
 //! process: in-flight batches are dropped, the tables are read again (positions and rows), and
 //! reading resumes from the stored positions. A process that lost a partition may still be
@@ -25,9 +29,10 @@
 //! from fails: the sink reports it as fenced), and the fenced process restarts too.
 //! Two processes can therefore never both commit the same offsets.
 //!
-//! Partitions and topics created later reach the group through librdkafka's metadata refresh
-//! (a rebalance). `--until-done`: the high watermark of each assigned partition when the
-//! dataflow (re)starts is the end; the source is exhausted once every partition reached it.
+//! Partitions and topics created later are found by a metadata refresh every
+//! [`METADATA_REFRESH`] (in a group: through librdkafka's metadata refresh, a rebalance).
+//! `--until-done`: the high watermark of each assigned partition when the dataflow
+//! (re)starts is the end; the source is exhausted once every partition reached it.
 //!
 //! **Brokers down.** librdkafka reconnects by itself (with backoff); this module logs the
 //! outage once when it starts and once when it ends (the job's `Stats::kafka_outage` feeds
@@ -36,6 +41,11 @@
 //!
 //! After each Delta commit the positions are committed to the consumer group too, so lag
 //! tools see progress; resuming never reads them.
+//!
+//! **After an archive.** In a job that also reads a Kafka Connect archive of the topics, a
+//! topic-partition the archive holds is not assigned until the archive has read it to its
+//! end (a [`Handover`]: both read it on the same worker); it then starts where the archive
+//! ended (or at the stored position if that is further), so no offset is read from both.
 //!
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,8 +64,8 @@ use super::client::{
 use super::group::{Membership, TopicPartition};
 use super::{KafkaSpec, StartFrom};
 use crate::connectors::{
-    Offset as RecordOffset, PartitionId, PollStatus, Position, Positions, RawRecord, Source,
-    SourceError,
+    Backfill, Handover, Offset as RecordOffset, PartitionId, PollStatus, Position, Positions,
+    RawRecord, Source, SourceError,
 };
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -82,10 +92,17 @@ struct Part {
     /// (tansu 0.6) answer ListOffsets with the start of the last batch + 1, not the end, so
     /// the watermark queried at open is only a lower bound.
     end_seen: bool,
+    /// `next` is the position the tables hold (not the configured start).
+    stored: bool,
+    /// Not read (not assigned) while an archive of the job reads it ([`Handover`]).
+    held: bool,
 }
 
 impl Part {
     fn done(&self) -> bool {
+        if self.held {
+            return false;
+        }
         match self.end {
             None => true,
             Some(end) => self.end_seen && self.next.is_some_and(|next| next >= end),
@@ -108,16 +125,38 @@ pub struct KafkaSource {
     /// Partition counts per topic from the background metadata refresh.
     discovered: Receiver<Vec<(String, i32)>>,
     stop_refresh: Arc<AtomicBool>,
-    /// `seek` has run (partitions are assigned).
+    /// `seek` has run (the positions are known).
+    sought: bool,
+    /// The partitions are assigned to the consumer (at the first poll: every source of the
+    /// worker has opened by then, so an archive holding some of them has said so).
     assigned: bool,
+    /// Topic-partitions an archive of the job reads first.
+    handover: Handover,
+    /// The job's counters (messages read from the brokers).
+    stats: Arc<Stats>,
     /// In a group: the membership and the generation whose partitions this instance reads.
     group: Option<(Membership, u64, BTreeSet<TopicPartition>)>,
 }
 
-/// The worker a partition belongs to: a stable hash of its id (shared with the archive
-/// source, so a topic-partition's archived and live offsets have one owner).
+/// The worker a partition belongs to (shared with the archive and file sources, so a
+/// topic-partition's archived and live offsets have one owner). A topic-partition
+/// `kafka:<topic>/<p>` goes to worker `(hash(topic) + p) % peers`: a topic's partitions are
+/// dealt round the workers, so 6 partitions over 2 workers are 3 and 3 (a hash of each id
+/// gave one worker 13 of 18 partitions, and that worker set the pace). Any other id: a
+/// stable hash of it.
 pub fn owner(id: &str, peers: usize) -> usize {
-    (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % peers as u64) as usize
+    let hash = |text: &str| xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    let spread = match topic_partition(id) {
+        Some((topic, partition)) => hash(topic).wrapping_add(partition as u64),
+        None => hash(id),
+    };
+    (spread % peers as u64) as usize
+}
+
+/// The topic and partition of `kafka:<topic>/<partition>`.
+fn topic_partition(id: &str) -> Option<(&str, u32)> {
+    let (topic, partition) = id.strip_prefix("kafka:")?.rsplit_once('/')?;
+    Some((topic, partition.parse().ok()?))
 }
 
 /// `kafka:<topic>/<partition>`: the `txn` appId of a topic-partition, whether its offsets
@@ -133,6 +172,7 @@ impl KafkaSource {
         spec: &KafkaSpec,
         membership: Option<&Membership>,
         stats: &Arc<Stats>,
+        handover: &Handover,
         worker: usize,
         peers: usize,
     ) -> Result<KafkaSource, SourceError> {
@@ -154,6 +194,10 @@ impl KafkaSource {
             // Larger fetches: the engine reads in chunks of thousands.
             ("fetch.wait.max.ms", "100"),
             ("queued.min.messages", "100000"),
+            // When the prefetch queue is full librdkafka stops fetching for this long
+            // (default 1 s): the dataflow empties 16 MiB in well under that, then waited on
+            // an empty queue for the rest of the second.
+            ("fetch.queue.backoff.ms", "10"),
             // librdkafka's prefetch buffer is the only buffer ahead of the dataflow (which
             // itself reads at most BATCHES_IN_FLIGHT batches ahead of the last commit): bound it
             // to 16 MiB per worker (librdkafka's default is 64 MiB), whatever the backlog.
@@ -173,7 +217,10 @@ impl KafkaSource {
             index: HashMap::new(),
             discovered: channel().1,
             stop_refresh: Arc::new(AtomicBool::new(false)),
+            sought: false,
             assigned: false,
+            handover: handover.clone(),
+            stats: stats.clone(),
             group: membership,
         };
         for (topic, count) in counts {
@@ -202,6 +249,8 @@ impl KafkaSource {
                     end: Some(Position::new(high)),
                     low: Position::new(low),
                     end_seen: false,
+                    stored: false,
+                    held: false,
                 });
             }
         }
@@ -240,10 +289,11 @@ impl KafkaSource {
         self.parts.push(part);
     }
 
-    /// (Re-)assigns every partition at its next offset (or its beginning when unknown).
+    /// (Re-)assigns every partition not held by an archive at its next offset (or its
+    /// beginning when unknown).
     fn assign(&self) -> Result<(), SourceError> {
         let mut list = TopicPartitionList::with_capacity(self.parts.len());
-        for part in &self.parts {
+        for part in self.parts.iter().filter(|p| !p.held) {
             let offset = part
                 .next
                 .map_or(Offset::Beginning, |next| Offset::Offset(next.value()));
@@ -287,6 +337,8 @@ impl KafkaSource {
                         end: None,
                         low: Position::START,
                         end_seen: true,
+                        stored: false,
+                        held: false,
                     });
                     added += 1;
                 }
@@ -296,6 +348,41 @@ impl KafkaSource {
             self.assign()?;
         }
         Ok(())
+    }
+
+    /// Holds the partitions an archive of the job is reading, and releases those it has read
+    /// to its end at the position it ended at (a stored position further on wins). Looked at
+    /// for every partition before the first assignment, then for the held ones only; returns
+    /// whether the assignment must change.
+    fn take_over(&mut self) -> bool {
+        let mut changed = !self.assigned;
+        for part in &mut self.parts {
+            if self.assigned && !part.held {
+                continue;
+            }
+            match self.handover.state(&part.id) {
+                Backfill::None => {}
+                Backfill::Reading => part.held = true,
+                Backfill::Drained(at) => {
+                    let next = match part.next {
+                        Some(stored) if part.stored => stored.max(at),
+                        _ => at,
+                    };
+                    if next < part.low {
+                        tracing::warn!(
+                            partition = %part.id,
+                            "offsets from {at} up to {} are neither in the archive nor on the brokers any more (retention): not read",
+                            part.low
+                        );
+                    }
+                    tracing::debug!(partition = %part.id, %next, "taken over from the archive");
+                    part.next = Some(next);
+                    part.held = false;
+                    changed = true;
+                }
+            }
+        }
+        changed
     }
 
     /// Raises the end of partitions found at open to the high watermark of their first fetch
@@ -455,6 +542,7 @@ impl Source for KafkaSource {
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
         let mut by_time = TopicPartitionList::new();
         for part in &mut self.parts {
+            part.stored = from.contains_key(&part.id);
             part.next = match (from.get(&part.id), part.end) {
                 (Some(&stored), _) if stored < Position::START => {
                     return Err(SourceError::NegativePosition {
@@ -502,18 +590,23 @@ impl Source for KafkaSource {
                 }
             }
         }
-        self.assign()?;
-        self.assigned = true;
+        self.sought = true;
+        self.assigned = false;
         Ok(())
     }
 
     fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError> {
-        if !self.assigned {
+        if !self.sought {
             self.seek(&Positions::new())?;
+        }
+        if (!self.assigned || self.parts.iter().any(|p| p.held)) && self.take_over() {
+            self.assign()?;
+            self.assigned = true;
         }
         self.discover()?;
         let before = out.len();
         let mut now = None;
+        let mut consumed = 0;
         for _ in 0..max {
             let message = match self.consumer.poll(Duration::ZERO) {
                 None => break,
@@ -537,6 +630,7 @@ impl Source for KafkaSource {
             let part = &mut self.parts[i];
             let offset = RecordOffset::new(message.offset());
             part.next = Some(offset.next());
+            consumed += 1;
             let Some(payload) = message.payload() else {
                 // A tombstone: nothing to clean, but consumed.
                 continue;
@@ -555,6 +649,7 @@ impl Source for KafkaSource {
                 arrival,
             });
         }
+        Stats::add(&self.stats.kafka_messages, consumed);
         if out.len() > before {
             brokers_up(&self.consumer.context().stats);
             return Ok(PollStatus::Ready);
@@ -569,9 +664,12 @@ impl Source for KafkaSource {
         Ok(PollStatus::Idle)
     }
 
+    /// Positions of the partitions read (none for one an archive still holds: the archive
+    /// reports it).
     fn positions(&self) -> Positions {
         self.parts
             .iter()
+            .filter(|p| !p.held)
             .filter_map(|p| Some((p.id.clone(), p.next?)))
             .collect()
     }
@@ -620,6 +718,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kafka_partitions_of_a_topic_are_dealt_round_the_workers() {
+        for peers in 1..=4 {
+            for topic in ["a.pin", "a.geo", "bench-17.user"] {
+                let mut per_worker = vec![0; peers];
+                for partition in 0..6 * peers as i32 {
+                    per_worker[owner(&partition_id(topic, partition), peers)] += 1;
+                }
+                assert!(
+                    per_worker.iter().all(|&n| n == 6),
+                    "{topic}: {per_worker:?}"
+                );
+            }
+        }
+        // Other ids (files, plain archive objects) are hashed whole.
+        assert_eq!(topic_partition("kafka:a.b/c/7"), Some(("a.b/c", 7)));
+        assert_eq!(topic_partition("file:pin.jsonl"), None);
+        assert_eq!(topic_partition("kafka:a.pin/x"), None);
+    }
+
+    #[test]
     fn kafka_partitions_spread_over_workers() {
         // Every partition has exactly one owner, and the spread is not lopsided.
         let ids: Vec<PartitionId> = (0..3)
@@ -645,7 +763,7 @@ mod tests {
         spec.properties
             .insert("socket.connection.setup.timeout.ms".into(), "1000".into());
         let started = Instant::now();
-        match KafkaSource::new(&spec, None, &Default::default(), 0, 1) {
+        match KafkaSource::new(&spec, None, &Default::default(), &Handover::default(), 0, 1) {
             Err(SourceError::Unavailable(msg)) => {
                 assert!(
                     msg.contains("127.0.0.1:1") && msg.contains("unreachable"),
@@ -660,7 +778,7 @@ mod tests {
         spec.properties
             .insert("no.such.property".into(), "1".into());
         assert!(matches!(
-            KafkaSource::new(&spec, None, &Default::default(), 0, 1),
+            KafkaSource::new(&spec, None, &Default::default(), &Handover::default(), 0, 1),
             Err(SourceError::Client { .. })
         ));
     }

@@ -1,0 +1,145 @@
+//! `pinstream bench --kafka host:port`: Kafka -> Delta against file -> Delta on the same
+//! records, in the same run (issue 11: the Kafka path must reach 80% of the file path's rate).
+//!
+//! 1. Generates the data as the file bench does ([`super::generate`]), and produces the same
+//!    events (same emulator spec, so the same messages) to three fresh topics of
+//!    [`PARTITIONS`] partitions, keyed by post (not timed; the topic names are unique per run).
+//! 2. At each worker count, times `pinstream run --from file:<data> --until-done` and
+//!    `pinstream run --from kafka://<brokers>/<prefix> --until-done` into fresh lakes: wall time
+//!    of the child process, start-up (broker metadata, table creation) included, since a
+//!    user waits for that too.
+//! 3. Prints each rate, the file path's rate of the same run as the floor's base, and the
+//!    share; fails when the two runs did not commit the same rows.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::{Error, RunSummary, bench_dir, generate, run_pipeline};
+use crate::config::BenchArgs;
+use crate::connectors::emulator::EmulatorSpec;
+use crate::connectors::{self, MessageKey, Produce, http::HttpFormat};
+
+/// Partitions of each bench topic (issue 11 measures 6-partition topics).
+const PARTITIONS: i32 = 6;
+/// The share of the file path's rate the Kafka path must reach (issue 11).
+const FLOOR: f64 = 0.8;
+
+/// One timed run: its summary and the child's wall time.
+struct Timed {
+    summary: RunSummary,
+    seconds: f64,
+}
+
+impl Timed {
+    fn rate(&self) -> f64 {
+        self.summary.records_in as f64 / self.seconds
+    }
+}
+
+/// Runs `source` into a fresh `lake`, timing the whole child process.
+fn timed(source: &str, lake: &Path, workers: usize, extra: &[&str]) -> Result<Timed, Error> {
+    let started = Instant::now();
+    let summary = run_pipeline(source, lake, workers, extra)?;
+    Ok(Timed {
+        summary,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+pub fn bench_kafka(args: &BenchArgs, brokers: &str) -> Result<(), Error> {
+    let dir = bench_dir(args);
+    // The distinct-heavy data set (the last --universe): the expensive case.
+    let universe = args.universe.last().copied().unwrap_or(1_000_000);
+    let data = generate(args, &dir, universe)?;
+    let records = args.events * 3;
+    let prefix = format!(
+        "pinstream-bench-{}-{}",
+        std::process::id(),
+        crate::now_micros()
+    );
+    let to = format!("kafka://{brokers}/{prefix}");
+    let spec = EmulatorSpec {
+        seed: 1,
+        events: Some(args.events),
+        universe,
+        ..EmulatorSpec::default()
+    };
+    let started = Instant::now();
+    let produced = connectors::connector_for(&to)
+        .and_then(|connector| {
+            connector.produce(&Produce {
+                to: &to,
+                events: &spec,
+                rate: None,
+                partitions: PARTITIONS,
+                key: MessageKey::Post,
+                properties: &[],
+                http_format: HttpFormat::Proxy,
+                concurrency: 1,
+                progress: &|_| {},
+            })
+        })
+        .expect("the kafka connector has a producer")?;
+    println!(
+        "data: {} events = {records} records, universe {} posts; produced to {prefix}.{{pin,geo,user}} ({PARTITIONS} partitions each) in {:.1} s",
+        args.events,
+        universe,
+        started.elapsed().as_secs_f64()
+    );
+    if produced != args.events {
+        return Err(Error::BenchCheck(format!(
+            "produced {produced} events of {}",
+            args.events
+        )));
+    }
+    let file_source = format!("file:{}", data.display());
+    for &workers in &args.workers {
+        for (label, extra) in [
+            ("with analytics", &[][..]),
+            ("tables only", &["--no-analytics"][..]),
+        ] {
+            let file = timed(&file_source, &dir.join("lake-file"), workers, extra)?;
+            let kafka = timed(&to, &dir.join("lake-kafka"), workers, extra)?;
+            report(workers, label, &file, &kafka);
+            check_same_rows(&file.summary, &kafka.summary)?;
+        }
+    }
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// One line: each path's rate and wall time, the floor of this run and the share.
+fn report(workers: usize, label: &str, file: &Timed, kafka: &Timed) {
+    let share = kafka.rate() / file.rate();
+    println!(
+        "{workers} worker(s), {label}, wall time with start-up: file -> Delta {:>8.0} records/s ({:.2} s); kafka -> Delta {:>8.0} records/s ({:.2} s); floor {:.0} records/s ({:.0}% of file): share {:.0}% {}",
+        file.rate(),
+        file.seconds,
+        kafka.rate(),
+        kafka.seconds,
+        FLOOR * file.rate(),
+        FLOOR * 100.0,
+        share * 100.0,
+        if share >= FLOOR {
+            "ok"
+        } else {
+            "BELOW THE FLOOR"
+        },
+    );
+}
+
+/// Both runs read every record and committed the same rows (clean, quarantined, duplicates
+/// dropped): otherwise the rates compare different work.
+fn check_same_rows(file: &RunSummary, kafka: &RunSummary) -> Result<(), Error> {
+    let counts = |s: &RunSummary| (s.records_in, s.clean, s.quarantined, s.rows_committed);
+    if counts(file) != counts(kafka) || file.rows_committed == 0 {
+        return Err(Error::BenchCheck(format!(
+            "file and kafka runs differ: (records in, clean, quarantined, rows committed) = {:?} from files, {:?} from kafka",
+            counts(file),
+            counts(kafka)
+        )));
+    }
+    Ok(())
+}
