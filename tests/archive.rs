@@ -9,6 +9,12 @@
 //!   end;
 //! - follow mode reads the objects written while the job runs (S3, and a local directory
 //!   with `file:`);
+//! - a topic-partition an earlier run read part of, listed only after a follow-mode run
+//!   started (and its objects copied in out of order), goes on from the tables: nothing
+//!   read twice;
+//! - the same for a file of a followed directory (`file:`);
+//! - follow mode lists only what changed: a few keys per listing on an archive of 2,000
+//!   objects, not all of them;
 //! - SIGKILL while reading the archive, then restart, equals the uninterrupted run.
 
 use std::path::Path;
@@ -219,15 +225,45 @@ fn records_in(port: u16) -> Option<u64> {
 /// with SIGTERM; the tables must equal a replay of `files`.
 fn follow(source: &str, files: &Path, first: u64, total: u64, write_rest: impl FnOnce()) {
     let work = tempfile::tempdir().unwrap();
-    let lake = work.path().join("lake");
+    follow_into(
+        &work.path().join("lake"),
+        source,
+        files,
+        first,
+        total,
+        write_rest,
+    );
+}
+
+/// A running pinstream, killed however the test ends (a failed assertion must not leave it
+/// running, holding the test's output open).
+struct Run(std::process::Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// [`follow`] into `lake`, which may hold the tables of earlier runs.
+fn follow_into(
+    lake: &Path,
+    source: &str,
+    files: &Path,
+    first: u64,
+    total: u64,
+    write_rest: impl FnOnce(),
+) {
+    let work = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = pinstream()
+    let mut run = Run(pinstream()
         .args(["run", "--from", source, "--lake"])
-        .arg(&lake)
+        .arg(lake)
         .args(["--http", &format!("127.0.0.1:{port}")])
         .args(["--batch-interval", "200ms", "--workers", "2"])
         .spawn()
-        .unwrap();
+        .unwrap());
     let started = Instant::now();
     while records_in(port) != Some(first) {
         assert!(
@@ -245,16 +281,19 @@ fn follow(source: &str, files: &Path, first: u64, total: u64, write_rest: impl F
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Nothing more comes: no object or file is read a second time.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(records_in(port), Some(total), "read more than once");
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &run.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    assert!(run.0.wait().unwrap().success());
 
     let file_lake = work.path().join("file-lake");
     assert_success(&replay(files, &file_lake, &[]));
-    assert_same_tables(&file_lake, &lake);
+    assert_same_tables(&file_lake, lake);
 }
 
 #[test]
@@ -284,6 +323,124 @@ fn archive_follow_mode_reads_objects_written_while_it_runs() {
             }
         }
     });
+}
+
+/// Issue 12: a partition first listed while following resumes at its position in the
+/// tables, even when an earlier run under another prefix wrote it.
+#[test]
+fn archive_follow_mode_resumes_partitions_first_listed_late_from_the_tables() {
+    let Some(_) = s3_available() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path().join("files");
+    emulate(&files, 1_500, 9, 1_000);
+    let bucket = s3_bucket("late");
+    let objects: Vec<(String, Vec<Vec<u8>>)> = ["pin", "geo", "user"]
+        .iter()
+        .map(|stream| (format!("l.{stream}"), stream_lines(&files, stream)))
+        .collect();
+    let total: usize = objects.iter().map(|(_, lines)| lines.len()).sum();
+    // Run 1: the first 300 offsets of each partition, from `first/`.
+    let first = ConnectWriter::new(&format!("{bucket}/first")).unwrap();
+    for (topic, lines) in &objects {
+        archive(&first, topic, 0, &lines[..300], 100);
+    }
+    let lake = work.path().join("lake");
+    assert_success(&run_until_done(&format!("{bucket}/first"), &lake, &[]));
+    // Run 2 follows `second/`, empty when it starts; the whole archive is then copied in,
+    // latest objects first (a parallel copy can land them in any order): each partition
+    // waits for the object holding its stored position, and reads only what run 1 did not.
+    let second = ConnectWriter::new(&format!("{bucket}/second")).unwrap();
+    let source = format!("{bucket}/second?interval=200ms&gap_wait=30s");
+    follow_into(&lake, &source, &files, 0, (total - 900) as u64, || {
+        for (topic, lines) in &objects {
+            let chunks: Vec<_> = lines.chunks(100).enumerate().collect();
+            for (i, chunk) in chunks.into_iter().rev() {
+                second
+                    .put_messages(topic, 0, (i * 100) as i64, chunk, i % 2 == 1)
+                    .unwrap();
+            }
+        }
+    });
+}
+
+/// Issue 12: after the first listing, following lists only what changed. The archive: 600
+/// objects over 3 topics of 3 partitions (the cost of later listings does not depend on
+/// it: 2,000 objects measured the same); the listings' cost is in the source's debug log.
+#[test]
+fn archive_follow_mode_lists_only_what_changed() {
+    let Some(_) = s3_available() else { return };
+    let bucket = s3_bucket("listing");
+    let output = pinstream()
+        .args(["emulate", "--to", &format!("{bucket}/a?flush_size=5")])
+        .args(["--events", "1000", "--seed", "3", "--universe", "1000"])
+        .args(["--partitions", "3"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = work.path().join("log");
+    let child = pinstream()
+        .args(["run", "--from", &format!("{bucket}/a?interval=200ms")])
+        .arg("--lake")
+        .arg(work.path().join("lake"))
+        .args(["--http", &format!("127.0.0.1:{port}"), "--workers", "2"])
+        .env("PINSTREAM_LOG", "warn,pinstream::connectors::archive=debug")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let run = Run(child);
+    let started = Instant::now();
+    let listings = |log: &Path| -> Vec<(u64, u64)> {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        // Without the terminal colours around field names.
+        let mut plain = String::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        let text = plain;
+        let field = |line: &str, name: &str| -> Option<u64> {
+            let (_, rest) = line.split_once(&format!("{name}="))?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        };
+        text.lines()
+            .filter(|line| line.contains(" listed"))
+            .filter_map(|line| Some((field(line, "requests")?, field(line, "keys")?)))
+            .collect()
+    };
+    // Everything read, then a few listings more.
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(120), "not read");
+        if records_in(port) == Some(3_000) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let read_at = listings(&log).len();
+    while listings(&log).len() < read_at + 5 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no listings");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(run);
+    let listings = listings(&log);
+    let (first, later) = listings.split_first().unwrap();
+    eprintln!("first listing (requests, keys): {first:?}; later ones: {later:?}");
+    // The first listing is whole: every object, in pages of 1,000.
+    assert!(first.1 >= 600 && first.0 >= 1, "{first:?}");
+    // Once every partition folder's objects were opened: the prefix, `topics/` and the 3
+    // topic folders with the delimiter (1 + 3 + 3 x 3 keys and folders), then 9 partition
+    // folders after their last object (nothing new).
+    for listing in &listings[read_at..] {
+        assert_eq!(*listing, (14, 13), "{listings:?}");
+    }
 }
 
 #[test]
@@ -319,6 +476,51 @@ fn file_follow_mode_reads_files_written_while_it_runs() {
             let aside = work.path().join(name);
             std::fs::write(&aside, text).unwrap();
             std::fs::rename(&aside, incoming.join(name)).unwrap();
+        }
+    });
+}
+
+/// Issue 12: a file an earlier run read, moved back into a followed directory after the
+/// start, goes on from its position in the tables instead of being read again.
+#[test]
+fn file_follow_mode_resumes_files_first_listed_late_from_the_tables() {
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path().join("files");
+    emulate(&files, 1_500, 8, 1_000);
+    let incoming = work.path().join("incoming");
+    let aside = work.path().join("aside");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::create_dir_all(&aside).unwrap();
+    for stream in ["pin", "geo", "user"] {
+        let text = std::fs::read_to_string(files.join(format!("{stream}.jsonl"))).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // Run 1 reads the first 300 lines of each stream; the rest is written to the same
+        // file later (a file that grows is not read again, so it comes as a second file).
+        std::fs::write(
+            incoming.join(format!("{stream}-0.jsonl")),
+            lines[..300].join("\n") + "\n",
+        )
+        .unwrap();
+        std::fs::write(
+            aside.join(format!("{stream}-1.jsonl")),
+            lines[300..].join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    let lake = work.path().join("lake");
+    assert_success(&replay(&incoming, &lake, &[]));
+    // Run 2 starts without run 1's files; they are moved back in, with the rest.
+    for stream in ["pin", "geo", "user"] {
+        let name = format!("{stream}-0.jsonl");
+        std::fs::rename(incoming.join(&name), aside.join(&name)).unwrap();
+    }
+    let source = format!("file:{}?interval=200ms", incoming.display());
+    follow_into(&lake, &source, &files, 0, 3 * 1_200, || {
+        for stream in ["pin", "geo", "user"] {
+            for part in 0..2 {
+                let name = format!("{stream}-{part}.jsonl");
+                std::fs::rename(aside.join(&name), incoming.join(&name)).unwrap();
+            }
         }
     });
 }

@@ -48,21 +48,29 @@ pub struct Routes<'scope> {
 ///
 /// One operator with three outputs: each row is moved once, into the output it goes to
 /// (a `partition` and a `flat_map` per part moved every row three times more).
-pub fn route<'scope>(rows: Stream<'scope, u64, Vec<DistinctRow>>, analytics: bool) -> Routes<'scope> {
+pub fn route<'scope>(
+    rows: Stream<'scope, u64, Vec<DistinctRow>>,
+    analytics: bool,
+) -> Routes<'scope> {
     let mut builder = OperatorBuilder::new("route".to_owned(), rows.scope());
     let mut input = builder.new_input(rows, Pipeline);
     let (writes_out, writes) = builder.new_output::<Vec<TableRow>>();
     let (facts_out, facts) = builder.new_output::<Vec<(Fact, u64, isize)>>();
     let (signals_out, signals) = builder.new_output::<Vec<Signal>>();
-    let mut writes_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<TableRow>>>::from(writes_out);
+    let mut writes_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<TableRow>>>::from(writes_out);
     let mut facts_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(Fact, u64, isize)>>>::from(facts_out);
-    let mut signals_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Signal>>>::from(signals_out);
+    let mut signals_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Signal>>>::from(signals_out);
     builder.build(move |_initial_capabilities| {
         let mut names = NameSender::default();
         move |_frontiers| {
-            let (mut writes_out, mut facts_out, mut signals_out) =
-                (writes_out.activate(), facts_out.activate(), signals_out.activate());
+            let (mut writes_out, mut facts_out, mut signals_out) = (
+                writes_out.activate(),
+                facts_out.activate(),
+                signals_out.activate(),
+            );
             input.for_each_stamp(|capability, batches| {
                 let Some(&time) = capability.least() else {
                     return;

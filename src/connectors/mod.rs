@@ -309,6 +309,19 @@ pub trait Source: Send {
     fn seek_exact(&mut self, from: &Positions, _cursors: &Cursors) -> Result<(), SourceError> {
         self.seek(from)
     }
+    /// Partitions first found since the last call, after the start (a followed archive's
+    /// new topic-partition, a file added to a followed directory). The source holds them back
+    /// until [`Source::seek_new`] says where they stand: the tables may hold a position for
+    /// them (an earlier run read part of them), and reading them from their beginning would
+    /// read that part again.
+    fn take_new_partitions(&mut self) -> Vec<PartitionId> {
+        Vec::new()
+    }
+    /// Resume the partitions [`Source::take_new_partitions`] handed out after `from`, their
+    /// positions in the tables (a partition absent from `from` starts at its beginning).
+    fn seek_new(&mut self, _from: &Positions) -> Result<(), SourceError> {
+        Ok(())
+    }
     /// Append up to `max` records to `out`.
     fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError>;
     /// The position after the last record returned by `poll`, for every partition read.

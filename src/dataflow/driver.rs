@@ -129,6 +129,7 @@ fn read(
                 .max_records
                 .saturating_sub(batch_records)
                 .max(1);
+            sources.seek_new_partitions(context)?;
             let read = sources.poll(room, &mut |record| handles.raw.send(record), stats)?;
             busy = read.busy;
             batch_records += read.records;
@@ -249,6 +250,22 @@ impl Sources {
             commits_seen: 0,
             buffer: Vec::with_capacity(POLL_CHUNK),
         })
+    }
+
+    /// Looks up in the tables where the partitions the sources found since the start stand,
+    /// and resumes them there (a partition an earlier run read part of and that is listed
+    /// again only now).
+    fn seek_new_partitions(&mut self, context: &Context) -> Result<(), EngineError> {
+        for open in &mut self.open {
+            let new = open.source.take_new_partitions();
+            if new.is_empty() {
+                continue;
+            }
+            let from = context.runtime.block_on(context.lake.positions(&new))?;
+            open.source.seek_new(&from)?;
+            self.reported.extend(from);
+        }
+        Ok(())
     }
 
     fn all_exhausted(&self) -> bool {

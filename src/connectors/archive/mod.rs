@@ -1,6 +1,7 @@
 //! The archive connector: a Kafka Connect S3 sink archive (or any JSON Lines objects named by
 //! stream) in a bucket. `--from s3://bucket/prefix[?interval=10s]`, or `[[source]] type =
-//! "s3"` (or `"archive"`) with `url = "s3://bucket/prefix"` and optional `interval = "10s"`.
+//! "s3"` (or `"archive"`) with `url = "s3://bucket/prefix"` and optional `interval = "10s"`
+//! and `gap_wait = "1m"`.
 //!
 //! The objects are read with the same AWS settings as `s3://` lakes (the object store
 //! delta-rs builds for a lake: credential chain, `AWS_ENDPOINT_URL[_S3]`, `AWS_REGION`,
@@ -34,6 +35,10 @@ pub struct ArchiveSettings {
     pub url: Url,
     /// How often the prefix is listed again while following.
     pub interval: Duration,
+    /// While following, how long a topic-partition waits for the object holding its next
+    /// offset when a later object is already there (one still being uploaded or copied),
+    /// before it logs the missing offsets and reads on.
+    pub gap_wait: Duration,
     /// Keep listing for objects the connector adds (a run without `--until-done`); otherwise
     /// read what the first listing found and end.
     pub follow: bool,
@@ -46,10 +51,15 @@ struct Section {
     url: String,
     #[serde(default)]
     interval: Option<String>,
+    #[serde(default)]
+    gap_wait: Option<String>,
 }
 
+/// How long a followed topic-partition waits for missing offsets, unless its settings say.
+pub const DEFAULT_GAP_WAIT: Duration = Duration::from_secs(60);
+
 impl ArchiveSettings {
-    /// Parses `s3://bucket/prefix[?interval=<duration>]`.
+    /// Parses `s3://bucket/prefix[?interval=<duration>&gap_wait=<duration>]`.
     pub fn parse(text: &str) -> Result<ArchiveSettings, SourceError> {
         let error = |reason: String| {
             SourceError::Config(format!(
@@ -61,9 +71,11 @@ impl ArchiveSettings {
             return Err(error("needs a bucket".into()));
         }
         let mut interval = DEFAULT_LIST_INTERVAL;
+        let mut gap_wait = DEFAULT_GAP_WAIT;
         for (key, value) in url.query_pairs() {
             match key.as_ref() {
                 "interval" => interval = parse_list_interval(&value).map_err(error)?,
+                "gap_wait" => gap_wait = parse_gap_wait(&value).map_err(error)?,
                 other => return Err(error(format!("unknown option `{other}`"))),
             }
         }
@@ -74,9 +86,16 @@ impl ArchiveSettings {
         Ok(ArchiveSettings {
             url,
             interval,
+            gap_wait,
             follow: true,
         })
     }
+}
+
+/// `gap_wait` as written in a URL or a job file: a duration, `0s` to read on at once.
+fn parse_gap_wait(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|_| format!("gap_wait `{text}`: expected a duration (`1m`, `0s`)"))
 }
 
 impl super::Connector for Connector {
@@ -107,6 +126,10 @@ impl super::Connector for Connector {
             settings.interval = parse_list_interval(&interval)
                 .map_err(|reason| SourceError::Config(format!("s3 source: {reason}")))?;
         }
+        if let Some(gap_wait) = section.gap_wait {
+            settings.gap_wait = parse_gap_wait(&gap_wait)
+                .map_err(|reason| SourceError::Config(format!("s3 source: {reason}")))?;
+        }
         Ok(SourceSpec::new(settings))
     }
 
@@ -128,7 +151,7 @@ impl SourceSettings for ArchiveSettings {
         let (store, runtime) = open_store(&self.url)?;
         Ok(Box::new(StartedArchive {
             settings: self.clone(),
-            listing: Arc::new(source::Listing::new(store, runtime)),
+            listing: Arc::new(source::Listing::new(store, runtime, &self.url)),
             stats: job.stats.clone(),
             handover: job.handover.clone(),
         }))
@@ -196,27 +219,31 @@ mod tests {
         let settings = spec.settings::<ArchiveSettings>().unwrap();
         assert_eq!(settings.url.as_str(), "s3://bucket/some/topics/");
         assert_eq!(settings.interval, DEFAULT_LIST_INTERVAL);
-        let spec = SourceSpec::parse("s3://bucket?interval=250ms").unwrap();
+        assert_eq!(settings.gap_wait, DEFAULT_GAP_WAIT);
+        let spec = SourceSpec::parse("s3://bucket?interval=250ms&gap_wait=0s").unwrap();
         let settings = spec.settings::<ArchiveSettings>().unwrap();
         assert_eq!(settings.url.as_str(), "s3://bucket/");
         assert_eq!(settings.interval, Duration::from_millis(250));
+        assert_eq!(settings.gap_wait, Duration::ZERO);
         for bad in [
             "s3://",
             "s3:///prefix",
             "s3://b/p?speed=2",
             "s3://b/p?interval=0s",
+            "s3://b/p?gap_wait=soon",
         ] {
             assert!(SourceSpec::parse(bad).is_err(), "{bad}");
         }
         for kind in ["s3", "archive"] {
             let section: toml::Table = toml::from_str(&format!(
-                "type = \"{kind}\"\nurl = \"s3://b/topics/\"\ninterval = \"2s\""
+                "type = \"{kind}\"\nurl = \"s3://b/topics/\"\ninterval = \"2s\"\ngap_wait = \"5s\""
             ))
             .unwrap();
             let spec = SourceSpec::from_section(section).unwrap();
             let settings = spec.settings::<ArchiveSettings>().unwrap();
             assert_eq!(settings.url.as_str(), "s3://b/topics/");
             assert_eq!(settings.interval, Duration::from_secs(2));
+            assert_eq!(settings.gap_wait, Duration::from_secs(5));
         }
         let section: toml::Table = toml::from_str("type = \"s3\"\ndir = \"x\"").unwrap();
         assert!(SourceSpec::from_section(section).is_err());

@@ -20,17 +20,43 @@
 //!
 //! **Follow mode** (a run without `--until-done`): once everything listed is read, the prefix
 //! is listed again every `interval` (one listing per process, shared by its workers: a
-//! [`Listing`]); new objects of a topic-partition are read in offset order. An object that appears behind what a topic-partition has already read cannot be
-//! read in order and is reported like a bad object. Partitions first seen while following
-//! start at their beginning (their positions are looked up in the tables only at start).
+//! [`Listing`]) and the objects the connector added are read, in offset order per
+//! topic-partition. The first listing is a full one; after it only what changed is listed
+//! (see [`Listing`]): a few requests per partition folder, not the whole archive.
+//!
+//! - A topic-partition first seen while following (its first object appears after the
+//!   start) is held until the driver has looked up its position in the tables
+//!   ([`Source::take_new_partitions`]): an earlier run may have read part of it. (One of a
+//!   topic read live is left to the live source instead: see the handover below.)
+//! - **Gaps.** Objects normally appear in offset order (the sink uploads a partition's
+//!   objects one after the other), so when the next object of a topic-partition starts
+//!   after its next offset, the object holding that offset is most likely still being
+//!   uploaded or copied: the partition waits for it, listing every `interval`, up to
+//!   `gap_wait`; then one warning names the missing offsets, `bad_objects` counts them, and
+//!   it reads on. With `--until-done` nothing more will be listed, so it reads on at once
+//!   (with the same warning). A partition listed at the start with no stored position
+//!   starts at its first object, whatever its offset (the topic's retention may have
+//!   dropped the earlier ones before the sink began); one first listed while following
+//!   expects offset 0 first.
+//! - An object that appears behind what a topic-partition has already read cannot be read
+//!   in order. Named before the last object read, it is not even listed again (see
+//!   [`Listing`]): the offsets it holds were read, or reported missing when the partition
+//!   read on, or lie before the first object of a partition listed at the start without a
+//!   stored position (where it begins, see above). Found in the same listing as later ones,
+//!   it is skipped quietly when the stored position covers all of it, and otherwise
+//!   reported like a bad object.
 //!
 //! **Handover to the live topic.** In a job that also reads the topic live (a Kafka source,
-//! see [`Handover`]), each topic-partition is read from the archive first: the Kafka source
-//! waits, and once the archive has read every object of it (at open, and in follow mode as
-//! listed until then) it is handed over at the position the archive ended at, and the
-//! archive reads no further object of it (nor partitions first seen while following: the
-//! live source reads those from their start). So no offset is read from both. Both sources
-//! read a topic-partition on the same worker ([`owner`]), so this is local to a worker.
+//! see [`Handover`]), each topic-partition listed at the start is read from the archive
+//! first: [`Source::seek`] registers it (again after a dataflow restart) and the Kafka
+//! source waits; once the archive has read every object of it listed until then (a gap
+//! waited out first, in follow mode) it is handed over at the position the archive ended
+//! at, and the archive reads no further object of it. A topic-partition of a live topic
+//! first listed while following is not the archive's at all: it is not held for a lookup
+//! in the tables (it is not among [`Source::take_new_partitions`]), and the live source,
+//! which no backfill holds back for it, reads it from its stored position or its start.
+//! So no offset is read from both. Both sources read a topic-partition on the same worker
+//! ([`owner`]), so this is local to a worker.
 //!
 //! **Bad objects never stop the job.** A name that looks like Connect's but does not parse,
 //! or a gzip stream that cannot be read, is logged once with its key and counted in
@@ -40,7 +66,7 @@
 //! the client's retries) is not the object's fault: the object is opened again at the same
 //! line on the next poll.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,6 +103,19 @@ struct Part {
     read: usize,
     /// The next offset to read; `None` until something is read or a position is stored.
     next: Option<Position>,
+    /// Where it stands is known: found at open (positioned by [`Source::seek`]) or looked up
+    /// since ([`Source::seek_new`]). Until then nothing of it is read.
+    resumed: bool,
+    /// Handed to the driver by [`Source::take_new_partitions`].
+    asked: bool,
+    /// The position the tables held when it was resumed.
+    stored: Option<Position>,
+    /// The offset the next object starts at when nothing is missing: the stored position,
+    /// then the end of the last object read; `None` when unknown (nothing read and nothing
+    /// stored, or the last object was unreadable and is reported already).
+    expected: Option<Offset>,
+    /// Since when its next object has been waiting for the offsets before it.
+    gap_since: Option<Instant>,
     /// A topic-partition a live source of the job reads after the archive.
     live: bool,
     /// Handed over to the live source: no further object of it is read.
@@ -84,8 +123,53 @@ struct Part {
 }
 
 impl Part {
+    fn new(id: PartitionId, stream: Stream, live: bool) -> Part {
+        Part {
+            id,
+            stream,
+            objects: Vec::new(),
+            read: 0,
+            next: None,
+            resumed: false,
+            asked: false,
+            stored: None,
+            expected: None,
+            gap_since: None,
+            live,
+            handed_over: false,
+        }
+    }
+
     fn pending(&self) -> bool {
-        self.read < self.objects.len()
+        self.resumed && self.read < self.objects.len()
+    }
+
+    /// Positions it at `stored` (the tables' position; `None`: its beginning).
+    fn resume(&mut self, stored: Option<Position>) -> Result<(), SourceError> {
+        self.next = None;
+        self.read = 0;
+        self.resumed = true;
+        self.asked = true;
+        self.stored = stored;
+        self.expected = None;
+        self.gap_since = None;
+        if let Some(stored) = stored {
+            if stored < Position::START {
+                return Err(SourceError::NegativePosition {
+                    partition: self.id.clone(),
+                    position: stored,
+                });
+            }
+            self.next = Some(stored);
+            self.expected = Some(stored.next_offset());
+            // The object holding offset `stored` is the last one starting at or before it;
+            // those before it end at or before `stored`.
+            let holding = self
+                .objects
+                .partition_point(|o| o.start.value() <= stored.value());
+            self.read = holding.saturating_sub(1);
+        }
+        Ok(())
     }
 }
 
@@ -101,12 +185,13 @@ pub struct ArchiveSource {
     peers: usize,
     follow: bool,
     interval: Duration,
+    gap_wait: Duration,
     listed_at: Instant,
     parts: Vec<Part>,
     index: HashMap<PartitionId, usize>,
-    /// Every key already considered (read, skipped or reported).
-    seen: HashSet<String>,
-    /// The first listing (at open) is done: partitions found later are followed ones.
+    /// How many of the listing's keys ([`Listing::found_since`]) this worker has taken in.
+    taken: usize,
+    /// The first listing (at open) is taken in: partitions found later are followed ones.
     listed: bool,
     /// The part being read, its open object and the offset of that object's next line.
     current: usize,
@@ -160,47 +245,311 @@ where
     }
 }
 
-/// The prefix's listing, shared by a process's workers: a large archive is listed once per
-/// interval, not once per worker.
+/// The prefix's listing, shared by a process's workers: listed once per interval, not once
+/// per worker. Every key found goes once into an append-only log ([`Listing::found_since`])
+/// from which each worker takes its share.
+///
+/// **Incremental.** The first listing lists every key (paged). Later ones list only what can
+/// have changed, so a followed archive of millions of objects costs a few requests per
+/// interval, not thousands:
+/// - the folders above the partition folders (the prefix, `topics/`, `topics/<topic>/`) with
+///   the delimiter `/`: new topics and partitions appear there as folders;
+/// - each partition folder (`…/partition=<p>/`) after a start key (S3 `StartAfter`): the
+///   last object a worker opened there. The Connect sink pads start offsets with zeros (10
+///   digits by default), so names sort as offsets do and every later object comes after it.
+///   Past the padding (offsets of more digits than the last name: at 10^10 by default, or
+///   at once in an archive written without padding) a longer name sorts *before* shorter
+///   ones (`…+10000000000.json` < `…+9999999999.json`), so while the last name has no
+///   leading zero, the first page after `…+1000000000.` (the first longer names) is read
+///   too. A folder nobody here reads (another topic, another process's partition) is
+///   listed after its greatest key, or not at all when another process of a cluster reads
+///   it.
+///
+/// An object whose name sorts before the start key of its folder is not seen: one written
+/// behind offsets already read, which could not be read in order anyway.
 pub struct Listing {
     store: Arc<dyn ObjectStore>,
     runtime: Arc<tokio::runtime::Runtime>,
-    last: parking_lot::Mutex<Option<(Instant, Arc<Vec<String>>)>>,
+    url: String,
+    /// The prefix is itself a partition folder (`s3://bucket/topics/t/partition=3/`).
+    root_is_partition: bool,
+    state: parking_lot::Mutex<ListingState>,
+    /// The last key opened by a worker of this process in each partition folder. Apart from
+    /// `state`, so that a worker opening an object never waits for a listing.
+    opened: parking_lot::Mutex<HashMap<String, String>>,
+}
+
+#[derive(Default)]
+struct ListingState {
+    listed_at: Option<Instant>,
+    /// Every key found, in the order found.
+    found: Vec<Arc<str>>,
+    known: HashSet<Arc<str>>,
+    /// Every partition folder found (`""` for the prefix itself), with what it is listed after.
+    folders: BTreeMap<String, Folder>,
+    /// The workers of this process reading the archive, and of how many in the job.
+    workers: BTreeSet<usize>,
+    peers: usize,
+    counts: ListCounts,
+}
+
+/// What the listings sent and got back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListCounts {
+    /// Listings made (the first, full one included).
+    pub listings: u64,
+    /// LIST requests (pages of up to 1,000 keys).
+    pub requests: u64,
+    /// Keys (and folders) the requests returned.
+    pub keys: u64,
+}
+
+/// One partition folder.
+#[derive(Default)]
+struct Folder {
+    /// The topic-partition its Connect objects belong to, once one is found.
+    partition: Option<PartitionId>,
+    /// The greatest key found there.
+    greatest: Option<String>,
+}
+
+/// S3 answers a LIST with up to 1,000 keys.
+const LIST_PAGE: u64 = 1_000;
+
+/// Requests a listing that returned `keys` took.
+fn pages(keys: usize) -> u64 {
+    (keys as u64).div_ceil(LIST_PAGE).max(1)
+}
+
+/// The folder of a key (`""` at the prefix).
+fn folder_of(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(folder, _)| folder)
+}
+
+/// Whether a folder is a Connect partition folder (`…/partition=<p>`).
+fn is_partition_folder(folder: &str) -> bool {
+    let name = folder.rsplit('/').next().unwrap_or_default();
+    name.strip_prefix("partition=")
+        .is_some_and(|p| p.parse::<i32>().is_ok())
+}
+
+/// Where names of more digits than `key`'s start offset begin, when they sort before it: the
+/// start key for the first of them (`<topic>+<p>+1000000000.` for a 10-digit offset without
+/// a leading zero); `None` when the offset has a leading zero (longer names sort after it).
+fn longer_offsets_after(key: &str) -> Option<String> {
+    let (head, tail) = key.rsplit_once('+')?;
+    let digits = tail.split('.').next()?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("{head}+1{}.", "0".repeat(digits.len() - 1)))
 }
 
 impl Listing {
-    pub fn new(store: Arc<dyn ObjectStore>, runtime: Arc<tokio::runtime::Runtime>) -> Listing {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        runtime: Arc<tokio::runtime::Runtime>,
+        url: &url::Url,
+    ) -> Listing {
         Listing {
             store,
             runtime,
-            last: parking_lot::Mutex::new(None),
+            url: url.to_string(),
+            root_is_partition: is_partition_folder(url.path().trim_end_matches('/')),
+            state: parking_lot::Mutex::default(),
+            opened: parking_lot::Mutex::default(),
         }
     }
 
-    /// Every key under the prefix (paged by the client), from a listing younger than
-    /// `fresh` when there is one. Workers asking meanwhile wait for it and share it.
-    fn keys(&self, fresh: Duration) -> Result<Arc<Vec<String>>, object_store::Error> {
-        let mut last = self.last.lock();
-        if let Some((at, keys)) = &*last
-            && at.elapsed() < fresh
-        {
-            return Ok(keys.clone());
+    /// What the listings cost so far.
+    pub fn counts(&self) -> ListCounts {
+        self.state.lock().counts
+    }
+
+    /// Worker `worker` (of `peers`) reads the archive in this process.
+    fn join(&self, worker: usize, peers: usize) {
+        let mut state = self.state.lock();
+        state.workers.insert(worker);
+        state.peers = peers;
+    }
+
+    /// Keys found from the `taken`-th on. Without `wait`, none while another worker is
+    /// listing (they come with a later call: an idle worker's driver keeps its batches
+    /// going meanwhile); with it, all of them (a worker opening must see the first listing).
+    fn found_since(&self, taken: usize, wait: bool) -> Vec<Arc<str>> {
+        let state = match self.state.try_lock() {
+            Some(state) => state,
+            None if wait => self.state.lock(),
+            None => return Vec::new(),
+        };
+        state.found[taken..].to_vec()
+    }
+
+    /// A worker opened `key`: its folder is listed after it from now on.
+    fn opened(&self, key: &str) {
+        let folder = folder_of(key);
+        if is_partition_folder(folder) || (self.root_is_partition && folder.is_empty()) {
+            self.opened.lock().insert(folder.to_owned(), key.to_owned());
         }
-        let keys: Vec<String> = self
+    }
+
+    /// Lists what changed, unless a listing younger than `fresh` exists. With `wait`,
+    /// workers asking meanwhile wait for it and share it; without, they go on at once
+    /// (another worker is listing).
+    fn refresh(&self, fresh: Duration, wait: bool) -> Result<(), object_store::Error> {
+        let mut state = match self.state.try_lock() {
+            Some(state) => state,
+            None if wait => self.state.lock(),
+            None => return Ok(()),
+        };
+        if state.listed_at.is_some_and(|at| at.elapsed() < fresh) {
+            return Ok(());
+        }
+        let before = state.counts;
+        if state.listed_at.is_none() {
+            let keys = self.collect(self.store.list(None))?;
+            state.counts.requests += pages(keys.len());
+            state.counts.keys += keys.len() as u64;
+            keys.into_iter().for_each(|key| self.add(&mut state, key));
+        } else {
+            self.list_changes(&mut state)?;
+        }
+        state.listed_at = Some(Instant::now());
+        state.counts.listings += 1;
+        tracing::debug!(
+            requests = state.counts.requests - before.requests,
+            keys = state.counts.keys - before.keys,
+            found = state.found.len(),
+            "s3 archive {} listed",
+            self.url
+        );
+        Ok(())
+    }
+
+    fn collect(
+        &self,
+        listing: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::ObjectMeta>,
+        >,
+    ) -> Result<Vec<String>, object_store::Error> {
+        Ok(self
             .runtime
-            .block_on(self.store.list(None).try_collect::<Vec<_>>())?
+            .block_on(listing.try_collect::<Vec<_>>())?
             .into_iter()
             .map(|meta| meta.location.to_string())
+            .collect())
+    }
+
+    /// The folders above the partition folders with the delimiter, then each partition
+    /// folder after its start key.
+    fn list_changes(&self, state: &mut ListingState) -> Result<(), object_store::Error> {
+        let mut folders: Vec<Option<ObjectPath>> = if self.root_is_partition {
+            state.folders.entry(String::new()).or_default();
+            Vec::new()
+        } else {
+            vec![None]
+        };
+        while let Some(folder) = folders.pop() {
+            let listed = self
+                .runtime
+                .block_on(self.store.list_with_delimiter(folder.as_ref()))?;
+            let returned = listed.objects.len() + listed.common_prefixes.len();
+            state.counts.requests += pages(returned);
+            state.counts.keys += returned as u64;
+            for object in listed.objects {
+                self.add(state, object.location.to_string());
+            }
+            for prefix in listed.common_prefixes {
+                let name = prefix.to_string();
+                if is_partition_folder(&name) {
+                    state.folders.entry(name).or_default();
+                } else {
+                    folders.push(Some(prefix));
+                }
+            }
+        }
+        let opened = self.opened.lock().clone();
+        let folders: Vec<(String, Option<String>)> = state
+            .folders
+            .iter()
+            .filter_map(|(name, folder)| {
+                let after = match &folder.partition {
+                    Some(id) if state.peers > 0 => {
+                        if !state.workers.contains(&owner(id, state.peers)) {
+                            return None; // read by another process of the cluster
+                        }
+                        opened.get(name).cloned()
+                    }
+                    _ => folder.greatest.clone(),
+                };
+                Some((name.clone(), after))
+            })
             .collect();
-        let keys = Arc::new(keys);
-        *last = Some((Instant::now(), keys.clone()));
-        Ok(keys)
+        for (name, after) in folders {
+            let prefix = (!name.is_empty()).then(|| ObjectPath::from(name.as_str()));
+            let keys = match &after {
+                Some(after) => self.collect(
+                    self.store
+                        .list_with_offset(prefix.as_ref(), &ObjectPath::from(after.as_str())),
+                )?,
+                None => self.collect(self.store.list(prefix.as_ref()))?,
+            };
+            state.counts.requests += pages(keys.len());
+            state.counts.keys += keys.len() as u64;
+            keys.into_iter().for_each(|key| self.add(state, key));
+            if let Some(longer) = after.as_deref().and_then(longer_offsets_after) {
+                // The first page only: the first longer names, enough to go on from.
+                let keys: Vec<String> = self
+                    .runtime
+                    .block_on(
+                        self.store
+                            .list_with_offset(prefix.as_ref(), &ObjectPath::from(longer.as_str()))
+                            .take(LIST_PAGE as usize)
+                            .try_collect::<Vec<_>>(),
+                    )?
+                    .into_iter()
+                    .map(|meta| meta.location.to_string())
+                    .collect();
+                state.counts.requests += 1;
+                state.counts.keys += keys.len() as u64;
+                keys.into_iter().for_each(|key| self.add(state, key));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a key: into the log when new, and into its partition folder.
+    fn add(&self, state: &mut ListingState, key: String) {
+        let folder = folder_of(&key);
+        if is_partition_folder(folder) || (self.root_is_partition && folder.is_empty()) {
+            let entry = state.folders.entry(folder.to_owned()).or_default();
+            if entry.partition.is_none()
+                && let ObjectName::Connect {
+                    topic, partition, ..
+                } = ObjectName::parse(&key)
+            {
+                entry.partition = Some(partition_id(&topic, partition));
+            }
+            if entry
+                .greatest
+                .as_ref()
+                .is_none_or(|greatest| *greatest < key)
+            {
+                entry.greatest = Some(key.clone());
+            }
+        }
+        let key: Arc<str> = key.into();
+        if state.known.insert(key.clone()) {
+            state.found.push(key);
+        }
     }
 }
 
 impl ArchiveSource {
     /// Lists the archive (with paging; a clear error when the store cannot be reached) and
-    /// keeps this worker's partitions.
+    /// keeps this worker's partitions, positioned at their beginning until
+    /// [`Source::seek`].
     pub(super) fn open(
         settings: &ArchiveSettings,
         listing: Arc<Listing>,
@@ -209,6 +558,7 @@ impl ArchiveSource {
         worker: usize,
         peers: usize,
     ) -> Result<ArchiveSource, SourceError> {
+        listing.join(worker, peers);
         let mut source = ArchiveSource {
             store: listing.store.clone(),
             runtime: listing.runtime.clone(),
@@ -220,47 +570,59 @@ impl ArchiveSource {
             peers,
             follow: settings.follow,
             interval: settings.interval,
+            gap_wait: settings.gap_wait,
             listed_at: Instant::now(),
             parts: Vec::new(),
             index: HashMap::new(),
-            seen: HashSet::new(),
+            taken: 0,
             listed: false,
             current: 0,
             reader: None,
             line_offset: Offset::new(0),
             line: Vec::new(),
         };
-        source.list().map_err(SourceError::Unavailable)?;
+        source.list(true).map_err(SourceError::Unavailable)?;
         source.listed = true;
+        for part in &mut source.parts {
+            part.resume(None)?;
+        }
         Ok(source)
     }
 
-    /// Lists the prefix and adds the objects not seen before to this worker's partitions.
-    fn list(&mut self) -> Result<(), String> {
-        let mut found: Vec<String> = self
+    /// Lists the prefix (or takes a listing another worker just made) and adds the objects
+    /// not seen before to this worker's partitions. With `wait`, waits for a listing
+    /// another worker is making.
+    fn list(&mut self, wait: bool) -> Result<(), String> {
+        let listed = self
             .listing
-            .keys(self.interval / 2)
-            .map_err(|e| format!("s3 archive {}: listing: {e}", self.url))?
-            .iter()
-            .filter(|key| !self.seen.contains(*key))
-            .cloned()
-            .collect();
+            .refresh(self.interval / 2, wait)
+            .map_err(|e| format!("s3 archive {}: listing: {e}", self.url));
         self.listed_at = Instant::now();
-        found.sort();
+        self.take_found(wait);
+        listed
+    }
+
+    /// Adds the keys the listing found since the last call to this worker's partitions
+    /// (with `wait`, even while another worker is listing).
+    fn take_found(&mut self, wait: bool) {
+        let found = self.listing.found_since(self.taken, wait);
+        self.taken += found.len();
         // Objects in offset order, whatever their names' padding.
-        let mut named: Vec<(String, ObjectName)> = found
+        let mut named: Vec<(Arc<str>, ObjectName)> = found
             .into_iter()
             .map(|key| {
                 let name = ObjectName::parse(&key);
                 (key, name)
             })
             .collect();
-        named.sort_by_key(|(key, name)| match name {
-            ObjectName::Connect { start, .. } => (start.value(), key.clone()),
-            _ => (-1, key.clone()),
+        named.sort_by(|(a, a_name), (b, b_name)| {
+            let start = |name: &ObjectName| match name {
+                ObjectName::Connect { start, .. } => start.value(),
+                _ => -1,
+            };
+            (start(a_name), a).cmp(&(start(b_name), b))
         });
         for (key, name) in named {
-            self.seen.insert(key.clone());
             let (id, stream, start, gzip, live) = match name {
                 ObjectName::Connect {
                     topic,
@@ -294,45 +656,51 @@ impl ArchiveSource {
                 continue;
             }
             let object = ArchiveObject {
-                path: ObjectPath::from(key.as_str()),
+                path: ObjectPath::from(key.as_ref()),
                 start,
                 gzip,
             };
             match self.index.get(&id) {
                 Some(&i) if self.parts[i].handed_over => {
                     tracing::debug!(object = %key, "read live from here on; not read from the archive");
+                    continue;
                 }
                 None if live && self.listed => {
-                    tracing::debug!(object = %key, "a partition read live from its start; not read from the archive");
+                    // Not held for a lookup in the tables either: the live source resumes
+                    // it from its stored position (or its start) by itself.
+                    tracing::debug!(object = %key, "a partition first listed while following is read live; not read from the archive");
+                    continue;
                 }
-                Some(&i) => {
-                    let part = &mut self.parts[i];
-                    let at = part.objects.partition_point(|o| o.start <= start);
-                    if at < part.read {
-                        let reason = format!(
-                            "{key}: appeared after later offsets of {} were read; not read",
-                            part.id
-                        );
-                        self.bad_object(&reason);
-                        continue;
-                    }
-                    part.objects.insert(at, object);
-                }
-                None => {
-                    self.index.insert(id.clone(), self.parts.len());
-                    self.parts.push(Part {
-                        id,
-                        stream,
-                        objects: vec![object],
-                        read: 0,
-                        next: None,
-                        live,
-                        handed_over: false,
-                    });
-                }
+                _ => {}
             }
+            let i = *self.index.entry(id.clone()).or_insert_with(|| {
+                self.parts.push(Part::new(id, stream, live));
+                self.parts.len() - 1
+            });
+            let part = &mut self.parts[i];
+            let at = part.objects.partition_point(|o| o.start <= start);
+            // Objects before `read` were read (or skipped), and so is the one open.
+            let behind = part.read + usize::from(self.reader.is_some() && self.current == i);
+            if part.resumed && at < behind {
+                // It ends where the next object starts: all of it before the stored
+                // position is nothing lost.
+                let end = part.objects[at].start;
+                if part
+                    .stored
+                    .is_some_and(|stored| stored.value() >= end.value())
+                {
+                    tracing::debug!(object = %key, "behind the stored position; skipped");
+                } else {
+                    let reason = format!(
+                        "{key}: appeared after later offsets of {} were read; not read",
+                        part.id
+                    );
+                    self.bad_object(&reason);
+                }
+                continue;
+            }
+            part.objects.insert(at, object);
         }
-        Ok(())
     }
 
     fn bad_object(&self, reason: &str) {
@@ -340,12 +708,55 @@ impl ArchiveSource {
         Stats::add(&self.stats.bad_objects, 1);
     }
 
-    /// Opens the next object of the first part (from `current` on) that has one.
+    /// Whether part `i`'s next object may be read now: not while offsets before it are
+    /// missing (waiting up to `gap_wait` for them while following).
+    fn may_read(&mut self, i: usize) -> bool {
+        let part = &mut self.parts[i];
+        if !part.pending() {
+            return false;
+        }
+        // Objects that end where the position already stands (listed after the partition
+        // was resumed) are skipped without being opened, as at the seek.
+        while let Some(next) = part.next
+            && part
+                .objects
+                .get(part.read + 1)
+                .is_some_and(|after| after.start.value() <= next.value())
+        {
+            part.read += 1;
+        }
+        let start = part.objects[part.read].start;
+        let Some(expected) = part.expected.filter(|&expected| start > expected) else {
+            return true;
+        };
+        if self.follow {
+            let since = *part.gap_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < self.gap_wait {
+                return false;
+            }
+        }
+        let waited = part.gap_since.take().map(|since| since.elapsed());
+        part.expected = Some(start);
+        tracing::warn!(
+            "s3 archive {}: offsets {expected} to {} of {} are in no object{}; reading on at {start}",
+            self.url,
+            start.value() - 1,
+            part.id,
+            waited.map_or(String::new(), |waited| format!(
+                " (waited {})",
+                humantime::format_duration(Duration::from_secs(waited.as_secs()))
+            )),
+        );
+        Stats::add(&self.stats.bad_objects, 1);
+        true
+    }
+
+    /// Opens the next object of the first part (from `current` on) that may be read.
     fn open_next(&mut self) -> Result<bool, StoreFailure> {
-        let count = self.parts.len();
+        let (count, current) = (self.parts.len(), self.current);
         let Some(i) = (0..count)
-            .map(|k| (self.current + k) % count)
-            .find(|&i| self.parts[i].pending())
+            .map(|k| (current + k) % count)
+            .find(|&i| self.may_read(i))
         else {
             return Ok(false);
         };
@@ -357,6 +768,7 @@ impl ArchiveSource {
             .runtime
             .block_on(store.get(&object.path))
             .map_err(|e| StoreFailure(format!("{}: {e}", object.path)))?;
+        self.listing.opened(object.path.as_ref());
         let body = Body {
             runtime: self.runtime.handle().clone(),
             chunks: got.into_stream(),
@@ -375,17 +787,22 @@ impl ArchiveSource {
         Ok(true)
     }
 
-    /// The object being read is done (read to its end, or skipped).
-    fn close_object(&mut self) {
+    /// The object being read is done: read to its end (the next one should start at
+    /// `end`), or unreadable from some line on (`None`: reported already).
+    fn close_object(&mut self, end: Option<Offset>) {
         self.reader = None;
-        self.parts[self.current].read += 1;
+        let part = &mut self.parts[self.current];
+        part.read += 1;
+        part.expected = end;
     }
 
     /// Hands the live topic-partitions read to their end over to the live source, at the
     /// position after the last offset read (or the stored one, or the first object's start).
+    /// A part waiting for missing offsets (a gap, see [`ArchiveSource::may_read`]) is still
+    /// pending: it is handed over only once it has read on.
     fn hand_over(&mut self) {
         for part in &mut self.parts {
-            if !part.live || part.handed_over || part.pending() {
+            if !part.live || !part.resumed || part.handed_over || part.pending() {
                 continue;
             }
             let at = part.next.unwrap_or_else(|| {
@@ -405,31 +822,39 @@ impl Source for ArchiveSource {
 
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError> {
         for part in &mut self.parts {
-            part.next = None;
-            part.read = 0;
             if part.live {
                 // The live source waits for it (again, after a dataflow restart).
                 self.handover.backfill(&part.id);
                 part.handed_over = false;
             }
-            if let Some(&stored) = from.get(&part.id) {
-                if stored < Position::START {
-                    return Err(SourceError::NegativePosition {
-                        partition: part.id.clone(),
-                        position: stored,
-                    });
-                }
-                part.next = Some(stored);
-                // The object holding offset `stored` is the last one starting at or before
-                // it; those before it end at or before `stored`.
-                let holding = part
-                    .objects
-                    .partition_point(|o| o.start.value() <= stored.value());
-                part.read = holding.saturating_sub(1);
-            }
+            part.resume(from.get(&part.id).copied())?;
         }
         self.current = 0;
         self.reader = None;
+        Ok(())
+    }
+
+    fn take_new_partitions(&mut self) -> Vec<PartitionId> {
+        self.parts
+            .iter_mut()
+            .filter(|part| !part.asked)
+            .map(|part| {
+                part.asked = true;
+                part.id.clone()
+            })
+            .collect()
+    }
+
+    fn seek_new(&mut self, from: &Positions) -> Result<(), SourceError> {
+        for part in self.parts.iter_mut().filter(|part| !part.resumed) {
+            if part.asked {
+                tracing::debug!(partition = %part.id, stored = ?from.get(&part.id), "new partition");
+                part.resume(from.get(&part.id).copied())?;
+                // New since the start: its first offsets are still to come, not dropped by
+                // a retention before the archive began.
+                part.expected.get_or_insert(Offset::new(0));
+            }
+        }
         Ok(())
     }
 
@@ -470,12 +895,12 @@ impl Source for ArchiveSource {
                         "{key}: unreadable after offset {}: {error}",
                         self.line_offset
                     ));
-                    self.close_object();
+                    self.close_object(None);
                     continue;
                 }
             };
             if read == 0 {
-                self.close_object();
+                self.close_object(Some(self.line_offset));
                 continue;
             }
             let offset = self.line_offset;
@@ -499,8 +924,11 @@ impl Source for ArchiveSource {
         if !self.follow {
             return Ok(PollStatus::Exhausted);
         }
+        // What another worker's listing found for this one, then a listing of its own
+        // when the interval has passed.
+        self.take_found(false);
         if self.listed_at.elapsed() >= self.interval
-            && let Err(error) = self.list()
+            && let Err(error) = self.list(false)
         {
             tracing::warn!("{error}; listing again in {:?}", self.interval);
         }
@@ -566,14 +994,36 @@ mod tests {
         }
 
         fn open(&self, follow: bool, worker: usize, peers: usize) -> ArchiveSource {
+            self.open_waiting(follow, worker, peers, Duration::ZERO)
+        }
+
+        fn open_waiting(
+            &self,
+            follow: bool,
+            worker: usize,
+            peers: usize,
+            gap_wait: Duration,
+        ) -> ArchiveSource {
             let settings = ArchiveSettings {
                 url: "s3://bucket/".parse().unwrap(),
                 interval: Duration::from_millis(1),
+                gap_wait,
                 follow,
             };
+            let listing = Listing::new(self.store.clone(), self.runtime.clone(), &settings.url);
+            self.open_on(&settings, Arc::new(listing), worker, peers)
+        }
+
+        fn open_on(
+            &self,
+            settings: &ArchiveSettings,
+            listing: Arc<Listing>,
+            worker: usize,
+            peers: usize,
+        ) -> ArchiveSource {
             ArchiveSource::open(
-                &settings,
-                Arc::new(Listing::new(self.store.clone(), self.runtime.clone())),
+                settings,
+                listing,
                 self.stats.clone(),
                 self.handover.clone(),
                 worker,
@@ -581,6 +1031,27 @@ mod tests {
             )
             .unwrap()
         }
+    }
+
+    /// Polls as the driver does (new partitions resumed at `stored`) until nothing is ready,
+    /// after letting a listing interval pass.
+    fn follow(source: &mut ArchiveSource, stored: &Positions) -> Vec<(String, i64, String)> {
+        std::thread::sleep(Duration::from_millis(3));
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            source.take_new_partitions();
+            source.seek_new(stored).unwrap();
+            while source.poll(2, &mut out).unwrap() == PollStatus::Ready {}
+        }
+        out.into_iter()
+            .map(|r| {
+                (
+                    r.partition.to_string(),
+                    r.offset.value(),
+                    String::from_utf8(r.payload).unwrap(),
+                )
+            })
+            .collect()
     }
 
     fn drain(source: &mut ArchiveSource) -> Vec<(String, i64, String)> {
@@ -696,20 +1167,52 @@ mod tests {
             Backfill::None
         );
         // Following: the live source reads on from offset 3 (and a partition first seen now
-        // from its start), so the archive reads neither; the other topic is followed.
+        // from its stored position or its start), so the archive reads neither, and does
+        // not hold the new one for a lookup in the tables; the other topic is followed, its
+        // new partition looked up as the driver does.
         archive.put(&connect_key("a.pin", 0, Offset::new(3)), b"d\n");
         archive.put(&connect_key("a.pin", 1, Offset::new(0)), b"y\n");
         archive.put(&connect_key("b.pin", 0, Offset::new(1)), b"z\n");
+        archive.put(&connect_key("b.pin", 1, Offset::new(0)), b"w\n");
         std::thread::sleep(Duration::from_millis(5));
         let mut later = Vec::new();
+        let mut new = Vec::new();
         for _ in 0..3 {
+            new.extend(source.take_new_partitions());
+            source.seek_new(&Positions::new()).unwrap();
             source.poll(10, &mut later).unwrap();
         }
-        let later: Vec<_> = later
+        assert_eq!(new, vec![PartitionId::from("kafka:b.pin/1")]);
+        let mut later: Vec<_> = later
             .iter()
             .map(|r| (r.partition.to_string(), r.offset.value()))
             .collect();
-        assert_eq!(later, vec![("kafka:b.pin/0".to_owned(), 1)]);
+        later.sort();
+        assert_eq!(
+            later,
+            vec![
+                ("kafka:b.pin/0".to_owned(), 1),
+                ("kafka:b.pin/1".to_owned(), 0)
+            ]
+        );
+        assert_eq!(
+            archive.handover.state(&"kafka:a.pin/1".into()),
+            Backfill::None
+        );
+        // A dataflow restart registers the backfill again; read on from the stored position,
+        // it is handed over there (the objects listed after the handover are the live
+        // source's).
+        let stored: Positions = [(live.clone(), Position::new(3))].into_iter().collect();
+        source.seek(&stored).unwrap();
+        assert_eq!(archive.handover.state(&live), Backfill::Reading);
+        let mut again = Vec::new();
+        while source.poll(10, &mut again).unwrap() == PollStatus::Ready {}
+        source.poll(10, &mut again).unwrap();
+        assert_eq!(offsets(&again), Vec::<i64>::new());
+        assert_eq!(
+            archive.handover.state(&live),
+            Backfill::Drained(Position::new(3))
+        );
     }
 
     #[test]
@@ -772,24 +1275,225 @@ mod tests {
         assert_eq!(drain(&mut source), vec![record("kafka:a.user/0", 0, "a")]);
         archive.put(&connect_key("a.user", 0, Offset::new(1)), b"b\n");
         archive.put(&connect_key("a.user", 1, Offset::new(0)), b"c\n");
-        std::thread::sleep(Duration::from_millis(5));
-        let mut out = Vec::new();
-        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // lists
+        let mut read = follow(&mut source, &Positions::new());
+        read.sort();
         assert_eq!(
-            drain(&mut source),
+            read,
             vec![
                 record("kafka:a.user/0", 1, "b"),
                 record("kafka:a.user/1", 0, "c")
             ]
         );
-        // An object behind what was read cannot be read in order: reported.
+        // An object named before the last one read is not listed again (it could not be
+        // read in order): a copy of offset 0, nothing lost.
         archive.put(
             &connect_key("a.user", 0, Offset::new(0)).replace(".json", ".json.gz"),
             &gzip(b"z\n"),
         );
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle);
-        assert!(drain(&mut source).is_empty());
+        assert!(follow(&mut source, &Positions::new()).is_empty());
+        assert_eq!(Stats::get(&archive.stats.bad_objects), 0);
+    }
+
+    #[test]
+    fn a_partition_first_listed_while_following_resumes_at_its_stored_position() {
+        let archive = Archive::new();
+        archive.put(&connect_key("a.pin", 0, Offset::new(0)), b"a\n");
+        let mut source = archive.open(true, 0, 1);
+        source.seek(&Positions::new()).unwrap();
+        assert_eq!(drain(&mut source), vec![record("kafka:a.pin/0", 0, "a")]);
+        // Partition 1 was read up to offset 3 by an earlier run; its objects come back now.
+        archive.put(&connect_key("a.pin", 1, Offset::new(0)), b"w\nx\n");
+        archive.put(&connect_key("a.pin", 1, Offset::new(2)), b"y\nz\n");
+        std::thread::sleep(Duration::from_millis(3));
+        let mut out = Vec::new();
+        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // lists
+        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // held back
+        assert!(out.is_empty());
+        assert_eq!(
+            source.take_new_partitions(),
+            vec![PartitionId::from("kafka:a.pin/1")]
+        );
+        assert!(source.take_new_partitions().is_empty());
+        source
+            .seek_new(&[("kafka:a.pin/1".into(), Position::new(3))].into())
+            .unwrap();
+        assert_eq!(drain(&mut source), vec![record("kafka:a.pin/1", 3, "z")]);
+        assert_eq!(source.positions()["kafka:a.pin/1"], Position::new(4));
+        assert_eq!(Stats::get(&archive.stats.bad_objects), 0);
+    }
+
+    #[test]
+    fn a_gap_in_offsets_is_waited_for_then_reported_and_read_past() {
+        let archive = Archive::new();
+        archive.put(&connect_key("a.geo", 0, Offset::new(0)), b"a\n");
+        let mut source = archive.open_waiting(true, 0, 1, Duration::from_millis(100));
+        source.seek(&Positions::new()).unwrap();
+        assert_eq!(drain(&mut source), vec![record("kafka:a.geo/0", 0, "a")]);
+        // Offset 3's object is there before offsets 1 and 2's: it waits for them.
+        archive.put(&connect_key("a.geo", 0, Offset::new(3)), b"d\n");
+        assert!(follow(&mut source, &Positions::new()).is_empty());
+        archive.put(&connect_key("a.geo", 0, Offset::new(1)), b"b\nc\n");
+        assert_eq!(
+            follow(&mut source, &Positions::new()),
+            vec![
+                record("kafka:a.geo/0", 1, "b"),
+                record("kafka:a.geo/0", 2, "c"),
+                record("kafka:a.geo/0", 3, "d")
+            ]
+        );
+        assert_eq!(Stats::get(&archive.stats.bad_objects), 0);
+        // Offsets 4 and 5 never come: after the wait one report, and it reads on.
+        archive.put(&connect_key("a.geo", 0, Offset::new(6)), b"g\n");
+        assert!(follow(&mut source, &Positions::new()).is_empty());
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(
+            follow(&mut source, &Positions::new()),
+            vec![record("kafka:a.geo/0", 6, "g")]
+        );
         assert_eq!(Stats::get(&archive.stats.bad_objects), 1);
+        // They come too late to be read in order (named before the last object read, they
+        // are not even listed): the report above is what says they are missing.
+        archive.put(&connect_key("a.geo", 0, Offset::new(4)), b"e\nf\n");
+        assert!(follow(&mut source, &Positions::new()).is_empty());
+        assert_eq!(Stats::get(&archive.stats.bad_objects), 1);
+        // A partition first listed while following starts at offset 0: a later object
+        // waits for the earlier ones (still being copied in) too.
+        archive.put(&connect_key("a.geo", 1, Offset::new(2)), b"3\n");
+        assert!(follow(&mut source, &Positions::new()).is_empty());
+        archive.put(&connect_key("a.geo", 1, Offset::new(0)), b"1\n2\n");
+        assert_eq!(
+            follow(&mut source, &Positions::new()),
+            vec![
+                record("kafka:a.geo/1", 0, "1"),
+                record("kafka:a.geo/1", 1, "2"),
+                record("kafka:a.geo/1", 2, "3")
+            ]
+        );
+        assert_eq!(Stats::get(&archive.stats.bad_objects), 1);
+    }
+
+    #[test]
+    fn an_object_behind_the_stored_position_is_skipped_quietly() {
+        let archive = Archive::new();
+        archive.put(&connect_key("a.pin", 0, Offset::new(2)), b"c\nd\n");
+        let mut source = archive.open(true, 0, 1);
+        source
+            .seek(&[("kafka:a.pin/0".into(), Position::new(3))].into())
+            .unwrap();
+        assert_eq!(drain(&mut source), vec![record("kafka:a.pin/0", 3, "d")]);
+        // Copied in late, but all of it was committed before.
+        archive.put(&connect_key("a.pin", 0, Offset::new(0)), b"a\nb\n");
+        assert!(follow(&mut source, &Positions::new()).is_empty());
+        assert_eq!(Stats::get(&archive.stats.bad_objects), 0);
+    }
+
+    #[test]
+    fn following_lists_only_what_changed() {
+        let archive = Archive::new();
+        for p in 0..3 {
+            for k in 0..50 {
+                archive.put(&connect_key("a.user", p, Offset::new(k * 2)), b"1\n2\n");
+            }
+        }
+        archive.put("pin.jsonl", b"p\n");
+        let settings = ArchiveSettings {
+            url: "s3://bucket/".parse().unwrap(),
+            interval: Duration::from_millis(1),
+            gap_wait: Duration::ZERO,
+            follow: true,
+        };
+        let listing = Arc::new(Listing::new(
+            archive.store.clone(),
+            archive.runtime.clone(),
+            &settings.url,
+        ));
+        let mut sources = vec![archive.open_on(&settings, listing.clone(), 0, 2)];
+        let full = listing.counts();
+        assert_eq!(
+            full,
+            ListCounts {
+                listings: 1,
+                requests: 1,
+                keys: 151
+            }
+        );
+        sources.push(archive.open_on(&settings, listing.clone(), 1, 2));
+        let mut read = 0;
+        for source in &mut sources {
+            source.seek(&Positions::new()).unwrap();
+            read += drain(source).len();
+        }
+        assert_eq!(read, 301);
+        // Until its owner opens an object there, a partition folder is listed whole.
+        for source in &mut sources {
+            assert!(follow(source, &Positions::new()).is_empty());
+        }
+        let full = listing.counts();
+        for source in &mut sources {
+            assert!(follow(source, &Positions::new()).is_empty());
+        }
+        // Each later listing: the prefix, `topics/`, `topics/a.user/` with the delimiter
+        // (1 object + 1 + 1 + 3 folders), then each partition folder after its last object
+        // (nothing).
+        let again = listing.counts();
+        let listings = again.listings - full.listings;
+        assert!(listings >= 1);
+        assert_eq!(again.keys - full.keys, 6 * listings);
+        assert_eq!(again.requests - full.requests, 6 * listings);
+        // New objects, a new partition and a new topic are all found.
+        archive.put(&connect_key("a.user", 1, Offset::new(100)), b"n\n");
+        archive.put(&connect_key("a.user", 3, Offset::new(0)), b"q\n");
+        archive.put(&connect_key("b.geo", 0, Offset::new(7)), b"t\n");
+        let mut found = Vec::new();
+        for source in &mut sources {
+            found.extend(follow(source, &Positions::new()));
+        }
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                record("kafka:a.user/1", 100, "n"),
+                record("kafka:a.user/3", 0, "q"),
+                record("kafka:b.geo/0", 7, "t"),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_without_padding_are_followed_past_a_new_digit() {
+        let archive = Archive::new();
+        let key = |start: i64| format!("topics/a.pin/partition=0/a.pin+0+{start}.json");
+        archive.put(&key(8), b"i\n");
+        archive.put(&key(9), b"j\n");
+        let mut source = archive.open(true, 0, 1);
+        source.seek(&Positions::new()).unwrap();
+        assert_eq!(drain(&mut source).len(), 2);
+        // `…+10.json` sorts before `…+9.json`, the last object read.
+        archive.put(&key(10), b"k\n");
+        assert_eq!(
+            follow(&mut source, &Positions::new()),
+            vec![record("kafka:a.pin/0", 10, "k")]
+        );
+        archive.put(&key(11), b"l\n");
+        assert_eq!(
+            follow(&mut source, &Positions::new()),
+            vec![record("kafka:a.pin/0", 11, "l")]
+        );
+    }
+
+    #[test]
+    fn longer_offsets_start_after_the_shorter_ones_of_the_same_first_digits() {
+        assert_eq!(longer_offsets_after("t/a+0+0000000042.json"), None);
+        assert_eq!(
+            longer_offsets_after("t/a+0+9999999999.json.gz").as_deref(),
+            Some("t/a+0+1000000000.")
+        );
+        assert_eq!(
+            longer_offsets_after("a+0+9.json").as_deref(),
+            Some("a+0+1.")
+        );
+        let after = longer_offsets_after("a+0+99.json").unwrap();
+        assert!("a+0+100.json" > after.as_str() && "a+0+10.json" > after.as_str());
+        assert!("a+0+099.json" < after.as_str());
     }
 }

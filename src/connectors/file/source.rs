@@ -9,9 +9,12 @@
 //!
 //! **Following** ([`FileSource::following`], a run without `--until-done`): once every file
 //! is read, the directory is listed again every `interval`, and files not seen before are
-//! read from their start, each by the worker a stable hash of its id names (the sorted order
-//! of a growing listing would move files between workers). A file that grows after it was
-//! read is not read again.
+//! read, each by the worker a stable hash of its id names (the sorted order of a growing
+//! listing would move files between workers). A new file is read only once the driver has
+//! looked up its position in the tables ([`Source::take_new_partitions`]): a file an earlier
+//! run read (part of) that is moved back in, or is listed again only now, goes on from there
+//! instead of being read again from its start. A file that grows after it was read is not
+//! read again.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -81,6 +84,10 @@ pub struct FileSource {
     /// When following: the interval and the last listing.
     follow: Option<(Duration, Instant)>,
     files: Vec<FilePartition>,
+    /// Files found while following, not yet handed to the driver; then those handed out and
+    /// waiting for their positions ([`Source::seek_new`]).
+    found: Vec<FilePartition>,
+    asked: Vec<FilePartition>,
     /// Lines consumed per file (position), aligned with `files`.
     consumed: Vec<Position>,
     /// Index into `files` of the file being read, and its open reader.
@@ -111,6 +118,8 @@ impl FileSource {
             peers,
             known,
             follow: None,
+            found: Vec::new(),
+            asked: Vec::new(),
             consumed: vec![Position::START; files.len()],
             files,
             current: 0,
@@ -148,8 +157,7 @@ impl FileSource {
                 continue;
             }
             tracing::debug!(file = %file.id, "new file");
-            self.files.push(file);
-            self.consumed.push(Position::START);
+            self.found.push(file);
         }
     }
 
@@ -196,6 +204,21 @@ impl Source for FileSource {
         }
         self.current = 0;
         self.reader = None;
+        Ok(())
+    }
+
+    fn take_new_partitions(&mut self) -> Vec<PartitionId> {
+        let ids = self.found.iter().map(|file| file.id.clone()).collect();
+        self.asked.append(&mut self.found);
+        ids
+    }
+
+    fn seek_new(&mut self, from: &Positions) -> Result<(), SourceError> {
+        for file in self.asked.drain(..) {
+            self.consumed
+                .push(from.get(&file.id).copied().unwrap_or(Position::START));
+            self.files.push(file);
+        }
         Ok(())
     }
 
@@ -346,6 +369,9 @@ mod tests {
             for source in sources.iter_mut() {
                 for _ in 0..3 {
                     std::thread::sleep(Duration::from_millis(2));
+                    // As the driver does: new files start where the tables say (nowhere).
+                    source.take_new_partitions();
+                    source.seek_new(&Positions::new()).unwrap();
                     assert_ne!(source.poll(10, &mut out).unwrap(), PollStatus::Exhausted);
                 }
             }
@@ -378,6 +404,34 @@ mod tests {
             ]
         );
         assert!(poll_all(&mut sources).is_empty());
+    }
+
+    #[test]
+    fn a_file_first_listed_while_following_resumes_at_its_stored_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut source = FileSource::new(dir.path(), 0, 1)
+            .unwrap()
+            .following(Duration::from_millis(1));
+        source.seek(&Positions::new()).unwrap();
+        // Read (in part) by an earlier run, moved back in after the start.
+        write(dir.path(), "pin.jsonl", "a\nb\nc\n");
+        std::thread::sleep(Duration::from_millis(2));
+        let mut out = Vec::new();
+        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // lists
+        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // held back
+        assert!(out.is_empty());
+        assert_eq!(
+            source.take_new_partitions(),
+            vec![PartitionId::from("file:pin.jsonl")]
+        );
+        assert!(source.take_new_partitions().is_empty());
+        source
+            .seek_new(&[("file:pin.jsonl".into(), Position::new(2))].into())
+            .unwrap();
+        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Ready);
+        let read: Vec<_> = out.iter().map(|r| r.offset.value()).collect();
+        assert_eq!(read, vec![2]);
+        assert_eq!(source.positions()["file:pin.jsonl"], Position::new(3));
     }
 
     #[test]
