@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use timely::worker::Worker;
 
 use super::control::Control;
+use super::profile::OperatorTimes;
 use super::sink::ReportedPosition;
 use super::{Context, EngineError, Handles, time};
 use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source};
@@ -26,12 +27,17 @@ const BATCHES_IN_FLIGHT: u64 = 2;
 /// One worker: resume, seed, read until stopped, then let everything read reach the tables.
 pub(super) fn drive(worker: &mut Worker, context: &Context) -> Result<(), EngineError> {
     let mut sources = Sources::resume(context, worker.index(), worker.peers())?;
+    let profile = OperatorTimes::register(worker);
     let mut handles = worker.dataflow::<u64, _, _>(|scope| super::build(scope, context));
     seed_history(worker, context, &mut handles)?;
-    if read(worker, context, &mut handles, &mut sources)? == Ended::Restart {
-        return Ok(());
+    let ended = read(worker, context, &mut handles, &mut sources)?;
+    if ended == Ended::Done {
+        drain(worker, context, handles, &mut sources)?;
     }
-    drain(worker, context, handles, &mut sources)
+    if let Some(profile) = profile {
+        profile.log(worker.index());
+    }
+    Ok(())
 }
 
 /// Why a phase of the driver ended.

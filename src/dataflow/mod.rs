@@ -11,6 +11,7 @@ pub mod control;
 pub mod dedup;
 mod driver;
 pub mod fan_out;
+mod profile;
 pub mod sink;
 
 pub mod time;
