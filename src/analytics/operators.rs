@@ -1,65 +1,222 @@
 //! Reductions more than one query uses.
+//!
+//! The analytics' inputs only grow: each distinct row reaches them once and is never taken
+//! back (`dedup` passes a row once per job, and a restart builds the aggregates again from the
+//! tables). So the per-key reductions here fold each new value into a small state
+//! ([`accumulate`]) instead of keeping every value arranged to re-read on each change, as a
+//! differential `reduce` must to take retractions back.
 
-use differential_dataflow::{ExchangeData, Hashable};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+use differential_dataflow::{AsCollection, ExchangeData, Hashable};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
 
 use super::Collection;
+
+/// Per key, a state folded from the values of an insert-only collection, and the rows the
+/// state gives: a differential collection whose rows for a key are, at every time, `rows` of
+/// the state folded from all the key's values up to that time.
+///
+/// Each time is applied once the input frontier has passed it, in time order; for every key
+/// that changed, the rows it gave before are retracted and the ones it gives now added (rows
+/// in both are left alone). Work is O(1) per value plus the changed keys' rows; memory is a
+/// state per key. `fold` gets each value with its multiplicity, which is positive on an
+/// insert-only input; a retraction cannot be folded out, so one is logged as the broken
+/// invariant it is and left out.
+pub fn accumulate<'scope, K, V, S, R>(
+    input: Collection<'scope, (K, V)>,
+    name: &str,
+    mut fold: impl FnMut(&mut S, V, isize) + 'static,
+    rows: impl Fn(&S, &mut Vec<R>) + 'static,
+) -> Collection<'scope, (K, R)>
+where
+    K: ExchangeData + Hash + Eq,
+    V: ExchangeData,
+    S: Default + 'static,
+    R: ExchangeData + Ord,
+{
+    let operator = name.to_owned();
+    let exchange = Exchange::new(|((key, _), _, _): &((K, V), u64, isize)| key.hashed());
+    input
+        .inner
+        .unary_frontier(exchange, name, move |_capability, _info| {
+            let mut states: HashMap<K, S> = HashMap::new();
+            // Values held until the frontier passes their time, by time.
+            let mut pending: BTreeMap<u64, Pending<K, V>> = BTreeMap::new();
+            let (mut before, mut after) = (Vec::new(), Vec::new());
+            move |(input, frontier), output| {
+                input.for_each_stamp(|capability, batches| {
+                    for ((key, value), time, diff) in batches.flat_map(|b| b.drain(..)) {
+                        if diff <= 0 {
+                            tracing::error!(
+                                operator,
+                                diff,
+                                "a retraction reached an insert-only reduction: left out"
+                            );
+                            continue;
+                        }
+                        pending
+                            .entry(time)
+                            .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
+                            .1
+                            .push((key, value, diff));
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (capability, mut values) = entry.remove();
+                    // A key's values together: its old rows are read once per time.
+                    values.sort_unstable_by_key(|(key, _, _)| key.hashed());
+                    let mut session = output.session(&capability);
+                    let time = *capability.time();
+                    let mut values = values.into_iter().peekable();
+                    while let Some((key, value, diff)) = values.next() {
+                        let state = states.entry(key.clone()).or_default();
+                        rows(state, &mut before);
+                        fold(state, value, diff);
+                        while let Some((_, value, diff)) =
+                            values.next_if(|(next, _, _)| *next == key)
+                        {
+                            fold(state, value, diff);
+                        }
+                        rows(state, &mut after);
+                        changes(&mut before, &mut after, |row, diff| {
+                            session.give(((key.clone(), row), time, diff));
+                        });
+                    }
+                }
+            }
+        })
+        .as_collection()
+}
+
+/// The values of one time, held with a capability for it until the frontier passes it.
+type Pending<K, V> = (Capability<u64>, Vec<(K, V, isize)>);
+
+/// Gives `-1` for each row of `before` not in `after` and `+1` for each row of `after` not in
+/// `before` (as multisets), emptying both.
+fn changes<R: Ord>(before: &mut Vec<R>, after: &mut Vec<R>, mut give: impl FnMut(R, isize)) {
+    if before == after {
+        before.clear();
+        after.clear();
+        return;
+    }
+    before.sort_unstable();
+    after.sort_unstable();
+    let (mut old, mut new) = (before.drain(..).peekable(), after.drain(..).peekable());
+    loop {
+        match (old.peek(), new.peek()) {
+            (Some(o), Some(n)) if o == n => {
+                old.next();
+                new.next();
+            }
+            (Some(o), Some(n)) if o < n => give(old.next().expect("peeked"), -1),
+            (Some(_), Some(_)) | (None, Some(_)) => give(new.next().expect("peeked"), 1),
+            (Some(_), None) => give(old.next().expect("peeked"), -1),
+            (None, None) => break,
+        }
+    }
+}
 
 /// For every key, the values with the highest count, all ties kept, with that count.
 pub fn most_frequent<'scope, K, V>(
     pairs: Collection<'scope, (K, V)>,
 ) -> Collection<'scope, (K, (V, isize))>
 where
-    K: ExchangeData + std::hash::Hash,
-    V: ExchangeData + std::hash::Hash,
+    K: ExchangeData + Hash + Eq,
+    V: ExchangeData + Hash + Eq + Ord,
 {
-    pairs
-        .count()
-        .map(|((key, value), count)| (key, (count, value)))
-        .reduce_named("most_frequent", |_key, input, output| {
-            // Sorted by (count, value): the highest counts are last.
-            let top = input.last().map(|((count, _), _)| *count);
-            for ((count, value), _) in input.iter().rev().take_while(|((c, _), _)| Some(*c) == top)
-            {
-                output.push(((value.clone(), *count), 1));
+    /// Every value's count, and the highest.
+    struct Counts<V> {
+        counts: HashMap<V, isize>,
+        top: isize,
+    }
+    impl<V> Default for Counts<V> {
+        fn default() -> Self {
+            Counts {
+                counts: HashMap::new(),
+                top: 0,
             }
-        })
+        }
+    }
+    accumulate(
+        pairs,
+        "most_frequent",
+        |state: &mut Counts<V>, value, diff| {
+            let count = state.counts.entry(value).or_default();
+            *count += diff;
+            state.top = state.top.max(*count);
+        },
+        |state, rows| {
+            let top = state.top;
+            rows.extend(
+                state
+                    .counts
+                    .iter()
+                    .filter(|(_, count)| **count == top)
+                    .map(|(value, count)| (value.clone(), *count)),
+            );
+        },
+    )
 }
 
-/// For every key, the values among the `k` highest by `rank`, ties at the `k`th place kept.
-///
-/// Computed as a tree of reductions over hash buckets of the values (4096, then 64, then 1
-/// per key): the top-k-with-ties of a union is the top-k-with-ties of its parts' survivors, so
-/// a change re-reads one bucket per level (at most 64·k values) instead of the whole key.
+/// For every key, the values of the highest `rank`, all ties kept.
 pub fn top_with_ties<'scope, K, V>(
     input: Collection<'scope, (K, V)>,
-    k: usize,
     rank: fn(&V) -> i64,
 ) -> Collection<'scope, (K, V)>
 where
-    K: ExchangeData + std::hash::Hash,
-    V: ExchangeData + std::hash::Hash,
+    K: ExchangeData + Hash + Eq,
+    V: ExchangeData + Ord,
 {
-    let keep = move |input: &[(&V, isize)], output: &mut Vec<(V, isize)>| {
-        // Sorted ascending by value; rank is the value's leading field, so also by rank.
-        let mut ranks: Vec<i64> = input.iter().map(|(value, _)| rank(value)).collect();
-        ranks.sort_unstable();
-        let cutoff = ranks.len().checked_sub(k).map_or(i64::MIN, |i| ranks[i]);
-        for (value, _) in input.iter().filter(|(value, _)| rank(value) >= cutoff) {
-            output.push(((*value).clone(), 1));
-        }
-    };
-    let mut level = input.map(|(key, value)| {
-        let bucket = (value.hashed() & 0xFFF) as u16;
-        ((key, bucket), value)
-    });
-    for shift in [6, 12] {
-        level = level
-            .reduce_named("top_with_ties_bucket", move |_, input, output| {
-                keep(input, output)
-            })
-            .map(move |((key, bucket), value)| ((key, bucket >> shift << shift >> 6), value));
+    /// The highest rank seen and the distinct values of that rank, each with its count.
+    struct Top<V> {
+        rank: i64,
+        values: BTreeMap<V, isize>,
     }
-    level
-        .map(|((key, _), value)| (key, value))
-        .reduce_named("top_with_ties", move |_, input, output| keep(input, output))
+    impl<V> Default for Top<V> {
+        fn default() -> Self {
+            Top {
+                rank: i64::MIN,
+                values: BTreeMap::new(),
+            }
+        }
+    }
+    accumulate(
+        input,
+        "top_with_ties",
+        move |state: &mut Top<V>, value, diff| {
+            let value_rank = rank(&value);
+            if value_rank > state.rank {
+                state.rank = value_rank;
+                state.values.clear();
+            }
+            if value_rank == state.rank {
+                *state.values.entry(value).or_default() += diff;
+            }
+        },
+        |state, rows| rows.extend(state.values.keys().cloned()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_retract_what_went_and_add_what_came() {
+        let mut given = Vec::new();
+        changes(&mut vec![1, 2, 2, 5], &mut vec![2, 3, 5, 5], |row, diff| {
+            given.push((row, diff))
+        });
+        assert_eq!(given, vec![(1, -1), (2, -1), (3, 1), (5, 1)]);
+        let (mut before, mut after) = (vec![4], vec![4]);
+        changes(&mut before, &mut after, |_, _| panic!("nothing changed"));
+        assert!(before.is_empty() && after.is_empty());
+    }
 }

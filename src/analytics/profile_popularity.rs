@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::names::{Dictionary, Name};
+use super::operators::accumulate;
 use super::view::{Settings, View};
 use super::{Aggregate, AggregateId, Cell, Change, Collection, Column, Inputs, Query, Update};
 
@@ -32,26 +33,27 @@ impl Query for ProfilePopularity {
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
         // Per poster: their highest follower_count and number of distinct posts.
-        let totals = inputs
-            .pins
-            .clone()
-            .flat_map(|(_, pin)| {
-                (!pin.poster_name.is_null()).then_some((pin.poster_name, pin.follower_count))
-            })
-            .reduce_named("poster_totals", |_poster, input, output| {
-                let posts: isize = input.iter().map(|(_, count)| *count).sum();
-                if let Some((followers, _)) = input.last() {
-                    output.push(((**followers, posts), 1));
-                }
-            })
-            .map(move |(poster, (follower_count, posts))| Update {
-                aggregate: id,
-                change: Change::PosterTotal {
-                    poster,
-                    follower_count,
-                    posts: posts as i64,
-                },
-            });
+        let pins = inputs.pins.clone().flat_map(|(_, pin)| {
+            (!pin.poster_name.is_null()).then_some((pin.poster_name, pin.follower_count))
+        });
+        let totals = accumulate(
+            pins,
+            "poster_totals",
+            |total: &mut Option<(i64, isize)>, followers, diff| {
+                let (highest, posts) = total.get_or_insert((followers, 0));
+                *highest = (*highest).max(followers);
+                *posts += diff;
+            },
+            |total, rows| rows.extend(*total),
+        )
+        .map(move |(poster, (follower_count, posts))| Update {
+            aggregate: id,
+            change: Change::PosterTotal {
+                poster,
+                follower_count,
+                posts: posts as i64,
+            },
+        });
         Some(totals)
     }
 
