@@ -1,22 +1,22 @@
-//! Exact running medians of a multiset that grows and shrinks: the values split in two
-//! ordered halves, so a change costs O(log n) and the median is read from the halves' edges.
+//! Exact running medians of a multiset: the values split in two ordered halves, so a value
+//! costs O(log n) and the median is read from the halves' edges.
 //!
-//! The medians of SPEC §3 (q5, q7, q8) are kept here, by the publisher, rather than by a
-//! differential `reduce`: a reduce re-reads every distinct value of a key whenever the key
-//! changes, and with a handful of keys (age groups, join years) that is every value on every
-//! tick, which grew the live aggregates' latency with the data.
+//! The medians of SPEC §3 (q5, q7, q8) are kept in the dataflow by [`accumulate`], a
+//! [`Median`] per key on the worker that owns the key, rather than by a differential `reduce`
+//! (which re-reads every distinct value of a key whenever the key changes: with a handful of
+//! keys, every value on every tick) or by the publisher (one thread for every value of the
+//! three queries). Only a key's changed median reaches the publisher, as a row.
 //!
-//! A median query supplies the key of each pin ⋈ user pair ([`values`]) and the leading cells
-//! of a key's row ([`Medians::new`]); the rest is here.
+//! A median query supplies the key of each pin ⋈ user pair and the leading fields of a key's
+//! row ([`medians`]); the rest is here.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::inputs::PinUser;
-use super::names::Dictionary;
-use super::view::View;
-use super::{AggregateId, Cell, Change, Collection, Field, Inputs, Update};
+use super::operators::accumulate;
+use super::{AggregateId, Change, Collection, Field, Inputs, Update};
 
 /// The key a median is reported for: an age group, a join year or both (a query that does not
 /// key by one of them leaves it 0).
@@ -29,74 +29,35 @@ pub struct MedianKey {
     pub join_year: i32,
 }
 
-/// The follower_counts of the pin ⋈ user pairs `key` keeps (`None`: left out), as changes of
-/// median aggregate `id`.
-pub fn values<'scope>(
+/// Per key (`None`: the pair is left out), the median follower_count of the pin ⋈ user pairs,
+/// as rows of median aggregate `id`: the key's fields, then the median
+/// ([`Field::Midpoint`]).
+pub fn medians<'scope>(
     id: AggregateId,
     inputs: &Inputs<'scope>,
     key: fn(&PinUser) -> Option<MedianKey>,
-) -> Collection<'scope, Update> {
-    inputs.pin_user.clone().flat_map(move |pair| {
-        key(&pair).map(|key| Update {
-            aggregate: id,
-            change: Change::MedianValue {
-                key,
-                value: pair.follower_count,
-            },
-        })
-    })
-}
-
-/// A median aggregate as the publisher keeps it: a [`Median`] per key.
-pub struct Medians {
-    medians: BTreeMap<MedianKey, Median>,
-    /// The leading cells of a key's row (the median follows them).
     key_fields: fn(MedianKey) -> Vec<Field>,
-    changed: bool,
-}
-
-impl Medians {
-    pub fn new(key_fields: fn(MedianKey) -> Vec<Field>) -> Medians {
-        Medians {
-            medians: BTreeMap::new(),
-            key_fields,
-            changed: false,
+) -> Collection<'scope, Update> {
+    let values = inputs
+        .pin_user
+        .clone()
+        .flat_map(move |pair| key(&pair).map(|key| (key, pair.follower_count)));
+    accumulate(
+        values,
+        "median",
+        |median: &mut Median, value, diff| {
+            median.update(value, diff);
+        },
+        |median, rows| rows.extend(median.middle()),
+    )
+    .map(move |(key, (lower, upper))| {
+        let mut row = key_fields(key);
+        row.push(Field::Midpoint(lower, upper));
+        Update {
+            aggregate: id,
+            change: Change::Row(row),
         }
-    }
-}
-
-impl View for Medians {
-    fn apply(&mut self, change: Change, diff: isize) -> bool {
-        let Change::MedianValue { key, value } = change else {
-            return false;
-        };
-        self.changed = true;
-        let median = self.medians.entry(key).or_default();
-        let consistent = median.update(value, diff);
-        if median.is_empty() {
-            self.medians.remove(&key);
-        }
-        consistent
-    }
-
-    fn rows(&mut self, names: &Dictionary, _now: i64) -> Option<Vec<Vec<Cell>>> {
-        if !std::mem::take(&mut self.changed) {
-            return None;
-        }
-        let rows = self
-            .medians
-            .iter()
-            .filter_map(|(key, median)| {
-                let mut row: Vec<Cell> = (self.key_fields)(*key)
-                    .into_iter()
-                    .map(|field| field.cell(names))
-                    .collect();
-                row.push(Cell::Double(median.twice()? as f64 / 2.0));
-                Some(row)
-            })
-            .collect();
-        Some(rows)
-    }
+    })
 }
 
 /// A multiset of `i64` with its median.
@@ -199,15 +160,21 @@ impl Median {
         }
     }
 
-    /// Twice the median (the sum of the two middle values; twice the middle one for an odd
-    /// count), exact in integers; `None` when empty.
-    pub fn twice(&self) -> Option<i128> {
-        let lower = i128::from(*self.low.last_key_value()?.0);
+    /// The two middle values, lower first (the same value twice for an odd count); `None`
+    /// when empty.
+    pub fn middle(&self) -> Option<(i64, i64)> {
+        let lower = *self.low.last_key_value()?.0;
         if self.low_len > self.high_len {
-            return Some(2 * lower);
+            return Some((lower, lower));
         }
-        let upper = i128::from(*self.high.first_key_value()?.0);
-        Some(lower + upper)
+        Some((lower, *self.high.first_key_value()?.0))
+    }
+
+    /// Twice the median (the sum of the two middle values), exact in integers; `None` when
+    /// empty.
+    pub fn twice(&self) -> Option<i128> {
+        self.middle()
+            .map(|(lower, upper)| i128::from(lower) + i128::from(upper))
     }
 }
 
@@ -237,37 +204,6 @@ mod tests {
         assert_eq!(median.twice(), Some(6));
         assert!(!median.update(42, -1), "a value never added");
         assert_eq!(median.len(), 2);
-    }
-
-    #[test]
-    fn medians_publish_a_row_per_key_and_drop_emptied_keys() {
-        let mut medians = Medians::new(|key| vec![Field::AgeGroup(key.group)]);
-        let names = Dictionary::default();
-        let value = |group, value| Change::MedianValue {
-            key: MedianKey {
-                group,
-                join_year: 0,
-            },
-            value,
-        };
-        for (group, v) in [(0, 10), (0, 21), (3, 5)] {
-            assert!(medians.apply(value(group, v), 1));
-        }
-        let text = |s: &str| Cell::Text(Some(s.to_owned()));
-        assert_eq!(
-            medians.rows(&names, 0),
-            Some(vec![
-                vec![text("18-24"), Cell::Double(15.5)],
-                vec![text("+50"), Cell::Double(5.0)],
-            ])
-        );
-        assert_eq!(medians.rows(&names, 0), None);
-        assert!(medians.apply(value(3, 5), -1));
-        assert!(!medians.apply(value(3, 5), -1), "never added");
-        assert_eq!(
-            medians.rows(&names, 0),
-            Some(vec![vec![text("18-24"), Cell::Double(15.5)]])
-        );
     }
 
     proptest! {

@@ -1,8 +1,8 @@
 //! `q5_median_followers_by_age_group`: per age group, the exact median follower_count of the
 //! pin ⋈ user pairs.
 
-use super::median::{self, MedianKey, Medians};
-use super::view::{Settings, View};
+use super::median::{self, MedianKey};
+use super::view::{Rows, Settings, View};
 use super::{Aggregate, AggregateId, Collection, Column, Field, Inputs, Query, Update};
 
 pub const AGGREGATE: Aggregate = Aggregate {
@@ -22,15 +22,20 @@ impl Query for MedianFollowersByAgeGroup {
         id: AggregateId,
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
-        Some(median::values(id, inputs, |pair| {
-            pair.age_group.map(|group| MedianKey {
-                group,
-                join_year: 0,
-            })
-        }))
+        Some(median::medians(
+            id,
+            inputs,
+            |pair| {
+                pair.age_group.map(|group| MedianKey {
+                    group,
+                    join_year: 0,
+                })
+            },
+            |key| vec![Field::AgeGroup(key.group)],
+        ))
     }
 
     fn view(&self, _settings: &Settings) -> Box<dyn View> {
-        Box::new(Medians::new(|key| vec![Field::AgeGroup(key.group)]))
+        Box::<Rows>::default()
     }
 }

@@ -2,8 +2,8 @@
 //! median follower_count of the pin ⋈ user pairs.
 
 use super::facts::JOIN_YEARS;
-use super::median::{self, MedianKey, Medians};
-use super::view::{Settings, View};
+use super::median::{self, MedianKey};
+use super::view::{Rows, Settings, View};
 use super::{Aggregate, AggregateId, Collection, Column, Inputs, Query, Update};
 
 pub const AGGREGATE: Aggregate = Aggregate {
@@ -23,15 +23,20 @@ impl Query for MedianFollowersByJoinYear {
         id: AggregateId,
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
-        Some(median::values(id, inputs, |pair| {
-            JOIN_YEARS.contains(&pair.join_year).then_some(MedianKey {
-                group: 0,
-                join_year: pair.join_year,
-            })
-        }))
+        Some(median::medians(
+            id,
+            inputs,
+            |pair| {
+                JOIN_YEARS.contains(&pair.join_year).then_some(MedianKey {
+                    group: 0,
+                    join_year: pair.join_year,
+                })
+            },
+            |key| vec![key.join_year.into()],
+        ))
     }
 
     fn view(&self, _settings: &Settings) -> Box<dyn View> {
-        Box::new(Medians::new(|key| vec![key.join_year.into()]))
+        Box::<Rows>::default()
     }
 }

@@ -2,8 +2,8 @@
 //! (2015..2020 only), the exact median follower_count of the pin ⋈ user pairs.
 
 use super::facts::JOIN_YEARS;
-use super::median::{self, MedianKey, Medians};
-use super::view::{Settings, View};
+use super::median::{self, MedianKey};
+use super::view::{Rows, Settings, View};
 use super::{Aggregate, AggregateId, Collection, Column, Field, Inputs, Query, Update};
 
 pub const AGGREGATE: Aggregate = Aggregate {
@@ -24,18 +24,21 @@ impl Query for MedianFollowersByAgeGroupAndJoinYear {
         id: AggregateId,
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
-        Some(median::values(id, inputs, |pair| {
-            let group = pair.age_group?;
-            JOIN_YEARS.contains(&pair.join_year).then_some(MedianKey {
-                group,
-                join_year: pair.join_year,
-            })
-        }))
+        Some(median::medians(
+            id,
+            inputs,
+            |pair| {
+                let group = pair.age_group?;
+                JOIN_YEARS.contains(&pair.join_year).then_some(MedianKey {
+                    group,
+                    join_year: pair.join_year,
+                })
+            },
+            |key| vec![Field::AgeGroup(key.group), key.join_year.into()],
+        ))
     }
 
     fn view(&self, _settings: &Settings) -> Box<dyn View> {
-        Box::new(Medians::new(|key| {
-            vec![Field::AgeGroup(key.group), key.join_year.into()]
-        }))
+        Box::<Rows>::default()
     }
 }

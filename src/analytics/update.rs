@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::facts::AGE_GROUPS;
-use super::median::MedianKey;
 use super::names::{Dictionary, Name};
 use super::{AggregateId, Cell};
 
@@ -27,11 +26,6 @@ pub enum Change {
         follower_count: i64,
         posts: i64,
     },
-    /// A follower_count entering (diff > 0) or leaving the multiset whose median a median
-    /// aggregate (q5, q7, q8) reports for `key`. The publisher keeps the medians in
-    /// order-statistic halves ([`super::median::Median`]): a reduce would re-read every value
-    /// of a key per change.
-    MedianValue { key: MedianKey, value: i64 },
 }
 
 /// A value of a row as the dataflow computes it: names stay digests (compared as integers,
@@ -42,6 +36,9 @@ pub enum Field {
     Long(i64),
     /// An index into [`AGE_GROUPS`].
     AgeGroup(u8),
+    /// A median: the mean of the two middle values (the same value twice for an odd count),
+    /// kept as the two so that rows stay exact and ordered.
+    Midpoint(i64, i64),
 }
 
 impl Field {
@@ -51,6 +48,9 @@ impl Field {
             Field::Name(name) => Cell::Text(names.text(name)),
             Field::Long(n) => Cell::Long(n),
             Field::AgeGroup(group) => Cell::Text(Some(AGE_GROUPS[usize::from(group)].to_owned())),
+            Field::Midpoint(lower, upper) => {
+                Cell::Double((i128::from(lower) + i128::from(upper)) as f64 / 2.0)
+            }
         }
     }
 }

@@ -29,7 +29,8 @@ pub trait View {
     fn rows(&mut self, names: &Dictionary, now: i64) -> Option<Vec<Vec<Cell>>>;
 }
 
-/// Rows the dataflow computes in full (q1-q4, q6), with their multiplicities.
+/// Rows the dataflow computes in full (q1-q8 but profile_popularity), with their
+/// multiplicities.
 #[derive(Default)]
 pub struct Rows {
     rows: BTreeMap<Vec<Field>, isize>,
@@ -87,16 +88,18 @@ mod tests {
         assert_eq!(rows.rows(&names, 0), None);
         assert!(rows.apply(Change::Row(vec![art, Field::Long(3)]), 1));
         assert!(rows.apply(Change::Row(vec![Field::AgeGroup(3), Field::Long(1)]), 1));
+        assert!(rows.apply(Change::Row(vec![Field::Long(2019), Field::Midpoint(3, 8)]), 1));
         assert_eq!(
             rows.rows(&names, 0),
             Some(vec![
                 vec![Cell::Text(Some("art".into())), Cell::Long(3)],
+                vec![Cell::Long(2019), Cell::Double(5.5)],
                 vec![Cell::Text(Some("+50".into())), Cell::Long(1)],
             ])
         );
         assert_eq!(rows.rows(&names, 0), None);
         assert!(rows.apply(Change::Row(vec![art, Field::Long(3)]), -1));
-        assert_eq!(rows.rows(&names, 0).map(|rows| rows.len()), Some(1));
+        assert_eq!(rows.rows(&names, 0).map(|rows| rows.len()), Some(2));
         assert!(!rows.apply(
             Change::PosterTotal {
                 poster: Name::NULL,
