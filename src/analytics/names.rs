@@ -13,7 +13,7 @@
 //! signal has the time of the first fact that carried it, so the publisher, which waits for
 //! both its inputs to pass a time, always knows the text of every name it publishes.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::{Deserialize, Serialize};
 

@@ -6,10 +6,11 @@
 //! ([`accumulate`]) instead of keeping every value arranged to re-read on each change, as a
 //! differential `reduce` must to take retractions back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable};
+use rustc_hash::FxHashMap as HashMap;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
@@ -43,7 +44,7 @@ where
     input
         .inner
         .unary_frontier(exchange, name, move |_capability, _info| {
-            let mut states: HashMap<K, S> = HashMap::new();
+            let mut states: HashMap<K, S> = HashMap::default();
             // Values held until the frontier passes their time, by time.
             let mut pending: BTreeMap<u64, Pending<K, V>> = BTreeMap::new();
             let (mut before, mut after) = (Vec::new(), Vec::new());
@@ -139,7 +140,7 @@ where
     impl<V> Default for Counts<V> {
         fn default() -> Self {
             Counts {
-                counts: HashMap::new(),
+                counts: HashMap::default(),
                 top: 0,
             }
         }

@@ -4,7 +4,9 @@
 //! Arrival time is not part of the facts (a fact is the same whenever it arrives), so this is
 //! not differential: the publisher keeps it from the `Trend` signals of `route`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::names::{Dictionary, Name};
 use super::view::{Settings, View};
@@ -48,7 +50,7 @@ impl Trending {
         Trending {
             window_micros: window.as_micros() as i64,
             buckets: BTreeMap::new(),
-            totals: HashMap::new(),
+            totals: HashMap::default(),
         }
     }
 

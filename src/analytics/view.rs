@@ -88,7 +88,10 @@ mod tests {
         assert_eq!(rows.rows(&names, 0), None);
         assert!(rows.apply(Change::Row(vec![art, Field::Long(3)]), 1));
         assert!(rows.apply(Change::Row(vec![Field::AgeGroup(3), Field::Long(1)]), 1));
-        assert!(rows.apply(Change::Row(vec![Field::Long(2019), Field::Midpoint(3, 8)]), 1));
+        assert!(rows.apply(
+            Change::Row(vec![Field::Long(2019), Field::Midpoint(3, 8)]),
+            1
+        ));
         assert_eq!(
             rows.rows(&names, 0),
             Some(vec![
