@@ -1,17 +1,18 @@
 //! The collections the queries read, built once from the facts: each table's part, the joins
 //! on `ind`, and the intermediates more than one query reads.
 //!
-//! Every query is incremental: joins on `ind`, counts, argmax with ties are `reduce`s over
-//! arranged data, so a new row costs work in proportion to the keys it touches, not to the
-//! tables. Results depend only on the set of rows, never on arrival order, batching or the
-//! worker count. Arrangements compact as the frontier advances: memory grows with distinct
-//! data, not with the number of batches.
+//! Every query is incremental: the joins on `ind` and the per-key reductions
+//! ([`super::operators`]) keep state per key, so a new row costs work in proportion to the
+//! keys it touches, not to the tables. Results depend only on the set of rows, never on
+//! arrival order, batching or the worker count. Memory grows with distinct data, not with the
+//! number of batches.
 
 use serde::{Deserialize, Serialize};
 
 use super::Collection;
 use super::facts::{Fact, age_group};
 use super::names::Name;
+use super::operators::join;
 
 /// A pin row's part the queries read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -96,29 +97,28 @@ impl<'scope> Inputs<'scope> {
             _ => None,
         });
 
-        // Pins arranged by ind once, shared by the joins.
-        let pins_by_ind = pins.clone().arrange_by_key_named("pins_by_ind");
-        let pin_geo = pins_by_ind.clone().join_core(
-            geos.arrange_by_key_named("geos_by_ind"),
-            |_ind, pin, (country, year)| {
-                Some(PinGeo {
-                    category: pin.category,
-                    poster_name: pin.poster_name,
-                    follower_count: pin.follower_count,
-                    country: *country,
-                    year: *year,
-                })
+        // pin ⋈ geo and pin ⋈ user on ind.
+        let pin_geo = join(
+            pins.clone(),
+            geos,
+            "pin_geo",
+            |_ind, pin: &Pin, &(country, year)| PinGeo {
+                category: pin.category,
+                poster_name: pin.poster_name,
+                follower_count: pin.follower_count,
+                country,
+                year,
             },
         );
-        let pin_user = pins_by_ind.join_core(
-            users.clone().arrange_by_key_named("users_by_ind"),
-            |_ind, pin, user| {
-                Some(PinUser {
-                    category: pin.category,
-                    follower_count: pin.follower_count,
-                    age_group: age_group(user.age),
-                    join_year: user.join_year,
-                })
+        let pin_user = join(
+            pins.clone(),
+            users.clone(),
+            "pin_user",
+            |_ind, pin: &Pin, user: &User| PinUser {
+                category: pin.category,
+                follower_count: pin.follower_count,
+                age_group: age_group(user.age),
+                join_year: user.join_year,
             },
         );
         let top_users_by_country =
