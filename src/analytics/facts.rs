@@ -53,6 +53,15 @@ impl Fact {
     }
 }
 
+impl Fact {
+    /// The post the fact is of.
+    pub fn ind(&self) -> i64 {
+        match self {
+            Fact::Pin { ind, .. } | Fact::Geo { ind, .. } | Fact::User { ind, .. } => *ind,
+        }
+    }
+}
+
 /// The UTC calendar year of a micros timestamp.
 pub fn year_of(micros: i64) -> i32 {
     DateTime::from_timestamp_micros(micros).map_or(1970, |t| t.year())

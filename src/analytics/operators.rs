@@ -11,7 +11,6 @@ use std::hash::Hash;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable};
 use rustc_hash::FxHashMap as HashMap;
-use smallvec::SmallVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
@@ -96,113 +95,6 @@ where
         })
         .as_collection()
 }
-
-/// The equi-join of two collections on their keys: `result` of every pair of a left and a
-/// right value with the same key, with the product of their multiplicities.
-///
-/// Each side's values are kept per key in a hash map, and each time is applied once both
-/// frontiers have passed it, in time order: the time's left values meet the right values held,
-/// then its right values meet every left value held, its own included, so each pair is given
-/// once, at the later of its two times. A differential `join_core` over two arrangements
-/// computes the same collection; this keeps no sorted batches to merge, which on these inputs
-/// (a row or two per key, never retracted) is most of the join's cost. Retractions are joined
-/// too (a negative multiplicity multiplies like any other); values are never consolidated, so
-/// memory grows with what was given, which on insert-only inputs is what an arrangement
-/// holds.
-pub fn join<'scope, K, L, R, O>(
-    left: Collection<'scope, (K, L)>,
-    right: Collection<'scope, (K, R)>,
-    name: &str,
-    result: impl Fn(&K, &L, &R) -> O + 'static,
-) -> Collection<'scope, O>
-where
-    K: ExchangeData + Hash + Eq,
-    L: ExchangeData,
-    R: ExchangeData,
-    O: ExchangeData,
-{
-    let exchange_left = Exchange::new(|((key, _), _, _): &((K, L), u64, isize)| key.hashed());
-    let exchange_right = Exchange::new(|((key, _), _, _): &((K, R), u64, isize)| key.hashed());
-    left.inner
-        .binary_frontier(
-            right.inner,
-            exchange_left,
-            exchange_right,
-            name,
-            move |_capability, _info| {
-                let mut sides: HashMap<K, Sides<L, R>> = HashMap::default();
-                let mut pending: BTreeMap<u64, PendingPairs<K, L, R>> = BTreeMap::new();
-                move |(left, left_frontier), (right, right_frontier), output| {
-                    left.for_each_stamp(|capability, batches| {
-                        for ((key, value), time, diff) in batches.flat_map(|b| b.drain(..)) {
-                            pending
-                                .entry(time)
-                                .or_insert_with(|| {
-                                    (capability.delayed(&time, 0), Vec::new(), Vec::new())
-                                })
-                                .1
-                                .push((key, value, diff));
-                        }
-                    });
-                    right.for_each_stamp(|capability, batches| {
-                        for ((key, value), time, diff) in batches.flat_map(|b| b.drain(..)) {
-                            pending
-                                .entry(time)
-                                .or_insert_with(|| {
-                                    (capability.delayed(&time, 0), Vec::new(), Vec::new())
-                                })
-                                .2
-                                .push((key, value, diff));
-                        }
-                    });
-                    while let Some(entry) = pending.first_entry() {
-                        let time = *entry.key();
-                        if left_frontier.less_equal(&time) || right_frontier.less_equal(&time) {
-                            break;
-                        }
-                        let (capability, lefts, rights) = entry.remove();
-                        let mut session = output.session(&capability);
-                        for (key, value, diff) in lefts {
-                            let held = sides.entry(key.clone()).or_default();
-                            for (other, other_diff) in &held.right {
-                                let pair = result(&key, &value, other);
-                                session.give((pair, time, diff * other_diff));
-                            }
-                            held.left.push((value, diff));
-                        }
-                        for (key, value, diff) in rights {
-                            let held = sides.entry(key.clone()).or_default();
-                            for (other, other_diff) in &held.left {
-                                let pair = result(&key, other, &value);
-                                session.give((pair, time, other_diff * diff));
-                            }
-                            held.right.push((value, diff));
-                        }
-                    }
-                }
-            },
-        )
-        .as_collection()
-}
-
-/// One key's values on each side of a [`join`] (most keys have one or none a side).
-struct Sides<L, R> {
-    left: SmallVec<[(L, isize); 1]>,
-    right: SmallVec<[(R, isize); 1]>,
-}
-
-impl<L, R> Default for Sides<L, R> {
-    fn default() -> Self {
-        Sides {
-            left: SmallVec::new(),
-            right: SmallVec::new(),
-        }
-    }
-}
-
-/// A time's values of each side of a [`join`], held with a capability for the time until
-/// both frontiers pass it.
-type PendingPairs<K, L, R> = (Capability<u64>, Vec<(K, L, isize)>, Vec<(K, R, isize)>);
 
 /// The values of one time, held with a capability for it until the frontier passes it.
 type Pending<K, V> = (Capability<u64>, Vec<(K, V, isize)>);
