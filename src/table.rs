@@ -121,11 +121,20 @@ impl TableRow {
         }
     }
 
-    /// The row's [`Identity`].
+    /// The row's [`Identity`]: the 128-bit XXH3 of the bytes its `Hash` writes.
+    ///
+    /// The bytes are gathered in a buffer kept per thread and hashed in one call: fed field by
+    /// field, the streaming hasher cost a call and a copy per field (a row writes ~25 pieces),
+    /// more than the hashing itself. One-shot and streaming XXH3 give the same digest.
     pub fn identity(&self) -> Identity {
-        let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
-        self.hash(&mut hasher);
-        Identity(hasher.digest128())
+        thread_local! {
+            static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BYTES.with_borrow_mut(|bytes| {
+            bytes.clear();
+            self.hash(&mut ByteWriter(bytes));
+            Identity(xxhash_rust::xxh3::xxh3_128(bytes))
+        })
     }
 
     /// The row with its identity and arrival time, ready for deduplication.
@@ -135,6 +144,18 @@ impl TableRow {
             row: self,
             arrival,
         }
+    }
+}
+
+/// A [`Hasher`] that only collects the bytes written to it (for [`TableRow::identity`]).
+struct ByteWriter<'a>(&'a mut Vec<u8>);
+
+impl Hasher for ByteWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+    fn finish(&self) -> u64 {
+        unreachable!("only the bytes are used")
     }
 }
 
@@ -222,6 +243,14 @@ mod tests {
         let c = TableRow::from(quarantine(1, "file:pin.jsonl@4"));
         assert_eq!(a.identity(), b.identity());
         assert_ne!(a.identity(), c.identity());
+    }
+
+    #[test]
+    fn identity_is_the_streaming_xxh3_of_the_hash_bytes() {
+        let row = TableRow::from(quarantine(1, "file:pin.jsonl@3"));
+        let mut streaming = xxhash_rust::xxh3::Xxh3Default::new();
+        row.hash(&mut streaming);
+        assert_eq!(row.identity(), Identity(streaming.digest128()));
     }
 
     #[test]
