@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
@@ -15,6 +16,7 @@ use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 
 use super::facts::Fact;
 use super::names::{Dictionary, Name, NameSender};
+use super::trending_categories::bucket_start;
 use super::view::{Settings, View};
 use super::{AggregateId, AggregateStore, Update};
 use crate::stats::Stats;
@@ -25,8 +27,14 @@ use crate::table::{DistinctRow, Novelty, TableRow};
 pub enum Signal {
     /// The earliest arrival among the new rows of a time (for freshness).
     Arrival(i64),
-    /// A distinct pin row's category and first-seen time (for `trending_categories`).
-    Trend(Name, i64),
+    /// How many distinct pin rows of a category were first seen in the trending bucket that
+    /// starts at a time (for `trending_categories`): one signal per category and bucket of a
+    /// batch, not one per pin.
+    Trend {
+        category: Name,
+        first_seen: i64,
+        posts: i64,
+    },
     /// The text of a name, sent by each worker the first time it sees the name (see
     /// [`super::names`]).
     Name(Name, String),
@@ -65,6 +73,8 @@ pub fn route<'scope>(
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Signal>>>::from(signals_out);
     builder.build(move |_initial_capabilities| {
         let mut names = NameSender::default();
+        // Distinct pins by category and trending bucket, per time.
+        let mut trends: FxHashMap<(Name, i64), i64> = FxHashMap::default();
         move |_frontiers| {
             let (mut writes_out, mut facts_out, mut signals_out) = (
                 writes_out.activate(),
@@ -79,6 +89,7 @@ pub fn route<'scope>(
                 let mut facts = facts_out.session(&capability);
                 let mut signals = signals_out.session(&capability);
                 let mut earliest: Option<i64> = None;
+                trends.clear();
                 for DistinctRow {
                     row,
                     arrival,
@@ -88,7 +99,9 @@ pub fn route<'scope>(
                     if analytics && let TableRow::Clean(clean) = &row {
                         let fact = Fact::of(clean, &mut names);
                         if let Fact::Pin { category, .. } = &fact {
-                            signals.give(Signal::Trend(*category, arrival));
+                            *trends
+                                .entry((*category, bucket_start(arrival)))
+                                .or_default() += 1;
                         }
                         facts.give((fact, time, 1));
                     }
@@ -96,6 +109,13 @@ pub fn route<'scope>(
                         earliest = Some(earliest.map_or(arrival, |e| e.min(arrival)));
                         writes.give(row);
                     }
+                }
+                for (&(category, first_seen), &posts) in &trends {
+                    signals.give(Signal::Trend {
+                        category,
+                        first_seen,
+                        posts,
+                    });
                 }
                 // At this time: the publisher learns the texts before it publishes the time.
                 for (name, text) in names.take_new() {
@@ -201,7 +221,8 @@ struct Publisher {
     /// Held per time until the frontier passes it (taken in order, never rescanned).
     updates: BTreeMap<u64, Vec<(Update, isize)>>,
     arrivals: BTreeMap<u64, i64>,
-    trends: BTreeMap<u64, Vec<(Name, i64)>>,
+    /// Category, bucket start and distinct pins, per time.
+    trends: BTreeMap<u64, Vec<(Name, i64, i64)>>,
 }
 
 impl Publisher {
@@ -231,11 +252,15 @@ impl Publisher {
                 let earliest = self.arrivals.entry(time).or_insert(arrival);
                 *earliest = (*earliest).min(arrival);
             }
-            Signal::Trend(category, first_seen) => self
+            Signal::Trend {
+                category,
+                first_seen,
+                posts,
+            } => self
                 .trends
                 .entry(time)
                 .or_default()
-                .push((category, first_seen)),
+                .push((category, first_seen, posts)),
             Signal::Name(name, text) => self.names.insert(name, text),
         }
     }
@@ -244,9 +269,11 @@ impl Publisher {
     /// changed (returned too, with `replicate`), then records the freshness of those times.
     fn publish_done(&mut self, done: impl Fn(&u64) -> bool, replicate: bool) -> Vec<Published> {
         self.apply_updates(&done);
-        for (category, first_seen) in take_done(&mut self.trends, &done).into_iter().flatten() {
+        for (category, first_seen, posts) in
+            take_done(&mut self.trends, &done).into_iter().flatten()
+        {
             for view in &mut self.views {
-                view.pin_first_seen(category, first_seen);
+                view.pins_first_seen(category, first_seen, posts);
             }
         }
         let now = crate::now_micros();

@@ -37,6 +37,12 @@ impl Query for TrendingCategories {
 /// Arrival-time buckets for the trending window (the window moves in steps of this).
 const TREND_BUCKET_MICROS: i64 = 100_000;
 
+/// The first micro of the bucket `first_seen` is counted in: pins first seen in one bucket
+/// count alike, so they can travel as one signal with a count.
+pub fn bucket_start(first_seen: i64) -> i64 {
+    first_seen.div_euclid(TREND_BUCKET_MICROS) * TREND_BUCKET_MICROS
+}
+
 /// Distinct pin rows per category over a sliding window of first-seen time: per-bucket counts
 /// plus running totals, so moving the window costs the buckets that leave it.
 pub struct Trending {
@@ -77,15 +83,15 @@ impl View for Trending {
         false
     }
 
-    fn pin_first_seen(&mut self, category: Name, first_seen: i64) {
+    fn pins_first_seen(&mut self, category: Name, first_seen: i64, posts: i64) {
         let bucket = first_seen.div_euclid(TREND_BUCKET_MICROS);
         *self
             .buckets
             .entry(bucket)
             .or_default()
             .entry(category)
-            .or_default() += 1;
-        *self.totals.entry(category).or_default() += 1;
+            .or_default() += posts;
+        *self.totals.entry(category).or_default() += posts;
     }
 
     /// The counts of the rows first seen after `now - window`: every call, since the window
@@ -114,9 +120,9 @@ mod tests {
         let mut names = Dictionary::default();
         names.insert(art, "art".to_owned());
         let mut trending = Trending::new(Duration::from_secs(5));
-        trending.pin_first_seen(art, 1_000_000);
-        trending.pin_first_seen(art, 3_000_000);
-        trending.pin_first_seen(Name::NULL, 3_000_000);
+        trending.pins_first_seen(art, 1_000_000, 1);
+        trending.pins_first_seen(art, 3_000_000, 1);
+        trending.pins_first_seen(Name::NULL, 3_000_000, 1);
         let art_row = |n| vec![Cell::Text(Some("art".into())), Cell::Long(n)];
         let null_row = vec![Cell::Text(None), Cell::Long(1)];
         assert_eq!(
@@ -128,7 +134,7 @@ mod tests {
             Some(vec![null_row, art_row(1)])
         );
         assert_eq!(trending.rows(&names, 8_500_000), Some(vec![]));
-        trending.pin_first_seen(art, 1_000_000); // older than the window: leaves at once
+        trending.pins_first_seen(art, 1_000_000, 1); // older than the window: leaves at once
         assert_eq!(trending.rows(&names, 8_600_000), Some(vec![]));
     }
 }

@@ -20,9 +20,9 @@ pub trait View {
     /// it does not fit: a retraction of what was never added, or another kind of change.
     fn apply(&mut self, change: Change, diff: isize) -> bool;
 
-    /// A distinct pin row's category, first seen at `first_seen` (micros, arrival time). Only
-    /// views over arrival time keep these.
-    fn pin_first_seen(&mut self, _category: Name, _first_seen: i64) {}
+    /// `posts` distinct pin rows of `category`, first seen at `first_seen` (micros, arrival
+    /// time). Only views over arrival time keep these.
+    fn pins_first_seen(&mut self, _category: Name, _first_seen: i64, _posts: i64) {}
 
     /// The rows to publish now, `None` when nothing changed since the last call; `now` (micros)
     /// for views over arrival time.
