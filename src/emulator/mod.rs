@@ -339,28 +339,41 @@ impl Emulator {
     fn fill_slots(&self, rng: &mut Pcg64Mcg, template: &str, topics: &[&str]) -> String {
         let mut out = String::with_capacity(template.len() + 32);
         let mut rest = template;
-        while let Some(open) = rest.find('{') {
+        // Slots are ASCII braces: a byte scan (templates are short; `str::find` set up a
+        // searcher per call).
+        while let Some(open) = rest.bytes().position(|b| b == b'{') {
             out.push_str(&rest[..open]);
-            let close = open + rest[open..].find('}').expect("closed slot");
+            let close = open
+                + rest.as_bytes()[open..]
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .expect("closed slot");
             let slot = &rest[open + 1..close];
-            let word = match slot.to_ascii_uppercase().as_str() {
-                "A" => pick(rng, &ADJECTIVES).to_string(),
-                "T" | "T2" => pick(rng, topics).to_string(),
-                "S" => pick(rng, &SUFFIXES).to_string(),
-                "N" => rng.random_range(5..=50).to_string(),
-                "V" => pick(rng, &VERBS).to_string(),
-                "U" => pick(rng, &AUDIENCES).to_string(),
-                "W" => pick(rng, &SEASONS).to_string(),
-                "P" => pick(rng, &PLACES).to_string(),
-                other => unreachable!("unknown slot {other}"),
-            };
-            if slot
+            // The word is written straight into `out` (this runs a few times per record and
+            // was most of the emulator's cost while it allocated each step).
+            let lower = slot
                 .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            {
-                out.push_str(&word.to_lowercase());
-            } else {
-                out.push_str(&word);
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            let word = match slot.as_bytes() {
+                [b'A' | b'a'] => pick(rng, &ADJECTIVES),
+                [b'T' | b't'] | [b'T' | b't', b'2'] => pick(rng, topics),
+                [b'S' | b's'] => pick(rng, &SUFFIXES),
+                [b'N' | b'n'] => {
+                    use std::fmt::Write as _;
+                    let _ = write!(out, "{}", rng.random_range(5..=50));
+                    rest = &rest[close + 1..];
+                    continue;
+                }
+                [b'V' | b'v'] => pick(rng, &VERBS),
+                [b'U' | b'u'] => pick(rng, &AUDIENCES),
+                [b'W' | b'w'] => pick(rng, &SEASONS),
+                [b'P' | b'p'] => pick(rng, &PLACES),
+                _ => unreachable!("unknown slot {slot}"),
+            };
+            match (lower, word.is_ascii()) {
+                (false, _) => out.push_str(word),
+                (true, true) => out.extend(word.chars().map(|c| c.to_ascii_lowercase())),
+                (true, false) => out.push_str(&word.to_lowercase()),
             }
             rest = &rest[close + 1..];
         }
@@ -377,26 +390,33 @@ impl Emulator {
         topics: &[&str],
         shape: fn(String) -> String,
     ) -> String {
-        let mut parts: Vec<String> = Vec::new();
+        // The fragments kept, joined by spaces as they come.
+        let mut text = String::new();
+        let mut kept = false;
         let mut count = 0;
         let mut misses = 0;
         while count < words && misses < 6 {
             let template = pick(rng, templates);
             let part = shape(self.fill_slots(rng, template, topics));
             let n = part.split(' ').count();
-            if parts.is_empty() || count + n <= words {
+            if !kept || count + n <= words {
                 count += n;
-                parts.push(part);
+                if kept {
+                    text.push(' ');
+                }
+                text.push_str(&part);
+                kept = true;
             } else {
                 misses += 1;
             }
         }
-        let text = parts.join(" ");
         if count > words {
-            text.split(' ').take(words).collect::<Vec<_>>().join(" ")
-        } else {
-            text
+            // The first `words` words: up to the `words`th space (there are more words).
+            if let Some((cut, _)) = text.match_indices(' ').nth(words - 1) {
+                text.truncate(cut);
+            }
         }
+        text
     }
 
     fn title(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
