@@ -194,7 +194,7 @@ impl Emulator {
         rng.fill(&mut uuid);
         uuid[6] = (uuid[6] & 0x0f) | 0x40;
         uuid[8] = (uuid[8] & 0x3f) | 0x80;
-        let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = lower_hex(&uuid);
         let unique_id = format!(
             "{}-{}-{}-{}-{}",
             &hex[0..8],
@@ -228,9 +228,8 @@ impl Emulator {
         let image_src = if image_error {
             IMAGE_SRC_ERROR.to_string()
         } else {
-            let hash: String = (0..4)
-                .map(|_| format!("{:08x}", rng.random::<u32>()))
-                .collect();
+            let words: [u32; 4] = std::array::from_fn(|_| rng.random::<u32>());
+            let hash = lower_hex(&words.map(u32::to_be_bytes).concat());
             let dirs = format!("{}/{}/{}", &hash[0..2], &hash[2..4], &hash[4..6]);
             if kind == "image" {
                 let ext = IMAGE_EXTS[weighted(rng, IMAGE_EXTS.iter().map(|e| e.1))].0;
@@ -460,18 +459,20 @@ impl Emulator {
 
     fn tags(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
         let n = TAG_COUNTS[weighted(rng, TAG_COUNTS.iter().map(|t| t.1))].0;
-        let tags: Vec<String> = (0..n)
-            .map(|_| {
-                let template = match rng.random_range(0..100) {
-                    0..40 => "{A} {T}",
-                    40..65 => "{T} {S}",
-                    65..85 => "{T}",
-                    _ => "{A} {T} {S}",
-                };
-                self.fill_slots(rng, template, topics)
-            })
-            .collect();
-        tags.join(",")
+        let mut tags = String::new();
+        for i in 0..n {
+            let template = match rng.random_range(0..100) {
+                0..40 => "{A} {T}",
+                40..65 => "{T} {S}",
+                65..85 => "{T}",
+                _ => "{A} {T} {S}",
+            };
+            if i > 0 {
+                tags.push(',');
+            }
+            tags.push_str(&self.fill_slots(rng, template, topics));
+        }
+        tags
     }
 
     fn geo(&self, index: u64) -> Vec<u8> {
@@ -533,6 +534,17 @@ impl Emulator {
         };
         dumps(&record, 128)
     }
+}
+
+/// `bytes` as lower-case hex, two digits a byte.
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 #[cfg(test)]
