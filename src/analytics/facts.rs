@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names::{Name, NameSender};
 use crate::clean::Row;
+use crate::table::TableRow;
 
 /// What the analytics need of a clean row (the rest is dropped as early as possible).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -49,6 +50,34 @@ impl Fact {
                 age: user.age,
                 join_year: year_of(user.date_joined),
             },
+        }
+    }
+}
+
+/// Drops the parts of a row that [`Fact::of`] does not read (its identity must be taken
+/// before). For the rows the tables already hold, read back at start: they are never
+/// written again, only deduplicated (by identity) and counted by the analytics, so their
+/// long texts are freed where they were read instead of travelling through the dataflow.
+pub fn keep_fact_fields(row: &mut TableRow) {
+    use std::mem::take;
+    match row {
+        TableRow::Clean(Row::Pin(pin)) => {
+            take(&mut pin.unique_id);
+            take(&mut pin.title);
+            take(&mut pin.description);
+            take(&mut pin.tag_list);
+            take(&mut pin.is_image_or_video);
+            take(&mut pin.image_src);
+            take(&mut pin.save_location);
+        }
+        TableRow::Clean(Row::Geo(_)) => {}
+        TableRow::Clean(Row::User(user)) => {
+            take(&mut user.user_name);
+        }
+        TableRow::Quarantine(quarantine) => {
+            take(&mut quarantine.source);
+            take(&mut quarantine.raw);
+            take(&mut quarantine.reason);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Live analytics (SPEC §3): every query maintained incrementally with differential dataflow
+//! Live analytics (SPEC §3): every query maintained incrementally in the timely dataflow
 //! over the deduplicated clean rows, published to an [`AggregateStore`] that the HTTP API,
 //! the dashboard and the aggregate Delta tables read.
 //!

@@ -11,6 +11,7 @@ use super::control::Control;
 use super::profile::OperatorTimes;
 use super::sink::ReportedPosition;
 use super::{Context, EngineError, Handles, time};
+use crate::analytics::facts::keep_fact_fields;
 use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source};
 use crate::stats::Stats;
 use crate::table::Table;
@@ -60,7 +61,8 @@ fn check(context: &Context) -> Result<Option<Ended>, EngineError> {
 }
 
 /// Sends the rows the tables hold into the deduplication (and the analytics), a data file at
-/// a time, letting each flow before the next is read; then closes that input.
+/// a time, letting each flow before the next is read; then closes that input. Each row goes
+/// with its identity and only the fields the analytics read ([`keep_fact_fields`]).
 fn seed_history(
     worker: &mut Worker,
     context: &Context,
@@ -79,7 +81,9 @@ fn seed_history(
                 .block_on(context.lake.read_file(table, &path, |rows| {
                     held += rows.len();
                     for row in rows {
-                        history.send(row.keyed(modified));
+                        let mut keyed = row.keyed(modified);
+                        keep_fact_fields(&mut keyed.row);
+                        history.send(keyed);
                     }
                 }))?;
             worker.step();
