@@ -61,6 +61,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::client::{
     Context, OPEN_ATTEMPTS, OPEN_TIMEOUT, brokers_down, brokers_up, config_error, is_outage,
 };
+use super::fetch::Fetcher;
 use super::group::{Membership, TopicPartition};
 use super::{KafkaSpec, StartFrom};
 use crate::connectors::{
@@ -119,6 +120,8 @@ pub struct KafkaSource {
     peers: usize,
     topics: Vec<(String, Stream)>,
     consumer: Arc<KafkaConsumer>,
+    /// The fetched messages of `parts`, taken a chunk at a time.
+    fetcher: Fetcher,
     parts: Vec<Part>,
     /// topic -> partition number -> index into `parts`.
     index: HashMap<String, HashMap<i32, usize>>,
@@ -136,6 +139,11 @@ pub struct KafkaSource {
     stats: Arc<Stats>,
     /// In a group: the membership and the generation whose partitions this instance reads.
     group: Option<(Membership, u64, BTreeSet<TopicPartition>)>,
+    /// For the debug log of where a run's time goes: when the source was opened, whether a
+    /// record was read yet, and the polls that found nothing while not done.
+    opened: Instant,
+    first_read: bool,
+    idle_polls: u64,
 }
 
 /// The worker a partition belongs to (shared with the archive and file sources, so a
@@ -176,6 +184,7 @@ impl KafkaSource {
         worker: usize,
         peers: usize,
     ) -> Result<KafkaSource, SourceError> {
+        let opened = Instant::now();
         let topics = spec.topics.resolve()?;
         let group = spec.group();
         // In a group, read only what the group gave this process (waiting for it).
@@ -207,12 +216,14 @@ impl KafkaSource {
             .create_with_context(Context::new(stats))
             .map_err(|e| config_error(spec, e))?;
         let counts = open_metadata(&consumer, spec, &topics)?;
+        let consumer = Arc::new(consumer);
         let mut source = KafkaSource {
             spec: spec.clone(),
             worker,
             peers,
             topics: topics.clone(),
-            consumer: Arc::new(consumer),
+            fetcher: Fetcher::new(&consumer),
+            consumer,
             parts: Vec::new(),
             index: HashMap::new(),
             discovered: channel().1,
@@ -222,6 +233,9 @@ impl KafkaSource {
             handover: handover.clone(),
             stats: stats.clone(),
             group: membership,
+            opened,
+            first_read: false,
+            idle_polls: 0,
         };
         for (topic, count) in counts {
             let stream = topics.iter().find(|(t, _)| *t == topic).expect("asked").1;
@@ -266,6 +280,7 @@ impl KafkaSource {
             worker,
             partitions = source.parts.len(),
             brokers = spec.brokers,
+            elapsed = ?opened.elapsed(),
             "kafka source open"
         );
         Ok(source)
@@ -282,6 +297,8 @@ impl KafkaSource {
     }
 
     fn add(&mut self, part: Part) {
+        // Before the partition is first assigned: none of its messages go elsewhere.
+        self.fetcher.add(&part.topic, part.partition);
         self.index
             .entry(part.topic.clone())
             .or_default()
@@ -434,6 +451,43 @@ impl KafkaSource {
             }
         }
     }
+}
+
+/// A message of `part` read: its position moves past it, and a record is made of its value
+/// (a tombstone is consumed but makes none). `timestamp_ms`: the message's create or
+/// log-append time; without one, the time it was read.
+fn accept(
+    part: &mut Part,
+    offset: i64,
+    payload: Option<&[u8]>,
+    timestamp_ms: Option<i64>,
+    now: &mut Option<i64>,
+    out: &mut Vec<RawRecord>,
+) {
+    let offset = RecordOffset::new(offset);
+    part.next = Some(offset.next());
+    let Some(payload) = payload else {
+        return;
+    };
+    let arrival = match timestamp_ms {
+        Some(ms) => ms.saturating_mul(1000),
+        None => *now.get_or_insert_with(crate::now_micros),
+    };
+    out.push(RawRecord {
+        stream: Some(part.stream),
+        payload: payload.to_vec(),
+        partition: part.id.clone(),
+        offset,
+        arrival,
+    });
+}
+
+/// A consumer error: logged (rate limited), and an outage when the brokers cannot be reached.
+fn report(context: &Context, error: &KafkaError) {
+    if is_outage(error) {
+        brokers_down(&context.stats, &error.to_string());
+    }
+    context.warn(&error.to_string());
 }
 
 impl Drop for KafkaSource {
@@ -607,16 +661,58 @@ impl Source for KafkaSource {
         let before = out.len();
         let mut now = None;
         let mut consumed = 0;
-        for _ in 0..max {
+        // What librdkafka fetched, a chunk at a time (see `fetch.rs`).
+        self.fetcher.forward();
+        let context = self.consumer.context();
+        let (parts, index) = (&mut self.parts, &self.index);
+        // The part of the last message: messages come in runs of one partition.
+        let mut last: Option<(*const u8, usize, i32, usize)> = None;
+        let taken = self.fetcher.take(max, |message| {
+            if let Err(code) = message.result {
+                if code != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF
+                {
+                    report(context, &KafkaError::MessageConsumption(code.into()));
+                }
+                return;
+            }
+            let key = (
+                message.topic.as_ptr(),
+                message.topic.len(),
+                message.partition,
+            );
+            let i = match last {
+                Some((ptr, len, partition, i)) if (ptr, len, partition) == key => i,
+                _ => {
+                    let Some(&i) = std::str::from_utf8(message.topic)
+                        .ok()
+                        .and_then(|topic| index.get(topic))
+                        .and_then(|m| m.get(&message.partition))
+                    else {
+                        return;
+                    };
+                    last = Some((key.0, key.1, key.2, i));
+                    i
+                }
+            };
+            consumed += 1;
+            accept(
+                &mut parts[i],
+                message.offset,
+                message.payload,
+                message.timestamp_ms,
+                &mut now,
+                out,
+            );
+        });
+        // The consumer queue: librdkafka's events (errors, commit replies), and messages
+        // fetched before their partition's queue was forwarded (none, normally).
+        for _ in taken..max {
             let message = match self.consumer.poll(Duration::ZERO) {
                 None => break,
                 Some(Ok(message)) => message,
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Err(error)) => {
-                    if is_outage(&error) {
-                        brokers_down(&self.consumer.context().stats, &error.to_string());
-                    }
-                    self.consumer.context().warn(&error.to_string());
+                    report(self.consumer.context(), &error);
                     break;
                 }
             };
@@ -627,31 +723,27 @@ impl Source for KafkaSource {
             else {
                 continue;
             };
-            let part = &mut self.parts[i];
-            let offset = RecordOffset::new(message.offset());
-            part.next = Some(offset.next());
             consumed += 1;
-            let Some(payload) = message.payload() else {
-                // A tombstone: nothing to clean, but consumed.
-                continue;
+            let timestamp_ms = match message.timestamp() {
+                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => Some(ms),
+                _ => None,
             };
-            let arrival = match message.timestamp() {
-                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => {
-                    ms.saturating_mul(1000)
-                }
-                _ => *now.get_or_insert_with(crate::now_micros),
-            };
-            out.push(RawRecord {
-                stream: Some(part.stream),
-                payload: payload.to_vec(),
-                partition: part.id.clone(),
-                offset,
-                arrival,
-            });
+            accept(
+                &mut self.parts[i],
+                message.offset(),
+                message.payload(),
+                timestamp_ms,
+                &mut now,
+                out,
+            );
         }
         Stats::add(&self.stats.kafka_messages, consumed);
         if out.len() > before {
             brokers_up(&self.consumer.context().stats);
+            if !self.first_read {
+                self.first_read = true;
+                tracing::debug!(worker = self.worker, elapsed = ?self.opened.elapsed(), idle_polls = self.idle_polls, "kafka first records");
+            }
             return Ok(PollStatus::Ready);
         }
         self.catch_up_positions();
@@ -659,8 +751,10 @@ impl Source for KafkaSource {
             self.confirm_ends();
         }
         if self.spec.stop_at_end && self.parts.iter().all(Part::done) {
+            tracing::debug!(worker = self.worker, elapsed = ?self.opened.elapsed(), idle_polls = self.idle_polls, "kafka source at its end");
             return Ok(PollStatus::Exhausted);
         }
+        self.idle_polls += 1;
         Ok(PollStatus::Idle)
     }
 
