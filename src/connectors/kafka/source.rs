@@ -237,14 +237,22 @@ impl KafkaSource {
             first_read: false,
             idle_polls: 0,
         };
+        let mut owned = Vec::new();
         for (topic, count) in counts {
-            let stream = topics.iter().find(|(t, _)| *t == topic).expect("asked").1;
             for partition in 0..count {
-                let id = partition_id(&topic, partition);
-                if !source.owns(&topic, partition, &id) {
-                    continue;
+                if source.owns(&topic, partition, &partition_id(&topic, partition)) {
+                    owned.push((topic.clone(), partition));
                 }
-                let (low, high) = source
+            }
+        }
+        let mut watermarks = watermarks(&source.consumer, &owned);
+        for (topic, partition) in owned {
+            let stream = topics.iter().find(|(t, _)| *t == topic).expect("asked").1;
+            let id = partition_id(&topic, partition);
+            let (low, high) = match watermarks.remove(&(topic.clone(), partition)) {
+                Some(found) => found,
+                // Not in the batched answer: asked alone (with its own error).
+                None => source
                     .consumer
                     .fetch_watermarks(&topic, partition, OPEN_TIMEOUT)
                     .map_err(|e| {
@@ -252,21 +260,21 @@ impl KafkaSource {
                             "kafka {}: watermarks of {topic}/{partition}: {e}",
                             spec.brokers
                         ))
-                    })?;
-                tracing::debug!(partition = %id, low, high, "kafka watermarks at open");
-                source.add(Part {
-                    id,
-                    topic: topic.clone(),
-                    partition,
-                    stream,
-                    next: None,
-                    end: Some(Position::new(high)),
-                    low: Position::new(low),
-                    end_seen: false,
-                    stored: false,
-                    held: false,
-                });
-            }
+                    })?,
+            };
+            tracing::debug!(partition = %id, low, high, "kafka watermarks at open");
+            source.add(Part {
+                id,
+                topic,
+                partition,
+                stream,
+                next: None,
+                end: Some(Position::new(high)),
+                low: Position::new(low),
+                end_seen: false,
+                stored: false,
+                held: false,
+            });
         }
         let (sender, receiver) = channel();
         source.discovered = receiver;
@@ -543,6 +551,55 @@ fn partition_counts<'a>(
         counts.push((topic.to_owned(), count));
     }
     Ok(counts)
+}
+
+/// The low and high watermarks of `partitions`, in two requests per broker (the earliest
+/// and the latest offsets of all of them) instead of two per partition: at open, with a few
+/// partitions per worker, the round trips one by one were most of the time to the first
+/// record. A partition missing from the answer (an error for it, or for the whole request)
+/// is left out: the caller asks for it alone.
+fn watermarks(
+    consumer: &KafkaConsumer,
+    partitions: &[(String, i32)],
+) -> HashMap<(String, i32), (i64, i64)> {
+    let ask = |at: Offset| -> HashMap<(String, i32), i64> {
+        let mut list = TopicPartitionList::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            if list.add_partition_offset(topic, *partition, at).is_err() {
+                return HashMap::new();
+            }
+        }
+        // ListOffsets with the special times -2 (earliest) and -1 (latest), as librdkafka's
+        // own watermark query sends.
+        match consumer.offsets_for_times(list, OPEN_TIMEOUT) {
+            Ok(found) => found
+                .elements()
+                .iter()
+                .filter(|e| e.error().is_ok())
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(offset) if offset >= 0 => {
+                        Some(((e.topic().to_owned(), e.partition()), offset))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Err(error) => {
+                tracing::debug!(%error, "kafka offsets at open: asked per partition instead");
+                HashMap::new()
+            }
+        }
+    };
+    if partitions.is_empty() {
+        return HashMap::new();
+    }
+    let low = ask(Offset::Beginning);
+    let mut high = ask(Offset::End);
+    low.into_iter()
+        .filter_map(|(key, low)| {
+            let high = high.remove(&key)?;
+            Some((key, (low, high)))
+        })
+        .collect()
 }
 
 /// Re-reads the partition counts every [`METADATA_REFRESH`] on a thread of its own (a
