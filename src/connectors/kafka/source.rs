@@ -211,6 +211,13 @@ impl KafkaSource {
             // itself reads at most BATCHES_IN_FLIGHT batches ahead of the last commit): bound it
             // to 16 MiB per worker (librdkafka's default is 64 MiB), whatever the backlog.
             ("queued.max.messages.kbytes", "16384"),
+            // librdkafka connects to a broker learned from metadata (the partitions' leader)
+            // no sooner than reconnect.backoff.ms / 2 after its last connection to any broker
+            // (its sparse-connection interval): with the default 100 ms, the watermark query
+            // at open waited ~50 ms for the leader's connection, more than all its round trips.
+            // A failed connection still backs off exponentially, up to
+            // reconnect.backoff.max.ms (10 s).
+            ("reconnect.backoff.ms", "20"),
         ]);
         let consumer: KafkaConsumer = config
             .create_with_context(Context::new(stats))
@@ -713,6 +720,7 @@ impl Source for KafkaSource {
         if (!self.assigned || self.parts.iter().any(|p| p.held)) && self.take_over() {
             self.assign()?;
             self.assigned = true;
+            tracing::debug!(worker = self.worker, elapsed = ?self.opened.elapsed(), "kafka partitions assigned");
         }
         self.discover()?;
         let before = out.len();
