@@ -6,6 +6,7 @@
 //! assigned and read).
 
 mod client;
+mod fetch;
 mod group;
 mod producer;
 mod source;

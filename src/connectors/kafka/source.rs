@@ -61,6 +61,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::client::{
     Context, OPEN_ATTEMPTS, OPEN_TIMEOUT, brokers_down, brokers_up, config_error, is_outage,
 };
+use super::fetch::Fetcher;
 use super::group::{Membership, TopicPartition};
 use super::{KafkaSpec, StartFrom};
 use crate::connectors::{
@@ -119,6 +120,8 @@ pub struct KafkaSource {
     peers: usize,
     topics: Vec<(String, Stream)>,
     consumer: Arc<KafkaConsumer>,
+    /// The fetched messages of `parts`, taken a chunk at a time.
+    fetcher: Fetcher,
     parts: Vec<Part>,
     /// topic -> partition number -> index into `parts`.
     index: HashMap<String, HashMap<i32, usize>>,
@@ -136,6 +139,11 @@ pub struct KafkaSource {
     stats: Arc<Stats>,
     /// In a group: the membership and the generation whose partitions this instance reads.
     group: Option<(Membership, u64, BTreeSet<TopicPartition>)>,
+    /// For the debug log of where a run's time goes: when the source was opened, whether a
+    /// record was read yet, and the polls that found nothing while not done.
+    opened: Instant,
+    first_read: bool,
+    idle_polls: u64,
 }
 
 /// The worker a partition belongs to (shared with the archive and file sources, so a
@@ -176,6 +184,7 @@ impl KafkaSource {
         worker: usize,
         peers: usize,
     ) -> Result<KafkaSource, SourceError> {
+        let opened = Instant::now();
         let topics = spec.topics.resolve()?;
         let group = spec.group();
         // In a group, read only what the group gave this process (waiting for it).
@@ -202,17 +211,26 @@ impl KafkaSource {
             // itself reads at most BATCHES_IN_FLIGHT batches ahead of the last commit): bound it
             // to 16 MiB per worker (librdkafka's default is 64 MiB), whatever the backlog.
             ("queued.max.messages.kbytes", "16384"),
+            // librdkafka connects to a broker learned from metadata (the partitions' leader)
+            // no sooner than reconnect.backoff.ms / 2 after its last connection to any broker
+            // (its sparse-connection interval): with the default 100 ms, the watermark query
+            // at open waited ~50 ms for the leader's connection, more than all its round trips.
+            // A failed connection still backs off exponentially, up to
+            // reconnect.backoff.max.ms (10 s).
+            ("reconnect.backoff.ms", "20"),
         ]);
         let consumer: KafkaConsumer = config
             .create_with_context(Context::new(stats))
             .map_err(|e| config_error(spec, e))?;
         let counts = open_metadata(&consumer, spec, &topics)?;
+        let consumer = Arc::new(consumer);
         let mut source = KafkaSource {
             spec: spec.clone(),
             worker,
             peers,
             topics: topics.clone(),
-            consumer: Arc::new(consumer),
+            fetcher: Fetcher::new(&consumer),
+            consumer,
             parts: Vec::new(),
             index: HashMap::new(),
             discovered: channel().1,
@@ -222,15 +240,26 @@ impl KafkaSource {
             handover: handover.clone(),
             stats: stats.clone(),
             group: membership,
+            opened,
+            first_read: false,
+            idle_polls: 0,
         };
+        let mut owned = Vec::new();
         for (topic, count) in counts {
-            let stream = topics.iter().find(|(t, _)| *t == topic).expect("asked").1;
             for partition in 0..count {
-                let id = partition_id(&topic, partition);
-                if !source.owns(&topic, partition, &id) {
-                    continue;
+                if source.owns(&topic, partition, &partition_id(&topic, partition)) {
+                    owned.push((topic.clone(), partition));
                 }
-                let (low, high) = source
+            }
+        }
+        let mut watermarks = watermarks(&source.consumer, &owned);
+        for (topic, partition) in owned {
+            let stream = topics.iter().find(|(t, _)| *t == topic).expect("asked").1;
+            let id = partition_id(&topic, partition);
+            let (low, high) = match watermarks.remove(&(topic.clone(), partition)) {
+                Some(found) => found,
+                // Not in the batched answer: asked alone (with its own error).
+                None => source
                     .consumer
                     .fetch_watermarks(&topic, partition, OPEN_TIMEOUT)
                     .map_err(|e| {
@@ -238,21 +267,21 @@ impl KafkaSource {
                             "kafka {}: watermarks of {topic}/{partition}: {e}",
                             spec.brokers
                         ))
-                    })?;
-                tracing::debug!(partition = %id, low, high, "kafka watermarks at open");
-                source.add(Part {
-                    id,
-                    topic: topic.clone(),
-                    partition,
-                    stream,
-                    next: None,
-                    end: Some(Position::new(high)),
-                    low: Position::new(low),
-                    end_seen: false,
-                    stored: false,
-                    held: false,
-                });
-            }
+                    })?,
+            };
+            tracing::debug!(partition = %id, low, high, "kafka watermarks at open");
+            source.add(Part {
+                id,
+                topic,
+                partition,
+                stream,
+                next: None,
+                end: Some(Position::new(high)),
+                low: Position::new(low),
+                end_seen: false,
+                stored: false,
+                held: false,
+            });
         }
         let (sender, receiver) = channel();
         source.discovered = receiver;
@@ -266,6 +295,7 @@ impl KafkaSource {
             worker,
             partitions = source.parts.len(),
             brokers = spec.brokers,
+            elapsed = ?opened.elapsed(),
             "kafka source open"
         );
         Ok(source)
@@ -282,6 +312,8 @@ impl KafkaSource {
     }
 
     fn add(&mut self, part: Part) {
+        // Before the partition is first assigned: none of its messages go elsewhere.
+        self.fetcher.add(&part.topic, part.partition);
         self.index
             .entry(part.topic.clone())
             .or_default()
@@ -436,6 +468,43 @@ impl KafkaSource {
     }
 }
 
+/// A message of `part` read: its position moves past it, and a record is made of its value
+/// (a tombstone is consumed but makes none). `timestamp_ms`: the message's create or
+/// log-append time; without one, the time it was read.
+fn accept(
+    part: &mut Part,
+    offset: i64,
+    payload: Option<&[u8]>,
+    timestamp_ms: Option<i64>,
+    now: &mut Option<i64>,
+    out: &mut Vec<RawRecord>,
+) {
+    let offset = RecordOffset::new(offset);
+    part.next = Some(offset.next());
+    let Some(payload) = payload else {
+        return;
+    };
+    let arrival = match timestamp_ms {
+        Some(ms) => ms.saturating_mul(1000),
+        None => *now.get_or_insert_with(crate::now_micros),
+    };
+    out.push(RawRecord {
+        stream: Some(part.stream),
+        payload: payload.to_vec(),
+        partition: part.id.clone(),
+        offset,
+        arrival,
+    });
+}
+
+/// A consumer error: logged (rate limited), and an outage when the brokers cannot be reached.
+fn report(context: &Context, error: &KafkaError) {
+    if is_outage(error) {
+        brokers_down(&context.stats, &error.to_string());
+    }
+    context.warn(&error.to_string());
+}
+
 impl Drop for KafkaSource {
     fn drop(&mut self) {
         self.stop_refresh.store(true, Ordering::Relaxed);
@@ -489,6 +558,55 @@ fn partition_counts<'a>(
         counts.push((topic.to_owned(), count));
     }
     Ok(counts)
+}
+
+/// The low and high watermarks of `partitions`, in two requests per broker (the earliest
+/// and the latest offsets of all of them) instead of two per partition: at open, with a few
+/// partitions per worker, the round trips one by one were most of the time to the first
+/// record. A partition missing from the answer (an error for it, or for the whole request)
+/// is left out: the caller asks for it alone.
+fn watermarks(
+    consumer: &KafkaConsumer,
+    partitions: &[(String, i32)],
+) -> HashMap<(String, i32), (i64, i64)> {
+    let ask = |at: Offset| -> HashMap<(String, i32), i64> {
+        let mut list = TopicPartitionList::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            if list.add_partition_offset(topic, *partition, at).is_err() {
+                return HashMap::new();
+            }
+        }
+        // ListOffsets with the special times -2 (earliest) and -1 (latest), as librdkafka's
+        // own watermark query sends.
+        match consumer.offsets_for_times(list, OPEN_TIMEOUT) {
+            Ok(found) => found
+                .elements()
+                .iter()
+                .filter(|e| e.error().is_ok())
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(offset) if offset >= 0 => {
+                        Some(((e.topic().to_owned(), e.partition()), offset))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Err(error) => {
+                tracing::debug!(%error, "kafka offsets at open: asked per partition instead");
+                HashMap::new()
+            }
+        }
+    };
+    if partitions.is_empty() {
+        return HashMap::new();
+    }
+    let low = ask(Offset::Beginning);
+    let mut high = ask(Offset::End);
+    low.into_iter()
+        .filter_map(|(key, low)| {
+            let high = high.remove(&key)?;
+            Some((key, (low, high)))
+        })
+        .collect()
 }
 
 /// Re-reads the partition counts every [`METADATA_REFRESH`] on a thread of its own (a
@@ -602,21 +720,64 @@ impl Source for KafkaSource {
         if (!self.assigned || self.parts.iter().any(|p| p.held)) && self.take_over() {
             self.assign()?;
             self.assigned = true;
+            tracing::debug!(worker = self.worker, elapsed = ?self.opened.elapsed(), "kafka partitions assigned");
         }
         self.discover()?;
         let before = out.len();
         let mut now = None;
         let mut consumed = 0;
-        for _ in 0..max {
+        // What librdkafka fetched, a chunk at a time (see `fetch.rs`).
+        self.fetcher.forward();
+        let context = self.consumer.context();
+        let (parts, index) = (&mut self.parts, &self.index);
+        // The part of the last message: messages come in runs of one partition.
+        let mut last: Option<(*const u8, usize, i32, usize)> = None;
+        let taken = self.fetcher.take(max, |message| {
+            if let Err(code) = message.result {
+                if code != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF
+                {
+                    report(context, &KafkaError::MessageConsumption(code.into()));
+                }
+                return;
+            }
+            let key = (
+                message.topic.as_ptr(),
+                message.topic.len(),
+                message.partition,
+            );
+            let i = match last {
+                Some((ptr, len, partition, i)) if (ptr, len, partition) == key => i,
+                _ => {
+                    let Some(&i) = std::str::from_utf8(message.topic)
+                        .ok()
+                        .and_then(|topic| index.get(topic))
+                        .and_then(|m| m.get(&message.partition))
+                    else {
+                        return;
+                    };
+                    last = Some((key.0, key.1, key.2, i));
+                    i
+                }
+            };
+            consumed += 1;
+            accept(
+                &mut parts[i],
+                message.offset,
+                message.payload,
+                message.timestamp_ms,
+                &mut now,
+                out,
+            );
+        });
+        // The consumer queue: librdkafka's events (errors, commit replies), and messages
+        // fetched before their partition's queue was forwarded (none, normally).
+        for _ in taken..max {
             let message = match self.consumer.poll(Duration::ZERO) {
                 None => break,
                 Some(Ok(message)) => message,
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Err(error)) => {
-                    if is_outage(&error) {
-                        brokers_down(&self.consumer.context().stats, &error.to_string());
-                    }
-                    self.consumer.context().warn(&error.to_string());
+                    report(self.consumer.context(), &error);
                     break;
                 }
             };
@@ -627,31 +788,27 @@ impl Source for KafkaSource {
             else {
                 continue;
             };
-            let part = &mut self.parts[i];
-            let offset = RecordOffset::new(message.offset());
-            part.next = Some(offset.next());
             consumed += 1;
-            let Some(payload) = message.payload() else {
-                // A tombstone: nothing to clean, but consumed.
-                continue;
+            let timestamp_ms = match message.timestamp() {
+                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => Some(ms),
+                _ => None,
             };
-            let arrival = match message.timestamp() {
-                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => {
-                    ms.saturating_mul(1000)
-                }
-                _ => *now.get_or_insert_with(crate::now_micros),
-            };
-            out.push(RawRecord {
-                stream: Some(part.stream),
-                payload: payload.to_vec(),
-                partition: part.id.clone(),
-                offset,
-                arrival,
-            });
+            accept(
+                &mut self.parts[i],
+                message.offset(),
+                message.payload(),
+                timestamp_ms,
+                &mut now,
+                out,
+            );
         }
         Stats::add(&self.stats.kafka_messages, consumed);
         if out.len() > before {
             brokers_up(&self.consumer.context().stats);
+            if !self.first_read {
+                self.first_read = true;
+                tracing::debug!(worker = self.worker, elapsed = ?self.opened.elapsed(), idle_polls = self.idle_polls, "kafka first records");
+            }
             return Ok(PollStatus::Ready);
         }
         self.catch_up_positions();
@@ -659,8 +816,10 @@ impl Source for KafkaSource {
             self.confirm_ends();
         }
         if self.spec.stop_at_end && self.parts.iter().all(Part::done) {
+            tracing::debug!(worker = self.worker, elapsed = ?self.opened.elapsed(), idle_polls = self.idle_polls, "kafka source at its end");
             return Ok(PollStatus::Exhausted);
         }
+        self.idle_polls += 1;
         Ok(PollStatus::Idle)
     }
 
