@@ -27,6 +27,11 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The default log filter: pinstream's progress, everyone's warnings, but not delta-rs's
+/// warning about the parts of a failed upload nor its error line for a failed commit, which
+/// pinstream reports itself (a full disk would otherwise be said three times).
+pub const DEFAULT_LOG: &str = "warn,pinstream=info,deltalake_core::datafile::writer=error,deltalake_core::kernel::transaction=off";
+
 /// pinstream: pin/geo/user posting events -> clean, deduplicated, exactly-once Delta tables.
 #[derive(Debug, Parser)]
 #[command(name = "pinstream", version, about, long_about = None)]
@@ -34,14 +39,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `pinstream=debug`. RUST_LOG wins when set.
-    /// (The default keeps delta-rs's warning about the parts of an upload that failed, a full
-    /// disk or a lost lake, quiet: pinstream reports that failure itself, in one line.)
-    #[arg(
-        long,
-        global = true,
-        default_value = "warn,pinstream=info,deltalake_core::datafile::writer=error",
-        env = "PINSTREAM_LOG"
-    )]
+    /// (The default keeps delta-rs's own reports of a failed upload or commit, a full disk or a
+    /// lost lake, quiet: pinstream reports that failure itself, in one line.)
+    #[arg(long, global = true, default_value = DEFAULT_LOG, env = "PINSTREAM_LOG")]
     pub log: String,
 }
 

@@ -10,7 +10,7 @@ pub mod proxy;
 
 pub fn pinstream() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pinstream"));
-    command.env("PINSTREAM_LOG", "warn,pinstream=info");
+    command.env("PINSTREAM_LOG", pinstream::config::DEFAULT_LOG);
     // Tests run in parallel: each run's HTTP server takes any free port, not 8080.
     command.env("PINSTREAM_HTTP", "127.0.0.1:0");
     s3_env(&mut command);
