@@ -696,6 +696,30 @@ pub fn start_all(
         .collect()
 }
 
+/// What every source's tests check of a partition first listed while following.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{PartitionId, PollStatus, Position, Source};
+
+    /// `source` lists `partition` (new since the start) on its next poll, holds its records
+    /// back while the driver looks up where the tables say it stands (`take_new_partitions`
+    /// names it once), and resumes it at `stored`.
+    pub fn resumes_new_partition_at(source: &mut dyn Source, partition: &str, stored: i64) {
+        let mut out = Vec::new();
+        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // lists
+        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // held back
+        assert!(out.is_empty());
+        assert_eq!(
+            source.take_new_partitions(),
+            vec![PartitionId::from(partition)]
+        );
+        assert!(source.take_new_partitions().is_empty());
+        source
+            .seek_new(&[(partition.into(), Position::new(stored))].into())
+            .unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -414,16 +414,8 @@ fn free_port() -> Result<u16, Error> {
 
 /// A process's resident memory now and at its peak, from /proc (0 where unknown).
 fn rss_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let figure = |field| crate::commands::status_bytes(&pid.to_string(), field).unwrap_or(0);
+    (figure("VmRSS"), figure("VmHWM"))
 }
 
 /// Starts `pinstream run --from <source>` on `port` and waits for its `/healthz`.

@@ -1305,18 +1305,7 @@ mod tests {
         archive.put(&connect_key("a.pin", 1, Offset::new(0)), b"w\nx\n");
         archive.put(&connect_key("a.pin", 1, Offset::new(2)), b"y\nz\n");
         std::thread::sleep(Duration::from_millis(3));
-        let mut out = Vec::new();
-        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // lists
-        assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Idle); // held back
-        assert!(out.is_empty());
-        assert_eq!(
-            source.take_new_partitions(),
-            vec![PartitionId::from("kafka:a.pin/1")]
-        );
-        assert!(source.take_new_partitions().is_empty());
-        source
-            .seek_new(&[("kafka:a.pin/1".into(), Position::new(3))].into())
-            .unwrap();
+        crate::connectors::testing::resumes_new_partition_at(&mut source, "kafka:a.pin/1", 3);
         assert_eq!(drain(&mut source), vec![record("kafka:a.pin/1", 3, "z")]);
         assert_eq!(source.positions()["kafka:a.pin/1"], Position::new(4));
         assert_eq!(Stats::get(&archive.stats.bad_objects), 0);
