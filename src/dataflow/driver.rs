@@ -14,7 +14,6 @@ use super::{Context, EngineError, Handles, time};
 use crate::analytics::facts::keep_fact_fields;
 use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source};
 use crate::stats::Stats;
-use crate::table::Table;
 
 /// Records taken from one source per poll (a multiple of 3: an emulator event is 3 records).
 const POLL_CHUNK: usize = 4095;
@@ -74,20 +73,17 @@ fn seed_history(
     };
     let started = Instant::now();
     let mut held = 0;
-    for table in Table::ALL {
-        for (path, modified) in context.lake.data_files(table, index, peers)? {
-            context
-                .runtime
-                .block_on(context.lake.read_file(table, &path, |rows| {
-                    held += rows.len();
-                    for row in rows {
-                        let mut keyed = row.keyed(modified);
-                        keep_fact_fields(&mut keyed.row);
-                        history.send(keyed);
-                    }
-                }))?;
-            worker.step();
-        }
+    for file in context.lake.held_files(index, peers)? {
+        let read = context.lake.read_file(file.table, &file.path, |rows| {
+            held += rows.len();
+            for row in rows {
+                let mut keyed = row.keyed(file.modified);
+                keep_fact_fields(&mut keyed.row);
+                history.send(keyed);
+            }
+        });
+        context.runtime.block_on(read)?;
+        worker.step();
     }
     tracing::debug!(worker = index, rows = held, elapsed = ?started.elapsed(), "rows the tables hold, read back");
     history.close();

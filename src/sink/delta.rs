@@ -30,6 +30,36 @@ use crate::table::{Table, TableRow};
 /// Commits per checkpoint: SPEC §4 asks for one at least every 10 commits.
 pub const CHECKPOINT_INTERVAL: u32 = 10;
 
+/// Worker `worker`'s share of `sized` items (size, item) among `peers`: largest first, each to
+/// the worker with the least size so far (ties to the lower index; equal sizes in item order),
+/// so every worker computes the same split.
+fn share_by_size<T: Ord>(mut sized: Vec<(i64, T)>, worker: usize, peers: usize) -> Vec<T> {
+    sized.sort_by(|(a_size, a), (b_size, b)| b_size.cmp(a_size).then_with(|| a.cmp(b)));
+    let mut loads = vec![0i64; peers.max(1)];
+    let mut mine = Vec::new();
+    for (size, item) in sized {
+        let (least, _) = loads
+            .iter()
+            .enumerate()
+            .min_by_key(|&(index, load)| (*load, index))
+            .expect("at least one worker");
+        loads[least] += size;
+        if least == worker {
+            mine.push(item);
+        }
+    }
+    mine
+}
+
+/// A data file a worker reads back at start ([`Lake::held_files`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HeldFile {
+    pub table: Table,
+    pub path: object_store::path::Path,
+    /// When its rows were first committed (micros): the nearest there is to their arrival.
+    pub modified: i64,
+}
+
 /// The tables under one lake root.
 #[derive(Clone)]
 pub struct Lake {
@@ -204,30 +234,30 @@ impl Lake {
         Ok(found)
     }
 
-    /// The data files `i` of `table` with `i % peers == worker` (every worker takes a share;
-    /// together they cover the table), each with its modification time (micros): when its
-    /// rows were first committed, the nearest there is to their arrival.
-    pub fn data_files(
-        &self,
-        table: Table,
-        worker: usize,
-        peers: usize,
-    ) -> Result<Vec<(object_store::path::Path, i64)>, SinkError> {
-        let snapshot = self.tables[&table]
-            .snapshot()
-            .map_err(delta_error(table.name()))?;
-        let mut files: Vec<_> = snapshot
-            .log_data()
-            .into_iter()
-            .map(|file| (file.object_store_path(), file.modification_time() * 1000))
-            .collect();
-        files.sort();
-        Ok(files
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| i % peers == worker)
-            .map(|(_, file)| file)
-            .collect())
+    /// The data files of every table that worker `worker` of `peers` reads back at start
+    /// (together the workers cover every table), each with its modification time.
+    ///
+    /// Split by size, not by count: largest first, each to the worker with the fewest bytes
+    /// so far (ties to the lower index). Compaction leaves a few large files beside many small
+    /// ones, and dealing them round-robin per table gave one worker of two a quarter more rows
+    /// on a 3M-row lake, which the restart then waited for. Every worker computes the same
+    /// split from the same file list.
+    pub fn held_files(&self, worker: usize, peers: usize) -> Result<Vec<HeldFile>, SinkError> {
+        let mut files = Vec::new();
+        for table in Table::ALL {
+            let snapshot = self.tables[&table]
+                .snapshot()
+                .map_err(delta_error(table.name()))?;
+            files.extend(snapshot.log_data().into_iter().map(|file| {
+                let held = HeldFile {
+                    table,
+                    path: file.object_store_path(),
+                    modified: file.modification_time() * 1000,
+                };
+                (file.size(), held)
+            }));
+        }
+        Ok(share_by_size(files, worker, peers))
     }
 
     /// Reads one data file of `table` and hands its rows to `each`, one Arrow batch at a time
@@ -550,6 +580,24 @@ impl BackgroundFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_files_are_shared_by_size_and_covered_once() {
+        let sized: Vec<(i64, u32)> = [90, 10, 10, 10, 40, 40, 5, 5]
+            .into_iter()
+            .zip(0..)
+            .collect();
+        let shares: Vec<Vec<u32>> = (0..2)
+            .map(|worker| share_by_size(sized.clone(), worker, 2))
+            .collect();
+        let mut all: Vec<u32> = shares.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..8).collect::<Vec<_>>(), "each file once");
+        let load = |share: &[u32]| -> i64 { share.iter().map(|i| sized[*i as usize].0).sum() };
+        // Round-robin by index would give 90+10+40+5 = 145 against 65.
+        assert_eq!((load(&shares[0]), load(&shares[1])), (105, 105));
+        assert_eq!(share_by_size(sized, 0, 1).len(), 8);
+    }
     use crate::connectors::Cursor;
 
     #[test]

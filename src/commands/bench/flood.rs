@@ -31,7 +31,7 @@ use super::{Error, io};
 use crate::emulator::{Emulator, Parameters};
 use crate::sink::Lake;
 use crate::stream::Stream;
-use crate::table::{Table, TableRow};
+use crate::table::TableRow;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -601,27 +601,22 @@ async fn stored_rows(lake: &Path) -> Result<HashMap<u64, u64>, Error> {
         .await
         .map_err(|e| Error::Engine(e.into()))?;
     let mut counts: HashMap<u64, u64> = HashMap::new();
-    for table in Table::ALL {
-        for (path, _) in lake
-            .data_files(table, 0, 1)
-            .map_err(|e| Error::Engine(e.into()))?
-        {
-            lake.read_file(table, &path, |rows| {
-                for row in rows {
-                    let key = match &row {
-                        TableRow::Clean(row) => row_key(row),
-                        TableRow::Quarantine(quarantined) => {
-                            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                            quarantined.hash(&mut hasher);
-                            hasher.finish()
-                        }
-                    };
-                    *counts.entry(key).or_default() += 1;
-                }
-            })
-            .await
-            .map_err(|e| Error::Engine(e.into()))?;
-        }
+    for file in lake.held_files(0, 1).map_err(|e| Error::Engine(e.into()))? {
+        lake.read_file(file.table, &file.path, |rows| {
+            for row in rows {
+                let key = match &row {
+                    TableRow::Clean(row) => row_key(row),
+                    TableRow::Quarantine(quarantined) => {
+                        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                        quarantined.hash(&mut hasher);
+                        hasher.finish()
+                    }
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+        })
+        .await
+        .map_err(|e| Error::Engine(e.into()))?;
     }
     Ok(counts)
 }
