@@ -22,6 +22,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use super::Collection;
 use super::facts::{Fact, age_group};
 use super::names::Name;
+use super::operators::{insert_only, take_done};
 
 /// A pin row's part the queries read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -149,11 +150,7 @@ fn join_on_ind<'scope>(
         move |frontiers| {
             input.for_each_stamp(|capability, batches| {
                 for (fact, time, diff) in batches.flat_map(|b| b.drain(..)) {
-                    if diff <= 0 {
-                        tracing::error!(
-                            diff,
-                            "a retraction reached the insert-only join on ind: left out"
-                        );
+                    if !insert_only("pin_geo_user", diff) {
                         continue;
                     }
                     pending
@@ -167,12 +164,10 @@ fn join_on_ind<'scope>(
                 }
             });
             let (mut geo_out, mut user_out) = (geo_out.activate(), user_out.activate());
-            while let Some(entry) = pending.first_entry() {
-                let time = *entry.key();
-                if frontiers[0].less_equal(&time) {
-                    break;
-                }
-                let (geo_at, user_at, facts) = entry.remove();
+            for (geo_at, user_at, facts) in
+                take_done(&mut pending, |time| !frontiers[0].less_equal(time))
+            {
+                let time = *geo_at.time();
                 let mut geos = geo_out.session(&geo_at);
                 let mut users = user_out.session(&user_at);
                 for fact in facts {

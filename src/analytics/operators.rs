@@ -51,12 +51,7 @@ where
             move |(input, frontier), output| {
                 input.for_each_stamp(|capability, batches| {
                     for ((key, value), time, diff) in batches.flat_map(|b| b.drain(..)) {
-                        if diff <= 0 {
-                            tracing::error!(
-                                operator,
-                                diff,
-                                "a retraction reached an insert-only reduction: left out"
-                            );
+                        if !insert_only(&operator, diff) {
                             continue;
                         }
                         pending
@@ -66,11 +61,9 @@ where
                             .push((key, value, diff));
                     }
                 });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (capability, mut values) = entry.remove();
+                for (capability, mut values) in
+                    take_done(&mut pending, |time| !frontier.less_equal(time))
+                {
                     // A key's values together: its old rows are read once per time.
                     values.sort_unstable_by_key(|(key, _, _)| key.hashed());
                     let mut session = output.session(&capability);
@@ -94,6 +87,32 @@ where
             }
         })
         .as_collection()
+}
+
+/// Whether an update of an insert-only operator is one (a positive multiplicity); a
+/// retraction is logged as the broken invariant it is, and left out by the caller.
+pub(super) fn insert_only(operator: &str, diff: isize) -> bool {
+    if diff <= 0 {
+        tracing::error!(
+            operator,
+            diff,
+            "a retraction reached an insert-only operator: left out"
+        );
+    }
+    diff > 0
+}
+
+/// The values of every time before the first one not `done`, in time order: what an
+/// operator that holds its input by time may apply once the frontier has passed it.
+pub(super) fn take_done<V>(map: &mut BTreeMap<u64, V>, done: impl Fn(&u64) -> bool) -> Vec<V> {
+    let mut taken = Vec::new();
+    while let Some(entry) = map.first_entry() {
+        if !done(entry.key()) {
+            break;
+        }
+        taken.push(entry.remove());
+    }
+    taken
 }
 
 /// The values of one time, held with a capability for it until the frontier passes it.

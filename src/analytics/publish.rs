@@ -16,6 +16,7 @@ use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 
 use super::facts::Fact;
 use super::names::{Dictionary, Name, NameSender};
+use super::operators::take_done;
 use super::trending_categories::bucket_start;
 use super::view::{Settings, View};
 use super::{AggregateId, AggregateStore, Update};
@@ -335,16 +336,4 @@ pub fn keep_replica<'scope>(
     published.inspect(move |snapshot| {
         store.publish(snapshot.aggregate.aggregate().name, snapshot.rows.clone());
     })
-}
-
-/// The values of every time before the first one not `done`, in time order.
-fn take_done<V>(map: &mut BTreeMap<u64, V>, done: impl Fn(&u64) -> bool) -> Vec<V> {
-    let mut taken = Vec::new();
-    while let Some(entry) = map.first_entry() {
-        if !done(entry.key()) {
-            break;
-        }
-        taken.push(entry.remove());
-    }
-    taken
 }

@@ -696,10 +696,24 @@ pub fn start_all(
         .collect()
 }
 
-/// What every source's tests check of a partition first listed while following.
+/// What the sources' tests share.
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::{PartitionId, PollStatus, Position, Source};
+    use super::{PartitionId, PollStatus, Position, RawRecord, Source};
+
+    /// Records as (partition, offset, payload text), for comparing what a source read.
+    pub fn described(records: Vec<RawRecord>) -> Vec<(String, i64, String)> {
+        records
+            .into_iter()
+            .map(|r| {
+                (
+                    r.partition.to_string(),
+                    r.offset.value(),
+                    String::from_utf8(r.payload).unwrap(),
+                )
+            })
+            .collect()
+    }
 
     /// `source` lists `partition` (new since the start) on its next poll, holds its records
     /// back while the driver looks up where the tables say it stands (`take_new_partitions`

@@ -354,25 +354,27 @@ impl Emulator {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
             let word = match slot.as_bytes() {
-                [b'A' | b'a'] => pick(rng, &ADJECTIVES),
-                [b'T' | b't'] | [b'T' | b't', b'2'] => pick(rng, topics),
-                [b'S' | b's'] => pick(rng, &SUFFIXES),
+                [b'A' | b'a'] => Some(pick(rng, &ADJECTIVES)),
+                [b'T' | b't'] | [b'T' | b't', b'2'] => Some(pick(rng, topics)),
+                [b'S' | b's'] => Some(pick(rng, &SUFFIXES)),
                 [b'N' | b'n'] => {
                     use std::fmt::Write as _;
                     let _ = write!(out, "{}", rng.random_range(5..=50));
-                    rest = &rest[close + 1..];
-                    continue;
+                    None // digits: the same in either case
                 }
-                [b'V' | b'v'] => pick(rng, &VERBS),
-                [b'U' | b'u'] => pick(rng, &AUDIENCES),
-                [b'W' | b'w'] => pick(rng, &SEASONS),
-                [b'P' | b'p'] => pick(rng, &PLACES),
+                [b'V' | b'v'] => Some(pick(rng, &VERBS)),
+                [b'U' | b'u'] => Some(pick(rng, &AUDIENCES)),
+                [b'W' | b'w'] => Some(pick(rng, &SEASONS)),
+                [b'P' | b'p'] => Some(pick(rng, &PLACES)),
                 _ => unreachable!("unknown slot {slot}"),
             };
-            match (lower, word.is_ascii()) {
-                (false, _) => out.push_str(word),
-                (true, true) => out.extend(word.chars().map(|c| c.to_ascii_lowercase())),
-                (true, false) => out.push_str(&word.to_lowercase()),
+            match word {
+                None => {}
+                Some(word) if !lower => out.push_str(word),
+                Some(word) if word.is_ascii() => {
+                    out.extend(word.chars().map(|c| c.to_ascii_lowercase()))
+                }
+                Some(word) => out.push_str(&word.to_lowercase()),
             }
             rest = &rest[close + 1..];
         }

@@ -1043,29 +1043,13 @@ mod tests {
             source.seek_new(stored).unwrap();
             while source.poll(2, &mut out).unwrap() == PollStatus::Ready {}
         }
-        out.into_iter()
-            .map(|r| {
-                (
-                    r.partition.to_string(),
-                    r.offset.value(),
-                    String::from_utf8(r.payload).unwrap(),
-                )
-            })
-            .collect()
+        crate::connectors::testing::described(out)
     }
 
     fn drain(source: &mut ArchiveSource) -> Vec<(String, i64, String)> {
         let mut out = Vec::new();
         while source.poll(2, &mut out).unwrap() == PollStatus::Ready {}
-        out.into_iter()
-            .map(|r| {
-                (
-                    r.partition.to_string(),
-                    r.offset.value(),
-                    String::from_utf8(r.payload).unwrap(),
-                )
-            })
-            .collect()
+        crate::connectors::testing::described(out)
     }
 
     fn record(id: &str, offset: i64, payload: &str) -> (String, i64, String) {

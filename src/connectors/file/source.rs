@@ -288,15 +288,7 @@ mod tests {
     fn drain(source: &mut FileSource, max: usize) -> Vec<(String, i64, String)> {
         let mut out = Vec::new();
         while source.poll(max, &mut out).unwrap() != PollStatus::Exhausted {}
-        out.into_iter()
-            .map(|r| {
-                (
-                    r.partition.to_string(),
-                    r.offset.value(),
-                    String::from_utf8(r.payload).unwrap(),
-                )
-            })
-            .collect()
+        crate::connectors::testing::described(out)
     }
 
     #[test]
