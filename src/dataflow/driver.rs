@@ -37,6 +37,9 @@ pub(super) fn drive(worker: &mut Worker, context: &Context) -> Result<(), Engine
     if let Some(profile) = profile {
         profile.log(worker.index());
     }
+    let closing = std::time::Instant::now();
+    drop(sources);
+    tracing::debug!(worker = worker.index(), elapsed = ?closing.elapsed(), "sources closed");
     Ok(())
 }
 

@@ -50,7 +50,20 @@ pub(super) struct Fetched<'a> {
 }
 
 /// One librdkafka queue handle, destroyed on drop.
-struct Queue(NonNull<rd::rd_kafka_queue_t>);
+pub(super) struct Queue(NonNull<rd::rd_kafka_queue_t>);
+
+impl Queue {
+    /// A new queue of `consumer`'s client (which must outlive it).
+    pub(super) fn new(consumer: &BaseConsumer<Context>) -> Queue {
+        // SAFETY: a live client handle.
+        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        Queue(NonNull::new(queue).expect("rd_kafka_queue_new never returns null"))
+    }
+
+    pub(super) fn as_ptr(&self) -> *mut rd::rd_kafka_queue_t {
+        self.0.as_ptr()
+    }
+}
 
 impl Drop for Queue {
     fn drop(&mut self) {
@@ -76,11 +89,9 @@ unsafe impl Send for Fetcher {}
 
 impl Fetcher {
     pub(super) fn new(consumer: &Arc<BaseConsumer<Context>>) -> Fetcher {
-        // SAFETY: a live client handle.
-        let own = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
         Fetcher {
             queues: Vec::new(),
-            own: Queue(NonNull::new(own).expect("rd_kafka_queue_new never returns null")),
+            own: Queue::new(consumer),
             messages: Vec::new(),
             consumer: consumer.clone(),
         }

@@ -6,6 +6,7 @@
 //! assigned and read).
 
 mod client;
+mod commit;
 mod fetch;
 mod group;
 mod producer;

@@ -48,19 +48,21 @@
 //! ended (or at the stored position if that is further), so no offset is read from both.
 //!
 use std::collections::{BTreeSet, HashMap};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::client::{
     Context, OPEN_ATTEMPTS, OPEN_TIMEOUT, brokers_down, brokers_up, config_error, is_outage,
 };
+use super::commit::GroupCommits;
 use super::fetch::Fetcher;
 use super::group::{Membership, TopicPartition};
 use super::{KafkaSpec, StartFrom};
@@ -119,9 +121,14 @@ pub struct KafkaSource {
     worker: usize,
     peers: usize,
     topics: Vec<(String, Stream)>,
-    consumer: Arc<KafkaConsumer>,
+    /// The client and its fetch queues: closed on a thread of their own when the source is
+    /// dropped ([`close_in_background`]), hence `ManuallyDrop`.
+    consumer: ManuallyDrop<Arc<KafkaConsumer>>,
     /// The fetched messages of `parts`, taken a chunk at a time.
-    fetcher: Fetcher,
+    fetcher: ManuallyDrop<Fetcher>,
+    /// The positions committed to the consumer group, and their replies: the source waits
+    /// for the last ones before it closes.
+    commits: ManuallyDrop<GroupCommits>,
     parts: Vec<Part>,
     /// topic -> partition number -> index into `parts`.
     index: HashMap<String, HashMap<i32, usize>>,
@@ -229,8 +236,9 @@ impl KafkaSource {
             worker,
             peers,
             topics: topics.clone(),
-            fetcher: Fetcher::new(&consumer),
-            consumer,
+            fetcher: ManuallyDrop::new(Fetcher::new(&consumer)),
+            commits: ManuallyDrop::new(GroupCommits::new(&consumer)),
+            consumer: ManuallyDrop::new(consumer),
             parts: Vec::new(),
             index: HashMap::new(),
             discovered: channel().1,
@@ -505,9 +513,63 @@ fn report(context: &Context, error: &KafkaError) {
     context.warn(&error.to_string());
 }
 
+/// How long a closing source waits for the replies to its last group commits.
+const COMMIT_REPLY_WAIT: Duration = Duration::from_secs(2);
+
+impl KafkaSource {
+    /// Logs failed group commits (rate limited with the client's other warnings).
+    fn report_commits(&self, failed: Vec<RDKafkaErrorCode>) {
+        for error in failed {
+            self.consumer.context().warn(&format!(
+                "committing offsets to the consumer group: {error}"
+            ));
+        }
+    }
+
+    /// Waits (at most [`COMMIT_REPLY_WAIT`]) for the replies to the group commits sent, so
+    /// the group's last offsets are not lost with the client.
+    fn settle_commits(&mut self) {
+        let failed = self.commits.settle(COMMIT_REPLY_WAIT);
+        self.report_commits(failed);
+        let unanswered = self.commits.unanswered();
+        if unanswered > 0 {
+            tracing::warn!(
+                worker = self.worker,
+                unanswered,
+                "kafka: closing without the replies to the last consumer-group commits"
+            );
+        }
+    }
+}
+
 impl Drop for KafkaSource {
     fn drop(&mut self) {
         self.stop_refresh.store(true, Ordering::Relaxed);
+        self.settle_commits();
+        // SAFETY: each field is taken once, here, and `self` is not used after `drop`.
+        let client = unsafe {
+            (
+                ManuallyDrop::take(&mut self.fetcher),
+                ManuallyDrop::take(&mut self.commits),
+                ManuallyDrop::take(&mut self.consumer),
+            )
+        };
+        close_in_background(client);
+    }
+}
+
+/// Closes a source's client off the worker's thread. rdkafka's drop of a consumer with a
+/// `group.id` closes it and then polls in 100 ms steps until librdkafka says it is closed:
+/// that was 100 ms at the end of every `--until-done` run (and of every dataflow restart),
+/// with nothing left to do (the group commits are answered:
+/// [`KafkaSource::settle_commits`]). A tuple drops its fields in order: the queues first,
+/// then the client, on the thread or (when it cannot start) here, with the closure.
+fn close_in_background(client: (Fetcher, GroupCommits, Arc<KafkaConsumer>)) {
+    let spawned = std::thread::Builder::new()
+        .name("pinstream-kafka-close".into())
+        .spawn(move || drop(client));
+    if let Err(error) = spawned {
+        tracing::debug!(%error, "kafka client closed on the worker's thread");
     }
 }
 
@@ -855,12 +917,8 @@ impl Source for KafkaSource {
             // refused by Kafka).
             Some((membership, _, _)) => membership.commit(&list),
             None => {
-                if let Err(error) = self
-                    .consumer
-                    .commit(&list, rdkafka::consumer::CommitMode::Async)
-                {
-                    tracing::warn!("committing offsets to the consumer group: {error}");
-                }
+                let failed = self.commits.send(&list);
+                self.report_commits(failed);
             }
         }
     }
