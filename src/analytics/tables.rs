@@ -92,16 +92,55 @@ fn encode(
 /// Commit attempts of one snapshot replacement racing other writers.
 const REPLACE_ATTEMPTS: usize = 5;
 
-/// The aggregate tables and the snapshot version each holds.
+/// The commit-info key under which each replacement records its rows' digest.
+const DIGEST_KEY: &str = "pinstreamRowsDigest";
+
+/// A digest of a snapshot's rows, recorded in each replacement's commit info. A restart
+/// rebuilds every aggregate from the clean tables (new versions, mostly the same rows): a
+/// table whose last replacement holds the same rows is not replaced again (on the 1M-post
+/// lake that was 11 overwrite commits, ~110 ms, and 11 new table versions per restart).
+fn rows_digest(rows: &[Vec<Cell>]) -> String {
+    let mut bytes = Vec::new();
+    for cell in rows.iter().flatten() {
+        match cell {
+            Cell::Text(None) => bytes.push(0),
+            Cell::Text(Some(text)) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(text.as_bytes());
+            }
+            Cell::Long(n) => {
+                bytes.push(2);
+                bytes.extend_from_slice(&n.to_le_bytes());
+            }
+            Cell::Double(x) => {
+                bytes.push(3);
+                bytes.extend_from_slice(&x.to_bits().to_le_bytes());
+            }
+        }
+    }
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+}
+
+/// The rows digest the last commit of `table` recorded (none when that commit was not a
+/// replacement by pinstream, e.g. the table's creation or a compaction).
+async fn held_digest(table: &DeltaTable) -> Option<String> {
+    let last = table.history(Some(1)).next().await?.ok()?;
+    last.info.get(DIGEST_KEY)?.as_str().map(str::to_owned)
+}
+
+/// The aggregate tables, the snapshot version each holds and the digest of its rows.
 pub struct AggregateTables {
     tables: BTreeMap<&'static str, DeltaTable>,
     written: BTreeMap<&'static str, u64>,
+    held: BTreeMap<&'static str, String>,
 }
 
 impl AggregateTables {
     /// Opens (creating) `<lake>/aggregates/<name>` for every aggregate.
     pub async fn open(lake: &Url) -> Result<AggregateTables, SinkError> {
         let mut tables = BTreeMap::new();
+        let mut held = BTreeMap::new();
         for spec in AGGREGATES {
             let url = lake
                 .join(&format!("aggregates/{}/", spec.name))
@@ -143,89 +182,121 @@ impl AggregateTables {
                     .await
                     .map_err(|_| delta_error(spec.name)(error))?,
             };
+            if let Some(digest) = held_digest(&table).await {
+                held.insert(spec.name, digest);
+            }
             tables.insert(spec.name, table);
         }
         Ok(AggregateTables {
             tables,
             written: BTreeMap::new(),
+            held,
         })
     }
 
-    /// Replaces the table of every aggregate whose snapshot changed since it was last written.
-    /// Returns how many tables were written.
+    /// Replaces the table of every aggregate whose snapshot changed since it was last written
+    /// and whose rows differ from what the table holds, the tables concurrently. Returns how
+    /// many tables were written.
     pub async fn write_changed(&mut self, store: &AggregateStore) -> Result<usize, SinkError> {
-        let mut written = 0;
+        let mut changed = BTreeMap::new();
         for snapshot in store.all() {
             let name = snapshot.spec.name;
             if self.written.get(name) == Some(&snapshot.version) {
                 continue;
             }
-            self.replace(&snapshot).await?;
-            self.written.insert(name, snapshot.version);
-            written += 1;
+            let digest = rows_digest(&snapshot.rows);
+            if self.held.get(name) == Some(&digest) {
+                self.written.insert(name, snapshot.version);
+                continue;
+            }
+            changed.insert(name, (snapshot, digest));
         }
-        Ok(written)
+        let replacing = self.tables.iter_mut().filter_map(|(&name, table)| {
+            let (snapshot, digest) = changed.remove(name)?;
+            Some(async move {
+                let result = replace(table, &snapshot, &digest).await;
+                (name, snapshot.version, digest, result)
+            })
+        });
+        let mut written = 0;
+        let mut failed = None;
+        for (name, version, digest, result) in futures::future::join_all(replacing).await {
+            match result {
+                Ok(()) => {
+                    self.written.insert(name, version);
+                    self.held.insert(name, digest);
+                    written += 1;
+                }
+                Err(error) => {
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        failed.map_or(Ok(written), Err)
     }
+}
 
-    /// One overwrite commit: remove every current file, add the snapshot's.
-    async fn replace(&mut self, snapshot: &Snapshot) -> Result<(), SinkError> {
-        let name = snapshot.spec.name;
-        let table = self
-            .tables
-            .get_mut(name)
-            .expect("every aggregate is opened");
-        table.update_state().await.map_err(delta_error(name))?;
-        let mut writer = RecordBatchWriter::for_table(table).map_err(delta_error(name))?;
-        let schema = writer.arrow_schema();
-        let batch = encode(snapshot, &schema).map_err(|source| SinkError::Arrow {
-            table: format!("aggregates/{name}"),
-            source,
-        })?;
-        writer.write(batch).await.map_err(delta_error(name))?;
-        let adds: Vec<Action> = writer
-            .flush()
+/// One overwrite commit of `table`: remove every current file, add the snapshot's, and record
+/// the rows' `digest` in the commit info.
+async fn replace(
+    table: &mut DeltaTable,
+    snapshot: &Snapshot,
+    digest: &str,
+) -> Result<(), SinkError> {
+    let name = snapshot.spec.name;
+    table.update_state().await.map_err(delta_error(name))?;
+    let mut writer = RecordBatchWriter::for_table(table).map_err(delta_error(name))?;
+    let schema = writer.arrow_schema();
+    let batch = encode(snapshot, &schema).map_err(|source| SinkError::Arrow {
+        table: format!("aggregates/{name}"),
+        source,
+    })?;
+    writer.write(batch).await.map_err(delta_error(name))?;
+    let adds: Vec<Action> = writer
+        .flush()
+        .await
+        .map_err(delta_error(name))?
+        .into_iter()
+        .map(Action::Add)
+        .collect();
+    // Another writer (a second process on the lake) may replace the snapshot between our
+    // read and our commit; the conflict checker then refuses ours (both remove the same
+    // files). Read the table again and replace what is there now: the last writer wins,
+    // and the table always holds exactly one snapshot.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut actions = adds.clone();
+        let state = table.snapshot().map_err(delta_error(name))?;
+        let log_store = table.log_store();
+        let mut files = state.snapshot().file_views(log_store.as_ref(), None);
+        while let Some(file) = files.next().await {
+            actions.push(Action::Remove(
+                file.map_err(delta_error(name))?.remove_action(true),
+            ));
+        }
+        drop(files);
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: None,
+            predicate: None,
+        };
+        let properties = CommitProperties::default()
+            .with_metadata([(DIGEST_KEY.to_owned(), serde_json::Value::from(digest))]);
+        match CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(state), log_store, operation)
             .await
-            .map_err(delta_error(name))?
-            .into_iter()
-            .map(Action::Add)
-            .collect();
-        // Another writer (a second process on the lake) may replace the snapshot between our
-        // read and our commit; the conflict checker then refuses ours (both remove the same
-        // files). Read the table again and replace what is there now: the last writer wins,
-        // and the table always holds exactly one snapshot.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut actions = adds.clone();
-            let state = table.snapshot().map_err(delta_error(name))?;
-            let log_store = table.log_store();
-            let mut files = state.snapshot().file_views(log_store.as_ref(), None);
-            while let Some(file) = files.next().await {
-                actions.push(Action::Remove(
-                    file.map_err(delta_error(name))?.remove_action(true),
-                ));
+        {
+            Ok(finalized) => {
+                table.state = Some(finalized.snapshot());
+                return Ok(());
             }
-            drop(files);
-            let operation = DeltaOperation::Write {
-                mode: SaveMode::Overwrite,
-                partition_by: None,
-                predicate: None,
-            };
-            match CommitBuilder::from(CommitProperties::default())
-                .with_actions(actions)
-                .build(Some(state), log_store, operation)
-                .await
-            {
-                Ok(finalized) => {
-                    table.state = Some(finalized.snapshot());
-                    return Ok(());
-                }
-                Err(error) if attempt < REPLACE_ATTEMPTS => {
-                    tracing::debug!(table = name, "aggregate table replaced again: {error}");
-                    table.update_state().await.map_err(delta_error(name))?;
-                }
-                Err(error) => return Err(delta_error(name)(error)),
+            Err(error) if attempt < REPLACE_ATTEMPTS => {
+                tracing::debug!(table = name, "aggregate table replaced again: {error}");
+                table.update_state().await.map_err(delta_error(name))?;
             }
+            Err(error) => return Err(delta_error(name)(error)),
         }
     }
 }
@@ -254,5 +325,52 @@ pub async fn keep_written(
         if stopping {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(country: &str, count: i64) -> Vec<Vec<Cell>> {
+        vec![vec![
+            Cell::Text(Some(country.to_owned())),
+            Cell::Text(Some("travel".to_owned())),
+            Cell::Long(count),
+        ]]
+    }
+
+    async fn version(lake: &Url, name: &str) -> Option<deltalake::kernel::Version> {
+        let url = lake.join(&format!("aggregates/{name}/")).unwrap();
+        delta::load_table(&url).await.unwrap().version()
+    }
+
+    /// A restart publishes every aggregate again (new versions) with the rows the tables
+    /// hold: no table gets a new version then; a changed aggregate does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_tables_whose_rows_differ_from_the_last_replacement_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Url::from_directory_path(dir.path()).unwrap();
+        let q1 = "q1_popular_category_by_country";
+        let first = AggregateStore::new();
+        assert!(first.publish(q1, rows("Fiji", 3)));
+        let mut tables = AggregateTables::open(&lake).await.unwrap();
+        assert_eq!(
+            tables.write_changed(&first).await.unwrap(),
+            AGGREGATES.len()
+        );
+        assert_eq!(tables.write_changed(&first).await.unwrap(), 0);
+        let before = version(&lake, q1).await;
+
+        // As after a restart: the same rows, rebuilt into a fresh store.
+        let rebuilt = AggregateStore::new();
+        assert!(rebuilt.publish(q1, rows("Fiji", 3)));
+        let mut reopened = AggregateTables::open(&lake).await.unwrap();
+        assert_eq!(reopened.write_changed(&rebuilt).await.unwrap(), 0);
+        assert_eq!(version(&lake, q1).await, before);
+
+        assert!(rebuilt.publish(q1, rows("Fiji", 4)));
+        assert_eq!(reopened.write_changed(&rebuilt).await.unwrap(), 1);
+        assert_eq!(version(&lake, q1).await, before.map(|v| v + 1));
     }
 }

@@ -352,6 +352,7 @@ fn run_epoch(
     }
     .map_err(EngineError::Start)?;
     let joined = guards.join();
+    tracing::debug!("workers joined");
     // A commit of this dataflow must not land after the next one has read the tables.
     let idle = sink::CommitSignals {
         active: committing,
