@@ -110,7 +110,8 @@ pub const RAW_BASE64_PREFIX: &str = "base64:";
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TableRow {
     Clean(Row),
-    Quarantine(QuarantineRow),
+    /// Boxed (rare, and larger than any clean row): see [`Row::Pin`].
+    Quarantine(Box<QuarantineRow>),
 }
 
 impl TableRow {
@@ -175,6 +176,10 @@ impl Identity {
     }
 }
 
+// Rows are moved between stages several times: the large variants are boxed to keep them
+// small (a `KeyedRow` was 256 bytes with the pin row inline).
+const _: () = assert!(std::mem::size_of::<KeyedRow>() <= 80);
+
 /// A row on its way to deduplication: its identity (computed once, where the row is made, and
 /// used to route it to the worker that owns it) and when it arrived.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -203,7 +208,7 @@ pub struct DistinctRow {
 
 impl From<PinRow> for TableRow {
     fn from(row: PinRow) -> Self {
-        TableRow::Clean(Row::Pin(row))
+        TableRow::Clean(Row::Pin(Box::new(row)))
     }
 }
 impl From<GeoRow> for TableRow {
@@ -218,7 +223,7 @@ impl From<UserRow> for TableRow {
 }
 impl From<QuarantineRow> for TableRow {
     fn from(row: QuarantineRow) -> Self {
-        TableRow::Quarantine(row)
+        TableRow::Quarantine(Box::new(row))
     }
 }
 

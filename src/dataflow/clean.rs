@@ -23,7 +23,7 @@ pub fn clean_record(record: RawRecord) -> TableRow {
             Err(reason) => reason.to_string(),
         },
     };
-    TableRow::Quarantine(QuarantineRow {
+    TableRow::from(QuarantineRow {
         stream: record.stream,
         source: record.origin(),
         received_at: record.arrival,

@@ -134,7 +134,7 @@ pub fn encode(
             let pins: Vec<&PinRow> = rows
                 .iter()
                 .filter_map(|row| match row {
-                    TableRow::Clean(Row::Pin(pin)) => Some(pin),
+                    TableRow::Clean(Row::Pin(pin)) => Some(&**pin),
                     _ => None,
                 })
                 .collect();
@@ -205,7 +205,7 @@ pub fn encode(
             let bad: Vec<&QuarantineRow> = rows
                 .iter()
                 .filter_map(|row| match row {
-                    TableRow::Quarantine(q) => Some(q),
+                    TableRow::Quarantine(q) => Some(&**q),
                     _ => None,
                 })
                 .collect();

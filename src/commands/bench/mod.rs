@@ -434,7 +434,7 @@ fn bench_compaction(args: &BenchArgs) -> Result<(), Error> {
             let mut writer = FileWriter::new(&lake, Table::Quarantine).map_err(sink)?;
             for row in 0..args.rows_per_file {
                 let id = file * args.rows_per_file + row;
-                writer.push(TableRow::Quarantine(QuarantineRow {
+                writer.push(TableRow::from(QuarantineRow {
                     stream: Some(Stream::ALL[(id % 3) as usize]),
                     source: format!("bench:{file}@{row}"),
                     received_at: crate::now_micros(),
