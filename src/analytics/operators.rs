@@ -120,7 +120,11 @@ type Pending<K, V> = (Capability<u64>, Vec<(K, V, isize)>);
 
 /// Gives `-1` for each row of `before` not in `after` and `+1` for each row of `after` not in
 /// `before` (as multisets), emptying both.
-fn changes<R: Ord>(before: &mut Vec<R>, after: &mut Vec<R>, mut give: impl FnMut(R, isize)) {
+pub(super) fn changes<R: Ord>(
+    before: &mut Vec<R>,
+    after: &mut Vec<R>,
+    mut give: impl FnMut(R, isize),
+) {
     if before == after {
         before.clear();
         after.clear();
