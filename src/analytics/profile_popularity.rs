@@ -121,6 +121,18 @@ impl TopPosters {
             .map(|(_, (&(follower_count, poster), &posts))| (poster, follower_count, posts))
     }
 
+    /// Forgets the posters below the top ([`TopPosters::ranked`]). On an insert-only input
+    /// they cannot come back by themselves: a poster's highest follower_count only grows, so
+    /// the top's last follower_count does too, and a poster whose total grows arrives again
+    /// with its whole total. The index then stays at the size of the top.
+    fn forget_below_top(&mut self) {
+        if let Some((_, cut, _)) = self.ranked().last()
+            && self.posters.len() > TOP
+        {
+            self.posters = self.posters.split_off(&(cut, Name::NULL));
+        }
+    }
+
     fn top(&self, names: &Dictionary) -> Vec<Vec<Cell>> {
         self.ranked()
             .map(|(poster, follower_count, posts)| {
@@ -140,7 +152,8 @@ impl TopPosters {
 ///
 /// A poster of the job's top has fewer than [`TOP`] posters above it (ties aside) anywhere,
 /// so also on its own worker: the union of the workers' tops holds the job's top, and the
-/// publisher ranks that union. Before, every poster's every total went to the publisher
+/// publisher ranks that union. Each worker keeps only its top
+/// ([`TopPosters::forget_below_top`]): its index stays the size of the top. Before, every poster's every total went to the publisher
 /// (worker 0), which kept them all in one index: a third of its time on distinct-heavy data.
 fn local_top<'scope>(
     totals: Collection<'scope, (Name, (i64, i64))>,
@@ -180,6 +193,7 @@ fn local_top<'scope>(
                     if !std::mem::take(&mut posters.changed) {
                         continue;
                     }
+                    posters.forget_below_top();
                     let mut now: Vec<_> = posters
                         .ranked()
                         .map(|(poster, follower_count, posts)| (poster, (follower_count, posts)))
@@ -243,25 +257,31 @@ mod tests {
         use timely::dataflow::operators::Inspect;
 
         const TIMES: u64 = 6;
-        // Per time, every poster's (follower_count, posts), drawn by a small LCG: counts in
-        // a narrow range so the 100th place has ties.
+        // Per time, every poster's (follower_count, posts), drawn by a small LCG. As on the
+        // engine's insert-only input, totals only grow: a third of the posters grow each
+        // time, and new posters come. Counts in a narrow range, so the cut has ties.
         let mut seed = 7u64;
         let mut draw = move |bound: u64| {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            (seed >> 33) % bound
+            ((seed >> 33) % bound) as i64
         };
-        let totals: Vec<Vec<(Name, (i64, i64))>> = (0..TIMES)
-            .map(|time| {
-                (0..400 + 50 * time)
-                    .map(|p| {
-                        let name = Name::of(Some(&format!("poster {p}")));
-                        (name, (draw(60) as i64, 1 + draw(5) as i64))
-                    })
-                    .collect()
-            })
-            .collect();
+        let mut current: Vec<(Name, (i64, i64))> = Vec::new();
+        let mut totals: Vec<Vec<(Name, (i64, i64))>> = Vec::new();
+        for time in 0..TIMES {
+            for (_, (follower_count, posts)) in &mut current {
+                if draw(3) == 0 {
+                    *follower_count += draw(4);
+                    *posts += 1;
+                }
+            }
+            for p in current.len() as u64..400 + 50 * time {
+                let name = Name::of(Some(&format!("poster {p}")));
+                current.push((name, (draw(60), 1 + draw(5))));
+            }
+            totals.push(current.clone());
+        }
         for workers in [1, 3] {
             let given = Arc::new(Mutex::new(Vec::new()));
             let (sink, all) = (given.clone(), totals.clone());
