@@ -121,16 +121,19 @@ impl TopPosters {
             .map(|(_, (&(follower_count, poster), &posts))| (poster, follower_count, posts))
     }
 
-    /// Forgets the posters below the top ([`TopPosters::ranked`]). On an insert-only input
-    /// they cannot come back by themselves: a poster's highest follower_count only grows, so
-    /// the top's last follower_count does too, and a poster whose total grows arrives again
-    /// with its whole total. The index then stays at the size of the top.
-    fn forget_below_top(&mut self) {
-        if let Some((_, cut, _)) = self.ranked().last()
-            && self.posters.len() > TOP
-        {
-            self.posters = self.posters.split_off(&(cut, Name::NULL));
+    /// Forgets the posters below the top ([`TopPosters::ranked`]) and returns the top's last
+    /// follower_count once the top is full. On an insert-only input those posters cannot come
+    /// back by themselves: a poster's highest follower_count only grows, so the top's last
+    /// follower_count does too, and a poster whose total grows arrives again with its whole
+    /// total. The index stays the size of the top, and a total below the cut can be passed
+    /// over at once.
+    fn forget_below_top(&mut self) -> Option<i64> {
+        if self.posters.len() < TOP {
+            return None;
         }
+        let (_, cut, _) = self.ranked().last()?;
+        self.posters = self.posters.split_off(&(cut, Name::NULL));
+        Some(cut)
     }
 
     fn top(&self, names: &Dictionary) -> Vec<Vec<Cell>> {
@@ -163,12 +166,18 @@ fn local_top<'scope>(
         .inner
         .unary_frontier(Pipeline, "local_top", |_capability, _info| {
             let mut posters = TopPosters::default();
+            // The top's last follower_count: totals below it cannot enter (or be in) the top.
+            let mut cut = None;
             let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
             // The top as given so far.
             let mut given: Vec<(Name, (i64, i64))> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each_stamp(|capability, batches| {
                     for (total, time, diff) in batches.flat_map(|b| b.drain(..)) {
+                        let (_, (follower_count, _)) = total;
+                        if cut.is_some_and(|cut| follower_count < cut) {
+                            continue;
+                        }
                         pending
                             .entry(time)
                             .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
@@ -193,7 +202,7 @@ fn local_top<'scope>(
                     if !std::mem::take(&mut posters.changed) {
                         continue;
                     }
-                    posters.forget_below_top();
+                    cut = posters.forget_below_top();
                     let mut now: Vec<_> = posters
                         .ranked()
                         .map(|(poster, follower_count, posts)| (poster, (follower_count, posts)))
@@ -254,7 +263,7 @@ mod tests {
         use differential_dataflow::Hashable;
         use differential_dataflow::input::Input;
         use std::sync::{Arc, Mutex};
-        use timely::dataflow::operators::Inspect;
+        use timely::dataflow::operators::{Inspect, Probe};
 
         const TIMES: u64 = 6;
         // Per time, every poster's (follower_count, posts), drawn by a small LCG. As on the
@@ -272,13 +281,13 @@ mod tests {
         for time in 0..TIMES {
             for (_, (follower_count, posts)) in &mut current {
                 if draw(3) == 0 {
-                    *follower_count += draw(4);
+                    *follower_count += draw(2);
                     *posts += 1;
                 }
             }
             for p in current.len() as u64..400 + 50 * time {
                 let name = Name::of(Some(&format!("poster {p}")));
-                current.push((name, (draw(60), 1 + draw(5))));
+                current.push((name, (draw(12), 1 + draw(5))));
             }
             totals.push(current.clone());
         }
@@ -288,11 +297,13 @@ mod tests {
             timely::execute(timely::Config::process(workers), move |worker| {
                 let (index, peers) = (worker.index(), worker.peers());
                 let sink = sink.clone();
+                let probe = timely::dataflow::ProbeHandle::new();
                 let mut input = worker.dataflow::<u64, _, _>(|scope| {
                     let (input, totals) = scope.new_collection();
                     local_top(totals)
                         .inner
-                        .inspect(move |row| sink.lock().unwrap().push(*row));
+                        .inspect(move |row| sink.lock().unwrap().push(*row))
+                        .probe_with(&probe);
                     input
                 });
                 // Each poster's totals on one worker, as `accumulate` leaves them.
@@ -307,6 +318,10 @@ mod tests {
                         input.insert(*row);
                     }
                     before = now.clone();
+                    // Each time done before the next arrives, as in the engine's ticks.
+                    input.advance_to(time as u64 + 1);
+                    input.flush();
+                    worker.step_while(|| probe.less_than(input.time()));
                 }
                 input.close();
             })
