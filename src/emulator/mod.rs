@@ -22,7 +22,7 @@ use rand_pcg::Pcg64Mcg;
 
 use self::calibration::*;
 pub use self::files::write_jsonl;
-use self::json::{GeoRecord, PinRecord, UserRecord, dumps};
+use self::json::{GeoRecord, PinRecord, UserRecord};
 use self::random::{
     D_GEO, D_PIN, D_POSTER, D_SEQ, D_USER, pick, quantile, rng_for, skewed_index, weighted,
 };
@@ -256,7 +256,7 @@ impl Emulator {
             save_location: &format!("Local save in /data/{category}"),
             category,
         };
-        dumps(&record, 1024)
+        record.dumps()
     }
 
     /// The poster of a (non-broken) post: one of the repeated posters, or its own.
@@ -499,7 +499,7 @@ impl Emulator {
             longitude,
             country,
         };
-        dumps(&record, 160)
+        record.dumps()
     }
 
     fn user(&self, index: u64) -> Vec<u8> {
@@ -534,7 +534,7 @@ impl Emulator {
             age,
             date_joined: utc(joined.min(to)),
         };
-        dumps(&record, 128)
+        record.dumps()
     }
 }
 
@@ -704,7 +704,8 @@ mod tests {
             );
             assert!((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon));
             for (name, v) in [("latitude", lat), ("longitude", lon)] {
-                let text = String::from_utf8(dumps(&v, 0)).unwrap();
+                let mut text = String::new();
+                json::write_float(&mut text, v);
                 let digits = text.trim_start_matches(['-', '0', '.']).replace('.', "");
                 assert!(digits.len() <= 6 || text.contains('e'), "{name} {text}");
             }
