@@ -152,13 +152,41 @@ fn is_plain(byte: u8) -> bool {
     matches!(byte, b' '..=b'~') && byte != b'"' && byte != b'\\'
 }
 
+/// The length of the plain start of `bytes`: eight bytes at a time while all eight are plain
+/// (whole strings, nearly always: the escaping scan was a large share of the emulator's cost
+/// byte by byte), then byte by byte to the first that is not.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = ONES * 0x80;
+    // Whether some byte of `x` is below `n` (at most 0x80), or is zero: exact for the whole
+    // word, though not byte by byte.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS != 0;
+    let has = |x: u64, byte: u8| below(x ^ (ONES * u64::from(byte)), 1);
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("chunks of eight bytes"));
+        if below(x, 0x20) || x & HIGHS != 0 || has(x, 0x7f) || has(x, b'"') || has(x, b'\\') {
+            break;
+        }
+        at += 8;
+    }
+    at + bytes[at..]
+        .iter()
+        .position(|&b| !is_plain(b))
+        .unwrap_or(bytes.len() - at)
+}
+
 /// `value` as a JSON string: plain bytes as they are, `"` `\` and `\n` `\r` `\t` `\b` `\f` with a
 /// backslash, every other character as `\uXXXX` (lowercase hex; a surrogate pair above the BMP).
 fn write_string(text: &mut String, value: &str) {
     text.push('"');
     let mut rest = value;
     // Almost every string is plain throughout: one scan, one copy.
-    while let Some(at) = rest.bytes().position(|b| !is_plain(b)) {
+    loop {
+        let at = plain_prefix(rest.as_bytes());
+        if at == rest.len() {
+            break;
+        }
         text.push_str(&rest[..at]);
         // Everything before `at` is ASCII, so a character starts there.
         let c = rest[at..].chars().next().unwrap_or_default();
@@ -296,6 +324,28 @@ mod tests {
             let mut text = "x".to_string();
             write_float(&mut text, value);
             assert_eq!(text, format!("x{want}"), "{value:e}");
+        }
+    }
+
+    /// Every byte, at every place in and after the first eight-byte word.
+    #[test]
+    fn plain_prefix_stops_at_the_first_byte_to_escape() {
+        for byte in 0..=255u8 {
+            for len in [0, 1, 7, 8, 9, 15, 16, 17, 24] {
+                for at in 0..=len {
+                    let mut bytes = vec![b'a'; len];
+                    if at < len {
+                        bytes[at] = byte;
+                    }
+                    let want = bytes.iter().position(|&b| !is_plain(b)).unwrap_or(len);
+                    assert_eq!(plain_prefix(&bytes), want, "{byte:#x} at {at} of {len}");
+                }
+            }
+        }
+        // Neighbours of the edges in one word (borrows between bytes must not hide them).
+        for word in [*b"\x1f !~\x7f\x80ab", *b"\x00\x01 #[]}~", *b"!#[]} ~\x1f", *b"\x21\x23\x5b\x5d\x7e\x20\x20\x22"] {
+            let want = word.iter().position(|&b| !is_plain(b)).unwrap_or(8);
+            assert_eq!(plain_prefix(&word), want, "{word:?}");
         }
     }
 
