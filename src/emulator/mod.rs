@@ -194,15 +194,14 @@ impl Emulator {
         rng.fill(&mut uuid);
         uuid[6] = (uuid[6] & 0x0f) | 0x40;
         uuid[8] = (uuid[8] & 0x3f) | 0x80;
-        let hex = lower_hex(&uuid);
-        let unique_id = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
+        // 8-4-4-4-12 hex digits.
+        let mut unique_id = String::with_capacity(36);
+        for (i, byte) in uuid.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                unique_id.push('-');
+            }
+            push_lower_hex(&mut unique_id, &[*byte]);
+        }
 
         let title = match title_marker {
             Some(t) => t.to_string(),
@@ -228,17 +227,30 @@ impl Emulator {
         let image_src = if image_error {
             IMAGE_SRC_ERROR.to_string()
         } else {
-            let words: [u32; 4] = std::array::from_fn(|_| rng.random::<u32>());
-            let hash = lower_hex(&words.map(u32::to_be_bytes).concat());
-            let dirs = format!("{}/{}/{}", &hash[0..2], &hash[2..4], &hash[4..6]);
-            if kind == "image" {
-                let ext = IMAGE_EXTS[weighted(rng, IMAGE_EXTS.iter().map(|e| e.1))].0;
-                format!("https://i.pinimg.com/originals/{dirs}/{hash}.{ext}")
-            } else {
-                format!(
-                    "https://i.pinimg.com/videos/thumbnails/originals/{dirs}/{hash}.0000001.jpg"
-                )
+            let mut hash = String::with_capacity(32);
+            for _ in 0..4 {
+                push_lower_hex(&mut hash, &rng.random::<u32>().to_be_bytes());
             }
+            // `<root>/<hash[0..2]>/<hash[2..4]>/<hash[4..6]>/<hash>.<ext>`
+            let image = kind == "image";
+            let mut src = String::with_capacity(128);
+            src.push_str(if image {
+                "https://i.pinimg.com/originals/"
+            } else {
+                "https://i.pinimg.com/videos/thumbnails/originals/"
+            });
+            for dir in [&hash[0..2], &hash[2..4], &hash[4..6]] {
+                src.push_str(dir);
+                src.push('/');
+            }
+            src.push_str(&hash);
+            if image {
+                src.push('.');
+                src.push_str(IMAGE_EXTS[weighted(rng, IMAGE_EXTS.iter().map(|e| e.1))].0);
+            } else {
+                src.push_str(".0000001.jpg");
+            }
+            src
         };
         let category = CATEGORIES[category].0;
 
@@ -253,7 +265,7 @@ impl Emulator {
             is_image_or_video: kind,
             image_src: &image_src,
             downloaded: u8::from(!image_error),
-            save_location: &format!("Local save in /data/{category}"),
+            save_location: &["Local save in /data/", category].concat(),
             category,
         };
         record.dumps()
@@ -335,8 +347,10 @@ impl Emulator {
         }
     }
 
-    fn fill_slots(&self, rng: &mut Pcg64Mcg, template: &str, topics: &[&str]) -> String {
-        let mut out = String::with_capacity(template.len() + 32);
+    /// Fills `template`'s slots with drawn words, appending to `out` (one buffer per field: the
+    /// filling runs a few dozen times per post and was the emulator's largest cost while each
+    /// step had a string of its own).
+    fn fill_slots(&self, rng: &mut Pcg64Mcg, template: &str, topics: &[&str], out: &mut String) {
         let mut rest = template;
         // Slots are ASCII braces: a byte scan (templates are short; `str::find` set up a
         // searcher per call).
@@ -348,66 +362,75 @@ impl Emulator {
                     .position(|&b| b == b'}')
                     .expect("closed slot");
             let slot = &rest[open + 1..close];
-            // The word is written straight into `out` (this runs a few times per record and
-            // was most of the emulator's cost while it allocated each step).
-            let lower = slot
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
             let word = match slot.as_bytes() {
-                [b'A' | b'a'] => Some(pick(rng, &ADJECTIVES)),
-                [b'T' | b't'] | [b'T' | b't', b'2'] => Some(pick(rng, topics)),
-                [b'S' | b's'] => Some(pick(rng, &SUFFIXES)),
+                [b'A' | b'a'] => pick(rng, &ADJECTIVES),
+                [b'T' | b't'] | [b'T' | b't', b'2'] => pick(rng, topics),
+                [b'S' | b's'] => pick(rng, &SUFFIXES),
                 [b'N' | b'n'] => {
-                    use std::fmt::Write as _;
-                    let _ = write!(out, "{}", rng.random_range(5..=50));
-                    None // digits: the same in either case
+                    // Digits: the same in either case.
+                    let n: u8 = rng.random_range(5..=50);
+                    if n >= 10 {
+                        out.push(char::from(b'0' + n / 10));
+                    }
+                    out.push(char::from(b'0' + n % 10));
+                    rest = &rest[close + 1..];
+                    continue;
                 }
-                [b'V' | b'v'] => Some(pick(rng, &VERBS)),
-                [b'U' | b'u'] => Some(pick(rng, &AUDIENCES)),
-                [b'W' | b'w'] => Some(pick(rng, &SEASONS)),
-                [b'P' | b'p'] => Some(pick(rng, &PLACES)),
+                [b'V' | b'v'] => pick(rng, &VERBS),
+                [b'U' | b'u'] => pick(rng, &AUDIENCES),
+                [b'W' | b'w'] => pick(rng, &SEASONS),
+                [b'P' | b'p'] => pick(rng, &PLACES),
                 _ => unreachable!("unknown slot {slot}"),
             };
-            match word {
-                None => {}
-                Some(word) if !lower => out.push_str(word),
-                Some(word) if word.is_ascii() => {
-                    out.extend(word.chars().map(|c| c.to_ascii_lowercase()))
+            // A lower-case slot takes its word in lower case.
+            if slot.as_bytes()[0].is_ascii_lowercase() {
+                if word.is_ascii() {
+                    let at = out.len();
+                    out.push_str(word);
+                    out[at..].make_ascii_lowercase();
+                } else {
+                    out.push_str(&word.to_lowercase());
                 }
-                Some(word) => out.push_str(&word.to_lowercase()),
+            } else {
+                out.push_str(word);
             }
             rest = &rest[close + 1..];
         }
         out.push_str(rest);
-        out
     }
 
-    /// Whole fragments, drawn until about `words` words (cut only if the first is too long).
+    /// Whole fragments, drawn until about `words` words (cut only if the first is too long),
+    /// joined by spaces; each fragment's first letter upper-cased when `capitalised`.
     fn fill_words(
         &self,
         rng: &mut Pcg64Mcg,
         words: usize,
         templates: &[&str],
         topics: &[&str],
-        shape: fn(String) -> String,
+        capitalised: bool,
     ) -> String {
-        // The fragments kept, joined by spaces as they come.
-        let mut text = String::new();
+        let mut text = String::with_capacity(256);
         let mut kept = false;
         let mut count = 0;
         let mut misses = 0;
         while count < words && misses < 6 {
             let template = pick(rng, templates);
-            let part = shape(self.fill_slots(rng, template, topics));
-            let n = part.split(' ').count();
+            // The fragment is filled in place and taken back out if it does not fit.
+            let before = text.len();
+            if kept {
+                text.push(' ');
+            }
+            let at = text.len();
+            self.fill_slots(rng, template, topics, &mut text);
+            if capitalised {
+                capitalise(&mut text, at);
+            }
+            let n = text[at..].bytes().filter(|&b| b == b' ').count() + 1;
             if !kept || count + n <= words {
                 count += n;
-                if kept {
-                    text.push(' ');
-                }
-                text.push_str(&part);
                 kept = true;
             } else {
+                text.truncate(before);
                 misses += 1;
             }
         }
@@ -422,17 +445,10 @@ impl Emulator {
 
     fn title(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
         let words = quantile(&TITLE_WORDS_Q, rng.random()).round().max(1.0) as usize;
-        self.fill_words(rng, words, &TITLE_PARTS, topics, |s| s)
+        self.fill_words(rng, words, &TITLE_PARTS, topics, false)
     }
 
     fn description(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
-        fn capitalise(mut s: String) -> String {
-            if let Some(first) = s.get(0..1) {
-                let upper = first.to_ascii_uppercase();
-                s.replace_range(0..1, &upper);
-            }
-            s
-        }
         if rng.random_bool(P_DESC_CUT) {
             // Cut like the real ones: 176-177 characters, then an ellipsis and a no-break space.
             let keep = if rng.random_bool(P_DESC_CUT_179) {
@@ -440,20 +456,22 @@ impl Emulator {
             } else {
                 176
             };
-            let mut text = String::new();
+            let mut text = String::with_capacity(256);
             while text.len() < keep + 1 {
                 if !text.is_empty() {
                     text.push(' ');
                 }
                 let template = pick(rng, &SENTENCES);
-                text.push_str(&capitalise(self.fill_slots(rng, template, topics)));
+                let at = text.len();
+                self.fill_slots(rng, template, topics, &mut text);
+                capitalise(&mut text, at);
             }
             text.truncate(keep);
             text.push_str("\u{2026}\u{a0}");
             text
         } else {
             let words = quantile(&DESC_WORDS_Q, rng.random()).round().max(1.0) as usize;
-            let mut text = self.fill_words(rng, words, &SENTENCES, topics, capitalise);
+            let mut text = self.fill_words(rng, words, &SENTENCES, topics, true);
             text.truncate(180);
             text
         }
@@ -461,7 +479,7 @@ impl Emulator {
 
     fn tags(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
         let n = TAG_COUNTS[weighted(rng, TAG_COUNTS.iter().map(|t| t.1))].0;
-        let mut tags = String::new();
+        let mut tags = String::with_capacity(128);
         for i in 0..n {
             let template = match rng.random_range(0..100) {
                 0..40 => "{A} {T}",
@@ -472,7 +490,7 @@ impl Emulator {
             if i > 0 {
                 tags.push(',');
             }
-            tags.push_str(&self.fill_slots(rng, template, topics));
+            self.fill_slots(rng, template, topics, &mut tags);
         }
         tags
     }
@@ -538,15 +556,21 @@ impl Emulator {
     }
 }
 
-/// `bytes` as lower-case hex, two digits a byte.
-fn lower_hex(bytes: &[u8]) -> String {
+/// Appends `bytes` as lower-case hex, two digits a byte.
+fn push_lower_hex(hex: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(bytes.len() * 2);
     for &byte in bytes {
         hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
         hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
-    hex
+}
+
+/// Upper-cases the ASCII letter that starts `text[at..]`, if one does (a fragment of a
+/// description starts its sentence).
+fn capitalise(text: &mut str, at: usize) {
+    if let Some(first) = text.get_mut(at..at + 1) {
+        first.make_ascii_uppercase();
+    }
 }
 
 #[cfg(test)]
