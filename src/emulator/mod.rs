@@ -16,6 +16,8 @@ mod json;
 mod random;
 mod words;
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::Rng;
 use rand_pcg::Pcg64Mcg;
@@ -77,6 +79,67 @@ impl Event {
         }
     }
 }
+
+/// What fills a slot of a template: `{A}` adjective, `{T}` (or `{T2}`) topic, `{S}` suffix, `{N}`
+/// number, `{V}` verb, `{U}` audience, `{W}` season, `{P}` place.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Adjective,
+    Topic,
+    Suffix,
+    Number,
+    Verb,
+    Audience,
+    Season,
+    Place,
+}
+
+/// A template split once into its text and its slots, so that filling one (a few dozen times
+/// per post) scans nothing.
+#[derive(Debug)]
+struct Template {
+    /// Each slot with the text before it, and whether it was written in lower case (`{a}`),
+    /// which asks for its word in lower case.
+    slots: Vec<(&'static str, Slot, bool)>,
+    /// The text after the last slot.
+    tail: &'static str,
+}
+
+impl Template {
+    fn parse(template: &'static str) -> Template {
+        let mut slots = Vec::new();
+        let mut rest = template;
+        while let Some((before, after)) = rest.split_once('{') {
+            let (slot, after) = after
+                .split_once('}')
+                .unwrap_or_else(|| panic!("unclosed slot in {template:?}"));
+            let kind = match slot.as_bytes() {
+                [b'A' | b'a'] => Slot::Adjective,
+                [b'T' | b't'] | [b'T' | b't', b'2'] => Slot::Topic,
+                [b'S' | b's'] => Slot::Suffix,
+                [b'N' | b'n'] => Slot::Number,
+                [b'V' | b'v'] => Slot::Verb,
+                [b'U' | b'u'] => Slot::Audience,
+                [b'W' | b'w'] => Slot::Season,
+                [b'P' | b'p'] => Slot::Place,
+                _ => panic!("unknown slot {slot:?} in {template:?}"),
+            };
+            slots.push((before, kind, slot.as_bytes()[0].is_ascii_lowercase()));
+            rest = after;
+        }
+        Template { slots, tail: rest }
+    }
+}
+
+/// [`TITLE_PARTS`], parsed.
+static TITLE_TEMPLATES: LazyLock<Vec<Template>> =
+    LazyLock::new(|| TITLE_PARTS.iter().copied().map(Template::parse).collect());
+/// [`SENTENCES`], parsed.
+static SENTENCE_TEMPLATES: LazyLock<Vec<Template>> =
+    LazyLock::new(|| SENTENCES.iter().copied().map(Template::parse).collect());
+/// The shapes of a tag, in the order of their weights in [`Emulator::tags`].
+static TAG_TEMPLATES: LazyLock<[Template; 4]> =
+    LazyLock::new(|| ["{A} {T}", "{T} {S}", "{T}", "{A} {T} {S}"].map(Template::parse));
 
 /// A poster: the name and follower count every post of theirs carries.
 struct Poster {
@@ -350,53 +413,44 @@ impl Emulator {
     /// Fills `template`'s slots with drawn words, appending to `out` (one buffer per field: the
     /// filling runs a few dozen times per post and was the emulator's largest cost while each
     /// step had a string of its own).
-    fn fill_slots(&self, rng: &mut Pcg64Mcg, template: &str, topics: &[&str], out: &mut String) {
-        let mut rest = template;
-        // Slots are ASCII braces: a byte scan (templates are short; `str::find` set up a
-        // searcher per call).
-        while let Some(open) = rest.bytes().position(|b| b == b'{') {
-            out.push_str(&rest[..open]);
-            let close = open
-                + rest.as_bytes()[open..]
-                    .iter()
-                    .position(|&b| b == b'}')
-                    .expect("closed slot");
-            let slot = &rest[open + 1..close];
-            let word = match slot.as_bytes() {
-                [b'A' | b'a'] => pick(rng, &ADJECTIVES),
-                [b'T' | b't'] | [b'T' | b't', b'2'] => pick(rng, topics),
-                [b'S' | b's'] => pick(rng, &SUFFIXES),
-                [b'N' | b'n'] => {
+    fn fill_slots(
+        &self,
+        rng: &mut Pcg64Mcg,
+        template: &Template,
+        topics: &[&str],
+        out: &mut String,
+    ) {
+        for &(before, slot, lower) in &template.slots {
+            out.push_str(before);
+            let word = match slot {
+                Slot::Adjective => pick(rng, &ADJECTIVES),
+                Slot::Topic => pick(rng, topics),
+                Slot::Suffix => pick(rng, &SUFFIXES),
+                Slot::Number => {
                     // Digits: the same in either case.
                     let n: u8 = rng.random_range(5..=50);
                     if n >= 10 {
                         out.push(char::from(b'0' + n / 10));
                     }
                     out.push(char::from(b'0' + n % 10));
-                    rest = &rest[close + 1..];
                     continue;
                 }
-                [b'V' | b'v'] => pick(rng, &VERBS),
-                [b'U' | b'u'] => pick(rng, &AUDIENCES),
-                [b'W' | b'w'] => pick(rng, &SEASONS),
-                [b'P' | b'p'] => pick(rng, &PLACES),
-                _ => unreachable!("unknown slot {slot}"),
+                Slot::Verb => pick(rng, &VERBS),
+                Slot::Audience => pick(rng, &AUDIENCES),
+                Slot::Season => pick(rng, &SEASONS),
+                Slot::Place => pick(rng, &PLACES),
             };
-            // A lower-case slot takes its word in lower case.
-            if slot.as_bytes()[0].is_ascii_lowercase() {
-                if word.is_ascii() {
-                    let at = out.len();
-                    out.push_str(word);
-                    out[at..].make_ascii_lowercase();
-                } else {
-                    out.push_str(&word.to_lowercase());
-                }
-            } else {
+            if !lower {
                 out.push_str(word);
+            } else if word.is_ascii() {
+                let at = out.len();
+                out.push_str(word);
+                out[at..].make_ascii_lowercase();
+            } else {
+                out.push_str(&word.to_lowercase());
             }
-            rest = &rest[close + 1..];
         }
-        out.push_str(rest);
+        out.push_str(template.tail);
     }
 
     /// Whole fragments, drawn until about `words` words (cut only if the first is too long),
@@ -405,7 +459,7 @@ impl Emulator {
         &self,
         rng: &mut Pcg64Mcg,
         words: usize,
-        templates: &[&str],
+        templates: &[Template],
         topics: &[&str],
         capitalised: bool,
     ) -> String {
@@ -445,7 +499,7 @@ impl Emulator {
 
     fn title(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
         let words = quantile(&TITLE_WORDS_Q, rng.random()).round().max(1.0) as usize;
-        self.fill_words(rng, words, &TITLE_PARTS, topics, false)
+        self.fill_words(rng, words, &TITLE_TEMPLATES, topics, false)
     }
 
     fn description(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
@@ -461,7 +515,7 @@ impl Emulator {
                 if !text.is_empty() {
                     text.push(' ');
                 }
-                let template = pick(rng, &SENTENCES);
+                let template = pick(rng, &SENTENCE_TEMPLATES);
                 let at = text.len();
                 self.fill_slots(rng, template, topics, &mut text);
                 capitalise(&mut text, at);
@@ -471,7 +525,7 @@ impl Emulator {
             text
         } else {
             let words = quantile(&DESC_WORDS_Q, rng.random()).round().max(1.0) as usize;
-            let mut text = self.fill_words(rng, words, &SENTENCES, topics, true);
+            let mut text = self.fill_words(rng, words, &SENTENCE_TEMPLATES, topics, true);
             text.truncate(180);
             text
         }
@@ -482,10 +536,10 @@ impl Emulator {
         let mut tags = String::with_capacity(128);
         for i in 0..n {
             let template = match rng.random_range(0..100) {
-                0..40 => "{A} {T}",
-                40..65 => "{T} {S}",
-                65..85 => "{T}",
-                _ => "{A} {T} {S}",
+                0..40 => &TAG_TEMPLATES[0],
+                40..65 => &TAG_TEMPLATES[1],
+                65..85 => &TAG_TEMPLATES[2],
+                _ => &TAG_TEMPLATES[3],
             };
             if i > 0 {
                 tags.push(',');
@@ -595,6 +649,14 @@ mod tests {
     ];
     const GEO_FIELDS: [&str; 5] = ["ind", "timestamp", "latitude", "longitude", "country"];
     const USER_FIELDS: [&str; 5] = ["ind", "first_name", "last_name", "age", "date_joined"];
+
+    /// Every template parses (a bad one would stop the first post that draws it).
+    #[test]
+    fn every_template_parses() {
+        assert_eq!(TITLE_TEMPLATES.len(), TITLE_PARTS.len());
+        assert_eq!(SENTENCE_TEMPLATES.len(), SENTENCES.len());
+        assert!(TAG_TEMPLATES.iter().all(|t| !t.slots.is_empty()));
+    }
 
     fn emulator(seed: u64) -> Emulator {
         Emulator::new(Parameters {
