@@ -346,7 +346,12 @@ mod tests {
             }
         }
         // Neighbours of the edges in one word (borrows between bytes must not hide them).
-        for word in [*b"\x1f !~\x7f\x80ab", *b"\x00\x01 #[]}~", *b"!#[]} ~\x1f", *b"\x21\x23\x5b\x5d\x7e\x20\x20\x22"] {
+        for word in [
+            *b"\x1f !~\x7f\x80ab",
+            *b"\x00\x01 #[]}~",
+            *b"!#[]} ~\x1f",
+            *b"\x21\x23\x5b\x5d\x7e\x20\x20\x22",
+        ] {
             let want = word.iter().position(|&b| !is_plain(b)).unwrap_or(8);
             assert_eq!(plain_prefix(&word), want, "{word:?}");
         }
