@@ -129,8 +129,20 @@ impl PythonObject {
 
     fn integer(&mut self, key: &'static str, value: u64) {
         self.key(key);
-        // Writing to a `String` cannot fail.
-        let _ = write!(self.text, "{value}");
+        // Digits from the last, on the stack: `write!` took its formatting machinery per number.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = value;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.text
+            .push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
     }
 
     fn float(&mut self, key: &'static str, value: f64) {
@@ -162,14 +174,16 @@ fn is_plain(byte: u8) -> bool {
 fn plain_prefix(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = ONES * 0x80;
-    // Whether some byte of `x` is below `n` (at most 0x80), or is zero: exact for the whole
-    // word, though not byte by byte.
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS != 0;
+    // High bits set if some byte of `x` is below `n` (at most 0x80), or is `byte`: exact for
+    // the whole word, though not byte by byte.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x;
     let has = |x: u64, byte: u8| below(x ^ (ONES * u64::from(byte)), 1);
     let mut at = 0;
     for chunk in bytes.chunks_exact(8) {
         let x = u64::from_le_bytes(chunk.try_into().expect("chunks of eight bytes"));
-        if below(x, 0x20) || x & HIGHS != 0 || has(x, 0x7f) || has(x, b'"') || has(x, b'\\') {
+        // Controls, non-ASCII (its own high bits), DEL, the quote and the backslash: one test.
+        let escapes = below(x, 0x20) | x | has(x, 0x7f) | has(x, b'"') | has(x, b'\\');
+        if escapes & HIGHS != 0 {
             break;
         }
         at += 8;
@@ -296,6 +310,14 @@ mod tests {
                 o.string("d", "");
             }),
             r#"{"a": 1, "b": 2.0, "c": "x", "d": ""}"#
+        );
+        assert_eq!(
+            object(|o| {
+                o.integer("z", 0);
+                o.integer("m", u64::MAX);
+                o.integer("t", 1_000_000);
+            }),
+            r#"{"z": 0, "m": 18446744073709551615, "t": 1000000}"#
         );
         assert_eq!(object(|_| {}), "{}");
     }
