@@ -258,13 +258,16 @@ impl Emulator {
         uuid[6] = (uuid[6] & 0x0f) | 0x40;
         uuid[8] = (uuid[8] & 0x3f) | 0x80;
         // 8-4-4-4-12 hex digits.
-        let mut unique_id = String::with_capacity(36);
-        for (i, byte) in uuid.iter().enumerate() {
+        let mut unique_id = [b'-'; 36];
+        let mut at = 0;
+        for (i, &byte) in uuid.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                unique_id.push('-');
+                at += 1;
             }
-            push_lower_hex(&mut unique_id, &[*byte]);
+            unique_id[at..at + 2].copy_from_slice(&lower_hex(byte));
+            at += 2;
         }
+        let unique_id = std::str::from_utf8(&unique_id).expect("hex digits and dashes");
 
         let title = match title_marker {
             Some(t) => t.to_string(),
@@ -290,10 +293,16 @@ impl Emulator {
         let image_src = if image_error {
             IMAGE_SRC_ERROR.to_string()
         } else {
-            let mut hash = String::with_capacity(32);
-            for _ in 0..4 {
-                push_lower_hex(&mut hash, &rng.random::<u32>().to_be_bytes());
+            let mut hash = [0u8; 32];
+            for word in hash.chunks_exact_mut(8) {
+                for (digits, byte) in word
+                    .chunks_exact_mut(2)
+                    .zip(rng.random::<u32>().to_be_bytes())
+                {
+                    digits.copy_from_slice(&lower_hex(byte));
+                }
             }
+            let hash = std::str::from_utf8(&hash).expect("hex digits");
             // `<root>/<hash[0..2]>/<hash[2..4]>/<hash[4..6]>/<hash>.<ext>`
             let image = kind == "image";
             let mut src = String::with_capacity(128);
@@ -306,7 +315,7 @@ impl Emulator {
                 src.push_str(dir);
                 src.push('/');
             }
-            src.push_str(&hash);
+            src.push_str(hash);
             if image {
                 src.push('.');
                 src.push_str(IMAGE_EXTS[weighted(rng, IMAGE_EXTS.iter().map(|e| e.1))].0);
@@ -319,7 +328,7 @@ impl Emulator {
 
         let record = PinRecord {
             index,
-            unique_id: &unique_id,
+            unique_id,
             title: &title,
             description: &description,
             poster_name: &poster.name,
@@ -610,13 +619,14 @@ impl Emulator {
     }
 }
 
-/// Appends `bytes` as lower-case hex, two digits a byte.
-fn push_lower_hex(hex: &mut String, bytes: &[u8]) {
+/// `byte` as two lower-case hex digits (into arrays on the stack: a push per digit cost more
+/// than the digits).
+fn lower_hex(byte: u8) -> [u8; 2] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &byte in bytes {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
+    [
+        DIGITS[usize::from(byte >> 4)],
+        DIGITS[usize::from(byte & 0x0f)],
+    ]
 }
 
 /// Upper-cases the ASCII letter that starts `text[at..]`, if one does (a fragment of a
