@@ -98,12 +98,12 @@ impl UserRecord<'_> {
 }
 
 /// One flat JSON object as `json.dumps` writes it, fields in the order they are added.
-/// `capacity` is the usual size of such a record, so the buffer is allocated once.
 struct PythonObject {
     text: String,
 }
 
 impl PythonObject {
+    /// `capacity` is the usual size of such a record, so the buffer is allocated once.
     fn with_capacity(capacity: usize) -> Self {
         let mut text = String::with_capacity(capacity);
         text.push('{');
