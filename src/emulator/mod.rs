@@ -356,46 +356,56 @@ impl Emulator {
 
     fn poster(&self, id: u64, head: bool) -> Poster {
         let rng = &mut rng_for(self.seed, D_POSTER, id);
-        let brand = |rng: &mut Pcg64Mcg| pick(rng, &BRAND_WORDS);
+        // Names are joined with `concat`, which allocates their exact length once (`format!`
+        // guessed short and grew, once per post).
+        let brand = |rng: &mut Pcg64Mcg| *pick(rng, &BRAND_WORDS);
+        let first = |rng: &mut Pcg64Mcg| *pick(rng, &FIRST_NAMES);
+        let last = |rng: &mut Pcg64Mcg| *pick(rng, &LAST_NAMES);
+        let kind = |rng: &mut Pcg64Mcg| *pick(rng, &BRAND_KINDS);
         let name = match rng.random_range(0..100) {
-            0..25 => format!("{} {}", pick(rng, &FIRST_NAMES), pick(rng, &LAST_NAMES)),
-            25..32 => format!(
-                "{} {}. {}",
-                pick(rng, &FIRST_NAMES),
-                char::from(b'A' + rng.random_range(0..26u8)),
-                pick(rng, &LAST_NAMES)
-            ),
-            32..42 => format!("{}{}", brand(rng), brand(rng)),
-            42..50 => format!("{}{}{}", brand(rng), brand(rng), brand(rng)),
-            50..60 => format!("{} {} {}", brand(rng), brand(rng), pick(rng, &BRAND_KINDS)),
-            60..68 => format!("{}{}{}.com", brand(rng), brand(rng), brand(rng)),
-            68..78 => format!(
-                "The {} {} {}",
+            0..25 => [first(rng), " ", last(rng)].concat(),
+            25..32 => [
+                first(rng),
+                " ",
+                char::from(b'A' + rng.random_range(0..26u8)).encode_utf8(&mut [0; 4]),
+                ". ",
+                last(rng),
+            ]
+            .concat(),
+            32..42 => [brand(rng), brand(rng)].concat(),
+            42..50 => [brand(rng), brand(rng), brand(rng)].concat(),
+            50..60 => [brand(rng), " ", brand(rng), " ", kind(rng)].concat(),
+            60..68 => [brand(rng), brand(rng), brand(rng), ".com"].concat(),
+            68..78 => ["The ", brand(rng), " ", brand(rng), " ", kind(rng)].concat(),
+            78..88 => [
+                first(rng),
+                " | ",
                 brand(rng),
+                " ",
                 brand(rng),
-                pick(rng, &BRAND_KINDS)
-            ),
-            78..88 => format!(
-                "{} | {} {} {}",
-                pick(rng, &FIRST_NAMES),
-                brand(rng),
-                brand(rng),
-                pick(rng, &BRAND_KINDS)
-            ),
+                " ",
+                kind(rng),
+            ]
+            .concat(),
             88..95 => format!(
                 "{}{}{}",
-                pick(rng, &FIRST_NAMES).to_lowercase(),
-                pick(rng, &LAST_NAMES).to_lowercase(),
+                first(rng).to_lowercase(),
+                last(rng).to_lowercase(),
                 rng.random_range(1..100)
             ),
-            _ => format!(
-                "{} {} - {} {} Blog & {} Tips",
-                pick(rng, &FIRST_NAMES),
-                pick(rng, &LAST_NAMES),
+            _ => [
+                first(rng),
+                " ",
+                last(rng),
+                " - ",
                 brand(rng),
+                " ",
                 brand(rng),
-                brand(rng)
-            ),
+                " Blog & ",
+                brand(rng),
+                " Tips",
+            ]
+            .concat(),
         };
         let forms = if head { FORMS_HEAD } else { FORMS_TAIL };
         let follower_count = match weighted(rng, forms.into_iter()) {
