@@ -129,20 +129,7 @@ impl PythonObject {
 
     fn integer(&mut self, key: &'static str, value: u64) {
         self.key(key);
-        // Digits from the last, on the stack: `write!` took its formatting machinery per number.
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = value;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        self.text
-            .push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+        push_decimal(&mut self.text, value);
     }
 
     fn float(&mut self, key: &'static str, value: f64) {
@@ -161,6 +148,23 @@ impl PythonObject {
         self.text.push('}');
         self.text.into_bytes()
     }
+}
+
+/// Appends `value` in decimal, digits from the last on the stack (`write!` took its formatting
+/// machinery per number).
+pub(super) fn push_decimal(text: &mut String, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    text.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 /// Bytes `ensure_ascii` writes as they are: printable ASCII but the quote and the backslash.

@@ -24,7 +24,7 @@ use rand_pcg::Pcg64Mcg;
 
 use self::calibration::*;
 pub use self::files::write_jsonl;
-use self::json::{GeoRecord, PinRecord, UserRecord};
+use self::json::{GeoRecord, PinRecord, UserRecord, push_decimal};
 use self::random::{
     D_GEO, D_PIN, D_POSTER, D_SEQ, D_USER, pick, quantile, rng_for, skewed_index, weighted,
 };
@@ -408,11 +408,16 @@ impl Emulator {
             .concat(),
         };
         let forms = if head { FORMS_HEAD } else { FORMS_TAIL };
-        let follower_count = match weighted(rng, forms.into_iter()) {
-            0 => format!("{}", quantile(&DIGITS_Q, rng.random()) as u64),
+        let mut follower_count = String::with_capacity(8);
+        match weighted(rng, forms.into_iter()) {
+            0 => push_decimal(
+                &mut follower_count,
+                quantile(&DIGITS_Q, rng.random()) as u64,
+            ),
             1 => {
                 let table = if head { &K_HEAD_Q } else { &K_TAIL_Q };
-                format!("{}k", quantile(table, rng.random()) as u64)
+                push_decimal(&mut follower_count, quantile(table, rng.random()) as u64);
+                follower_count.push('k');
             }
             _ => {
                 let m = if head {
@@ -420,9 +425,10 @@ impl Emulator {
                 } else {
                     M_TAIL[weighted(rng, M_TAIL.iter().map(|m| m.1))].0
                 };
-                format!("{m}M")
+                push_decimal(&mut follower_count, m.into());
+                follower_count.push('M');
             }
-        };
+        }
         Poster {
             name,
             follower_count,
