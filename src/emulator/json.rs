@@ -10,18 +10,14 @@
 //! - keys in the order of the real tables (the field order of the record structs below);
 //! - datetimes as `str(datetime)`: `YYYY-MM-DD HH:MM:SS`.
 //!
-//! serde_json does the walking and the quote / backslash / control-character escapes (the
-//! same as Python's); [`PythonFormatter`] supplies the rest.
+//! Written by hand, not through serde: the records are flat and fixed, and at 100k events/s the
+//! serde walk plus a second escaping pass per string were a large share of the emulator's cost.
 
-use std::fmt;
-use std::io::{self, Write};
+use std::fmt::Write as _;
 
-use chrono::NaiveDateTime;
-use serde::{Serialize, Serializer};
-use serde_json::ser::Formatter;
+use chrono::{Datelike, NaiveDateTime, Timelike};
 
 /// A `pin` message, fields in the order of the real table.
-#[derive(Serialize)]
 pub(super) struct PinRecord<'a> {
     pub index: u64,
     pub unique_id: &'a str,
@@ -37,193 +33,297 @@ pub(super) struct PinRecord<'a> {
     pub category: &'a str,
 }
 
+impl PinRecord<'_> {
+    /// `json.dumps(record)`.
+    pub(super) fn dumps(&self) -> Vec<u8> {
+        let mut object = PythonObject::with_capacity(1024);
+        object.integer("index", self.index);
+        object.string("unique_id", self.unique_id);
+        object.string("title", self.title);
+        object.string("description", self.description);
+        object.string("poster_name", self.poster_name);
+        object.string("follower_count", self.follower_count);
+        object.string("tag_list", self.tag_list);
+        object.string("is_image_or_video", self.is_image_or_video);
+        object.string("image_src", self.image_src);
+        object.integer("downloaded", self.downloaded.into());
+        object.string("save_location", self.save_location);
+        object.string("category", self.category);
+        object.finish()
+    }
+}
+
 /// A `geo` message.
-#[derive(Serialize)]
 pub(super) struct GeoRecord<'a> {
     pub ind: u64,
-    #[serde(serialize_with = "python_datetime")]
     pub timestamp: NaiveDateTime,
     pub latitude: f64,
     pub longitude: f64,
     pub country: &'a str,
 }
 
+impl GeoRecord<'_> {
+    /// `json.dumps(record)`.
+    pub(super) fn dumps(&self) -> Vec<u8> {
+        let mut object = PythonObject::with_capacity(160);
+        object.integer("ind", self.ind);
+        object.datetime("timestamp", self.timestamp);
+        object.float("latitude", self.latitude);
+        object.float("longitude", self.longitude);
+        object.string("country", self.country);
+        object.finish()
+    }
+}
+
 /// A `user` message.
-#[derive(Serialize)]
 pub(super) struct UserRecord<'a> {
     pub ind: u64,
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub age: u8,
-    #[serde(serialize_with = "python_datetime")]
     pub date_joined: NaiveDateTime,
 }
 
-/// `str(datetime)` of a naive datetime with whole seconds is chrono's `Display` of it
-/// (`2019-03-04 05:06:07`), written straight into the output, no intermediate string.
-fn python_datetime<S: Serializer>(value: &NaiveDateTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
+impl UserRecord<'_> {
+    /// `json.dumps(record)`.
+    pub(super) fn dumps(&self) -> Vec<u8> {
+        let mut object = PythonObject::with_capacity(128);
+        object.integer("ind", self.ind);
+        object.string("first_name", self.first_name);
+        object.string("last_name", self.last_name);
+        object.integer("age", self.age.into());
+        object.datetime("date_joined", self.date_joined);
+        object.finish()
+    }
 }
 
-/// `json.dumps(record)`. `capacity` is the usual size of such a record, so the buffer is
-/// allocated once.
-pub(super) fn dumps(record: &impl Serialize, capacity: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(capacity);
-    record
-        .serialize(&mut serde_json::Serializer::with_formatter(
-            &mut out,
-            PythonFormatter,
-        ))
-        .expect("strings and numbers serialise into memory without error");
-    out
+/// One flat JSON object as `json.dumps` writes it, fields in the order they are added.
+struct PythonObject {
+    text: String,
 }
 
-/// serde_json's compact output turned into Python's `json.dumps` defaults (module comment).
-/// Non-finite floats never reach it: serde_json writes them as `null` where Python writes
-/// `NaN` / `Infinity` (not JSON either way), and the generator makes none.
-pub(super) struct PythonFormatter;
+impl PythonObject {
+    /// `capacity` is the usual size of such a record, so the buffer is allocated once.
+    fn with_capacity(capacity: usize) -> Self {
+        let mut text = String::with_capacity(capacity);
+        text.push('{');
+        PythonObject { text }
+    }
 
-impl Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
+    /// Keys are the tables' column names, plain ASCII with nothing to escape: written as they
+    /// are, without the scan.
+    fn key(&mut self, key: &'static str) {
+        debug_assert!(key.bytes().all(is_plain), "{key:?}");
+        if self.text.len() > 1 {
+            self.text.push_str(", ");
+        }
+        self.text.push('"');
+        self.text.push_str(key);
+        self.text.push_str("\": ");
+    }
+
+    fn string(&mut self, key: &'static str, value: &str) {
+        self.key(key);
+        write_string(&mut self.text, value);
+    }
+
+    fn integer(&mut self, key: &'static str, value: u64) {
+        self.key(key);
+        push_decimal(&mut self.text, value);
+    }
+
+    fn float(&mut self, key: &'static str, value: f64) {
+        self.key(key);
+        write_float(&mut self.text, value);
+    }
+
+    fn datetime(&mut self, key: &'static str, value: NaiveDateTime) {
+        self.key(key);
+        self.text.push('"');
+        write_datetime(&mut self.text, value);
+        self.text.push('"');
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.text.push('}');
+        self.text.into_bytes()
+    }
+}
+
+/// Appends `value` in decimal, digits from the last on the stack (`write!` took its formatting
+/// machinery per number).
+pub(super) fn push_decimal(text: &mut String, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
         }
     }
+    text.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
 
-    fn begin_object_key<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
+/// Bytes `ensure_ascii` writes as they are: printable ASCII but the quote and the backslash.
+fn is_plain(byte: u8) -> bool {
+    matches!(byte, b' '..=b'~') && byte != b'"' && byte != b'\\'
+}
+
+/// The length of the plain start of `bytes`: eight bytes at a time while all eight are plain
+/// (whole strings, nearly always: the escaping scan was a large share of the emulator's cost
+/// byte by byte), then byte by byte to the first that is not.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = ONES * 0x80;
+    // High bits set if some byte of `x` is below `n` (at most 0x80), or is `byte`: exact for
+    // the whole word, though not byte by byte.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x;
+    let has = |x: u64, byte: u8| below(x ^ (ONES * u64::from(byte)), 1);
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("chunks of eight bytes"));
+        // Controls, non-ASCII (its own high bits), DEL, the quote and the backslash: one test.
+        let escapes = below(x, 0x20) | x | has(x, 0x7f) | has(x, b'"') | has(x, b'\\');
+        if escapes & HIGHS != 0 {
+            break;
         }
+        at += 8;
     }
+    at + bytes[at..]
+        .iter()
+        .position(|&b| !is_plain(b))
+        .unwrap_or(bytes.len() - at)
+}
 
-    fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        writer.write_all(b": ")
-    }
-
-    fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
-        let mut text = FloatText::default();
-        let magnitude = value.abs();
-        if magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
-            // Rust writes `1.234e-5` and `1e16`; Python `1.234e-05` and `1e+16`.
-            text.format(format_args!("{value:e}"))?;
-            let (mantissa, exponent) = text
-                .as_str()
-                .split_once('e')
-                .unwrap_or((text.as_str(), "0"));
-            let (sign, digits) = match exponent.strip_prefix('-') {
-                Some(digits) => ('-', digits),
-                None => ('+', exponent),
-            };
-            write!(writer, "{mantissa}e{sign}{digits:0>2}")
-        } else {
-            // Shortest round-trip digits, never an exponent in this range; Python adds `.0`.
-            text.format(format_args!("{value}"))?;
-            writer.write_all(text.as_str().as_bytes())?;
-            if text.as_str().contains('.') {
-                Ok(())
-            } else {
-                writer.write_all(b".0")
+/// `value` as a JSON string: plain bytes as they are, `"` `\` and `\n` `\r` `\t` `\b` `\f` with a
+/// backslash, every other character as `\uXXXX` (lowercase hex; a surrogate pair above the BMP).
+fn write_string(text: &mut String, value: &str) {
+    text.push('"');
+    let mut rest = value;
+    // Almost every string is plain throughout: one scan, one copy.
+    loop {
+        let at = plain_prefix(rest.as_bytes());
+        if at == rest.len() {
+            break;
+        }
+        text.push_str(&rest[..at]);
+        // Everything before `at` is ASCII, so a character starts there.
+        let c = rest[at..].chars().next().unwrap_or_default();
+        match c {
+            '"' => text.push_str("\\\""),
+            '\\' => text.push_str("\\\\"),
+            '\n' => text.push_str("\\n"),
+            '\r' => text.push_str("\\r"),
+            '\t' => text.push_str("\\t"),
+            '\u{8}' => text.push_str("\\b"),
+            '\u{c}' => text.push_str("\\f"),
+            _ => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    let _ = write!(text, "\\u{unit:04x}");
+                }
             }
         }
+        rest = &rest[at + c.len_utf8()..];
     }
+    text.push_str(rest);
+    text.push('"');
+}
 
-    /// serde_json hands over the runs it does not escape itself: they may hold any character
-    /// but `"`, `\` and the C0 controls, and `ensure_ascii` allows only printable ASCII.
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        // Almost every run is printable ASCII already: one quick check, one write.
-        if fragment.is_ascii() && !fragment.as_bytes().contains(&0x7f) {
-            return writer.write_all(fragment.as_bytes());
+/// Python's `repr(float)` (module comment). Non-finite floats never reach it (Python writes
+/// `NaN` / `Infinity`, not JSON): the generator makes none.
+pub(super) fn write_float(text: &mut String, value: f64) {
+    let magnitude = value.abs();
+    let start = text.len();
+    if magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        // Rust writes `1.234e-5` and `1e16`; Python `1.234e-05` and `1e+16`.
+        let _ = write!(text, "{value:e}");
+        let e = start + text[start..].find('e').unwrap_or(text.len() - start);
+        let exponent = text.split_off(e);
+        let (sign, digits) = match exponent.strip_prefix("e-") {
+            Some(digits) => ('-', digits),
+            None => ('+', exponent.strip_prefix('e').unwrap_or("0")),
+        };
+        let _ = write!(text, "e{sign}{digits:0>2}");
+    } else {
+        // Shortest round-trip digits, never an exponent in this range; Python adds `.0`.
+        let _ = write!(text, "{value}");
+        if !text[start..].contains('.') {
+            text.push_str(".0");
         }
-        let mut rest = fragment;
-        while let Some((at, c)) = rest
-            .char_indices()
-            .find(|&(_, c)| !(' '..='~').contains(&c))
-        {
-            writer.write_all(&rest.as_bytes()[..at])?;
-            for unit in c.encode_utf16(&mut [0; 2]) {
-                write!(writer, "\\u{unit:04x}")?;
-            }
-            rest = &rest[at + c.len_utf8()..];
-        }
-        writer.write_all(rest.as_bytes())
     }
 }
 
-/// A float's text on the stack: the longest a double prints, in either form, is 24 bytes
-/// (`-2.2250738585072014e-308`, `-0.00012345678901234568`), so no per-number allocation.
-#[derive(Default)]
-struct FloatText {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl FloatText {
-    fn format(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
-        fmt::Write::write_fmt(self, args)
-            .map_err(|_| io::Error::other("float text longer than 32 bytes"))
+/// `str(datetime)`: `YYYY-MM-DD HH:MM:SS` for whole seconds in years 0 to 9999 (the generator's
+/// are), digit by digit rather than through `Display`'s formatting machinery; anything else as
+/// chrono's `Display`, which is Python's there too.
+fn write_datetime(text: &mut String, at: NaiveDateTime) {
+    let year = at.year();
+    if !(0..=9999).contains(&year) || at.nanosecond() != 0 {
+        let _ = write!(text, "{at}");
+        return;
     }
-
-    fn as_str(&self) -> &str {
-        // Only whole `str`s are ever copied in (`write_str`), so this is always UTF-8.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-}
-
-impl fmt::Write for FloatText {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
+    let two = |text: &mut String, value: u32| {
+        text.push(char::from(b'0' + (value / 10) as u8));
+        text.push(char::from(b'0' + (value % 10) as u8));
+    };
+    let year = year as u32;
+    two(text, year / 100);
+    two(text, year % 100);
+    text.push('-');
+    two(text, at.month());
+    text.push('-');
+    two(text, at.day());
+    text.push(' ');
+    two(text, at.hour());
+    text.push(':');
+    two(text, at.minute());
+    text.push(':');
+    two(text, at.second());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn python(value: &impl Serialize) -> String {
-        String::from_utf8(dumps(value, 0)).unwrap()
+    fn object(build: impl FnOnce(&mut PythonObject)) -> String {
+        let mut object = PythonObject::with_capacity(0);
+        build(&mut object);
+        String::from_utf8(object.finish()).unwrap()
     }
 
     /// Expectations printed by CPython 3 `json.dumps` (default arguments).
     #[test]
     fn strings_as_python_writes_them() {
-        #[derive(Serialize)]
-        struct Object {
-            s: &'static str,
-            #[serde(rename = "k\u{e9}y")]
-            key: u8,
-        }
-        let object = Object {
-            s: "a\"b\\c/d\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}\u{e9}\u{2026}\u{a0}\u{1F600} end",
-            key: 1,
-        };
         assert_eq!(
-            python(&object),
-            r#"{"s": "a\"b\\c/d\n\r\t\b\f\u0001\u001f\u007f\u00e9\u2026\u00a0\ud83d\ude00 end", "k\u00e9y": 1}"#
+            object(|o| {
+                o.string(
+                    "s",
+                    "a\"b\\c/d\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}\u{e9}\u{2026}\u{a0}\u{1F600} end",
+                );
+            }),
+            r#"{"s": "a\"b\\c/d\n\r\t\b\f\u0001\u001f\u007f\u00e9\u2026\u00a0\ud83d\ude00 end"}"#
         );
-        assert_eq!(python(&(1, 2.0, "x")), r#"[1, 2.0, "x"]"#);
-        assert_eq!(python(&""), r#""""#);
+        assert_eq!(
+            object(|o| {
+                o.integer("a", 1);
+                o.float("b", 2.0);
+                o.string("c", "x");
+                o.string("d", "");
+            }),
+            r#"{"a": 1, "b": 2.0, "c": "x", "d": ""}"#
+        );
+        assert_eq!(
+            object(|o| {
+                o.integer("z", 0);
+                o.integer("m", u64::MAX);
+                o.integer("t", 1_000_000);
+            }),
+            r#"{"z": 0, "m": 18446744073709551615, "t": 1000000}"#
+        );
+        assert_eq!(object(|_| {}), "{}");
     }
 
     /// `repr(float)` per CPython 3, for both forms and the switch points between them.
@@ -250,20 +350,57 @@ mod tests {
             (-88.8298, "-88.8298"),
             (-170.188, "-170.188"),
         ] {
-            assert_eq!(python(&value), want, "{value:e}");
+            let mut text = "x".to_string();
+            write_float(&mut text, value);
+            assert_eq!(text, format!("x{want}"), "{value:e}");
+        }
+    }
+
+    /// Every byte, at every place in and after the first eight-byte word.
+    #[test]
+    fn plain_prefix_stops_at_the_first_byte_to_escape() {
+        for byte in 0..=255u8 {
+            for len in [0, 1, 7, 8, 9, 15, 16, 17, 24] {
+                for at in 0..=len {
+                    let mut bytes = vec![b'a'; len];
+                    if at < len {
+                        bytes[at] = byte;
+                    }
+                    let want = bytes.iter().position(|&b| !is_plain(b)).unwrap_or(len);
+                    assert_eq!(plain_prefix(&bytes), want, "{byte:#x} at {at} of {len}");
+                }
+            }
+        }
+        // Neighbours of the edges in one word (borrows between bytes must not hide them).
+        for word in [
+            *b"\x1f !~\x7f\x80ab",
+            *b"\x00\x01 #[]}~",
+            *b"!#[]} ~\x1f",
+            *b"\x21\x23\x5b\x5d\x7e\x20\x20\x22",
+        ] {
+            let want = word.iter().position(|&b| !is_plain(b)).unwrap_or(8);
+            assert_eq!(plain_prefix(&word), want, "{word:?}");
         }
     }
 
     #[test]
     fn datetimes_as_python_str_writes_them() {
-        #[derive(Serialize)]
-        struct At {
-            #[serde(serialize_with = "python_datetime")]
-            at: NaiveDateTime,
-        }
         let at = chrono::NaiveDate::from_ymd_opt(2020, 2, 29)
             .and_then(|d| d.and_hms_opt(1, 1, 1))
             .unwrap();
-        assert_eq!(python(&At { at }), r#"{"at": "2020-02-29 01:01:01"}"#);
+        assert_eq!(
+            object(|o| o.datetime("at", at)),
+            r#"{"at": "2020-02-29 01:01:01"}"#
+        );
+        // Digit by digit as chrono's `Display` (Python's `str`) writes them, inside and outside
+        // the years written by hand.
+        for seconds in (-70_000_000_000..300_000_000_000).step_by(987_654_321) {
+            let at = chrono::DateTime::from_timestamp(seconds, 0)
+                .unwrap()
+                .naive_utc();
+            let mut text = String::new();
+            write_datetime(&mut text, at);
+            assert_eq!(text, at.to_string());
+        }
     }
 }

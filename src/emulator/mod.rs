@@ -16,13 +16,15 @@ mod json;
 mod random;
 mod words;
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::Rng;
 use rand_pcg::Pcg64Mcg;
 
 use self::calibration::*;
 pub use self::files::write_jsonl;
-use self::json::{GeoRecord, PinRecord, UserRecord, dumps};
+use self::json::{GeoRecord, PinRecord, UserRecord, push_decimal};
 use self::random::{
     D_GEO, D_PIN, D_POSTER, D_SEQ, D_USER, pick, quantile, rng_for, skewed_index, weighted,
 };
@@ -77,6 +79,67 @@ impl Event {
         }
     }
 }
+
+/// What fills a slot of a template: `{A}` adjective, `{T}` (or `{T2}`) topic, `{S}` suffix, `{N}`
+/// number, `{V}` verb, `{U}` audience, `{W}` season, `{P}` place.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Adjective,
+    Topic,
+    Suffix,
+    Number,
+    Verb,
+    Audience,
+    Season,
+    Place,
+}
+
+/// A template split once into its text and its slots, so that filling one (a few dozen times
+/// per post) scans nothing.
+#[derive(Debug)]
+struct Template {
+    /// Each slot with the text before it, and whether it was written in lower case (`{a}`),
+    /// which asks for its word in lower case.
+    slots: Vec<(&'static str, Slot, bool)>,
+    /// The text after the last slot.
+    tail: &'static str,
+}
+
+impl Template {
+    fn parse(template: &'static str) -> Template {
+        let mut slots = Vec::new();
+        let mut rest = template;
+        while let Some((before, after)) = rest.split_once('{') {
+            let (slot, after) = after
+                .split_once('}')
+                .unwrap_or_else(|| panic!("unclosed slot in {template:?}"));
+            let kind = match slot.as_bytes() {
+                [b'A' | b'a'] => Slot::Adjective,
+                [b'T' | b't'] | [b'T' | b't', b'2'] => Slot::Topic,
+                [b'S' | b's'] => Slot::Suffix,
+                [b'N' | b'n'] => Slot::Number,
+                [b'V' | b'v'] => Slot::Verb,
+                [b'U' | b'u'] => Slot::Audience,
+                [b'W' | b'w'] => Slot::Season,
+                [b'P' | b'p'] => Slot::Place,
+                _ => panic!("unknown slot {slot:?} in {template:?}"),
+            };
+            slots.push((before, kind, slot.as_bytes()[0].is_ascii_lowercase()));
+            rest = after;
+        }
+        Template { slots, tail: rest }
+    }
+}
+
+/// [`TITLE_PARTS`], parsed.
+static TITLE_TEMPLATES: LazyLock<Vec<Template>> =
+    LazyLock::new(|| TITLE_PARTS.iter().copied().map(Template::parse).collect());
+/// [`SENTENCES`], parsed.
+static SENTENCE_TEMPLATES: LazyLock<Vec<Template>> =
+    LazyLock::new(|| SENTENCES.iter().copied().map(Template::parse).collect());
+/// The shapes of a tag, in the order of their weights in [`Emulator::tags`].
+static TAG_TEMPLATES: LazyLock<[Template; 4]> =
+    LazyLock::new(|| ["{A} {T}", "{T} {S}", "{T}", "{A} {T} {S}"].map(Template::parse));
 
 /// A poster: the name and follower count every post of theirs carries.
 struct Poster {
@@ -194,15 +257,17 @@ impl Emulator {
         rng.fill(&mut uuid);
         uuid[6] = (uuid[6] & 0x0f) | 0x40;
         uuid[8] = (uuid[8] & 0x3f) | 0x80;
-        let hex = lower_hex(&uuid);
-        let unique_id = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
+        // 8-4-4-4-12 hex digits.
+        let mut unique_id = [b'-'; 36];
+        let mut at = 0;
+        for (i, &byte) in uuid.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
+            }
+            unique_id[at..at + 2].copy_from_slice(&lower_hex(byte));
+            at += 2;
+        }
+        let unique_id = std::str::from_utf8(&unique_id).expect("hex digits and dashes");
 
         let title = match title_marker {
             Some(t) => t.to_string(),
@@ -228,23 +293,42 @@ impl Emulator {
         let image_src = if image_error {
             IMAGE_SRC_ERROR.to_string()
         } else {
-            let words: [u32; 4] = std::array::from_fn(|_| rng.random::<u32>());
-            let hash = lower_hex(&words.map(u32::to_be_bytes).concat());
-            let dirs = format!("{}/{}/{}", &hash[0..2], &hash[2..4], &hash[4..6]);
-            if kind == "image" {
-                let ext = IMAGE_EXTS[weighted(rng, IMAGE_EXTS.iter().map(|e| e.1))].0;
-                format!("https://i.pinimg.com/originals/{dirs}/{hash}.{ext}")
-            } else {
-                format!(
-                    "https://i.pinimg.com/videos/thumbnails/originals/{dirs}/{hash}.0000001.jpg"
-                )
+            let mut hash = [0u8; 32];
+            for word in hash.chunks_exact_mut(8) {
+                for (digits, byte) in word
+                    .chunks_exact_mut(2)
+                    .zip(rng.random::<u32>().to_be_bytes())
+                {
+                    digits.copy_from_slice(&lower_hex(byte));
+                }
             }
+            let hash = std::str::from_utf8(&hash).expect("hex digits");
+            // `<root>/<hash[0..2]>/<hash[2..4]>/<hash[4..6]>/<hash>.<ext>`
+            let image = kind == "image";
+            let mut src = String::with_capacity(128);
+            src.push_str(if image {
+                "https://i.pinimg.com/originals/"
+            } else {
+                "https://i.pinimg.com/videos/thumbnails/originals/"
+            });
+            for dir in [&hash[0..2], &hash[2..4], &hash[4..6]] {
+                src.push_str(dir);
+                src.push('/');
+            }
+            src.push_str(hash);
+            if image {
+                src.push('.');
+                src.push_str(IMAGE_EXTS[weighted(rng, IMAGE_EXTS.iter().map(|e| e.1))].0);
+            } else {
+                src.push_str(".0000001.jpg");
+            }
+            src
         };
         let category = CATEGORIES[category].0;
 
         let record = PinRecord {
             index,
-            unique_id: &unique_id,
+            unique_id,
             title: &title,
             description: &description,
             poster_name: &poster.name,
@@ -253,10 +337,10 @@ impl Emulator {
             is_image_or_video: kind,
             image_src: &image_src,
             downloaded: u8::from(!image_error),
-            save_location: &format!("Local save in /data/{category}"),
+            save_location: &["Local save in /data/", category].concat(),
             category,
         };
-        dumps(&record, 1024)
+        record.dumps()
     }
 
     /// The poster of a (non-broken) post: one of the repeated posters, or its own.
@@ -272,53 +356,68 @@ impl Emulator {
 
     fn poster(&self, id: u64, head: bool) -> Poster {
         let rng = &mut rng_for(self.seed, D_POSTER, id);
-        let brand = |rng: &mut Pcg64Mcg| pick(rng, &BRAND_WORDS);
+        // Names are joined with `concat`, which allocates their exact length once (`format!`
+        // guessed short and grew, once per post).
+        let brand = |rng: &mut Pcg64Mcg| *pick(rng, &BRAND_WORDS);
+        let first = |rng: &mut Pcg64Mcg| *pick(rng, &FIRST_NAMES);
+        let last = |rng: &mut Pcg64Mcg| *pick(rng, &LAST_NAMES);
+        let kind = |rng: &mut Pcg64Mcg| *pick(rng, &BRAND_KINDS);
         let name = match rng.random_range(0..100) {
-            0..25 => format!("{} {}", pick(rng, &FIRST_NAMES), pick(rng, &LAST_NAMES)),
-            25..32 => format!(
-                "{} {}. {}",
-                pick(rng, &FIRST_NAMES),
-                char::from(b'A' + rng.random_range(0..26u8)),
-                pick(rng, &LAST_NAMES)
-            ),
-            32..42 => format!("{}{}", brand(rng), brand(rng)),
-            42..50 => format!("{}{}{}", brand(rng), brand(rng), brand(rng)),
-            50..60 => format!("{} {} {}", brand(rng), brand(rng), pick(rng, &BRAND_KINDS)),
-            60..68 => format!("{}{}{}.com", brand(rng), brand(rng), brand(rng)),
-            68..78 => format!(
-                "The {} {} {}",
+            0..25 => [first(rng), " ", last(rng)].concat(),
+            25..32 => [
+                first(rng),
+                " ",
+                char::from(b'A' + rng.random_range(0..26u8)).encode_utf8(&mut [0; 4]),
+                ". ",
+                last(rng),
+            ]
+            .concat(),
+            32..42 => [brand(rng), brand(rng)].concat(),
+            42..50 => [brand(rng), brand(rng), brand(rng)].concat(),
+            50..60 => [brand(rng), " ", brand(rng), " ", kind(rng)].concat(),
+            60..68 => [brand(rng), brand(rng), brand(rng), ".com"].concat(),
+            68..78 => ["The ", brand(rng), " ", brand(rng), " ", kind(rng)].concat(),
+            78..88 => [
+                first(rng),
+                " | ",
                 brand(rng),
+                " ",
                 brand(rng),
-                pick(rng, &BRAND_KINDS)
-            ),
-            78..88 => format!(
-                "{} | {} {} {}",
-                pick(rng, &FIRST_NAMES),
-                brand(rng),
-                brand(rng),
-                pick(rng, &BRAND_KINDS)
-            ),
+                " ",
+                kind(rng),
+            ]
+            .concat(),
             88..95 => format!(
                 "{}{}{}",
-                pick(rng, &FIRST_NAMES).to_lowercase(),
-                pick(rng, &LAST_NAMES).to_lowercase(),
+                first(rng).to_lowercase(),
+                last(rng).to_lowercase(),
                 rng.random_range(1..100)
             ),
-            _ => format!(
-                "{} {} - {} {} Blog & {} Tips",
-                pick(rng, &FIRST_NAMES),
-                pick(rng, &LAST_NAMES),
+            _ => [
+                first(rng),
+                " ",
+                last(rng),
+                " - ",
                 brand(rng),
+                " ",
                 brand(rng),
-                brand(rng)
-            ),
+                " Blog & ",
+                brand(rng),
+                " Tips",
+            ]
+            .concat(),
         };
         let forms = if head { FORMS_HEAD } else { FORMS_TAIL };
-        let follower_count = match weighted(rng, forms.into_iter()) {
-            0 => format!("{}", quantile(&DIGITS_Q, rng.random()) as u64),
+        let mut follower_count = String::with_capacity(8);
+        match weighted(rng, forms.into_iter()) {
+            0 => push_decimal(
+                &mut follower_count,
+                quantile(&DIGITS_Q, rng.random()) as u64,
+            ),
             1 => {
                 let table = if head { &K_HEAD_Q } else { &K_TAIL_Q };
-                format!("{}k", quantile(table, rng.random()) as u64)
+                push_decimal(&mut follower_count, quantile(table, rng.random()) as u64);
+                follower_count.push('k');
             }
             _ => {
                 let m = if head {
@@ -326,88 +425,91 @@ impl Emulator {
                 } else {
                     M_TAIL[weighted(rng, M_TAIL.iter().map(|m| m.1))].0
                 };
-                format!("{m}M")
+                push_decimal(&mut follower_count, m.into());
+                follower_count.push('M');
             }
-        };
+        }
         Poster {
             name,
             follower_count,
         }
     }
 
-    fn fill_slots(&self, rng: &mut Pcg64Mcg, template: &str, topics: &[&str]) -> String {
-        let mut out = String::with_capacity(template.len() + 32);
-        let mut rest = template;
-        // Slots are ASCII braces: a byte scan (templates are short; `str::find` set up a
-        // searcher per call).
-        while let Some(open) = rest.bytes().position(|b| b == b'{') {
-            out.push_str(&rest[..open]);
-            let close = open
-                + rest.as_bytes()[open..]
-                    .iter()
-                    .position(|&b| b == b'}')
-                    .expect("closed slot");
-            let slot = &rest[open + 1..close];
-            // The word is written straight into `out` (this runs a few times per record and
-            // was most of the emulator's cost while it allocated each step).
-            let lower = slot
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-            let word = match slot.as_bytes() {
-                [b'A' | b'a'] => Some(pick(rng, &ADJECTIVES)),
-                [b'T' | b't'] | [b'T' | b't', b'2'] => Some(pick(rng, topics)),
-                [b'S' | b's'] => Some(pick(rng, &SUFFIXES)),
-                [b'N' | b'n'] => {
-                    use std::fmt::Write as _;
-                    let _ = write!(out, "{}", rng.random_range(5..=50));
-                    None // digits: the same in either case
+    /// Fills `template`'s slots with drawn words, appending to `out` (one buffer per field: the
+    /// filling runs a few dozen times per post and was the emulator's largest cost while each
+    /// step had a string of its own).
+    fn fill_slots(
+        &self,
+        rng: &mut Pcg64Mcg,
+        template: &Template,
+        topics: &[&str],
+        out: &mut String,
+    ) {
+        for &(before, slot, lower) in &template.slots {
+            out.push_str(before);
+            let word = match slot {
+                Slot::Adjective => pick(rng, &ADJECTIVES),
+                Slot::Topic => pick(rng, topics),
+                Slot::Suffix => pick(rng, &SUFFIXES),
+                Slot::Number => {
+                    // Digits: the same in either case.
+                    let n: u8 = rng.random_range(5..=50);
+                    if n >= 10 {
+                        out.push(char::from(b'0' + n / 10));
+                    }
+                    out.push(char::from(b'0' + n % 10));
+                    continue;
                 }
-                [b'V' | b'v'] => Some(pick(rng, &VERBS)),
-                [b'U' | b'u'] => Some(pick(rng, &AUDIENCES)),
-                [b'W' | b'w'] => Some(pick(rng, &SEASONS)),
-                [b'P' | b'p'] => Some(pick(rng, &PLACES)),
-                _ => unreachable!("unknown slot {slot}"),
+                Slot::Verb => pick(rng, &VERBS),
+                Slot::Audience => pick(rng, &AUDIENCES),
+                Slot::Season => pick(rng, &SEASONS),
+                Slot::Place => pick(rng, &PLACES),
             };
-            match word {
-                None => {}
-                Some(word) if !lower => out.push_str(word),
-                Some(word) if word.is_ascii() => {
-                    out.extend(word.chars().map(|c| c.to_ascii_lowercase()))
-                }
-                Some(word) => out.push_str(&word.to_lowercase()),
+            if !lower {
+                out.push_str(word);
+            } else if word.is_ascii() {
+                let at = out.len();
+                out.push_str(word);
+                out[at..].make_ascii_lowercase();
+            } else {
+                out.push_str(&word.to_lowercase());
             }
-            rest = &rest[close + 1..];
         }
-        out.push_str(rest);
-        out
+        out.push_str(template.tail);
     }
 
-    /// Whole fragments, drawn until about `words` words (cut only if the first is too long).
+    /// Whole fragments, drawn until about `words` words (cut only if the first is too long),
+    /// joined by spaces; each fragment's first letter upper-cased when `capitalised`.
     fn fill_words(
         &self,
         rng: &mut Pcg64Mcg,
         words: usize,
-        templates: &[&str],
+        templates: &[Template],
         topics: &[&str],
-        shape: fn(String) -> String,
+        capitalised: bool,
     ) -> String {
-        // The fragments kept, joined by spaces as they come.
-        let mut text = String::new();
+        let mut text = String::with_capacity(256);
         let mut kept = false;
         let mut count = 0;
         let mut misses = 0;
         while count < words && misses < 6 {
             let template = pick(rng, templates);
-            let part = shape(self.fill_slots(rng, template, topics));
-            let n = part.split(' ').count();
+            // The fragment is filled in place and taken back out if it does not fit.
+            let before = text.len();
+            if kept {
+                text.push(' ');
+            }
+            let at = text.len();
+            self.fill_slots(rng, template, topics, &mut text);
+            if capitalised {
+                capitalise(&mut text, at);
+            }
+            let n = text[at..].bytes().filter(|&b| b == b' ').count() + 1;
             if !kept || count + n <= words {
                 count += n;
-                if kept {
-                    text.push(' ');
-                }
-                text.push_str(&part);
                 kept = true;
             } else {
+                text.truncate(before);
                 misses += 1;
             }
         }
@@ -422,17 +524,10 @@ impl Emulator {
 
     fn title(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
         let words = quantile(&TITLE_WORDS_Q, rng.random()).round().max(1.0) as usize;
-        self.fill_words(rng, words, &TITLE_PARTS, topics, |s| s)
+        self.fill_words(rng, words, &TITLE_TEMPLATES, topics, false)
     }
 
     fn description(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
-        fn capitalise(mut s: String) -> String {
-            if let Some(first) = s.get(0..1) {
-                let upper = first.to_ascii_uppercase();
-                s.replace_range(0..1, &upper);
-            }
-            s
-        }
         if rng.random_bool(P_DESC_CUT) {
             // Cut like the real ones: 176-177 characters, then an ellipsis and a no-break space.
             let keep = if rng.random_bool(P_DESC_CUT_179) {
@@ -440,20 +535,22 @@ impl Emulator {
             } else {
                 176
             };
-            let mut text = String::new();
+            let mut text = String::with_capacity(256);
             while text.len() < keep + 1 {
                 if !text.is_empty() {
                     text.push(' ');
                 }
-                let template = pick(rng, &SENTENCES);
-                text.push_str(&capitalise(self.fill_slots(rng, template, topics)));
+                let template = pick(rng, &SENTENCE_TEMPLATES);
+                let at = text.len();
+                self.fill_slots(rng, template, topics, &mut text);
+                capitalise(&mut text, at);
             }
             text.truncate(keep);
             text.push_str("\u{2026}\u{a0}");
             text
         } else {
             let words = quantile(&DESC_WORDS_Q, rng.random()).round().max(1.0) as usize;
-            let mut text = self.fill_words(rng, words, &SENTENCES, topics, capitalise);
+            let mut text = self.fill_words(rng, words, &SENTENCE_TEMPLATES, topics, true);
             text.truncate(180);
             text
         }
@@ -461,18 +558,18 @@ impl Emulator {
 
     fn tags(&self, rng: &mut Pcg64Mcg, topics: &[&str]) -> String {
         let n = TAG_COUNTS[weighted(rng, TAG_COUNTS.iter().map(|t| t.1))].0;
-        let mut tags = String::new();
+        let mut tags = String::with_capacity(128);
         for i in 0..n {
             let template = match rng.random_range(0..100) {
-                0..40 => "{A} {T}",
-                40..65 => "{T} {S}",
-                65..85 => "{T}",
-                _ => "{A} {T} {S}",
+                0..40 => &TAG_TEMPLATES[0],
+                40..65 => &TAG_TEMPLATES[1],
+                65..85 => &TAG_TEMPLATES[2],
+                _ => &TAG_TEMPLATES[3],
             };
             if i > 0 {
                 tags.push(',');
             }
-            tags.push_str(&self.fill_slots(rng, template, topics));
+            self.fill_slots(rng, template, topics, &mut tags);
         }
         tags
     }
@@ -499,7 +596,7 @@ impl Emulator {
             longitude,
             country,
         };
-        dumps(&record, 160)
+        record.dumps()
     }
 
     fn user(&self, index: u64) -> Vec<u8> {
@@ -534,19 +631,26 @@ impl Emulator {
             age,
             date_joined: utc(joined.min(to)),
         };
-        dumps(&record, 128)
+        record.dumps()
     }
 }
 
-/// `bytes` as lower-case hex, two digits a byte.
-fn lower_hex(bytes: &[u8]) -> String {
+/// `byte` as two lower-case hex digits (into arrays on the stack: a push per digit cost more
+/// than the digits).
+fn lower_hex(byte: u8) -> [u8; 2] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    [
+        DIGITS[usize::from(byte >> 4)],
+        DIGITS[usize::from(byte & 0x0f)],
+    ]
+}
+
+/// Upper-cases the ASCII letter that starts `text[at..]`, if one does (a fragment of a
+/// description starts its sentence).
+fn capitalise(text: &mut str, at: usize) {
+    if let Some(first) = text.get_mut(at..at + 1) {
+        first.make_ascii_uppercase();
     }
-    hex
 }
 
 #[cfg(test)]
@@ -571,6 +675,14 @@ mod tests {
     ];
     const GEO_FIELDS: [&str; 5] = ["ind", "timestamp", "latitude", "longitude", "country"];
     const USER_FIELDS: [&str; 5] = ["ind", "first_name", "last_name", "age", "date_joined"];
+
+    /// Every template parses (a bad one would stop the first post that draws it).
+    #[test]
+    fn every_template_parses() {
+        assert_eq!(TITLE_TEMPLATES.len(), TITLE_PARTS.len());
+        assert_eq!(SENTENCE_TEMPLATES.len(), SENTENCES.len());
+        assert!(TAG_TEMPLATES.iter().all(|t| !t.slots.is_empty()));
+    }
 
     fn emulator(seed: u64) -> Emulator {
         Emulator::new(Parameters {
@@ -704,7 +816,8 @@ mod tests {
             );
             assert!((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon));
             for (name, v) in [("latitude", lat), ("longitude", lon)] {
-                let text = String::from_utf8(dumps(&v, 0)).unwrap();
+                let mut text = String::new();
+                json::write_float(&mut text, v);
                 let digits = text.trim_start_matches(['-', '0', '.']).replace('.', "");
                 assert!(digits.len() <= 6 || text.contains('e'), "{name} {text}");
             }

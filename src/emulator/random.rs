@@ -56,8 +56,8 @@ pub(super) fn weighted(rng: &mut Pcg64Mcg, weights: impl Iterator<Item = u32> + 
 }
 
 /// One entry of a list, uniformly.
-pub(super) fn pick<'a>(rng: &mut Pcg64Mcg, list: &[&'a str]) -> &'a str {
-    list[rng.random_range(0..list.len())]
+pub(super) fn pick<'a, T>(rng: &mut Pcg64Mcg, list: &'a [T]) -> &'a T {
+    &list[rng.random_range(0..list.len())]
 }
 
 /// An index into a list of `len`, skewed to its start like the sample's names and countries.
