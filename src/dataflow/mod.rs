@@ -75,6 +75,8 @@ struct Context {
     lake: Lake,
     aggregates: AggregateStore,
     runtime: Handle,
+    /// The data file encoders' runtime ([`crate::sink::delta::encoder_runtime`]).
+    encoder: Handle,
     stats: Arc<Stats>,
     /// Set by a signal to this process.
     shutdown: Arc<AtomicBool>,
@@ -126,7 +128,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     let files = sink::write(
         routes.writes,
         context.lake.clone(),
-        context.runtime.clone(),
+        context.encoder.clone(),
         context.fatal.clone(),
     );
     // One committer: each table once per batch, with the positions the batch covers.
@@ -224,13 +226,19 @@ pub fn run_started(
     }
     // In a cluster: the heartbeats exchanged with the other processes, for the whole run.
     let mut heartbeats = None;
+    let encoder = crate::sink::delta::encoder_runtime()
+        .map_err(|e| EngineError::Start(format!("the data file encoders: {e}")))?;
+    let runtimes = Runtimes {
+        io: runtime,
+        encoder: encoder.handle().clone(),
+    };
     let mut backoff = Duration::from_millis(500);
     for epoch in 0u64.. {
         match run_epoch(
             &config,
             &sources,
             job,
-            &runtime,
+            &runtimes,
             &aggregates,
             &mut heartbeats,
         ) {
@@ -286,10 +294,11 @@ fn run_epoch(
     config: &Config,
     sources: &Arc<[Arc<dyn StartedSource>]>,
     job: &JobContext,
-    runtime: &Handle,
+    runtimes: &Runtimes,
     aggregates: &AggregateStore,
     heartbeats: &mut Option<crate::cluster::Heartbeats>,
 ) -> Result<Option<String>, EngineError> {
+    let runtime = &runtimes.io;
     let open = || runtime.block_on(Lake::open(&config.lake));
     let meet = |cluster| crate::cluster::rendezvous(cluster, config.workers, &job_digest(config));
     let lake = match &config.cluster {
@@ -324,6 +333,7 @@ fn run_epoch(
         lake,
         aggregates: aggregates.clone(),
         runtime: runtime.clone(),
+        encoder: runtimes.encoder.clone(),
         stats: job.stats.clone(),
         finished: job.finished.clone(),
         shutdown: job.shutdown.clone(),
@@ -376,6 +386,13 @@ fn run_epoch(
         (None, Some(error)) => Err(EngineError::Stopped(error)),
         (None, None) => Ok(restart.get()),
     }
+}
+
+/// The runtimes a run's dataflow uses: I/O (the tables' log, commits, the object store) and
+/// the data file encoders, at a lower priority.
+struct Runtimes {
+    io: Handle,
+    encoder: Handle,
 }
 
 /// What must be the same on every process of a cluster for them to run one job: the lake,

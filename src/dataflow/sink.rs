@@ -220,13 +220,14 @@ pub fn learn_commits<'scope>(
 /// Buffers each batch's rows into data files (one per table and worker), completed once the
 /// batch is.
 ///
-/// Encoding and completing a file run on the I/O runtime: the worker only hands rows over and
+/// Encoding and completing a file run on `encoder` ([`crate::sink::delta::encoder_runtime`],
+/// below the workers' priority): the worker only hands rows over and
 /// holds the batch's capability until its files are done, so it keeps stepping the rest of
 /// the dataflow (the live aggregates) meanwhile.
 pub fn write<'scope>(
     rows: Stream<'scope, u64, Vec<TableRow>>,
     lake: Lake,
-    runtime: Handle,
+    encoder: Handle,
     fatal: Fatal,
 ) -> Stream<'scope, u64, Vec<WrittenFile>> {
     let worker = rows.scope().worker();
@@ -248,13 +249,13 @@ pub fn write<'scope>(
                     let table = row.table();
                     let file = match files.entry(table) {
                         Entry::Occupied(entry) => entry.into_mut(),
-                        Entry::Vacant(entry) => match BackgroundFile::start(&lake, table, &runtime)
+                        Entry::Vacant(entry) => match BackgroundFile::start(&lake, table, &encoder)
                         {
                             Ok(file) => entry.insert(file),
                             Err(error) => return fatal.set(error),
                         },
                     };
-                    file.push(row, &runtime);
+                    file.push(row, &encoder);
                 }
             });
             while let Some(entry) = pending.first_entry() {
@@ -264,7 +265,7 @@ pub fn write<'scope>(
                 let (capability, files) = entry.remove();
                 let activator = activator.clone();
                 let (send, receive) = oneshot::channel();
-                runtime.spawn(async move {
+                encoder.spawn(async move {
                     let mut finished = Vec::with_capacity(files.len());
                     for (table, file) in files {
                         finished.push((table, file.finish().await));

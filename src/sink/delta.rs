@@ -505,7 +505,42 @@ fn check_schema(delta: &DeltaTable, table: Table) -> Result<(), SinkError> {
     Ok(())
 }
 
-/// A [`FileWriter`] run on the I/O runtime: the caller hands over rows in chunks and is not
+/// Scheduling priority (nice) of the data file encoders' threads.
+const ENCODER_NICE: i32 = 10;
+
+/// The runtime that encodes data files (Parquet with Snappy) and uploads them
+/// ([`BackgroundFile`]), its threads at a lower priority than the timely workers (on Linux,
+/// where nice is per thread). Encoding a batch is the heaviest work of a run after cleaning,
+/// and it is not in any aggregate's path: sharing the cores at the workers' priority, it
+/// pushed the freshness p99 at 100k events/s on 2 cores from ~75 to ~150 ms. A batch's
+/// files are still done before its commit, which waits for them either way.
+pub fn encoder_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("pinstream-encode")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build()
+}
+
+/// Lowers the calling thread's scheduling priority to [`ENCODER_NICE`] (best effort).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority has no memory effects; on Linux, PRIO_PROCESS with id 0 is the
+        // calling thread.
+        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ENCODER_NICE) };
+        if result != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "data file encoder thread left at its priority"
+            );
+        }
+    }
+}
+
+/// A [`FileWriter`] run on the encoder runtime ([`encoder_runtime`]): the caller hands over rows in chunks and is not
 /// held up while they are encoded (a timely worker blocked on Parquet would hold back every
 /// live aggregate's frontier), except when [`CHUNKS_QUEUED`] chunks already wait.
 pub struct BackgroundFile {
