@@ -52,6 +52,13 @@ impl Fact {
             },
         }
     }
+
+    /// The post the fact is of.
+    pub fn ind(&self) -> i64 {
+        match self {
+            Fact::Pin { ind, .. } | Fact::Geo { ind, .. } | Fact::User { ind, .. } => *ind,
+        }
+    }
 }
 
 /// Drops the parts of a row that [`Fact::of`] does not read (its identity must be taken
@@ -78,15 +85,6 @@ pub fn keep_fact_fields(row: &mut TableRow) {
             take(&mut quarantine.source);
             take(&mut quarantine.raw);
             take(&mut quarantine.reason);
-        }
-    }
-}
-
-impl Fact {
-    /// The post the fact is of.
-    pub fn ind(&self) -> i64 {
-        match self {
-            Fact::Pin { ind, .. } | Fact::Geo { ind, .. } | Fact::User { ind, .. } => *ind,
         }
     }
 }

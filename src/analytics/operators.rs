@@ -12,8 +12,8 @@ use std::hash::Hash;
 use differential_dataflow::{AsCollection, ExchangeData, Hashable};
 use rustc_hash::FxHashMap as HashMap;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::{Capability, InputCapability};
 
 use super::Collection;
 
@@ -46,7 +46,7 @@ where
         .unary_frontier(exchange, name, move |_capability, _info| {
             let mut states: HashMap<K, S> = HashMap::default();
             // Values held until the frontier passes their time, by time.
-            let mut pending: BTreeMap<u64, Pending<K, V>> = BTreeMap::new();
+            let mut pending: BTreeMap<u64, Held<(K, V, isize)>> = BTreeMap::new();
             let (mut before, mut after) = (Vec::new(), Vec::new());
             move |(input, frontier), output| {
                 input.for_each_stamp(|capability, batches| {
@@ -54,11 +54,7 @@ where
                         if !insert_only(&operator, diff) {
                             continue;
                         }
-                        pending
-                            .entry(time)
-                            .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
-                            .1
-                            .push((key, value, diff));
+                        hold(&mut pending, &capability, time).push((key, value, diff));
                     }
                 });
                 for (capability, mut values) in
@@ -116,7 +112,20 @@ pub(super) fn take_done<V>(map: &mut BTreeMap<u64, V>, done: impl Fn(&u64) -> bo
 }
 
 /// The values of one time, held with a capability for it until the frontier passes it.
-type Pending<K, V> = (Capability<u64>, Vec<(K, V, isize)>);
+pub(super) type Held<D> = (Capability<u64>, Vec<D>);
+
+/// The values held for `time` (a capability for it taken from `capability` when the time is
+/// new), to push a value onto: the input side of [`take_done`].
+pub(super) fn hold<'a, D>(
+    pending: &'a mut BTreeMap<u64, Held<D>>,
+    capability: &InputCapability<u64>,
+    time: u64,
+) -> &'a mut Vec<D> {
+    &mut pending
+        .entry(time)
+        .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
+        .1
+}
 
 /// Gives `-1` for each row of `before` not in `after` and `+1` for each row of `after` not in
 /// `before` (as multisets), emptying both.

@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 use differential_dataflow::AsCollection;
 use differential_dataflow::consolidation::consolidate;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::names::{Dictionary, Name};
-use super::operators::{accumulate, changes, take_done};
+use super::operators::{Held, accumulate, changes, hold, take_done};
 use super::view::{Settings, View};
 use super::{Aggregate, AggregateId, Cell, Change, Collection, Column, Inputs, Query, Update};
 
@@ -149,6 +148,9 @@ impl TopPosters {
     }
 }
 
+/// A poster's total: (poster, (its highest follower_count, its distinct posts)).
+type Total = (Name, (i64, i64));
+
 /// The top posters ([`TopPosters::ranked`]) of the totals this worker holds, as a collection:
 /// each time the frontier has passed, its totals' changes are applied and the posters that
 /// left, entered or changed in the top are retracted and added.
@@ -156,21 +158,19 @@ impl TopPosters {
 /// A poster of the job's top has fewer than [`TOP`] posters above it (ties aside) anywhere,
 /// so also on its own worker: the union of the workers' tops holds the job's top, and the
 /// publisher ranks that union. Each worker keeps only its top
-/// ([`TopPosters::forget_below_top`]): its index stays the size of the top. Before, every poster's every total went to the publisher
-/// (worker 0), which kept them all in one index: a third of its time on distinct-heavy data.
-fn local_top<'scope>(
-    totals: Collection<'scope, (Name, (i64, i64))>,
-) -> Collection<'scope, (Name, (i64, i64))> {
-    type Pending = (Capability<u64>, Vec<((Name, (i64, i64)), isize)>);
+/// ([`TopPosters::forget_below_top`]): its index stays the size of the top. Before, every
+/// poster's every total went to the publisher (worker 0), which kept them all in one index:
+/// a third of its time on distinct-heavy data.
+fn local_top<'scope>(totals: Collection<'scope, Total>) -> Collection<'scope, Total> {
     totals
         .inner
         .unary_frontier(Pipeline, "local_top", |_capability, _info| {
             let mut posters = TopPosters::default();
             // The top's last follower_count: totals below it cannot enter (or be in) the top.
             let mut cut = None;
-            let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+            let mut pending: BTreeMap<u64, Held<(Total, isize)>> = BTreeMap::new();
             // The top as given so far.
-            let mut given: Vec<(Name, (i64, i64))> = Vec::new();
+            let mut given: Vec<Total> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each_stamp(|capability, batches| {
                     for (total, time, diff) in batches.flat_map(|b| b.drain(..)) {
@@ -178,11 +178,7 @@ fn local_top<'scope>(
                         if cut.is_some_and(|cut| follower_count < cut) {
                             continue;
                         }
-                        pending
-                            .entry(time)
-                            .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
-                            .1
-                            .push((total, diff));
+                        hold(&mut pending, &capability, time).push((total, diff));
                     }
                 });
                 for (capability, mut updates) in
@@ -276,8 +272,8 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((seed >> 33) % bound) as i64
         };
-        let mut current: Vec<(Name, (i64, i64))> = Vec::new();
-        let mut totals: Vec<Vec<(Name, (i64, i64))>> = Vec::new();
+        let mut current: Vec<Total> = Vec::new();
+        let mut totals: Vec<Vec<Total>> = Vec::new();
         for time in 0..TIMES {
             for (_, (follower_count, posts)) in &mut current {
                 if draw(3) == 0 {
@@ -308,7 +304,7 @@ mod tests {
                 });
                 // Each poster's totals on one worker, as `accumulate` leaves them.
                 let mine = |name: &Name| (name.hashed() % peers as u64) as usize == index;
-                let mut before: Vec<(Name, (i64, i64))> = Vec::new();
+                let mut before: Vec<Total> = Vec::new();
                 for (time, now) in all.iter().enumerate() {
                     input.advance_to(time as u64);
                     for row in before.iter().filter(|(name, _)| mine(name)) {
@@ -334,7 +330,7 @@ mod tests {
                     .map(|(row, _, diff)| (*row, *diff))
                     .collect();
                 consolidate(&mut union);
-                let rank = |rows: &mut dyn Iterator<Item = (Name, (i64, i64))>| {
+                let rank = |rows: &mut dyn Iterator<Item = Total>| {
                     let mut top = TopPosters::default();
                     for (poster, (follower_count, posts)) in rows {
                         top.apply(total(poster, follower_count, posts), 1);

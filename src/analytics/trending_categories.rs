@@ -37,10 +37,15 @@ impl Query for TrendingCategories {
 /// Arrival-time buckets for the trending window (the window moves in steps of this).
 const TREND_BUCKET_MICROS: i64 = 100_000;
 
+/// The bucket a first-seen time (micros) is counted in.
+fn bucket_of(micros: i64) -> i64 {
+    micros.div_euclid(TREND_BUCKET_MICROS)
+}
+
 /// The first micro of the bucket `first_seen` is counted in: pins first seen in one bucket
 /// count alike, so they can travel as one signal with a count.
 pub fn bucket_start(first_seen: i64) -> i64 {
-    first_seen.div_euclid(TREND_BUCKET_MICROS) * TREND_BUCKET_MICROS
+    bucket_of(first_seen) * TREND_BUCKET_MICROS
 }
 
 /// Distinct pin rows per category over a sliding window of first-seen time: per-bucket counts
@@ -62,7 +67,7 @@ impl Trending {
 
     /// Drops the buckets of rows first seen at or before `now - window`.
     fn expire(&mut self, now: i64) {
-        let oldest = (now - self.window_micros).div_euclid(TREND_BUCKET_MICROS) + 1;
+        let oldest = bucket_of(now - self.window_micros) + 1;
         let kept = self.buckets.split_off(&oldest);
         for (_, bucket) in std::mem::replace(&mut self.buckets, kept) {
             for (category, count) in bucket {
@@ -84,7 +89,7 @@ impl View for Trending {
     }
 
     fn pins_first_seen(&mut self, category: Name, first_seen: i64, posts: i64) {
-        let bucket = first_seen.div_euclid(TREND_BUCKET_MICROS);
+        let bucket = bucket_of(first_seen);
         *self
             .buckets
             .entry(bucket)

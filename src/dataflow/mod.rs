@@ -228,17 +228,14 @@ pub fn run_started(
     let mut heartbeats = None;
     let encoder = crate::sink::delta::encoder_runtime()
         .map_err(|e| EngineError::Start(format!("the data file encoders: {e}")))?;
-    let runtimes = Runtimes {
-        io: runtime,
-        encoder: encoder.handle().clone(),
-    };
     let mut backoff = Duration::from_millis(500);
     for epoch in 0u64.. {
         match run_epoch(
             &config,
             &sources,
             job,
-            &runtimes,
+            &runtime,
+            encoder.handle(),
             &aggregates,
             &mut heartbeats,
         ) {
@@ -294,11 +291,11 @@ fn run_epoch(
     config: &Config,
     sources: &Arc<[Arc<dyn StartedSource>]>,
     job: &JobContext,
-    runtimes: &Runtimes,
+    runtime: &Handle,
+    encoder: &Handle,
     aggregates: &AggregateStore,
     heartbeats: &mut Option<crate::cluster::Heartbeats>,
 ) -> Result<Option<String>, EngineError> {
-    let runtime = &runtimes.io;
     let open = || runtime.block_on(Lake::open(&config.lake));
     let meet = |cluster| crate::cluster::rendezvous(cluster, config.workers, &job_digest(config));
     let lake = match &config.cluster {
@@ -333,7 +330,7 @@ fn run_epoch(
         lake,
         aggregates: aggregates.clone(),
         runtime: runtime.clone(),
-        encoder: runtimes.encoder.clone(),
+        encoder: encoder.clone(),
         stats: job.stats.clone(),
         finished: job.finished.clone(),
         shutdown: job.shutdown.clone(),
@@ -386,13 +383,6 @@ fn run_epoch(
         (None, Some(error)) => Err(EngineError::Stopped(error)),
         (None, None) => Ok(restart.get()),
     }
-}
-
-/// The runtimes a run's dataflow uses: I/O (the tables' log, commits, the object store) and
-/// the data file encoders, at a lower priority.
-struct Runtimes {
-    io: Handle,
-    encoder: Handle,
 }
 
 /// What must be the same on every process of a cluster for them to run one job: the lake,

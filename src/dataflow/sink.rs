@@ -221,9 +221,9 @@ pub fn learn_commits<'scope>(
 /// batch is.
 ///
 /// Encoding and completing a file run on `encoder` ([`crate::sink::delta::encoder_runtime`],
-/// below the workers' priority): the worker only hands rows over and
-/// holds the batch's capability until its files are done, so it keeps stepping the rest of
-/// the dataflow (the live aggregates) meanwhile.
+/// below the workers' priority): the worker only hands rows over and holds the batch's
+/// capability until its files are done, so it keeps stepping the rest of the dataflow (the
+/// live aggregates) meanwhile.
 pub fn write<'scope>(
     rows: Stream<'scope, u64, Vec<TableRow>>,
     lake: Lake,

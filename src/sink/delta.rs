@@ -540,9 +540,10 @@ fn lower_priority() {
     }
 }
 
-/// A [`FileWriter`] run on the encoder runtime ([`encoder_runtime`]): the caller hands over rows in chunks and is not
-/// held up while they are encoded (a timely worker blocked on Parquet would hold back every
-/// live aggregate's frontier), except when [`CHUNKS_QUEUED`] chunks already wait.
+/// A [`FileWriter`] run on the encoder runtime ([`encoder_runtime`]): the caller hands over
+/// rows in chunks and is not held up while they are encoded (a timely worker blocked on
+/// Parquet would hold back every live aggregate's frontier), except when [`CHUNKS_QUEUED`]
+/// chunks already wait.
 pub struct BackgroundFile {
     buffer: Vec<TableRow>,
     chunks: Option<tokio::sync::mpsc::Sender<Vec<TableRow>>>,
@@ -615,6 +616,7 @@ impl BackgroundFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::Cursor;
 
     #[test]
     fn held_files_are_shared_by_size_and_covered_once() {
@@ -633,7 +635,6 @@ mod tests {
         assert_eq!((load(&shares[0]), load(&shares[1])), (105, 105));
         assert_eq!(share_by_size(sized, 0, 1).len(), 8);
     }
-    use crate::connectors::Cursor;
 
     #[test]
     fn cursors_are_read_from_the_commit_info_of_a_commit_file() {

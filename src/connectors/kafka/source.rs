@@ -453,6 +453,28 @@ impl KafkaSource {
         }
     }
 
+    /// Reports failed group commits as any consumer error ([`report`]).
+    fn report_commits(&self, failed: Vec<RDKafkaErrorCode>) {
+        for code in failed {
+            report(self.consumer.context(), &KafkaError::ConsumerCommit(code));
+        }
+    }
+
+    /// Waits (at most [`COMMIT_REPLY_WAIT`]) for the replies to the group commits sent, so
+    /// the group's last offsets are not lost with the client.
+    fn settle_commits(&mut self) {
+        let failed = self.commits.settle(COMMIT_REPLY_WAIT);
+        self.report_commits(failed);
+        let unanswered = self.commits.unanswered();
+        if unanswered > 0 {
+            tracing::warn!(
+                worker = self.worker,
+                unanswered,
+                "kafka: closing without the replies to the last consumer-group commits"
+            );
+        }
+    }
+
     /// Moves positions over gaps the consumer skipped without delivering a message
     /// (transaction markers, compacted offsets), so `--until-done` ends.
     fn catch_up_positions(&mut self) {
@@ -515,32 +537,6 @@ fn report(context: &Context, error: &KafkaError) {
 
 /// How long a closing source waits for the replies to its last group commits.
 const COMMIT_REPLY_WAIT: Duration = Duration::from_secs(2);
-
-impl KafkaSource {
-    /// Logs failed group commits (rate limited with the client's other warnings).
-    fn report_commits(&self, failed: Vec<RDKafkaErrorCode>) {
-        for error in failed {
-            self.consumer.context().warn(&format!(
-                "committing offsets to the consumer group: {error}"
-            ));
-        }
-    }
-
-    /// Waits (at most [`COMMIT_REPLY_WAIT`]) for the replies to the group commits sent, so
-    /// the group's last offsets are not lost with the client.
-    fn settle_commits(&mut self) {
-        let failed = self.commits.settle(COMMIT_REPLY_WAIT);
-        self.report_commits(failed);
-        let unanswered = self.commits.unanswered();
-        if unanswered > 0 {
-            tracing::warn!(
-                worker = self.worker,
-                unanswered,
-                "kafka: closing without the replies to the last consumer-group commits"
-            );
-        }
-    }
-}
 
 impl Drop for KafkaSource {
     fn drop(&mut self) {
@@ -831,8 +827,8 @@ impl Source for KafkaSource {
                 out,
             );
         });
-        // The consumer queue: librdkafka's events (errors, commit replies), and messages
-        // fetched before their partition's queue was forwarded (none, normally).
+        // The consumer queue: librdkafka's events (errors), and messages fetched before their
+        // partition's queue was forwarded (none, normally).
         for _ in taken..max {
             let message = match self.consumer.poll(Duration::ZERO) {
                 None => break,
@@ -896,8 +892,8 @@ impl Source for KafkaSource {
     }
 
     /// Commits the committed positions of this worker's partitions to the consumer group, so
-    /// `kafka-consumer-groups` and lag exporters see progress (once per batch: a synchronous
-    /// round trip, so the last one is not lost when the run ends).
+    /// `kafka-consumer-groups` and lag exporters see progress (once per batch, without waiting;
+    /// the replies are read at the next commit and waited for when the source closes).
     fn committed(&mut self, positions: &Positions) {
         let mut list = TopicPartitionList::new();
         for part in &self.parts {
