@@ -3,6 +3,9 @@
 
 // The layers, bottom up: each module imports only from the ones above it in this list.
 
+// State that grows with the distinct data without stopping a worker to copy it.
+pub mod grow;
+
 // The three input streams.
 pub mod stream;
 

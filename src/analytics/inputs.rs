@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 
 use differential_dataflow::{AsCollection, Hashable};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use timely::container::CapacityContainerBuilder;
@@ -23,6 +22,7 @@ use super::Collection;
 use super::facts::{Fact, age_group};
 use super::names::Name;
 use super::operators::{insert_only, take_done};
+use crate::grow::{ChunkedVec, GrowingMap};
 
 /// A pin row's part the queries read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -143,8 +143,8 @@ fn join_on_ind<'scope>(
     let mut user_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(PinUser, u64, isize)>>>::from(user_out);
     builder.build(move |_capabilities| {
-        let mut slots: FxHashMap<i64, u32> = FxHashMap::default();
-        let mut posts: Vec<Post> = Vec::new();
+        let mut slots: GrowingMap<i64, u32> = GrowingMap::default();
+        let mut posts: ChunkedVec<Post> = ChunkedVec::default();
         // Facts held until the frontier passes their time, with a capability per output.
         let mut pending: BTreeMap<u64, PendingFacts> = BTreeMap::new();
         move |frontiers| {
@@ -171,10 +171,9 @@ fn join_on_ind<'scope>(
                 let mut geos = geo_out.session(&geo_at);
                 let mut users = user_out.session(&user_at);
                 for fact in facts {
-                    let slot = *slots.entry(fact.ind()).or_insert_with(|| {
-                        posts.push(Post::default());
-                        (posts.len() - 1) as u32
-                    });
+                    let slot = *slots
+                        .entry(fact.ind())
+                        .or_insert_with(|| posts.push(Post::default()) as u32);
                     let post = &mut posts[slot as usize];
                     match fact {
                         Fact::Pin {

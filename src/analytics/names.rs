@@ -13,9 +13,9 @@
 //! signal has the time of the first fact that carried it, so the publisher, which waits for
 //! both its inputs to pass a time, always knows the text of every name it publishes.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-
 use serde::{Deserialize, Serialize};
+
+use crate::grow::{GrowingMap, GrowingSet};
 
 /// A name (category, country, poster), or null.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -40,7 +40,7 @@ impl Name {
 /// One worker's names: each text is sent to the publisher the first time this worker sees it.
 #[derive(Default)]
 pub struct NameSender {
-    sent: HashSet<Name>,
+    sent: GrowingSet<Name>,
     new: Vec<(Name, String)>,
 }
 
@@ -65,7 +65,7 @@ impl NameSender {
 /// The publisher's digest -> text table, filled from the names workers send.
 #[derive(Default)]
 pub struct Dictionary {
-    texts: HashMap<Name, String>,
+    texts: GrowingMap<Name, String>,
 }
 
 impl Dictionary {

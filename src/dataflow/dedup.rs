@@ -6,7 +6,6 @@
 //! identities seen (16 bytes per distinct row), seeded at start from the rows the tables
 //! already hold (`history`, sent at time 0): memory grows with distinct data only.
 
-use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
+use crate::grow::GrowingSet;
 use crate::stats::Stats;
 use crate::table::{DistinctRow, Identity, KeyedRow, Novelty};
 
@@ -36,7 +36,8 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type IdentitySet = HashSet<Identity, BuildHasherDefault<IdentityHasher>>;
+/// Grows without a pause (see [`crate::grow`]): it holds every distinct row's identity.
+type IdentitySet = GrowingSet<Identity, BuildHasherDefault<IdentityHasher>>;
 
 /// Passes the rows of `rows` not seen before (in `history` or earlier in `rows`) as new, and
 /// every row of `history` as held.
