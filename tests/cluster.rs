@@ -174,6 +174,63 @@ fn three_processes_from_the_emulator_give_the_tables_of_its_events_as_files() {
 }
 
 #[test]
+fn a_batch_filled_on_one_process_closes_at_once_on_every_process() {
+    // 3 partitions: process 0 reads 2 of them (600 records/s) and fills a batch every ~4 s,
+    // process 1 reads one and would fill its own every ~8 s. Process 1 must hear of each
+    // close at once, or it stays in the closed batch, holding back its commit and process 0's
+    // records in the aggregates (100 ms ticks: see tests/batching.rs). (A process with no
+    // partition would not do: it stops at once with `--until-done`, holding nothing back.)
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 4_800, 5, 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let hosts = hosts_file(dir.path(), 2);
+    let source = "emulator:events=4800,seed=5,universe=1000,rate=300,partitions=3";
+    let args = [
+        "--from",
+        source,
+        "--lake",
+        lake.path().to_str().unwrap(),
+        "--until-done",
+        "--batch-interval",
+        "20s",
+        "--batch-records",
+        "2400",
+        "--tick",
+        "100ms",
+    ];
+    let started = Instant::now();
+    let mut run = ClusterRun::start(&hosts, 1, &args, dir.path());
+    // The table's creation and 3 batches in its log, and when; the job's freshness as process
+    // 0 (the publisher) last served it.
+    let (mut three_batches, mut stats) = (None, serde_json::Value::Null);
+    while run
+        .children
+        .iter_mut()
+        .any(|child| child.try_wait().unwrap().is_none())
+    {
+        if three_batches.is_none() && commits(lake.path(), "pin") >= 4 {
+            three_batches = Some(started.elapsed());
+        }
+        if let Some(served) = http_get(run.http[0], "/api/v1/stats") {
+            stats = serde_json::from_str(&served).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    run.wait_success(Duration::from_secs(10));
+    eprintln!("3 batches committed after {three_batches:?}; stats: {stats}");
+    let three_batches = three_batches.expect("3 batches committed while the run went on");
+    assert!(three_batches < Duration::from_secs(20), "{three_batches:?}");
+    let p99 = stats["freshness_ms"]["p99"]
+        .as_f64()
+        .expect("freshness sampled");
+    assert!(p99 < 2_000.0, "freshness p99 {p99} ms: {stats}");
+    let files = tempfile::tempdir().unwrap();
+    assert_success(&replay(input.path(), files.path(), &[]));
+    assert_same_tables(files.path(), lake.path());
+}
+
+#[test]
 fn three_processes_from_kafka_with_resends_on_any_partition_give_the_reference() {
     let Some(broker) = service("PINSTREAM_KAFKA", "kafka") else {
         return;

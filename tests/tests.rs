@@ -7,6 +7,7 @@ mod support;
 mod aggregates;
 mod analytics;
 mod archive;
+mod batching;
 mod cli;
 mod cluster;
 mod dashboard;

@@ -1,9 +1,9 @@
 //! The `control` stage: what every process of a job must hear from any of them. A stop
 //! request (a signal reached one process: the whole cluster stops reading and commits what it
 //! holds, instead of the signalled process waiting for the others forever), each process's
-//! totals (so the API of any process shows the job's), and partitions that reached their end
+//! totals (so the API of any process shows the job's), partitions that reached their end
 //! (a drained Kinesis parent shard: its children may be read by a worker of another
-//! process).
+//! process), and batches closed early (every worker moves to the next batch at once).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::Inspect;
 
+use super::time::Shift;
 use crate::connectors::{FinishedPartitions, PartitionId};
 use crate::stats::{Counters, Stats};
 
@@ -23,6 +24,9 @@ pub enum Control {
     Counters { process: usize, counters: Counters },
     /// A partition reached its end (see [`crate::connectors::Source::take_finished`]).
     Finished(PartitionId),
+    /// A worker's batch filled and closed: the job's [`Shift`] is now at least this. Until a
+    /// process hears it, its workers stay in the closed batch and hold its commit back.
+    Shift(u64),
 }
 
 /// What the control messages act on, in one process.
@@ -31,11 +35,12 @@ pub struct Controlled {
     pub stop: Arc<AtomicBool>,
     pub stats: Arc<Stats>,
     pub finished: FinishedPartitions,
+    pub shift: Shift,
 }
 
 /// Applies the control messages that reach this process (fanned out to each process once):
 /// a stop sets `stop`, another process's totals go to `stats.peers`, a finished partition to
-/// `finished`.
+/// `finished`, a shift raises `shift`.
 pub fn control<'scope>(
     messages: StreamVec<'scope, u64, Control>,
     on: Controlled,
@@ -53,6 +58,9 @@ pub fn control<'scope>(
         }
         Control::Finished(partition) => {
             on.finished.lock().insert(partition.clone());
+        }
+        Control::Shift(shift) => {
+            on.shift.raise(*shift);
         }
     })
 }

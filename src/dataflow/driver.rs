@@ -21,7 +21,9 @@ const POLL_CHUNK: usize = 4095;
 /// sink slows reading, and memory stays bounded). This is the one bound on what the engine
 /// holds while the lake is down (src/sink/store.rs waits the outage out): at most this many
 /// batches past the last commit, plus the one being committed, each of at most
-/// `--batch-records` records per worker; then reading stops until a commit lands.
+/// `--batch-records` records per worker; then reading stops until a commit lands. Batches
+/// closed early count as any other: each close takes the next batch number (a number a worker
+/// skips, hearing of a close as its interval ends, only makes the bound tighter).
 const BATCHES_IN_FLIGHT: u64 = 2;
 
 /// One worker: resume, seed, read until stopped, then let everything read reach the tables.
@@ -94,10 +96,11 @@ fn seed_history(
 }
 
 /// Reads the sources into the dataflow until they are exhausted (`--until-done`) or the job
-/// is asked to stop, closing a micro-batch at every interval or record limit.
+/// is asked to stop, closing a micro-batch at every interval, and at once for every worker
+/// when one has read `--batch-records` in it.
 ///
-/// Times come from the wall clock (see [`time`]), so all workers agree on them and a record
-/// is never held back by a worker whose loop was busy.
+/// Times come from the wall clock and the job's shift (see [`time`]), so all workers agree on
+/// them and a record is never held back by a worker whose loop was busy.
 fn read(
     worker: &mut Worker,
     context: &Context,
@@ -105,7 +108,11 @@ fn read(
     sources: &mut Sources,
 ) -> Result<Ended, EngineError> {
     let (config, stats) = (&context.config, &context.stats);
-    let mut clock = time::Clock::new(config.batch.interval, config.batch.tick);
+    let clock = time::Clock::new(
+        config.batch.interval,
+        config.batch.tick,
+        context.shift.clone(),
+    );
     let mut current = clock.time();
     handles.raw.advance_to(current);
     handles.positions.advance_to(current);
@@ -148,23 +155,30 @@ fn read(
                 });
             }
         }
-        // The next time: the clock's, or the next batch's start when this one is full.
-        let mut next = clock.time().max(current);
-        if stopping || batch_records >= config.batch.max_records {
-            next = next.max(time::batch_start(batch + 1));
+        // A full batch closes now, for every worker: the shift puts the clock's time in the
+        // next batch, at the current tick. (Moving to the next batch's start instead held
+        // everything read meanwhile at that future time, unpublished, up to an interval.)
+        if batch_records >= config.batch.max_records
+            && let Some(shift) = clock.close(batch)
+            && context.processes > 1
+        {
+            handles.control.send(Control::Shift(shift));
+        }
+        let next = clock.time().max(current);
+        // Stopping closes the batch too, with no later time: the drain drops the inputs,
+        // which closes every time at once.
+        if stopping || time::batch_of(next) > batch {
+            // Leaving the batch: it covers the sources' positions as of now.
+            sources.report_positions(&mut |reported| handles.positions.send(reported));
+            if reports_totals {
+                handles.control.send(Control::Counters {
+                    process: context.process,
+                    counters: stats.counters(),
+                });
+            }
+            batch_records = 0;
         }
         if next > current {
-            if time::batch_of(next) > batch {
-                // Leaving the batch: it covers the sources' positions as of now.
-                sources.report_positions(&mut |reported| handles.positions.send(reported));
-                if reports_totals {
-                    handles.control.send(Control::Counters {
-                        process: context.process,
-                        counters: stats.counters(),
-                    });
-                }
-                batch_records = 0;
-            }
             current = next;
             handles.raw.advance_to(current);
             handles.positions.advance_to(current);

@@ -3,8 +3,9 @@
 //! [`build`] lays out the graph top to bottom; [`run`] starts the workers (this process's, or
 //! every process's of a cluster: one dataflow over all of them) and the driver of each
 //! ([`driver`]) polls its share of the partitions, feeds the records in at the current
-//! micro-batch (a timely time), and closes the batch after the interval or the record count.
-//! A batch's commit happens once every worker of the job has closed it.
+//! micro-batch (a timely time), and closes the batch after the interval, or at once for every
+//! worker when one has read the record count ([`time::Shift`]). A batch's commit happens once
+//! every worker of the job has closed it.
 
 pub mod clean;
 pub mod control;
@@ -91,6 +92,8 @@ struct Context {
     restart: Restart,
     /// Committer tasks still running (see [`sink::CommitSignals`]).
     committing: Arc<std::sync::atomic::AtomicUsize>,
+    /// Batches closed early, agreed by the workers (and processes) of this dataflow.
+    shift: time::Shift,
 }
 
 /// Builds the graph in `scope`: one named stage per line.
@@ -107,7 +110,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     let held = scope.input_from(&mut history);
     // Source positions reached by the end of each batch.
     let reached = scope.input_from(&mut positions);
-    // Stop requests and totals, to every process.
+    // Stop requests, totals, finished partitions and early closes, to every process.
     control::control(
         fan_out::to_each_process(scope.input_from(&mut control), processes, workers),
         control::Controlled {
@@ -115,6 +118,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
             stop: context.stop.clone(),
             stats: context.stats.clone(),
             finished: context.finished.clone(),
+            shift: context.shift.clone(),
         },
     );
     // Parse and clean; bad messages become quarantine rows.
@@ -326,6 +330,8 @@ fn run_epoch(
         process,
         processes,
         committing: committing.clone(),
+        // New with each dataflow: its times only need to be monotone within it.
+        shift: time::Shift::default(),
         committed: sink::Committed::default(),
         lake,
         aggregates: aggregates.clone(),
