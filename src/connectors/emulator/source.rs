@@ -125,7 +125,6 @@ impl Source for EmulatorSource {
     }
 
     fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError> {
-        let arrival = crate::now_micros();
         let mut room = max;
         let mut rate_limited = false;
         loop {
@@ -157,6 +156,10 @@ impl Source for EmulatorSource {
             self.cursor = (i + 1) % n;
             let Event { pin, geo, user, .. } =
                 self.emulator.event(k * self.partitions_total + part.p);
+            // An event arrives once it is made, as a broker's record once it is produced:
+            // stamped before making a whole chunk (thousands of records, milliseconds), the
+            // chunk's last events counted their own making as the engine's latency.
+            let arrival = crate::now_micros();
             for (stream, payload) in [(Stream::Pin, pin), (Stream::Geo, geo), (Stream::User, user)]
             {
                 self.pending.push_back(RawRecord {
