@@ -181,7 +181,7 @@ fn expected(input: &Path) -> BTreeMap<String, Vec<Vec<Cell>>> {
 fn cell(value: &serde_json::Value) -> Cell {
     match value {
         serde_json::Value::Null => Cell::Text(None),
-        serde_json::Value::String(text) => Cell::Text(Some(text.clone())),
+        serde_json::Value::String(text) => Cell::Text(Some(text.as_str().into())),
         serde_json::Value::Number(n) if n.is_f64() => Cell::Double(n.as_f64().unwrap()),
         serde_json::Value::Number(n) => Cell::Long(n.as_i64().expect("a 64-bit integer")),
         other => panic!("the reference gave {other}"),

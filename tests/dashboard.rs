@@ -134,7 +134,7 @@ fn dashboard_renders_every_published_aggregate_and_follows_new_versions() {
 
     // A new version reaches the open page through the event stream.
     page.eval("window.__same_page = true");
-    let text = |s: &str| Cell::Text(Some(s.to_owned()));
+    let text = |s: &str| Cell::Text(Some(s.into()));
     store.publish(
         "trending_categories",
         vec![
@@ -185,7 +185,7 @@ fn cards_match_api() -> String {
 
 /// A row or more for every aggregate, shaped like the real ones.
 fn sample_aggregates() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
-    let t = |s: &str| Cell::Text(Some(s.to_owned()));
+    let t = |s: &str| Cell::Text(Some(s.into()));
     let l = Cell::Long;
     let d = Cell::Double;
     vec![

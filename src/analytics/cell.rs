@@ -1,5 +1,7 @@
 //! The values of published aggregate rows and the types of their columns.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The type of an aggregate column.
@@ -46,7 +48,8 @@ impl Column {
 /// One value of an aggregate row.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Cell {
-    Text(Option<String>),
+    /// Shared: a published row's names are the publisher's own texts, not copies of them.
+    Text(Option<Arc<str>>),
     Long(i64),
     Double(f64),
 }
@@ -79,7 +82,7 @@ impl Cell {
     /// The value as plain JSON (a string or null, a number).
     pub fn to_json(&self) -> serde_json::Value {
         match self {
-            Cell::Text(text) => text.clone().map_or(serde_json::Value::Null, Into::into),
+            Cell::Text(text) => text.as_deref().map_or(serde_json::Value::Null, Into::into),
             Cell::Long(n) => (*n).into(),
             Cell::Double(x) => {
                 serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, Into::into)

@@ -13,6 +13,8 @@
 //! signal has the time of the first fact that carried it, so the publisher, which waits for
 //! both its inputs to pass a time, always knows the text of every name it publishes.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::grow::{GrowingMap, GrowingSet};
@@ -65,16 +67,16 @@ impl NameSender {
 /// The publisher's digest -> text table, filled from the names workers send.
 #[derive(Default)]
 pub struct Dictionary {
-    texts: GrowingMap<Name, String>,
+    texts: GrowingMap<Name, Arc<str>>,
 }
 
 impl Dictionary {
     pub fn insert(&mut self, name: Name, text: String) {
-        self.texts.entry(name).or_insert(text);
+        self.texts.entry(name).or_insert_with(|| text.into());
     }
 
-    /// The text of a name (`None` for null).
-    pub fn text(&self, name: Name) -> Option<String> {
+    /// The text of a name (`None` for null), shared (a published row holds it many times over).
+    pub fn text(&self, name: Name) -> Option<Arc<str>> {
         let text = self.texts.get(&name).cloned();
         if text.is_none() && !name.is_null() {
             tracing::warn!(?name, "a name was published before its text arrived");

@@ -334,8 +334,8 @@ mod tests {
 
     fn rows(country: &str, count: i64) -> Vec<Vec<Cell>> {
         vec![vec![
-            Cell::Text(Some(country.to_owned())),
-            Cell::Text(Some("travel".to_owned())),
+            Cell::Text(Some(country.into())),
+            Cell::Text(Some("travel".into())),
             Cell::Long(count),
         ]]
     }

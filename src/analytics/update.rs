@@ -47,7 +47,7 @@ impl Field {
         match self {
             Field::Name(name) => Cell::Text(names.text(name)),
             Field::Long(n) => Cell::Long(n),
-            Field::AgeGroup(group) => Cell::Text(Some(AGE_GROUPS[usize::from(group)].to_owned())),
+            Field::AgeGroup(group) => Cell::Text(Some(AGE_GROUPS[usize::from(group)].into())),
             Field::Midpoint(lower, upper) => {
                 Cell::Double((i128::from(lower) + i128::from(upper)) as f64 / 2.0)
             }

@@ -221,7 +221,7 @@ pub(crate) fn test_state() -> AppState {
         stats.record_freshness(micros);
     }
     let aggregates = AggregateStore::new();
-    let text = |s: &str| Cell::Text(Some(s.to_owned()));
+    let text = |s: &str| Cell::Text(Some(s.into()));
     aggregates.publish(
         "trending_categories",
         vec![
