@@ -77,7 +77,8 @@ pub struct Inputs<'scope> {
 }
 
 impl<'scope> Inputs<'scope> {
-    pub fn new(facts: Collection<'scope, Fact>) -> Inputs<'scope> {
+    /// `held_posts`: the posts the tables hold, per worker (sizes the join's state once).
+    pub fn new(facts: Collection<'scope, Fact>, held_posts: usize) -> Inputs<'scope> {
         let pins = facts.clone().flat_map(|fact| match fact {
             Fact::Pin {
                 ind,
@@ -102,7 +103,7 @@ impl<'scope> Inputs<'scope> {
             } => Some((ind, User { age, join_year })),
             _ => None,
         });
-        let (pin_geo, pin_user) = join_on_ind(facts);
+        let (pin_geo, pin_user) = join_on_ind(facts, held_posts);
         let top_users_by_country =
             super::q3_top_user_by_country::top_users_by_country(pin_geo.clone());
         Inputs {
@@ -130,6 +131,7 @@ impl<'scope> Inputs<'scope> {
 /// stays near what the arrangements held.
 fn join_on_ind<'scope>(
     facts: Collection<'scope, Fact>,
+    held_posts: usize,
 ) -> (Collection<'scope, PinGeo>, Collection<'scope, PinUser>) {
     let mut builder = OperatorBuilder::new("pin_geo_user".to_owned(), facts.scope());
     let mut input = builder.new_input(
@@ -143,7 +145,8 @@ fn join_on_ind<'scope>(
     let mut user_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(PinUser, u64, isize)>>>::from(user_out);
     builder.build(move |_capabilities| {
-        let mut slots: GrowingMap<i64, u32> = GrowingMap::default();
+        let mut slots: GrowingMap<i64, u32> =
+            GrowingMap::with_capacity_and_hasher(held_posts, Default::default());
         let mut posts: ChunkedVec<Post> = ChunkedVec::default();
         // Facts held until the frontier passes their time, with a capability per output.
         let mut pending: BTreeMap<u64, PendingFacts> = BTreeMap::new();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::grow::{GrowingMap, GrowingSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// A name (category, country, poster), or null.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -42,7 +42,7 @@ impl Name {
 /// One worker's names: each text is sent to the publisher the first time this worker sees it.
 #[derive(Default)]
 pub struct NameSender {
-    sent: GrowingSet<Name>,
+    sent: HashSet<Name>,
     new: Vec<(Name, String)>,
 }
 
@@ -67,7 +67,7 @@ impl NameSender {
 /// The publisher's digest -> text table, filled from the names workers send.
 #[derive(Default)]
 pub struct Dictionary {
-    texts: GrowingMap<Name, Arc<str>>,
+    texts: HashMap<Name, Arc<str>>,
 }
 
 impl Dictionary {

@@ -16,7 +16,6 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, InputCapability};
 
 use super::Collection;
-use crate::grow::GrowingMap;
 
 /// Per key, a state folded from the values of an insert-only collection, and the rows the
 /// state gives: a differential collection whose rows for a key are, at every time, `rows` of
@@ -45,7 +44,7 @@ where
     input
         .inner
         .unary_frontier(exchange, name, move |_capability, _info| {
-            let mut states: GrowingMap<K, S> = GrowingMap::default();
+            let mut states: HashMap<K, S> = HashMap::default();
             // Values held until the frontier passes their time, by time.
             let mut pending: BTreeMap<u64, Held<(K, V, isize)>> = BTreeMap::new();
             let (mut before, mut after) = (Vec::new(), Vec::new());

@@ -40,10 +40,12 @@ impl Hasher for IdentityHasher {
 type IdentitySet = GrowingSet<Identity, BuildHasherDefault<IdentityHasher>>;
 
 /// Passes the rows of `rows` not seen before (in `history` or earlier in `rows`) as new, and
-/// every row of `history` as held.
+/// every row of `history` as held; `held_rows`, the rows `history` will bring this worker, sizes
+/// the set once.
 pub fn dedup<'scope>(
     rows: Stream<'scope, u64, Vec<KeyedRow>>,
     history: Stream<'scope, u64, Vec<KeyedRow>>,
+    held_rows: usize,
     stats: Arc<Stats>,
 ) -> Stream<'scope, u64, Vec<DistinctRow>> {
     let route = |keyed: &KeyedRow| keyed.identity.route();
@@ -53,7 +55,7 @@ pub fn dedup<'scope>(
         Exchange::new(route),
         "dedup",
         move |_capability, _info| {
-            let mut seen = IdentitySet::default();
+            let mut seen = IdentitySet::with_capacity_and_hasher(held_rows, Default::default());
             // New rows that arrived before the history was complete.
             let mut waiting: Vec<(Capability<u64>, Vec<KeyedRow>)> = Vec::new();
             move |(rows, _), (history, history_frontier), output| {

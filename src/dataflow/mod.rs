@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::connectors::{FinishedPartitions, JobContext, RawRecord, SourceError, StartedSource};
 use crate::sink::{Lake, SinkError};
 use crate::stats::Stats;
-use crate::table::KeyedRow;
+use crate::table::{KeyedRow, Table};
 use sink::{Fatal, ReportedPosition, Restart};
 
 #[derive(Debug, thiserror::Error)]
@@ -123,8 +123,18 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     );
     // Parse and clean; bad messages become quarantine rows.
     let rows = clean::clean(records, workers, context.stats.clone());
+    // What the tables hold, per worker: the seeded state's size, made at once (growing it
+    // through every doubling cost a restart more than the seeding itself).
+    let share = |table| {
+        let rows = context.lake.held_rows(table).unwrap_or_else(|error| {
+            tracing::warn!(%error, "rows held unknown: the seeded state grows as it fills");
+            0
+        });
+        rows / (processes * workers)
+    };
+    let held_rows: usize = Table::ALL.into_iter().map(share).sum();
     // Drop rows the tables hold or this run already passed.
-    let passed = dedup::dedup(rows, held, context.stats.clone());
+    let passed = dedup::dedup(rows, held, held_rows, context.stats.clone());
     // New rows to the tables; a small fact of every clean row to the analytics.
     let analytics = context.config.analytics.enabled;
     let routes = publish::route(passed, analytics);
@@ -163,7 +173,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         let signals = routes.signals;
         // SPEC §3 incrementally; each consistent result published, trending kept.
         let snapshots = publish::publish(
-            queries::aggregates(facts).inner,
+            queries::aggregates(facts, share(Table::Pin)).inner,
             signals,
             context.aggregates.clone(),
             context.stats.clone(),

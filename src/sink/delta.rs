@@ -260,6 +260,19 @@ impl Lake {
         Ok(share_by_size(files, worker, peers))
     }
 
+    /// The rows `table` holds, by its files' statistics (a file without them counts none): how
+    /// large the state seeded from the tables will be, so it is made that large at once.
+    pub fn held_rows(&self, table: Table) -> Result<usize, SinkError> {
+        let snapshot = self.tables[&table]
+            .snapshot()
+            .map_err(delta_error(table.name()))?;
+        Ok(snapshot
+            .log_data()
+            .into_iter()
+            .filter_map(|file| file.num_records())
+            .sum())
+    }
+
     /// Reads one data file of `table` and hands its rows to `each`, one Arrow batch at a time
     /// (so rebuilding state at start holds one batch of rows, not the table).
     pub async fn read_file(
