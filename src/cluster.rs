@@ -18,14 +18,22 @@
 //! [`Heartbeats`] process 0 and every other process exchange over their rendezvous connection:
 //! none for [`LOST_AFTER`] ends the process that misses them, and the others follow as their
 //! connections to it break.
+//!
+//! The first loss is the one named. A process that ends because it lost another first tells
+//! the processes it exchanges heartbeats with which one ([`Losses`]), and a process that sees
+//! a peer go waits a moment for that word: with three processes and the second killed, the
+//! first used to name the third, whose connection happened to break first.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use timely::communication::logging::{CommunicationEvent, CommunicationSetup};
@@ -45,6 +53,9 @@ const WAIT_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How often a heartbeat is sent, and how long without one means the other process is lost.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 pub const LOST_AFTER: Duration = Duration::from_secs(10);
+
+/// How long a process that sees a peer go waits for that peer's word of an earlier loss.
+const LOSS_WORD_WAIT: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -214,6 +225,7 @@ pub fn rendezvous(
     cluster: &Cluster,
     workers: usize,
     job: &str,
+    losses: &Losses,
 ) -> Result<Heartbeats, ClusterError> {
     if cluster.processes() == 1 {
         return Ok(Heartbeats::default());
@@ -224,14 +236,14 @@ pub fn rendezvous(
         job: job.to_owned(),
     };
     if cluster.process == 0 {
-        gather(cluster, &hello)
+        gather(cluster, &hello, losses)
     } else {
-        join(cluster, &hello)
+        join(cluster, &hello, losses)
     }
 }
 
 /// Process 0: accepts one hello from every other process, checks them all, then answers each.
-fn gather(cluster: &Cluster, own: &Hello) -> Result<Heartbeats, ClusterError> {
+fn gather(cluster: &Cluster, own: &Hello, losses: &Losses) -> Result<Heartbeats, ClusterError> {
     let address = &cluster.hosts[0];
     let listener = TcpListener::bind(address).map_err(|source| ClusterError::Listen {
         process: 0,
@@ -306,7 +318,7 @@ fn gather(cluster: &Cluster, own: &Hello) -> Result<Heartbeats, ClusterError> {
                 .enumerate()
                 .filter_map(|(process, slot)| slot.map(|(_, stream)| (process, stream)))
                 .collect();
-            Ok(Heartbeats::watch(peers, &cluster.hosts))
+            Ok(Heartbeats::watch(peers, &cluster.hosts, losses))
         }
     }
 }
@@ -357,7 +369,7 @@ fn answer(mut stream: &TcpStream, refused: Option<String>) {
 
 /// Any other process: says hello to process 0 (retrying until the join timeout) and waits for
 /// its answer, which comes once every process has joined.
-fn join(cluster: &Cluster, hello: &Hello) -> Result<Heartbeats, ClusterError> {
+fn join(cluster: &Cluster, hello: &Hello, losses: &Losses) -> Result<Heartbeats, ClusterError> {
     let address = &cluster.hosts[0];
     let started = Instant::now();
     let mut reported = Instant::now();
@@ -401,14 +413,65 @@ fn join(cluster: &Cluster, hello: &Hello) -> Result<Heartbeats, ClusterError> {
         .map_err(|_| refused("no answer (it stopped, or is not a pinstream process)".into()))?;
     match answer.refused {
         Some(reason) => Err(ClusterError::Mismatch(reason)),
-        None => Ok(Heartbeats::watch(vec![(0, stream)], &cluster.hosts)),
+        None => Ok(Heartbeats::watch(vec![(0, stream)], &cluster.hosts, losses)),
     }
 }
 
 /// What a heartbeat connection carries: a beat every [`HEARTBEAT_EVERY`], then a goodbye when
-/// the process ends its part of the job well (its end is then no loss).
+/// the process ends its part of the job well (its end is then no loss), or, when it ends
+/// because it lost a process, `LOST` and that process's index (4 bytes, big-endian).
 const BEAT: u8 = b'.';
 const GOODBYE: u8 = b'!';
+const LOST: u8 = b'x';
+
+/// This process's ties to the other processes of a cluster, for the whole run: the heartbeats
+/// of the last rendezvous, and what is known of lost processes.
+#[derive(Default)]
+pub struct Peers {
+    pub heartbeats: Option<Heartbeats>,
+    pub losses: Losses,
+}
+
+/// What a process knows of lost processes, shared by timely's threads (through the panic
+/// hook) and the heartbeat threads: whom to tell of a loss, what peers told of theirs, and
+/// whether this process is already ending.
+#[derive(Clone, Default)]
+pub struct Losses(Arc<LossesInner>);
+
+#[derive(Default)]
+struct LossesInner {
+    /// The heartbeat connections (the current rendezvous's).
+    tell: Mutex<Vec<TcpStream>>,
+    /// Peer -> the process it said it lost.
+    told: Mutex<HashMap<usize, usize>>,
+    ending: AtomicBool,
+}
+
+impl Losses {
+    /// The first loss behind `peer`'s end: the process it said it lost, waiting a moment for
+    /// its word; `peer` itself when it said nothing (it was the one lost).
+    fn first_behind(&self, peer: usize) -> (usize, Option<usize>) {
+        let waited = Instant::now();
+        loop {
+            if let Some(&lost) = self.0.told.lock().get(&peer) {
+                return (lost, Some(peer));
+            }
+            if waited.elapsed() >= LOSS_WORD_WAIT {
+                return (peer, None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Tells every heartbeat peer that this process ends because it lost `lost`.
+    fn tell(&self, lost: usize) {
+        let mut word = vec![LOST];
+        word.extend_from_slice(&(lost as u32).to_be_bytes());
+        for mut stream in self.0.tell.lock().iter() {
+            let _ = stream.write_all(&word);
+        }
+    }
+}
 
 /// The heartbeats this process exchanges with the others it met at the rendezvous (process 0:
 /// every other process; the others: process 0). A missing beat for [`LOST_AFTER`], or a
@@ -421,14 +484,18 @@ pub struct Heartbeats {
 
 impl Heartbeats {
     /// Starts a sender and a watcher thread per connection.
-    fn watch(peers: Vec<(usize, TcpStream)>, hosts: &[String]) -> Heartbeats {
+    fn watch(peers: Vec<(usize, TcpStream)>, hosts: &[String], losses: &Losses) -> Heartbeats {
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut kept = Vec::new();
+        let mut tell = Vec::new();
         for (peer, stream) in peers {
-            let address = hosts.get(peer).cloned().unwrap_or_default();
-            let (Ok(reader), Ok(writer)) = (stream.try_clone(), stream.try_clone()) else {
+            let (Ok(reader), Ok(writer), Ok(teller)) =
+                (stream.try_clone(), stream.try_clone(), stream.try_clone())
+            else {
                 continue;
             };
+            tell.push(teller);
+            let (hosts, losses) = (hosts.to_vec(), losses.clone());
             let stopped = done.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("pinstream-beat-{peer}"))
@@ -436,9 +503,10 @@ impl Heartbeats {
             let stopped = done.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("pinstream-watch-{peer}"))
-                .spawn(move || watch_beats(reader, peer, &address, &stopped));
+                .spawn(move || watch_beats(reader, peer, &hosts, &losses, &stopped));
             kept.push(stream);
         }
+        *losses.0.tell.lock() = tell;
         Heartbeats { peers: kept, done }
     }
 
@@ -464,7 +532,8 @@ fn send_beats(mut stream: TcpStream, done: &std::sync::atomic::AtomicBool) {
 fn watch_beats(
     stream: TcpStream,
     peer: usize,
-    address: &str,
+    hosts: &[String],
+    losses: &Losses,
     done: &std::sync::atomic::AtomicBool,
 ) {
     use std::io::Read;
@@ -480,6 +549,14 @@ fn watch_beats(
         let cause = match read {
             Ok(1) if byte[0] == BEAT => continue,
             Ok(1) if byte[0] == GOODBYE => return,
+            Ok(1) if byte[0] == LOST => {
+                let mut index = [0u8; 4];
+                if (&stream).read_exact(&mut index).is_ok() {
+                    let lost = u32::from_be_bytes(index) as usize;
+                    losses.0.told.lock().insert(peer, lost);
+                }
+                continue;
+            }
             Ok(_) => "its connection closed".to_owned(),
             Err(error)
                 if matches!(
@@ -491,14 +568,28 @@ fn watch_beats(
             }
             Err(error) => error.to_string(),
         };
-        lost_peer(peer, address, &cause);
+        lost_peer(peer, hosts, losses, &cause);
     }
 }
 
-/// Ends this process: another process of the cluster is gone.
-fn lost_peer(peer: usize, address: &str, cause: &str) -> ! {
+/// Ends this process: another process of the cluster is gone. Names the first loss (`peer`,
+/// or the process `peer` said it lost before it ended) and tells the heartbeat peers of it.
+fn lost_peer(peer: usize, hosts: &[String], losses: &Losses, cause: &str) -> ! {
+    if losses.0.ending.swap(true, Ordering::SeqCst) {
+        // Another thread of this process names the loss and exits.
+        loop {
+            std::thread::park();
+        }
+    }
+    let (lost, told_by) = losses.first_behind(peer);
+    losses.tell(lost);
+    let address = hosts.get(lost).map_or("?", String::as_str);
+    let cause = match told_by {
+        Some(by) => format!("process {by} lost it first, then {cause}"),
+        None => cause.to_owned(),
+    };
     eprintln!(
-        "pinstream: lost process {peer} ({address}) of the cluster ({cause}); exiting: restart the cluster, it resumes from the tables"
+        "pinstream: lost process {lost} ({address}) of the cluster ({cause}); exiting: restart the cluster, it resumes from the tables"
     );
     std::process::exit(EXIT_LOST_PEER)
 }
@@ -506,7 +597,9 @@ fn lost_peer(peer: usize, address: &str, cause: &str) -> ! {
 /// Makes a broken connection to another process (timely's communication threads panic on it)
 /// end this process at once with one line naming the lost process, instead of leaving the
 /// workers waiting for progress that never comes.
-pub fn exit_on_lost_peer(hosts: Vec<String>) {
+pub fn exit_on_lost_peer(hosts: Vec<String>) -> Losses {
+    let losses = Losses::default();
+    let hook_losses = losses.clone();
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
@@ -517,18 +610,18 @@ pub fn exit_on_lost_peer(hosts: Vec<String>) {
         });
         match peer {
             Some(peer) => {
-                let address = hosts.get(peer).map(String::as_str).unwrap_or("?");
                 let cause = info
                     .payload()
                     .downcast_ref::<String>()
                     .map(String::as_str)
                     .or_else(|| info.payload().downcast_ref::<&str>().copied())
                     .unwrap_or("connection failed");
-                lost_peer(peer, address, cause);
+                lost_peer(peer, &hosts, &hook_losses, cause);
             }
             None => default(info),
         }
     }));
+    losses
 }
 
 #[cfg(test)]
@@ -541,6 +634,29 @@ mod tests {
             process,
             Duration::from_secs(2),
         )
+    }
+
+    #[test]
+    fn the_first_loss_is_named_and_a_silent_peer_is_the_loss() {
+        let losses = Losses::default();
+        // Process 2 said it lost process 1 before it went: process 1 is named, at once.
+        losses.0.told.lock().insert(2, 1);
+        let asked = Instant::now();
+        assert_eq!(losses.first_behind(2), (1, Some(2)));
+        assert!(asked.elapsed() < LOSS_WORD_WAIT);
+        // Process 3 said nothing: it is the one lost, after the wait for its word.
+        let asked = Instant::now();
+        assert_eq!(losses.first_behind(3), (3, None));
+        assert!(asked.elapsed() >= LOSS_WORD_WAIT);
+        // The word is sent as LOST and the index, on every heartbeat connection.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut receiver, _) = listener.accept().unwrap();
+        *losses.0.tell.lock() = vec![sender];
+        losses.tell(7);
+        let mut word = [0u8; 5];
+        std::io::Read::read_exact(&mut receiver, &mut word).unwrap();
+        assert_eq!(word, [LOST, 0, 0, 0, 7]);
     }
 
     #[test]
@@ -584,7 +700,7 @@ mod tests {
             let cluster = Cluster::new(hosts.clone(), process, Duration::from_secs(10)).unwrap();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(delay));
-                rendezvous(&cluster, workers, job)
+                rendezvous(&cluster, workers, job, &Losses::default())
             })
         };
         // Peers first, process 0 last: all meet.
@@ -615,10 +731,12 @@ mod tests {
         let hosts = vec![free_address(), free_address(), free_address()];
         let peer = {
             let cluster = Cluster::new(hosts.clone(), 1, Duration::from_secs(1)).unwrap();
-            std::thread::spawn(move || rendezvous(&cluster, 1, "a"))
+            std::thread::spawn(move || rendezvous(&cluster, 1, "a", &Losses::default()))
         };
         let leader = Cluster::new(hosts.clone(), 0, Duration::from_secs(1)).unwrap();
-        let error = rendezvous(&leader, 1, "a").unwrap_err().to_string();
+        let error = rendezvous(&leader, 1, "a", &Losses::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains(&format!("process 2 ({})", hosts[2])),
             "{error}"
@@ -626,7 +744,9 @@ mod tests {
         assert!(peer.join().unwrap().is_err());
         // And a process whose process 0 never comes names it.
         let alone = Cluster::new(hosts.clone(), 2, Duration::from_millis(500)).unwrap();
-        let error = rendezvous(&alone, 1, "a").unwrap_err().to_string();
+        let error = rendezvous(&alone, 1, "a", &Losses::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains(&format!("process 0 ({})", hosts[0])),
             "{error}"

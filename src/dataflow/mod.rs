@@ -235,11 +235,11 @@ pub fn run_started(
 ) -> Result<(), EngineError> {
     let (stats, shutdown) = (&job.stats, &job.shutdown);
     let sources: Arc<[Arc<dyn StartedSource>]> = sources.into();
+    // In a cluster: what ties this process to the others, for the whole run.
+    let mut peers = crate::cluster::Peers::default();
     if let Some(cluster) = &config.cluster {
-        crate::cluster::exit_on_lost_peer(cluster.hosts.clone());
+        peers.losses = crate::cluster::exit_on_lost_peer(cluster.hosts.clone());
     }
-    // In a cluster: the heartbeats exchanged with the other processes, for the whole run.
-    let mut heartbeats = None;
     let encoder = crate::sink::delta::encoder_runtime()
         .map_err(|e| EngineError::Start(format!("the data file encoders: {e}")))?;
     let mut backoff = Duration::from_millis(500);
@@ -251,14 +251,14 @@ pub fn run_started(
             &runtime,
             encoder.handle(),
             &aggregates,
-            &mut heartbeats,
+            &mut peers,
         ) {
             Ok(None) => {
                 for source in sources.iter() {
                     source.finish(Duration::from_secs(10));
                 }
                 // This process's part is done: its end is no loss to the others.
-                if let Some(heartbeats) = &heartbeats {
+                if let Some(heartbeats) = &peers.heartbeats {
                     heartbeats.goodbye();
                 }
                 return Ok(());
@@ -308,10 +308,12 @@ fn run_epoch(
     runtime: &Handle,
     encoder: &Handle,
     aggregates: &AggregateStore,
-    heartbeats: &mut Option<crate::cluster::Heartbeats>,
+    peers: &mut crate::cluster::Peers,
 ) -> Result<Option<String>, EngineError> {
     let open = || runtime.block_on(Lake::open(&config.lake));
-    let meet = |cluster| crate::cluster::rendezvous(cluster, config.workers, &job_digest(config));
+    let losses = peers.losses.clone();
+    let meet =
+        |cluster| crate::cluster::rendezvous(cluster, config.workers, &job_digest(config), &losses);
     let lake = match &config.cluster {
         None => open()?,
         // Process 0 creates missing tables before the others open them (two creators of one
@@ -319,11 +321,11 @@ fn run_epoch(
         // the rendezvous, so process 0 is listening by the time they connect.
         Some(cluster) if cluster.process == 0 => {
             let lake = open()?;
-            *heartbeats = Some(meet(cluster)?);
+            peers.heartbeats = Some(meet(cluster)?);
             lake
         }
         Some(cluster) => {
-            *heartbeats = Some(meet(cluster)?);
+            peers.heartbeats = Some(meet(cluster)?);
             open()?
         }
     };
