@@ -29,7 +29,6 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -442,19 +441,20 @@ pub struct Losses(Arc<LossesInner>);
 struct LossesInner {
     /// The heartbeat connections (the current rendezvous's).
     tell: Mutex<Vec<TcpStream>>,
-    /// Peer -> the process it said it lost.
-    told: Mutex<HashMap<usize, usize>>,
+    /// The first word of a loss a peer sent: (that peer, the process it lost).
+    told: Mutex<Option<(usize, usize)>>,
     ending: AtomicBool,
 }
 
 impl Losses {
-    /// The first loss behind `peer`'s end: the process it said it lost, waiting a moment for
-    /// its word; `peer` itself when it said nothing (it was the one lost).
+    /// The first loss behind `peer`'s end: the process a peer said it lost (`peer` itself, or
+    /// process 0 passing on what another told it: the heartbeats link every process to process
+    /// 0 only), waiting a moment for that word; `peer` itself when none came.
     fn first_behind(&self, peer: usize) -> (usize, Option<usize>) {
         let waited = Instant::now();
         loop {
-            if let Some(&lost) = self.0.told.lock().get(&peer) {
-                return (lost, Some(peer));
+            if let Some((by, lost)) = *self.0.told.lock() {
+                return (lost, Some(by));
             }
             if waited.elapsed() >= LOSS_WORD_WAIT {
                 return (peer, None);
@@ -553,7 +553,7 @@ fn watch_beats(
                 let mut index = [0u8; 4];
                 if (&stream).read_exact(&mut index).is_ok() {
                     let lost = u32::from_be_bytes(index) as usize;
-                    losses.0.told.lock().insert(peer, lost);
+                    losses.0.told.lock().get_or_insert((peer, lost));
                 }
                 continue;
             }
@@ -585,7 +585,7 @@ fn lost_peer(peer: usize, hosts: &[String], losses: &Losses, cause: &str) -> ! {
     losses.tell(lost);
     let address = hosts.get(lost).map_or("?", String::as_str);
     let cause = match told_by {
-        Some(by) => format!("process {by} lost it first, then {cause}"),
+        Some(by) => format!("lost first, as process {by} reported; then {cause}"),
         None => cause.to_owned(),
     };
     eprintln!(
@@ -640,14 +640,15 @@ mod tests {
     fn the_first_loss_is_named_and_a_silent_peer_is_the_loss() {
         let losses = Losses::default();
         // Process 2 said it lost process 1 before it went: process 1 is named, at once.
-        losses.0.told.lock().insert(2, 1);
-        let asked = Instant::now();
-        assert_eq!(losses.first_behind(2), (1, Some(2)));
-        assert!(asked.elapsed() < LOSS_WORD_WAIT);
-        // Process 3 said nothing: it is the one lost, after the wait for its word.
+        // Process 3 went and nobody said a word: it is the one lost, after the wait.
         let asked = Instant::now();
         assert_eq!(losses.first_behind(3), (3, None));
         assert!(asked.elapsed() >= LOSS_WORD_WAIT);
+        // Process 2 said it lost process 1 before it went: process 1 is named, at once.
+        *losses.0.told.lock() = Some((2, 1));
+        let asked = Instant::now();
+        assert_eq!(losses.first_behind(2), (1, Some(2)));
+        assert!(asked.elapsed() < LOSS_WORD_WAIT);
         // The word is sent as LOST and the index, on every heartbeat connection.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
