@@ -432,15 +432,15 @@ pub struct Peers {
 }
 
 /// What a process knows of lost processes, shared by timely's threads (through the panic
-/// hook) and the heartbeat threads: whom to tell of a loss, what peers told of theirs, and
-/// whether this process is already ending.
-#[derive(Clone, Default)]
+/// hook) and the heartbeat threads: the heartbeat connections (to say goodbye on, or to tell
+/// of a loss), what peers told of theirs, and whether this process is already ending.
+#[derive(Clone, Debug, Default)]
 pub struct Losses(Arc<LossesInner>);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct LossesInner {
     /// The heartbeat connections (the current rendezvous's).
-    tell: Mutex<Vec<TcpStream>>,
+    connections: Mutex<Vec<TcpStream>>,
     /// The first word of a loss a peer sent: (that peer, the process it lost).
     told: Mutex<Option<(usize, usize)>>,
     ending: AtomicBool,
@@ -467,8 +467,14 @@ impl Losses {
     fn tell(&self, lost: usize) {
         let mut word = vec![LOST];
         word.extend_from_slice(&(lost as u32).to_be_bytes());
-        for mut stream in self.0.tell.lock().iter() {
-            let _ = stream.write_all(&word);
+        self.send(&word);
+    }
+
+    /// Writes `word` on every heartbeat connection (best effort: a broken one is a loss its
+    /// watcher reports).
+    fn send(&self, word: &[u8]) {
+        for mut stream in self.0.connections.lock().iter() {
+            let _ = stream.write_all(word);
         }
     }
 }
@@ -478,23 +484,20 @@ impl Losses {
 /// connection closed without a goodbye, ends this process with one line naming the lost one.
 #[derive(Debug, Default)]
 pub struct Heartbeats {
-    peers: Vec<TcpStream>,
-    done: Arc<std::sync::atomic::AtomicBool>,
+    /// Holds the connections.
+    losses: Losses,
+    done: Arc<AtomicBool>,
 }
 
 impl Heartbeats {
     /// Starts a sender and a watcher thread per connection.
     fn watch(peers: Vec<(usize, TcpStream)>, hosts: &[String], losses: &Losses) -> Heartbeats {
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
         let mut kept = Vec::new();
-        let mut tell = Vec::new();
         for (peer, stream) in peers {
-            let (Ok(reader), Ok(writer), Ok(teller)) =
-                (stream.try_clone(), stream.try_clone(), stream.try_clone())
-            else {
+            let (Ok(reader), Ok(writer)) = (stream.try_clone(), stream.try_clone()) else {
                 continue;
             };
-            tell.push(teller);
             let (hosts, losses) = (hosts.to_vec(), losses.clone());
             let stopped = done.clone();
             let _ = std::thread::Builder::new()
@@ -506,21 +509,22 @@ impl Heartbeats {
                 .spawn(move || watch_beats(reader, peer, &hosts, &losses, &stopped));
             kept.push(stream);
         }
-        *losses.0.tell.lock() = tell;
-        Heartbeats { peers: kept, done }
+        *losses.0.connections.lock() = kept;
+        Heartbeats {
+            losses: losses.clone(),
+            done,
+        }
     }
 
     /// This process ended its part of the job well: tells the others, and stops watching them
     /// (they end too, closing their connections).
     pub fn goodbye(&self) {
         self.done.store(true, Ordering::Relaxed);
-        for mut stream in &self.peers {
-            let _ = stream.write_all(&[GOODBYE]);
-        }
+        self.losses.send(&[GOODBYE]);
     }
 }
 
-fn send_beats(mut stream: TcpStream, done: &std::sync::atomic::AtomicBool) {
+fn send_beats(mut stream: TcpStream, done: &AtomicBool) {
     while !done.load(Ordering::Relaxed) {
         if stream.write_all(&[BEAT]).is_err() {
             return; // the watcher reports the loss
@@ -534,7 +538,7 @@ fn watch_beats(
     peer: usize,
     hosts: &[String],
     losses: &Losses,
-    done: &std::sync::atomic::AtomicBool,
+    done: &AtomicBool,
 ) {
     use std::io::Read;
     if stream.set_read_timeout(Some(LOST_AFTER)).is_err() {
@@ -639,7 +643,6 @@ mod tests {
     #[test]
     fn the_first_loss_is_named_and_a_silent_peer_is_the_loss() {
         let losses = Losses::default();
-        // Process 2 said it lost process 1 before it went: process 1 is named, at once.
         // Process 3 went and nobody said a word: it is the one lost, after the wait.
         let asked = Instant::now();
         assert_eq!(losses.first_behind(3), (3, None));
@@ -653,7 +656,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut receiver, _) = listener.accept().unwrap();
-        *losses.0.tell.lock() = vec![sender];
+        *losses.0.connections.lock() = vec![sender];
         losses.tell(7);
         let mut word = [0u8; 5];
         std::io::Read::read_exact(&mut receiver, &mut word).unwrap();

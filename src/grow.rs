@@ -1,9 +1,9 @@
 //! Containers for the state that grows with every distinct row for as long as the job runs
 //! (the identities seen, a slot per post), and that a worker must not stop to copy.
 //!
-//! A hash table that doubles moves all its entries at once: a million identities took a
-//! worker 30-50 ms, during which every time in flight waited, and at 300k records/s a
-//! worker's tables doubled often enough to set the freshness p99. [`GrowingMap`] and
+//! A hash table that doubles moves all its entries at once: at 300k records/s a worker's
+//! identity set doubling took 23-54 ms, during which every time in flight waited, and the
+//! pause grows with the table for as long as the job runs. [`GrowingMap`] and
 //! [`GrowingSet`] are `griddle`'s tables, which move a few entries at each insert instead
 //! (jonhoo's incremental resizing over hashbrown's raw table: the same probing, the same
 //! memory once the move is done). [`ChunkedVec`] is a vector that grows a chunk at a time,

@@ -15,9 +15,8 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use serde::{Deserialize, Serialize};
 
 /// A name (category, country, poster), or null.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -94,6 +94,36 @@ struct Context {
     committing: Arc<std::sync::atomic::AtomicUsize>,
     /// Batches closed early, agreed by the workers (and processes) of this dataflow.
     shift: time::Shift,
+    /// What the tables hold, per worker.
+    held: Held,
+}
+
+/// What the tables hold, per worker of the job, by their files' statistics: the size of the
+/// state seeded from them, made at once (growing it through every doubling cost a restart
+/// more than the seeding itself).
+#[derive(Clone, Copy, Debug, Default)]
+struct Held {
+    /// Rows of every table (the deduplication's identities).
+    rows: usize,
+    /// Pin rows (the joins' posts).
+    pins: usize,
+}
+
+impl Held {
+    fn of(lake: &Lake, peers: usize) -> Held {
+        let mut held = Held::default();
+        for table in Table::ALL {
+            let rows = lake.held_rows(table).unwrap_or_else(|error| {
+                tracing::warn!(%error, "rows held unknown: the seeded state grows as it fills");
+                0
+            }) / peers;
+            held.rows += rows;
+            if table == Table::Pin {
+                held.pins = rows;
+            }
+        }
+        held
+    }
 }
 
 /// Builds the graph in `scope`: one named stage per line.
@@ -123,18 +153,8 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
     );
     // Parse and clean; bad messages become quarantine rows.
     let rows = clean::clean(records, workers, context.stats.clone());
-    // What the tables hold, per worker: the seeded state's size, made at once (growing it
-    // through every doubling cost a restart more than the seeding itself).
-    let share = |table| {
-        let rows = context.lake.held_rows(table).unwrap_or_else(|error| {
-            tracing::warn!(%error, "rows held unknown: the seeded state grows as it fills");
-            0
-        });
-        rows / (processes * workers)
-    };
-    let held_rows: usize = Table::ALL.into_iter().map(share).sum();
     // Drop rows the tables hold or this run already passed.
-    let passed = dedup::dedup(rows, held, held_rows, context.stats.clone());
+    let passed = dedup::dedup(rows, held, context.held.rows, context.stats.clone());
     // New rows to the tables; a small fact of every clean row to the analytics.
     let analytics = context.config.analytics.enabled;
     let routes = publish::route(passed, analytics);
@@ -173,7 +193,7 @@ fn build(scope: Scope<'_, u64>, context: &Context) -> Handles {
         let signals = routes.signals;
         // SPEC §3 incrementally; each consistent result published, trending kept.
         let snapshots = publish::publish(
-            queries::aggregates(facts, share(Table::Pin)).inner,
+            queries::aggregates(facts, context.held.pins).inner,
             signals,
             context.aggregates.clone(),
             context.stats.clone(),
@@ -344,6 +364,7 @@ fn run_epoch(
         committing: committing.clone(),
         // New with each dataflow: its times only need to be monotone within it.
         shift: time::Shift::default(),
+        held: Held::of(&lake, processes * config.workers),
         committed: sink::Committed::default(),
         lake,
         aggregates: aggregates.clone(),
