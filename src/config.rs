@@ -300,6 +300,10 @@ pub struct BenchArgs {
     /// timed), then times `run --until-done` from each, start-up included.
     #[arg(long, value_name = "HOST:PORT")]
     pub kafka: Option<String>,
+    /// Runs of each path for --kafka, file and Kafka alternated: the rates printed are the
+    /// medians, with the range of the shares (one run of each swings by ±10% here).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
     /// Small files written for --compaction.
     #[arg(long, default_value_t = 1_000)]
     pub files: u64,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use deltalake::DeltaTable;
 
-use super::{Error, bench_dir, io};
+use super::{Error, bench_dir, io, median};
 use crate::config::BenchArgs;
 use crate::sink::delta::CHECKPOINT_INTERVAL;
 use crate::sink::maintain::{self, DEFAULT_MIN_FILES, DEFAULT_TARGET_FILE_SIZE};
@@ -443,11 +443,6 @@ fn verdict(plan: &Plan, samples: &[Sample]) -> Vec<Criterion> {
 /// The first sample at or after `seconds`.
 fn sample_at(samples: &[Sample], seconds: f64) -> Option<&Sample> {
     samples.iter().find(|sample| sample.seconds >= seconds)
-}
-
-fn median(values: &mut [f64]) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
 }
 
 /// Every sample of the last 10 minutes within ±10% of the sample at the 10th minute; for a
