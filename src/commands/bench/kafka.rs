@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Error, RunSummary, bench_dir, generate, median, run_pipeline};
+use super::{Error, RunSummary, bench_dir, generate, median, range, run_pipeline};
 use crate::config::BenchArgs;
 use crate::connectors::emulator::EmulatorSpec;
 use crate::connectors::{self, MessageKey, Produce, http::HttpFormat};
@@ -121,17 +121,17 @@ fn report(workers: usize, label: &str, records: u64, runs: &[(f64, f64)]) {
     let (file, kafka) = (middle(|run| run.0), middle(|run| run.1));
     let (file_rate, kafka_rate) = (records as f64 / file, records as f64 / kafka);
     let share = kafka_rate / file_rate;
-    let shares: Vec<f64> = runs.iter().map(|(file, kafka)| file / kafka).collect();
-    let lowest = shares.iter().copied().fold(f64::INFINITY, f64::min);
-    let highest = shares.iter().copied().fold(0.0, f64::max);
+    let shares: Vec<f64> = runs
+        .iter()
+        .map(|(file, kafka)| 100.0 * file / kafka)
+        .collect();
     println!(
-        "{workers} worker(s), {label}, wall time with start-up, median of {} alternated runs: file -> Delta {file_rate:>8.0} records/s ({file:.2} s); kafka -> Delta {kafka_rate:>8.0} records/s ({kafka:.2} s); floor {:.0} records/s ({:.0}% of file): share {:.0}% (runs {:.0}-{:.0}%) {}",
+        "{workers} worker(s), {label}, wall time with start-up, median of {} alternated runs: file -> Delta {file_rate:>8.0} records/s ({file:.2} s); kafka -> Delta {kafka_rate:>8.0} records/s ({kafka:.2} s); floor {:.0} records/s ({:.0}% of file): share {:.0}% (runs {}%) {}",
         runs.len(),
         FLOOR * file_rate,
         FLOOR * 100.0,
         share * 100.0,
-        lowest * 100.0,
-        highest * 100.0,
+        range(&shares, 0),
         if share >= FLOOR {
             "ok"
         } else {
