@@ -961,17 +961,15 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
+            let fetch_max = fetch_max_bytes(&properties);
             let mut config = ClientConfig::new();
             config.set("bootstrap.servers", "127.0.0.1:1");
             config.set("group.id", "test");
-            config.set("fetch.max.bytes", fetch_max_bytes(&properties));
+            config.set("fetch.max.bytes", &fetch_max);
             for (key, value) in &properties {
                 config.set(key, value);
             }
-            (
-                fetch_max_bytes(&properties),
-                config.create::<BaseConsumer>().map(|_| ()),
-            )
+            (fetch_max, config.create::<BaseConsumer>().map(|_| ()))
         };
         let (default, created) = consumer(&[]);
         assert_eq!(default, "1048576");
