@@ -166,12 +166,12 @@ log_tail() {
 
 # Runs "$@" in its own session (so it outlives this script and the caller's process group),
 # logging to run/SERVICE.log, working in run/; the pid file holds the pid of the exec'd
-# server itself.
+# server itself. It is written whole (renamed into place), so a reader never sees it empty.
 launch() {
   local svc="$1"; shift
   : > "$run/$svc.log"
-  (cd "$run" && setsid bash -c 'echo $$ > "$0"; exec "$@"' "$run/$svc.pid" "$@") \
-    < /dev/null >> "$run/$svc.log" 2>&1 &
+  (cd "$run" && setsid bash -c 'echo $$ > "$0.new" && mv -f "$0.new" "$0"; exec "$@"' \
+    "$run/$svc.pid" "$@") < /dev/null >> "$run/$svc.log" 2>&1 &
 }
 
 # kinesis-mock's settings. SHARD_LIMIT: the mock caps an account at 50 shards like AWS, and
@@ -225,17 +225,21 @@ start_one() {
   fi
 }
 
+# Waits until the service just launched (or found starting) accepts connections. Its pid is
+# only checked for being alive: while the launched shell execs the server (through `env` for
+# kinesis), /proc/PID/cmdline is briefly empty, so live_pid's command-line check could take a
+# server that is starting for one that exited.
 wait_ready() {
-  local svc="$1" deadline=$((SECONDS + timeout)) p ready
-  # the pid file is written by the launched shell: give it a moment
+  local svc="$1" deadline=$((SECONDS + timeout)) p ready pid
   while :; do
     ready=1
-    if ! live_pid "$svc" >/dev/null; then
-      if [ -f "$run/$svc.pid" ] || [ $SECONDS -ge $((deadline)) ]; then
-        echo "services.sh: $svc exited while starting" >&2
-        log_tail "$svc"; return 1
-      fi
+    pid="$(cat "$run/$svc.pid" 2>/dev/null || true)"
+    if [ -z "$pid" ]; then
+      # the pid file is written by the launched shell: give it a moment
       ready=0
+    elif ! alive "$pid"; then
+      echo "services.sh: $svc (pid $pid) exited while starting" >&2
+      log_tail "$svc"; return 1
     fi
     if [ "$ready" = 1 ]; then
       for p in $(ports_of "$svc"); do accepting "$svc" "$p" || { ready=0; break; }; done
