@@ -198,6 +198,24 @@ start_one() {
       die "cannot start $svc: port $host:$p is already in use by another process (ss -ltnp | grep :$p)"
     fi
   done
+  # A server that exits while starting is started once more, its first log shown: CI once
+  # saw kinesis-mock gone at once with an empty log, and one such exit must not fail a run.
+  local attempt status
+  for attempt in 1 2; do
+    launch_one "$svc"
+    status=0
+    wait_ready "$svc" || status=$?
+    [ "$status" = 0 ] && return 0
+    stop_one "$svc"
+    [ "$status" = 2 ] && [ "$attempt" = 1 ] || break
+    echo "services.sh: starting $svc once more" >&2
+  done
+  die "could not start $svc (log: $run/$svc.log)"
+}
+
+# Starts SERVICE's server in the background (see launch).
+launch_one() {
+  local svc="$1"
   rm -f "$run/$svc.pid"
   case "$svc" in
     kafka)
@@ -219,16 +237,13 @@ start_one() {
       launch s3 "$venv/bin/python" "$scripts_dir/moto_server.py" --host "$host" --port "$s3_port"
       ;;
   esac
-  if ! wait_ready "$svc"; then
-    stop_one "$svc"
-    die "could not start $svc (log: $run/$svc.log)"
-  fi
 }
 
-# Waits until the service just launched (or found starting) accepts connections. Its pid is
-# only checked for being alive: while the launched shell execs the server (through `env` for
-# kinesis), /proc/PID/cmdline is briefly empty, so live_pid's command-line check could take a
-# server that is starting for one that exited.
+# Waits until the service just launched (or found starting) accepts connections: status 1
+# when it did not within the timeout, 2 when it exited. Its pid is only checked for being
+# alive: while the launched shell execs the server (through `env` for kinesis),
+# /proc/PID/cmdline is briefly empty, so live_pid's command-line check could take a server
+# that is starting for one that exited.
 wait_ready() {
   local svc="$1" deadline=$((SECONDS + timeout)) p ready pid
   while :; do
@@ -239,7 +254,7 @@ wait_ready() {
       ready=0
     elif ! alive "$pid"; then
       echo "services.sh: $svc (pid $pid) exited while starting" >&2
-      log_tail "$svc"; return 1
+      log_tail "$svc"; return 2
     fi
     if [ "$ready" = 1 ]; then
       for p in $(ports_of "$svc"); do accepting "$svc" "$p" || { ready=0; break; }; done
