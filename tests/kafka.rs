@@ -370,6 +370,61 @@ fn kafka_two_processes_of_one_job_split_the_partitions_and_stay_exact() {
     assert!(counts["pin"].as_u64().unwrap() > 10_000, "{counts}");
 }
 
+/// In a consumer group every commit stores the position of every partition the process
+/// reads, moved or not, starting with the first (which claims them): the Delta fence refuses
+/// a commit only over the appIds it writes, so a process that gained a partition and has not
+/// read from it yet, or a stale process still committing one it lost, must write it too
+/// (`kafka_two_processes_...` found tables with a batch twice when only moved positions were
+/// stored).
+#[test]
+fn kafka_group_commits_store_every_partition_of_the_process() {
+    let Some(broker) = broker() else { return };
+    let prefix = unique_name("carry");
+    let work = tempfile::tempdir().unwrap();
+    // 4 partitions a stream, of different lengths: some reach their end batches before the
+    // others, and those batches move only the rest.
+    emulate_kafka_partitions(&broker, &prefix, 4_000, 5, 3_000, 4);
+    let lake = work.path().join("lake");
+    let output = run_until_done(
+        &member_url(&broker, &prefix),
+        &lake,
+        &["--workers", "2", "--batch-records", "300"],
+    );
+    assert_success(&output);
+    let apps: Vec<String> = ["pin", "geo", "user"]
+        .iter()
+        .flat_map(|stream| {
+            let prefix = &prefix;
+            (0..4).map(move |p| format!("kafka:{prefix}.{stream}/{p}"))
+        })
+        .collect();
+    for table in ["pin", "geo", "user", "quarantine"] {
+        let log = lake.join(table).join("_delta_log");
+        let mut commits: Vec<PathBuf> = std::fs::read_dir(&log)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        commits.sort();
+        // Version 0 creates the table; every later one is a batch of this run.
+        assert!(commits.len() > 5, "{table}: {} commits", commits.len());
+        for commit in &commits[1..] {
+            let text = std::fs::read_to_string(commit).unwrap();
+            let stored: Vec<&String> = apps
+                .iter()
+                .filter(|app| text.contains(&format!("\"appId\":\"{app}\"")))
+                .collect();
+            assert_eq!(
+                stored.len(),
+                apps.len(),
+                "{}: stores {stored:?}\n{text}",
+                commit.display()
+            );
+        }
+    }
+}
+
 /// The value of the metric line starting with `name` in `/metrics` of the server on `port`.
 fn metric(port: u16, name: &str) -> Option<f64> {
     let text = http_get(port, "/metrics")?;

@@ -235,6 +235,8 @@ struct Sources {
 struct OpenSource {
     source: Box<dyn Source>,
     exhausted: bool,
+    /// Its positions were all reported once (see [`Sources::report_positions`]).
+    claimed: bool,
 }
 
 /// What one round of polls read.
@@ -265,6 +267,7 @@ impl Sources {
             open.push(OpenSource {
                 source,
                 exhausted: false,
+                claimed: false,
             });
         }
         Ok(Sources {
@@ -326,12 +329,17 @@ impl Sources {
 
     /// Hands `send` every position that moved since it was last reported, each with its
     /// exact cursor when the source has one at that very position (same moment, same
-    /// commit).
+    /// commit). A source another process may take over ([`Source::may_be_taken_over`])
+    /// reports all its positions the first time, moved or not, each to be stored by every
+    /// commit from then on: the first commit claims its partitions.
     fn report_positions(&mut self, send: &mut dyn FnMut(ReportedPosition)) {
-        for open in &self.open {
+        for open in &mut self.open {
+            let carried = open.source.may_be_taken_over();
+            let claim = carried && !open.claimed;
+            open.claimed = true;
             let mut cursors = open.source.cursors();
             for (partition, position) in open.source.positions() {
-                if self.reported.get(&partition) == Some(&position) {
+                if !claim && self.reported.get(&partition) == Some(&position) {
                     continue;
                 }
                 let cursor = cursors
@@ -343,6 +351,7 @@ impl Sources {
                     partition,
                     position,
                     cursor,
+                    carried,
                 });
             }
         }

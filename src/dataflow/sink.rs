@@ -3,7 +3,7 @@
 //! the files of all workers and the positions the batch covers).
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -124,6 +124,21 @@ pub struct ReportedPosition {
     pub position: Position,
     /// The exact cursor at that position, when the source has one ([`Cursor`]).
     pub cursor: Option<String>,
+    /// Every later commit stores it too, moved or not: another process may take the
+    /// partition over ([`crate::connectors::Source::may_be_taken_over`]).
+    pub carried: bool,
+}
+
+/// What the committer holds of one batch until both its inputs have passed it.
+#[derive(Default)]
+struct PendingBatch {
+    files: Vec<WrittenFile>,
+    /// The greatest position reported per partition.
+    reached: Positions,
+    /// The cursors reported at those positions.
+    exact: Cursors,
+    /// The partitions of `reached` that every later commit stores too.
+    carried: BTreeSet<PartitionId>,
 }
 
 /// The positions the tables hold, as last committed, with a count of commits: the drivers
@@ -359,11 +374,13 @@ pub fn commit<'scope>(
         Exchange::new(|_: &ReportedPosition| 0),
         "commit",
         move |_capability, info| {
-            type Batch = (Vec<WrittenFile>, Positions, Cursors);
-            let mut pending: BTreeMap<u64, (Capability<u64>, Batch)> = BTreeMap::new();
+            let mut pending: BTreeMap<u64, (Capability<u64>, PendingBatch)> = BTreeMap::new();
             // Every cursor committed by this process: each commit carries them all, so the
             // newest commit of a table names the cursor of every partition it moved.
             let mut cursors = Cursors::new();
+            // The positions every commit stores, moved or not (`ReportedPosition::carried`),
+            // as of the last batch handed to the committer.
+            let mut carried = Positions::new();
             let activator = worker.sync_activator_for(info.address.to_vec());
             // Started with the first batch (only worker 0 receives any).
             let mut committer: Option<Committer> = None;
@@ -389,31 +406,39 @@ pub fn commit<'scope>(
                 }
                 files.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let (files, _, _) = hold(&mut pending, capability);
+                        let held = hold(&mut pending, capability);
                         for batch in batches {
-                            files.append(batch);
+                            held.files.append(batch);
                         }
                     }
                 });
                 positions.for_each_stamp(|capability, batches| {
                     if let Some(capability) = capability.retain_least(output.output_index()) {
-                        let (_, reached, exact) = hold(&mut pending, capability);
+                        let held = hold(&mut pending, capability);
                         for ReportedPosition {
                             partition,
                             position,
                             cursor,
+                            carried,
                         } in batches.flat_map(|b| b.drain(..))
                         {
-                            let slot = reached.entry(partition.clone()).or_insert(position);
+                            let slot = held.reached.entry(partition.clone()).or_insert(position);
                             *slot = (*slot).max(position);
+                            if carried {
+                                held.carried.insert(partition.clone());
+                            }
                             if let Some(cursor) = cursor {
-                                keep_latest(exact, partition, Cursor { position, cursor });
+                                keep_latest(
+                                    &mut held.exact,
+                                    partition,
+                                    Cursor { position, cursor },
+                                );
                             }
                         }
                     }
                 });
                 // Every batch both inputs have passed is complete.
-                let mut ready: Vec<(Capability<u64>, Batch)> = Vec::new();
+                let mut ready: Vec<(Capability<u64>, PendingBatch)> = Vec::new();
                 while let Some(entry) = pending.first_entry() {
                     let next = time::batch_start(entry.key() + 1);
                     if files_frontier.less_than(&next) || positions_frontier.less_than(&next) {
@@ -429,25 +454,35 @@ pub fn commit<'scope>(
                 let mut by_table: BTreeMap<Table, Vec<deltalake::kernel::Add>> = BTreeMap::new();
                 let mut covered = Positions::new();
                 let mut rows = 0;
-                for (_, (files, positions, exact)) in ready {
-                    for file in files {
+                for (_, batch) in ready {
+                    for file in batch.files {
                         by_table.entry(file.table).or_default().push(file.add.0);
                         rows += file.rows;
                     }
-                    for (partition, position) in positions {
+                    for (partition, position) in batch.reached {
+                        if batch.carried.contains(&partition) {
+                            let slot = carried.entry(partition.clone()).or_insert(position);
+                            *slot = (*slot).max(position);
+                        }
                         let slot = covered.entry(partition).or_insert(position);
                         *slot = (*slot).max(position);
                     }
-                    for (partition, cursor) in exact {
+                    for (partition, cursor) in batch.exact {
                         keep_latest(&mut cursors, partition, cursor);
                     }
                 }
                 for (partition, cursor) in signals.committed.take_seeds() {
                     keep_latest(&mut cursors, partition, cursor);
                 }
+                // What the commit stores: the positions these batches reached, and every
+                // carried one (unchanged since it was last stored, but fenced again).
+                let mut stored = covered.clone();
+                for (partition, &position) in &carried {
+                    stored.entry(partition.clone()).or_insert(position);
+                }
                 // A cursor stands only for its own position.
                 cursors.retain(|partition, cursor| {
-                    covered
+                    stored
                         .get(partition)
                         .is_none_or(|&position| position == cursor.position)
                 });
@@ -471,7 +506,7 @@ pub fn commit<'scope>(
                 committer.send(CommitJob {
                     batch,
                     adds: by_table,
-                    positions: covered,
+                    positions: stored,
                     cursors: cursors.clone(),
                     rows,
                 });
