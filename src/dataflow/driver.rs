@@ -235,7 +235,8 @@ struct Sources {
 struct OpenSource {
     source: Box<dyn Source>,
     exhausted: bool,
-    /// Its positions were all reported once (see [`Sources::report_positions`]).
+    /// A source another process may take over whose positions were all reported once (see
+    /// [`Sources::report_positions`]).
     claimed: bool,
 }
 
@@ -336,7 +337,7 @@ impl Sources {
         for open in &mut self.open {
             let carried = open.source.may_be_taken_over();
             let claim = carried && !open.claimed;
-            open.claimed = true;
+            open.claimed |= carried;
             let mut cursors = open.source.cursors();
             for (partition, position) in open.source.positions() {
                 if !claim && self.reported.get(&partition) == Some(&position) {
