@@ -370,33 +370,74 @@ fn kafka_two_processes_of_one_job_split_the_partitions_and_stay_exact() {
     assert!(counts["pin"].as_u64().unwrap() > 10_000, "{counts}");
 }
 
-/// In a consumer group every commit stores the position of every partition the process
-/// reads, moved or not, starting with the first (which claims them): the Delta fence refuses
-/// a commit only over the appIds it writes, so a process that gained a partition and has not
-/// read from it yet, or a stale process still committing one it lost, must write it too
-/// (`kafka_two_processes_...` found tables with a batch twice when only moved positions were
-/// stored).
+/// Every commit stores the position of every partition the process reads, moved or not, in
+/// a consumer group and with the job's own assignment alike: the Delta fence refuses a commit
+/// only over the appIds it writes, so a process that gained a partition and has not read from
+/// it yet, a stale process still committing one it lost, or a second process started with
+/// the same job must write it too (`kafka_two_processes_...` found tables with a batch twice
+/// when only moved positions were stored, and so did two job-assigned processes).
 #[test]
-fn kafka_group_commits_store_every_partition_of_the_process() {
+fn kafka_commits_store_every_partition_of_the_process() {
     let Some(broker) = broker() else { return };
     let prefix = unique_name("carry");
     let work = tempfile::tempdir().unwrap();
     // 4 partitions a stream, of different lengths: some reach their end batches before the
     // others, and those batches move only the rest.
     emulate_kafka_partitions(&broker, &prefix, 4_000, 5, 3_000, 4);
+    for (name, source) in [
+        ("group", member_url(&broker, &prefix)),
+        ("job", url(&broker, &prefix)),
+    ] {
+        let lake = work.path().join(name);
+        let output = run_until_done(
+            &source,
+            &lake,
+            &["--workers", "2", "--batch-records", "300"],
+        );
+        assert_success(&output);
+        assert_every_commit_stores_every_partition(&lake, &prefix);
+    }
+}
+
+/// Two processes started apart with the same job (`assign = "job"`) both read every
+/// partition into one lake: the tables are those of one process. Each commit stores every
+/// position, so whichever commits an offset second is fenced and restarts from the tables
+/// (before, one such pair in three left a batch of geos and users twice).
+#[test]
+fn kafka_two_processes_started_apart_with_the_same_job_stay_exact() {
+    let Some(broker) = broker() else { return };
+    let prefix = unique_name("twojob");
+    let work = tempfile::tempdir().unwrap();
+    emulate_kafka_partitions(&broker, &prefix, 30_000, 7, 20_000, 4);
+    let single = work.path().join("single");
+    assert_success(&run_until_done(
+        &url(&broker, &prefix),
+        &single,
+        &["--workers", "2"],
+    ));
     let lake = work.path().join("lake");
-    let output = run_until_done(
-        &member_url(&broker, &prefix),
-        &lake,
-        &["--workers", "2", "--batch-records", "300"],
-    );
-    assert_success(&output);
+    let spawn = || {
+        pinstream()
+            .args(["run", "--from", &url(&broker, &prefix), "--lake"])
+            .arg(&lake)
+            .args(["--until-done", "--workers", "2", "--batch-records", "1500"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    assert_success(&first.wait_with_output().unwrap());
+    assert_success(&second.wait_with_output().unwrap());
+    assert_same_tables(&single, &lake);
+}
+
+/// Every commit after the table's creation, of each table of `lake`, stores the position of
+/// all 4 partitions of each of the 3 topics of `prefix`.
+fn assert_every_commit_stores_every_partition(lake: &Path, prefix: &str) {
     let apps: Vec<String> = ["pin", "geo", "user"]
         .iter()
-        .flat_map(|stream| {
-            let prefix = &prefix;
-            (0..4).map(move |p| format!("kafka:{prefix}.{stream}/{p}"))
-        })
+        .flat_map(|stream| (0..4).map(move |p| format!("kafka:{prefix}.{stream}/{p}")))
         .collect();
     for table in ["pin", "geo", "user", "quarantine"] {
         let log = lake.join(table).join("_delta_log");

@@ -347,12 +347,13 @@ pub trait Source: Send {
     fn reassigned(&self) -> bool {
         false
     }
-    /// Whether another process may take this instance's partitions over while it runs (a
-    /// Kafka group rebalance). Every commit then stores the position of each of them, moved
-    /// or not: a commit is refused when another process stored one of the positions it stores
-    /// since this one last committed ([`crate::sink::Lake::commit`]'s fence), so two processes
-    /// that both read a partition cannot both commit it, whichever commits first.
-    fn may_be_taken_over(&self) -> bool {
+    /// Whether another process may read this instance's partitions too (Kafka: a group
+    /// rebalance hands them over, and a second process started with the same job reads them
+    /// all). Every commit then stores the position of each of them, moved or not: a commit is
+    /// refused when another process stored one of the positions it stores since this one last
+    /// committed ([`crate::sink::Lake::commit`]'s fence), so two processes that both read a
+    /// partition cannot both commit it, whichever commits first.
+    fn may_be_shared(&self) -> bool {
         false
     }
 }

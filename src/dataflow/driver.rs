@@ -9,7 +9,7 @@ use timely::worker::Worker;
 
 use super::control::Control;
 use super::profile::OperatorTimes;
-use super::sink::ReportedPosition;
+use super::sink::{ReportedPosition, Stored};
 use super::{Context, EngineError, Handles, time};
 use crate::analytics::facts::keep_fact_fields;
 use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source};
@@ -235,8 +235,8 @@ struct Sources {
 struct OpenSource {
     source: Box<dyn Source>,
     exhausted: bool,
-    /// A source another process may take over whose positions were all reported once (see
-    /// [`Sources::report_positions`]).
+    /// A source whose partitions another process may read too, with all its positions
+    /// reported once (see [`Sources::report_positions`]).
     claimed: bool,
 }
 
@@ -330,19 +330,22 @@ impl Sources {
 
     /// Hands `send` every position that moved since it was last reported, each with its
     /// exact cursor when the source has one at that very position (same moment, same
-    /// commit). A source another process may take over ([`Source::may_be_taken_over`])
-    /// reports all its positions the first time, moved or not, each to be stored by every
-    /// commit from then on: the first commit claims its partitions.
+    /// commit). A source whose partitions another process may read too
+    /// ([`Source::may_be_shared`]) reports all its positions the first time, moved or not,
+    /// each to be stored by every commit from then on ([`Stored`]).
     fn report_positions(&mut self, send: &mut dyn FnMut(ReportedPosition)) {
         for open in &mut self.open {
-            let carried = open.source.may_be_taken_over();
-            let claim = carried && !open.claimed;
-            open.claimed |= carried;
+            let shared = open.source.may_be_shared();
+            let claim = shared && !open.claimed;
+            open.claimed |= shared;
             let mut cursors = open.source.cursors();
             for (partition, position) in open.source.positions() {
-                if !claim && self.reported.get(&partition) == Some(&position) {
-                    continue;
-                }
+                let stored = match (self.reported.get(&partition) == Some(&position), shared) {
+                    (true, _) if !claim => continue,
+                    (true, _) => Stored::Held,
+                    (false, true) => Stored::FromBatch,
+                    (false, false) => Stored::InBatch,
+                };
                 let cursor = cursors
                     .remove(&partition)
                     .filter(|cursor| cursor.position == position)
@@ -352,7 +355,7 @@ impl Sources {
                     partition,
                     position,
                     cursor,
-                    carried,
+                    stored,
                 });
             }
         }

@@ -3,7 +3,7 @@
 //! the files of all workers and the positions the batch covers).
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -124,21 +124,34 @@ pub struct ReportedPosition {
     pub position: Position,
     /// The exact cursor at that position, when the source has one ([`Cursor`]).
     pub cursor: Option<String>,
-    /// Every later commit stores it too, moved or not: another process may take the
-    /// partition over ([`crate::connectors::Source::may_be_taken_over`]).
-    pub carried: bool,
+    /// Which commits store it.
+    pub stored: Stored,
+}
+
+/// Which commits store a reported position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stored {
+    /// The commit of its batch: it moved in that batch.
+    InBatch,
+    /// The commit of its batch and every later one: it moved, and another process may read
+    /// the partition too ([`crate::connectors::Source::may_be_shared`]).
+    FromBatch,
+    /// Every commit from its batch's on, though it did not move: where such a partition
+    /// stood when the dataflow started. It makes no commit by itself.
+    Held,
 }
 
 /// What the committer holds of one batch until both its inputs have passed it.
 #[derive(Default)]
 struct PendingBatch {
     files: Vec<WrittenFile>,
-    /// The greatest position reported per partition.
+    /// The greatest position reported per partition that moved.
     reached: Positions,
     /// The cursors reported at those positions.
     exact: Cursors,
-    /// The partitions of `reached` that every later commit stores too.
-    carried: BTreeSet<PartitionId>,
+    /// The positions reported that every later commit stores too ([`Stored::FromBatch`],
+    /// [`Stored::Held`]).
+    carried: Positions,
 }
 
 /// The positions the tables hold, as last committed, with a count of commits: the drivers
@@ -378,8 +391,8 @@ pub fn commit<'scope>(
             // Every cursor committed by this process: each commit carries them all, so the
             // newest commit of a table names the cursor of every partition it moved.
             let mut cursors = Cursors::new();
-            // The positions every commit stores, moved or not (`ReportedPosition::carried`),
-            // as of the last batch handed to the committer.
+            // The positions every commit stores, moved or not ([`Stored`]), as of the last
+            // batch handed to the committer.
             let mut carried = Positions::new();
             let activator = worker.sync_activator_for(info.address.to_vec());
             // Started with the first batch (only worker 0 receives any).
@@ -419,14 +432,19 @@ pub fn commit<'scope>(
                             partition,
                             position,
                             cursor,
-                            carried,
+                            stored,
                         } in batches.flat_map(|b| b.drain(..))
                         {
+                            if stored != Stored::InBatch {
+                                let slot =
+                                    held.carried.entry(partition.clone()).or_insert(position);
+                                *slot = (*slot).max(position);
+                            }
+                            if stored == Stored::Held {
+                                continue;
+                            }
                             let slot = held.reached.entry(partition.clone()).or_insert(position);
                             *slot = (*slot).max(position);
-                            if carried {
-                                held.carried.insert(partition.clone());
-                            }
                             if let Some(cursor) = cursor {
                                 keep_latest(
                                     &mut held.exact,
@@ -459,11 +477,11 @@ pub fn commit<'scope>(
                         by_table.entry(file.table).or_default().push(file.add.0);
                         rows += file.rows;
                     }
+                    for (partition, position) in batch.carried {
+                        let slot = carried.entry(partition).or_insert(position);
+                        *slot = (*slot).max(position);
+                    }
                     for (partition, position) in batch.reached {
-                        if batch.carried.contains(&partition) {
-                            let slot = carried.entry(partition.clone()).or_insert(position);
-                            *slot = (*slot).max(position);
-                        }
                         let slot = covered.entry(partition).or_insert(position);
                         *slot = (*slot).max(position);
                     }

@@ -27,11 +27,12 @@
 //! committing a batch of it when the new owner starts: the Delta commit itself is the fence
 //! (a commit whose `txn` appIds were written by anyone since the snapshot the batch started
 //! from fails: the sink reports it as fenced), and the fenced process restarts too. The fence
-//! covers only the appIds a commit writes, so in a group every commit writes the position of
-//! every partition the process reads, moved or not ([`Source::may_be_taken_over`]; the first
-//! commit after a start claims them all): whichever of two processes reading a partition
-//! commits second is refused, even when it has not read from it yet, or has committed other
-//! partitions since its snapshot took in the other's commit.
+//! covers only the appIds a commit writes, so every commit writes the position of every
+//! partition the process reads, moved or not ([`Source::may_be_shared`], from the first commit
+//! after a start): whichever of two processes reading a partition commits second is refused,
+//! even when it has not read from it yet, or has committed other partitions since its
+//! snapshot took in the other's commit. The same holds for two processes started apart with
+//! the same job (`assign = "job"`), which both read every partition.
 //! Two processes can therefore never both commit the same offsets.
 //!
 //! Partitions and topics created later are found by a metadata refresh every
@@ -951,8 +952,8 @@ impl Source for KafkaSource {
             .is_some_and(|(membership, generation, _)| membership.generation() != *generation)
     }
 
-    fn may_be_taken_over(&self) -> bool {
-        self.group.is_some()
+    fn may_be_shared(&self) -> bool {
+        true
     }
 }
 
