@@ -227,6 +227,9 @@ struct Sources {
     open: Vec<OpenSource>,
     /// Positions already in the tables or reported: only those that move are reported again.
     reported: Positions,
+    /// Positions were reported once since the start: the sources whose partitions another
+    /// process may read too have reported all theirs (see [`Sources::report_positions`]).
+    reported_once: bool,
     /// Commits already passed on to the sources ([`super::sink::Committed::since`]).
     commits_seen: u64,
     buffer: Vec<RawRecord>,
@@ -235,9 +238,6 @@ struct Sources {
 struct OpenSource {
     source: Box<dyn Source>,
     exhausted: bool,
-    /// A source whose partitions another process may read too, with all its positions
-    /// reported once (see [`Sources::report_positions`]).
-    claimed: bool,
 }
 
 /// What one round of polls read.
@@ -268,12 +268,12 @@ impl Sources {
             open.push(OpenSource {
                 source,
                 exhausted: false,
-                claimed: false,
             });
         }
         Ok(Sources {
             open,
             reported,
+            reported_once: false,
             commits_seen: 0,
             buffer: Vec::with_capacity(POLL_CHUNK),
         })
@@ -334,17 +334,19 @@ impl Sources {
     /// ([`Source::may_be_shared`]) reports all its positions the first time, moved or not,
     /// each to be stored by every commit from then on ([`Stored`]).
     fn report_positions(&mut self, send: &mut dyn FnMut(ReportedPosition)) {
-        for open in &mut self.open {
+        let first = !self.reported_once;
+        self.reported_once = true;
+        for open in &self.open {
             let shared = open.source.may_be_shared();
-            let claim = shared && !open.claimed;
-            open.claimed |= shared;
             let mut cursors = open.source.cursors();
             for (partition, position) in open.source.positions() {
-                let stored = match (self.reported.get(&partition) == Some(&position), shared) {
-                    (true, _) if !claim => continue,
-                    (true, _) => Stored::Held,
-                    (false, true) => Stored::FromBatch,
-                    (false, false) => Stored::InBatch,
+                let moved = self.reported.get(&partition) != Some(&position);
+                let stored = match (shared, moved) {
+                    (false, false) => continue,
+                    (false, true) => Stored::InBatch,
+                    (true, true) => Stored::FromBatch,
+                    (true, false) if first => Stored::Held,
+                    (true, false) => continue,
                 };
                 let cursor = cursors
                     .remove(&partition)

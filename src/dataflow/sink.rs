@@ -355,6 +355,12 @@ fn hold<T: Default>(
     &mut entry.1
 }
 
+/// Keeps the greater of `position` and the one held for `partition`.
+fn keep_greatest(positions: &mut Positions, partition: PartitionId, position: Position) {
+    let slot = positions.entry(partition).or_insert(position);
+    *slot = (*slot).max(position);
+}
+
 /// Keeps the cursor of the greater position.
 fn keep_latest(cursors: &mut Cursors, partition: PartitionId, cursor: Cursor) {
     match cursors.get(&partition) {
@@ -436,15 +442,12 @@ pub fn commit<'scope>(
                         } in batches.flat_map(|b| b.drain(..))
                         {
                             if stored != Stored::InBatch {
-                                let slot =
-                                    held.carried.entry(partition.clone()).or_insert(position);
-                                *slot = (*slot).max(position);
+                                keep_greatest(&mut held.carried, partition.clone(), position);
                             }
                             if stored == Stored::Held {
                                 continue;
                             }
-                            let slot = held.reached.entry(partition.clone()).or_insert(position);
-                            *slot = (*slot).max(position);
+                            keep_greatest(&mut held.reached, partition.clone(), position);
                             if let Some(cursor) = cursor {
                                 keep_latest(
                                     &mut held.exact,
@@ -478,12 +481,10 @@ pub fn commit<'scope>(
                         rows += file.rows;
                     }
                     for (partition, position) in batch.carried {
-                        let slot = carried.entry(partition).or_insert(position);
-                        *slot = (*slot).max(position);
+                        keep_greatest(&mut carried, partition, position);
                     }
                     for (partition, position) in batch.reached {
-                        let slot = covered.entry(partition).or_insert(position);
-                        *slot = (*slot).max(position);
+                        keep_greatest(&mut covered, partition, position);
                     }
                     for (partition, cursor) in batch.exact {
                         keep_latest(&mut cursors, partition, cursor);
