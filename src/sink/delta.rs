@@ -382,7 +382,7 @@ fn commit_cursors(commit: &[u8]) -> Cursors {
 
 /// Rows encoded per Arrow batch: small enough that buffers are reused, large enough for
 /// Parquet to compress well.
-const CHUNK_ROWS: usize = 8192;
+pub const CHUNK_ROWS: usize = 8192;
 
 /// One data file of one table being written. Rows are encoded to Arrow and Parquet in chunks
 /// as they arrive, so a batch costs its compressed size in memory, not its rows'.

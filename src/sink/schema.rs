@@ -103,7 +103,10 @@ pub fn writer_properties(table: Table) -> WriterProperties {
 
 /// A string column, its value buffer sized exactly first (a guess made the long texts'
 /// buffers grow by reallocation, copying them again: 1.3% of a distinct-heavy run).
-fn strings<'a>(capacity: usize, values: impl Iterator<Item = Option<&'a str>> + Clone) -> ArrayRef {
+pub fn strings<'a>(
+    capacity: usize,
+    values: impl Iterator<Item = Option<&'a str>> + Clone,
+) -> ArrayRef {
     let bytes = values.clone().map(|value| value.map_or(0, str::len)).sum();
     let mut builder = StringBuilder::with_capacity(capacity, bytes);
     for value in values {
@@ -112,7 +115,7 @@ fn strings<'a>(capacity: usize, values: impl Iterator<Item = Option<&'a str>> + 
     Arc::new(builder.finish())
 }
 
-fn longs(capacity: usize, values: impl Iterator<Item = i64>) -> ArrayRef {
+pub fn longs(capacity: usize, values: impl Iterator<Item = i64>) -> ArrayRef {
     let mut builder = Int64Builder::with_capacity(capacity);
     builder.extend(values.map(Some));
     Arc::new(builder.finish())

@@ -2,13 +2,16 @@
 //!
 //! 1. Generates the data with the emulator (files, as `pinstream emulate` does).
 //! 2. Baseline: serde_json parsing every line into typed records (plain `String`/`i64`
-//!    structs, no cleaning), on 1 thread and on all cores.
+//!    structs, no cleaning), on 1 thread and on all cores; and the same parse followed by
+//!    writing the records as the tables' Parquet ([`parquet_floor`]), the floor that counts
+//!    the output format too.
 //! 3. The pipeline: `pinstream run --from file:<data> --until-done` in a child process per
 //!    worker count, into a fresh lake: parse, clean, dedup, Delta commit. Wall time includes
 //!    opening the tables and the last commit; peak memory is the child's.
 
 pub mod flood;
 mod kafka;
+mod parquet_floor;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,10 +66,9 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
-/// Parses every line of the three files with serde_json on `threads` threads; returns
-/// records/s.
-fn serde_baseline(files: &[(Stream, Vec<u8>)], threads: usize) -> (u64, f64) {
-    let lines: Vec<(Stream, &[u8])> = files
+/// Every non-empty line of the three files, with its stream.
+fn lines_of(files: &[(Stream, Vec<u8>)]) -> Vec<(Stream, &[u8])> {
+    files
         .iter()
         .flat_map(|(stream, bytes)| {
             bytes
@@ -74,27 +76,62 @@ fn serde_baseline(files: &[(Stream, Vec<u8>)], threads: usize) -> (u64, f64) {
                 .filter(|line| !line.is_empty())
                 .map(move |line| (*stream, line))
         })
-        .collect();
+        .collect()
+}
+
+/// Runs `work` on `threads` threads over `lines`, thread i taking lines i, i + threads, ...
+/// (every thread gets the same mix of streams; pins are the longest records). Returns what
+/// the threads returned and the lines per second.
+fn on_threads<'a, T: Send>(
+    lines: &'a [(Stream, &'a [u8])],
+    threads: usize,
+    work: impl Fn(&mut dyn Iterator<Item = &'a (Stream, &'a [u8])>) -> T + Sync,
+) -> (Vec<T>, f64) {
     let started = Instant::now();
-    let parsed: usize = std::thread::scope(|scope| {
-        // Thread i takes lines i, i + threads, ...: every thread gets the same mix of streams.
+    let results = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|thread| {
-                let lines = &lines;
-                scope.spawn(move || {
-                    lines
-                        .iter()
-                        .skip(thread)
-                        .step_by(threads)
-                        .filter(|(stream, line)| parse_typed(*stream, line))
-                        .count()
-                })
+                let work = &work;
+                scope.spawn(move || work(&mut lines.iter().skip(thread).step_by(threads)))
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a floor thread panicked"))
+            .collect()
     });
-    let seconds = started.elapsed().as_secs_f64();
-    (parsed as u64, lines.len() as f64 / seconds)
+    (
+        results,
+        lines.len() as f64 / started.elapsed().as_secs_f64(),
+    )
+}
+
+/// Parses every line with serde_json on `threads` threads: the records parsed and records/s.
+fn serde_baseline(lines: &[(Stream, &[u8])], threads: usize) -> (usize, f64) {
+    let (parsed, rate) = on_threads(lines, threads, |lines| {
+        lines
+            .filter(|(stream, line)| parse_typed(*stream, line))
+            .count()
+    });
+    (parsed.into_iter().sum(), rate)
+}
+
+/// Parses every line and writes the records as the tables' Parquet on `threads` threads
+/// ([`parquet_floor`]): the records parsed, the Parquet bytes and records/s.
+fn parquet_baseline(
+    lines: &[(Stream, &[u8])],
+    threads: usize,
+) -> Result<(usize, usize, f64), Error> {
+    let (results, rate) = on_threads(lines, threads, |lines| {
+        parquet_floor::parse_and_write(lines)
+    });
+    let (mut parsed, mut bytes) = (0, 0);
+    for result in results {
+        let (records, written) = result?;
+        parsed += records;
+        bytes += written;
+    }
+    Ok((parsed, bytes, rate))
 }
 
 /// Runs `pinstream run <source> --until-done` into a fresh `lake` and reads its summary.
@@ -212,16 +249,23 @@ fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error>
         started.elapsed().as_secs_f64()
     );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut floor = 0.0;
+    let lines = lines_of(&files);
+    let (mut floor, mut parquet) = (0.0, 0.0);
     for threads in [1, cores]
         .into_iter()
         .collect::<std::collections::BTreeSet<_>>()
     {
-        let (parsed, rate) = serde_baseline(&files, threads);
+        let (parsed, rate) = serde_baseline(&lines, threads);
         println!(
             "  floor: serde_json typed parse, {threads} thread(s): {rate:>10.0} records/s ({parsed} parsed)"
         );
         floor = rate;
+        let (parsed, bytes, rate) = parquet_baseline(&lines, threads)?;
+        println!(
+            "  floor with the format: the same parse, then the records as Snappy Parquet with the tables' settings (in memory), {threads} thread(s): {rate:>10.0} records/s ({parsed} parsed, {:.1} MiB of Parquet)",
+            bytes as f64 / (1 << 20) as f64
+        );
+        parquet = rate;
     }
     let source = format!("file:{}", data.display());
     for &workers in &args.workers {
@@ -233,8 +277,9 @@ fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error>
             let summary = run_pipeline(&source, &lake, workers, extra)?;
             let rate = summary.records_in as f64 / summary.seconds;
             println!(
-                "  file -> Delta, {workers} worker(s), {label}: {rate:>10.0} records/s = {:.0}% of the floor on {cores} cores ({floor:.0}), {:.2} s, {} rows committed, {} distinct, peak RSS {:.0} MiB",
+                "  file -> Delta, {workers} worker(s), {label}: {rate:>10.0} records/s = {:.0}% of the floor on {cores} cores ({floor:.0}), {:.0}% of the floor with the format ({parquet:.0}), {:.2} s, {} rows committed, {} distinct, peak RSS {:.0} MiB",
                 100.0 * rate / floor,
+                100.0 * rate / parquet,
                 summary.seconds,
                 summary.rows_committed,
                 format_args!(
