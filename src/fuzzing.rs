@@ -88,7 +88,7 @@ pub fn clean_record(data: &[u8]) {
     ][usize::from(selector % 4)];
     let record = |arrival| RawRecord {
         stream,
-        payload: payload.to_vec(),
+        payload: bytes::Bytes::copy_from_slice(payload),
         partition: "fuzz:p0".into(),
         offset: Offset::new(i64::from(selector)),
         arrival,

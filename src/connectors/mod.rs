@@ -25,12 +25,15 @@ pub mod file;
 pub mod http;
 pub mod kafka;
 pub mod kinesis;
+pub mod lines;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+
+use bytes::Bytes;
 
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -161,8 +164,10 @@ pub type Cursors = BTreeMap<PartitionId, Cursor>;
 pub struct RawRecord {
     /// The stream, when the source knows it (a topic suffix, a file name token).
     pub stream: Option<Stream>,
-    /// The message bytes exactly as received.
-    pub payload: Vec<u8>,
+    /// The message bytes exactly as received (often a slice of a larger buffer the source
+    /// read: see [`lines`]).
+    #[serde(with = "payload_serde")]
+    pub payload: Bytes,
     /// Which partition it came from and its offset there: quarantine rows name it
     /// (`<partition>@<offset>`).
     pub partition: PartitionId,
@@ -171,17 +176,32 @@ pub struct RawRecord {
     pub arrival: i64,
 }
 
+/// A payload as serde bytes: raw records never leave their process, but timely's exchange
+/// asks every record type for serde.
+mod payload_serde {
+    use bytes::Bytes;
+
+    pub fn serialize<S: serde::Serializer>(payload: &Bytes, to: S) -> Result<S::Ok, S::Error> {
+        to.serialize_bytes(payload)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Bytes, D::Error> {
+        let bytes: Vec<u8> = serde::Deserialize::deserialize(from)?;
+        Ok(bytes.into())
+    }
+}
+
 impl RawRecord {
     /// The message a line of a file or object holds: the line without its end (`\n`,
     /// `\r\n`); `None` for a blank line, which is no message (SPEC §5).
     pub fn from_line(
-        line: &[u8],
+        line: Bytes,
         stream: Stream,
         partition: &PartitionId,
         offset: Offset,
         arrival: i64,
     ) -> Option<RawRecord> {
-        let mut payload = line;
+        let mut payload: &[u8] = &line;
         while let [rest @ .., b'\n' | b'\r'] = payload {
             payload = rest;
         }
@@ -190,7 +210,7 @@ impl RawRecord {
         }
         Some(RawRecord {
             stream: Some(stream),
-            payload: payload.to_vec(),
+            payload: line.slice(..payload.len()),
             partition: partition.clone(),
             offset,
             arrival,
@@ -718,7 +738,7 @@ pub(crate) mod testing {
                 (
                     r.partition.to_string(),
                     r.offset.value(),
-                    String::from_utf8(r.payload).unwrap(),
+                    String::from_utf8(r.payload.to_vec()).unwrap(),
                 )
             })
             .collect()
@@ -814,7 +834,7 @@ mod tests {
         // Quarantine rows: `<partition>@<offset>`.
         let record = RawRecord {
             stream: None,
-            payload: Vec::new(),
+            payload: Bytes::new(),
             partition: "kafka:abc.pin/3".into(),
             offset: Offset::new(41),
             arrival: 0,

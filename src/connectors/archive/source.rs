@@ -67,7 +67,7 @@
 //! line on the next poll.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use super::ArchiveSettings;
 use super::name::ObjectName;
 use crate::connectors::kafka::{owner, partition_id};
+use crate::connectors::lines::Lines;
 use crate::connectors::{
     Handover, Offset, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
 };
@@ -195,9 +196,8 @@ pub struct ArchiveSource {
     listed: bool,
     /// The part being read, its open object and the offset of that object's next line.
     current: usize,
-    reader: Option<Box<dyn BufRead + Send>>,
+    reader: Option<Lines<Box<dyn Read + Send>>>,
     line_offset: Offset,
-    line: Vec<u8>,
 }
 
 /// A request to the store failed (after the client's retries), as opposed to the object's
@@ -579,7 +579,6 @@ impl ArchiveSource {
             current: 0,
             reader: None,
             line_offset: Offset::new(0),
-            line: Vec::new(),
         };
         source.list(true).map_err(SourceError::Unavailable)?;
         source.listed = true;
@@ -775,14 +774,11 @@ impl ArchiveSource {
             chunk: None,
             used: 0,
         };
-        self.reader = Some(if object.gzip {
-            Box::new(BufReader::with_capacity(
-                1 << 20,
-                flate2::read::MultiGzDecoder::new(body),
-            ))
+        self.reader = Some(Lines::new(if object.gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(body))
         } else {
-            Box::new(BufReader::with_capacity(1 << 20, body))
-        });
+            Box::new(body)
+        }));
         self.line_offset = object.start;
         Ok(true)
     }
@@ -874,9 +870,12 @@ impl Source for ArchiveSource {
                 }
             }
             let reader = self.reader.as_mut().expect("opened above");
-            self.line.clear();
-            let read = match reader.read_until(b'\n', &mut self.line) {
-                Ok(read) => read,
+            let line = match reader.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => {
+                    self.close_object(Some(self.line_offset));
+                    continue;
+                }
                 Err(error) => {
                     let part = &self.parts[self.current];
                     let key = part.objects[part.read].path.to_string();
@@ -899,10 +898,6 @@ impl Source for ArchiveSource {
                     continue;
                 }
             };
-            if read == 0 {
-                self.close_object(Some(self.line_offset));
-                continue;
-            }
             let offset = self.line_offset;
             self.line_offset = offset.next().next_offset();
             let part = &mut self.parts[self.current];
@@ -910,8 +905,7 @@ impl Source for ArchiveSource {
                 continue; // before the stored position
             }
             part.next = Some(offset.next());
-            if let Some(record) =
-                RawRecord::from_line(&self.line, part.stream, &part.id, offset, arrival)
+            if let Some(record) = RawRecord::from_line(line, part.stream, &part.id, offset, arrival)
             {
                 out.push(record);
                 taken += 1;

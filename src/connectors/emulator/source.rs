@@ -164,7 +164,7 @@ impl Source for EmulatorSource {
             {
                 self.pending.push_back(RawRecord {
                     stream: Some(stream),
-                    payload,
+                    payload: payload.into(),
                     partition: part.id.clone(),
                     offset: Offset::new(k as i64),
                     arrival,
@@ -199,6 +199,7 @@ impl Source for EmulatorSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use std::collections::BTreeMap;
     use std::time::Duration;
 
@@ -253,7 +254,7 @@ mod tests {
                 }
                 for r in records {
                     let seq = r.offset.value() as u64 * 4 + partition_number(&r.partition);
-                    got.push((seq, r.stream.unwrap(), r.payload));
+                    got.push((seq, r.stream.unwrap(), r.payload.to_vec()));
                 }
             }
             ids.sort();
@@ -312,7 +313,7 @@ mod tests {
                 assert_eq!(second.positions(), stored);
                 let after = drain(&mut second, 5);
 
-                let mut all: BTreeMap<(PartitionId, Offset, Stream), Vec<u8>> = BTreeMap::new();
+                let mut all: BTreeMap<(PartitionId, Offset, Stream), Bytes> = BTreeMap::new();
                 for r in before
                     .iter()
                     .filter(|r| stored[&r.partition].covers(r.offset))

@@ -18,10 +18,10 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::connectors::lines::Lines;
 use crate::connectors::{
     PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
 };
@@ -90,10 +90,9 @@ pub struct FileSource {
     asked: Vec<FilePartition>,
     /// Lines consumed per file (position), aligned with `files`.
     consumed: Vec<Position>,
-    /// Index into `files` of the file being read, and its open reader.
+    /// Index into `files` of the file being read, and its lines.
     current: usize,
-    reader: Option<BufReader<File>>,
-    line: Vec<u8>,
+    reader: Option<Lines<File>>,
 }
 
 impl FileSource {
@@ -124,7 +123,6 @@ impl FileSource {
             files,
             current: 0,
             reader: None,
-            line: Vec::new(),
         })
     }
 
@@ -168,25 +166,11 @@ impl FileSource {
             path: file.path.display().to_string(),
             source,
         };
-        let mut reader = BufReader::with_capacity(1 << 20, File::open(&file.path).map_err(io)?);
-        let mut to_skip = self.consumed[self.current].value();
-        while to_skip > 0 {
-            let buffer = reader.fill_buf().map_err(io)?;
-            if buffer.is_empty() {
+        let mut reader = Lines::new(File::open(&file.path).map_err(&io)?);
+        for _ in 0..self.consumed[self.current].value() {
+            if reader.next_line().map_err(&io)?.is_none() {
                 break;
             }
-            let mut used = 0;
-            for newline in memchr::memchr_iter(b'\n', buffer) {
-                used = newline + 1;
-                to_skip -= 1;
-                if to_skip == 0 {
-                    break;
-                }
-            }
-            if to_skip > 0 {
-                used = buffer.len();
-            }
-            reader.consume(used);
         }
         self.reader = Some(reader);
         Ok(())
@@ -241,23 +225,18 @@ impl Source for FileSource {
             }
             let file = &self.files[self.current];
             let reader = self.reader.as_mut().expect("opened above");
-            self.line.clear();
-            let read =
-                reader
-                    .read_until(b'\n', &mut self.line)
-                    .map_err(|source| SourceError::Io {
-                        path: file.path.display().to_string(),
-                        source,
-                    })?;
-            if read == 0 {
+            let line = reader.next_line().map_err(|source| SourceError::Io {
+                path: file.path.display().to_string(),
+                source,
+            })?;
+            let Some(line) = line else {
                 self.reader = None;
                 self.current += 1;
                 continue;
-            }
+            };
             let offset = self.consumed[self.current].next_offset();
             self.consumed[self.current] = offset.next();
-            if let Some(record) =
-                RawRecord::from_line(&self.line, file.stream, &file.id, offset, arrival)
+            if let Some(record) = RawRecord::from_line(line, file.stream, &file.id, offset, arrival)
             {
                 out.push(record);
                 taken += 1;

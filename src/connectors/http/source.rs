@@ -375,7 +375,7 @@ impl Source for HttpSource {
                 offsets.push((self.partition.to_string(), offset));
                 out.push(RawRecord {
                     stream: Some(stream),
-                    payload,
+                    payload: payload.into(),
                     partition: self.partition.clone(),
                     offset,
                     arrival,

@@ -60,6 +60,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
@@ -547,7 +548,7 @@ fn accept(
     };
     out.push(RawRecord {
         stream: Some(part.stream),
-        payload: payload.to_vec(),
+        payload: Bytes::copy_from_slice(payload),
         partition: part.id.clone(),
         offset,
         arrival,

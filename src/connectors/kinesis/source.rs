@@ -556,7 +556,7 @@ impl Shard {
         }
         let raw = RawRecord {
             stream: Some(self.stream),
-            payload: payload_bytes(record.data().as_ref()),
+            payload: payload_bytes(record.data().as_ref()).into(),
             partition: self.id.clone(),
             offset: index,
             arrival,
