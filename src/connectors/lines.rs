@@ -14,7 +14,7 @@ const READ_BYTES: usize = 64 << 10;
 
 /// The size of a new buffer (lines share it until they are all dropped; a line longer than
 /// this doubles it).
-const BUFFER_BYTES: usize = 1 << 20;
+pub(super) const BUFFER_BYTES: usize = 1 << 20;
 
 /// Reads `reader` in blocks and splits it into lines.
 pub struct Lines<R> {

@@ -26,6 +26,7 @@ pub mod http;
 pub mod kafka;
 pub mod kinesis;
 pub mod lines;
+pub mod payloads;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};

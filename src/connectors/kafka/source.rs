@@ -60,7 +60,6 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
@@ -73,6 +72,7 @@ use super::commit::GroupCommits;
 use super::fetch::Fetcher;
 use super::group::{Membership, TopicPartition};
 use super::{KafkaSpec, StartFrom};
+use crate::connectors::payloads::Payloads;
 use crate::connectors::{
     Backfill, Handover, Offset as RecordOffset, PartitionId, PollStatus, Position, Positions,
     RawRecord, Source, SourceError,
@@ -177,6 +177,8 @@ pub struct KafkaSource {
     opened: Instant,
     first_read: bool,
     idle_polls: u64,
+    /// The records' copies of the message values (librdkafka owns the messages).
+    payloads: Payloads,
 }
 
 /// The worker a partition belongs to (shared with the archive and file sources, so a
@@ -279,6 +281,7 @@ impl KafkaSource {
             opened,
             first_read: false,
             idle_polls: 0,
+            payloads: Payloads::default(),
         };
         let mut owned = Vec::new();
         for (topic, count) in counts {
@@ -535,6 +538,7 @@ fn accept(
     payload: Option<&[u8]>,
     timestamp_ms: Option<i64>,
     now: &mut Option<i64>,
+    payloads: &mut Payloads,
     out: &mut Vec<RawRecord>,
 ) {
     let offset = RecordOffset::new(offset);
@@ -548,7 +552,7 @@ fn accept(
     };
     out.push(RawRecord {
         stream: Some(part.stream),
-        payload: Bytes::copy_from_slice(payload),
+        payload: payloads.copy(payload),
         partition: part.id.clone(),
         offset,
         arrival,
@@ -815,7 +819,7 @@ impl Source for KafkaSource {
         // What librdkafka fetched, a chunk at a time (see `fetch.rs`).
         self.fetcher.forward();
         let context = self.consumer.context();
-        let (parts, index) = (&mut self.parts, &self.index);
+        let (parts, index, payloads) = (&mut self.parts, &self.index, &mut self.payloads);
         // The part of the last message: messages come in runs of one partition.
         let mut last: Option<(*const u8, usize, i32, usize)> = None;
         let taken = self.fetcher.take(max, |message| {
@@ -852,6 +856,7 @@ impl Source for KafkaSource {
                 message.payload,
                 message.timestamp_ms,
                 &mut now,
+                payloads,
                 out,
             );
         });
@@ -885,6 +890,7 @@ impl Source for KafkaSource {
                 message.payload(),
                 timestamp_ms,
                 &mut now,
+                &mut self.payloads,
                 out,
             );
         }
