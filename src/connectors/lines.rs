@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// The most read at once.
 const READ_BYTES: usize = 64 << 10;
@@ -53,6 +53,38 @@ impl<R: Read> Lines<R> {
             }
             self.read()?;
         }
+    }
+
+    /// Skips `count` lines as [`Lines::next_line`] would give them (fewer when the reader
+    /// ends first), without making them: a restart passes every line a file's position
+    /// covers.
+    pub fn skip(&mut self, mut count: u64) -> io::Result<()> {
+        while count > 0 {
+            let mut end = None;
+            for at in memchr::memchr_iter(b'\n', &self.buffer[self.searched..]) {
+                end = Some(self.searched + at + 1);
+                count -= 1;
+                if count == 0 {
+                    break;
+                }
+            }
+            if let Some(end) = end {
+                self.buffer.advance(end);
+                self.searched = 0;
+            }
+            if count == 0 {
+                break;
+            }
+            self.searched = self.buffer.len();
+            if self.ended {
+                // The last bytes, without a newline, are a line too.
+                self.buffer.clear();
+                self.searched = 0;
+                break;
+            }
+            self.read()?;
+        }
+        Ok(())
     }
 
     /// Reads the next block behind what `buffer` holds. When the buffer is full, a new one is
@@ -117,6 +149,26 @@ mod tests {
         assert_eq!(lines.len(), expected.len());
         for (line, expected) in lines.iter().zip(&expected) {
             assert_eq!(line, expected.as_bytes());
+        }
+    }
+
+    /// Skipping n lines leaves the reader where n calls of `next_line` would.
+    #[test]
+    fn skipping_lands_where_reading_would() {
+        let mut text = Vec::new();
+        for i in 0..30_000usize {
+            text.extend_from_slice(format!("{i}:{}\n", "x".repeat(i % 200)).as_bytes());
+        }
+        text.extend_from_slice(b"tail");
+        let lines = all(&text);
+        for skip in [0, 1, 2_999, 17_000, 30_000, 30_001, 40_000] {
+            let mut reader = Lines::new(&text[..]);
+            reader.skip(skip as u64).unwrap();
+            let mut rest = Vec::new();
+            while let Some(line) = reader.next_line().unwrap() {
+                rest.push(line);
+            }
+            assert_eq!(rest, lines[skip.min(lines.len())..], "skip {skip}");
         }
     }
 

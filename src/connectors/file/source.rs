@@ -167,11 +167,9 @@ impl FileSource {
             source,
         };
         let mut reader = Lines::new(File::open(&file.path).map_err(&io)?);
-        for _ in 0..self.consumed[self.current].value() {
-            if reader.next_line().map_err(&io)?.is_none() {
-                break;
-            }
-        }
+        reader
+            .skip(u64::try_from(self.consumed[self.current].value()).unwrap_or(0))
+            .map_err(&io)?;
         self.reader = Some(reader);
         Ok(())
     }
