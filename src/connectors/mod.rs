@@ -835,12 +835,16 @@ mod tests {
         // Quarantine rows: `<partition>@<offset>`.
         let record = RawRecord {
             stream: None,
-            payload: Bytes::new(),
+            payload: Bytes::from_static(b"{\"a\":[1]}\xff"),
             partition: "kafka:abc.pin/3".into(),
             offset: Offset::new(41),
             arrival: 0,
         };
         assert_eq!(record.origin(), "kafka:abc.pin/3@41");
         assert_eq!(Position::new(42).to_string(), "42");
+        // A payload reads back as the bytes it was, whatever they are.
+        let back: RawRecord =
+            serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(back.payload, record.payload);
     }
 }
