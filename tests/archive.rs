@@ -424,7 +424,9 @@ fn archive_follow_mode_lists_only_what_changed() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let read_at = listings(&log).len();
+    // A listing logged just after everything was read may have started before the last
+    // objects were opened (CI, loaded, logged (14, 15) there once): the ones after it count.
+    let read_at = listings(&log).len() + 1;
     while listings(&log).len() < read_at + 5 {
         assert!(started.elapsed() < Duration::from_secs(120), "no listings");
         std::thread::sleep(Duration::from_millis(100));
