@@ -521,7 +521,7 @@ pub fn commit<'scope>(
                         signals.clone(),
                     )
                 });
-                committing.push_back((held, covered.clone()));
+                committing.push_back((held, covered));
                 committer.send(CommitJob {
                     batch,
                     adds: by_table,
