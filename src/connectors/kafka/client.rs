@@ -70,7 +70,7 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if is_outage(&error) {
+        if is_outage(&error) && !is_one_broker(&error) {
             brokers_down(&self.stats, reason);
         }
         self.warn(&format!("{error}: {reason}"));
@@ -120,6 +120,17 @@ pub(super) fn brokers_up(stats: &Stats) {
     }
 }
 
+/// A client error about one broker's connection. The others may still serve every
+/// partition, and a consumer keeps connections to brokers that lead none of its partitions
+/// (no sparse connections): not an outage by itself. When none is left librdkafka says
+/// `AllBrokersDown`, which is one.
+fn is_one_broker(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure)
+    )
+}
+
 /// Errors meaning the brokers cannot be reached (as opposed to a bad request).
 pub(super) fn is_outage(error: &KafkaError) -> bool {
     let code = match error {
@@ -137,4 +148,25 @@ pub(super) fn is_outage(error: &KafkaError) -> bool {
             | RDKafkaErrorCode::RequestTimedOut
             | RDKafkaErrorCode::NetworkException
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_broker_lost_is_logged_and_no_broker_left_is_an_outage() {
+        let stats = Arc::new(Stats::default());
+        let context = Context::new(&stats);
+        context.error(
+            KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+            "127.0.0.1:9092/2: Connect to ipv4#127.0.0.1:9092 failed: Connection refused",
+        );
+        assert_eq!(stats.kafka_outage.state(), (false, 0), "one broker");
+        context.error(
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "3/3 brokers are down",
+        );
+        assert_eq!(stats.kafka_outage.state(), (true, 1), "every broker");
+    }
 }
