@@ -40,51 +40,38 @@ impl<R: Read> Lines<R> {
     /// The next line with its `\n`, or the last bytes when they have none; `None` at the end.
     /// After an error the reader is in an unknown state: open it again.
     pub fn next_line(&mut self) -> io::Result<Option<Bytes>> {
-        loop {
-            if let Some(at) = memchr::memchr(b'\n', &self.buffer[self.searched..]) {
-                let end = self.searched + at + 1;
-                self.searched = 0;
-                return Ok(Some(self.buffer.split_to(end).freeze()));
-            }
-            self.searched = self.buffer.len();
-            if self.ended {
-                self.searched = 0;
-                return Ok((!self.buffer.is_empty()).then(|| self.buffer.split().freeze()));
-            }
-            self.read()?;
-        }
+        Ok(self
+            .next_end()?
+            .map(|end| self.buffer.split_to(end).freeze()))
     }
 
     /// Skips `count` lines as [`Lines::next_line`] would give them (fewer when the reader
     /// ends first), without making them: a restart passes every line a file's position
     /// covers.
-    pub fn skip(&mut self, mut count: u64) -> io::Result<()> {
-        while count > 0 {
-            let mut end = None;
-            for at in memchr::memchr_iter(b'\n', &self.buffer[self.searched..]) {
-                end = Some(self.searched + at + 1);
-                count -= 1;
-                if count == 0 {
-                    break;
-                }
-            }
-            if let Some(end) = end {
-                self.buffer.advance(end);
+    pub fn skip(&mut self, count: u64) -> io::Result<()> {
+        for _ in 0..count {
+            let Some(end) = self.next_end()? else { break };
+            self.buffer.advance(end);
+        }
+        Ok(())
+    }
+
+    /// Where the next line ends in `buffer` (reading as needed): after its `\n`, or at the
+    /// end of the last bytes when they have none; `None` at the end.
+    fn next_end(&mut self) -> io::Result<Option<usize>> {
+        loop {
+            if let Some(at) = memchr::memchr(b'\n', &self.buffer[self.searched..]) {
+                let end = self.searched + at + 1;
                 self.searched = 0;
-            }
-            if count == 0 {
-                break;
+                return Ok(Some(end));
             }
             self.searched = self.buffer.len();
             if self.ended {
-                // The last bytes, without a newline, are a line too.
-                self.buffer.clear();
                 self.searched = 0;
-                break;
+                return Ok((!self.buffer.is_empty()).then_some(self.buffer.len()));
             }
             self.read()?;
         }
-        Ok(())
     }
 
     /// Reads the next block behind what `buffer` holds. When the buffer is full, a new one is
