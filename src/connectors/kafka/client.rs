@@ -70,7 +70,7 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if is_outage(&error) && !is_one_broker(&error) {
+        if is_outage(&error) {
             brokers_down(&self.stats, reason);
         }
         self.warn(&format!("{error}: {reason}"));
@@ -120,18 +120,11 @@ pub(super) fn brokers_up(stats: &Stats) {
     }
 }
 
-/// A client error about one broker's connection. The others may still serve every
-/// partition, and a consumer keeps connections to brokers that lead none of its partitions
-/// (no sparse connections): not an outage by itself. When none is left librdkafka says
-/// `AllBrokersDown`, which is one.
-fn is_one_broker(error: &KafkaError) -> bool {
-    matches!(
-        error,
-        KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure)
-    )
-}
-
-/// Errors meaning the brokers cannot be reached (as opposed to a bad request).
+/// Errors meaning the brokers cannot be reached (as opposed to a bad request). One broker's
+/// lost connection (`BrokerTransportFailure`) is not one, however it arrives (librdkafka's
+/// error event reaches both the client context and the consumer's poll): the others may still
+/// serve every partition, and a consumer keeps connections to brokers that lead none of its
+/// partitions (no sparse connections). When none is left librdkafka says `AllBrokersDown`.
 pub(super) fn is_outage(error: &KafkaError) -> bool {
     let code = match error {
         KafkaError::Global(code)
@@ -142,7 +135,6 @@ pub(super) fn is_outage(error: &KafkaError) -> bool {
     matches!(
         code,
         RDKafkaErrorCode::AllBrokersDown
-            | RDKafkaErrorCode::BrokerTransportFailure
             | RDKafkaErrorCode::Resolve
             | RDKafkaErrorCode::OperationTimedOut
             | RDKafkaErrorCode::RequestTimedOut
@@ -168,5 +160,16 @@ mod tests {
             "3/3 brokers are down",
         );
         assert_eq!(stats.kafka_outage.state(), (true, 1), "every broker");
+    }
+
+    /// The same on every path an error event takes: the consumer's poll hands it over as a
+    /// consumption error.
+    #[test]
+    fn one_broker_lost_is_no_outage_on_any_path() {
+        use RDKafkaErrorCode::{AllBrokersDown, BrokerTransportFailure};
+        for wrap in [KafkaError::Global, KafkaError::MessageConsumption] {
+            assert!(!is_outage(&wrap(BrokerTransportFailure)));
+            assert!(is_outage(&wrap(AllBrokersDown)));
+        }
     }
 }
