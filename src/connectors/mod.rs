@@ -160,6 +160,17 @@ pub struct Cursor {
 /// Exact cursors per partition.
 pub type Cursors = BTreeMap<PartitionId, Cursor>;
 
+/// The cursors a source resumes from, to look up in the tables at start
+/// ([`Source::cursors_to_look_up`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CursorLookup {
+    /// The stored positions whose cursors are wanted.
+    pub positions: Positions,
+    /// How many of each table's newest commits are read looking for them (each is a read of
+    /// the log: on S3 a request).
+    pub commits: u64,
+}
+
 /// One raw message as read, before any parsing.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RawRecord {
@@ -320,10 +331,12 @@ pub trait Source: Send {
     /// Resume after `from`, the positions stored in the last Delta commit (a partition
     /// absent from `from` starts at its beginning).
     fn seek(&mut self, from: &Positions) -> Result<(), SourceError>;
-    /// Whether positions come with exact cursors ([`Source::cursors`]); only then are they
-    /// looked up in the tables at start.
-    fn uses_cursors(&self) -> bool {
-        false
+    /// Of the positions stored for this instance's partitions, those the source commits
+    /// exact cursors for ([`Source::cursors`]), and how far back to look for them: only these
+    /// are looked up in the tables at start (a cursor not found costs that many reads per
+    /// table). None by default.
+    fn cursors_to_look_up(&self, _from: &Positions) -> CursorLookup {
+        CursorLookup::default()
     }
     /// Resume after `from`, using `cursors` (each valid only where its position equals the
     /// stored one) where the source has them.

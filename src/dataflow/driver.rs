@@ -257,8 +257,9 @@ impl Sources {
         for started in context.sources.iter() {
             let mut source = started.open(index, peers)?;
             let from = runtime.block_on(lake.positions(&source.partitions()))?;
-            if source.uses_cursors() {
-                let cursors = runtime.block_on(lake.cursors(&from))?;
+            let lookup = source.cursors_to_look_up(&from);
+            if !lookup.positions.is_empty() {
+                let cursors = runtime.block_on(lake.cursors(&lookup))?;
                 source.seek_exact(&from, &cursors)?;
                 context.committed.seed_cursors(&cursors);
             } else {

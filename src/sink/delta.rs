@@ -24,7 +24,7 @@ use url::Url;
 
 use super::schema;
 use super::{SinkError, delta_error, parquet_batches};
-use crate::connectors::{Cursors, PartitionId, Position, Positions};
+use crate::connectors::{CursorLookup, Cursors, PartitionId, Position, Positions};
 use crate::table::{Table, TableRow};
 
 /// Commits per checkpoint: SPEC §4 asks for one at least every 10 commits.
@@ -196,14 +196,15 @@ impl Lake {
         Ok(positions)
     }
 
-    /// The exact cursor of each partition in `positions` (the least versions over the tables,
-    /// as [`Lake::positions`] returns them), read from the `commitInfo` of the newest commits
-    /// (each commit carries the cursors of every partition its process committed, see
+    /// The exact cursor of each partition in `lookup.positions` (the least versions over the
+    /// tables, as [`Lake::positions`] returns them), read from the `commitInfo` of the newest
+    /// commits (each commit carries the cursors of every partition its process committed, see
     /// [`Lake::commit`]). A cursor counts only when stored for exactly that position, so the
     /// one of the table a crash left behind is the one used. Walks back at most
-    /// [`CURSOR_SEARCH_COMMITS`] commits per table; partitions not found are left out (their
-    /// source falls back to counting).
-    pub async fn cursors(&self, positions: &Positions) -> Result<Cursors, SinkError> {
+    /// `lookup.commits` commits per table; partitions not found are left out (their source
+    /// falls back to counting).
+    pub async fn cursors(&self, lookup: &CursorLookup) -> Result<Cursors, SinkError> {
+        let positions = &lookup.positions;
         let mut found = Cursors::new();
         for (&table, delta) in &self.tables {
             if found.len() == positions.len() {
@@ -212,7 +213,7 @@ impl Lake {
             let Some(latest) = delta.version() else {
                 continue;
             };
-            let oldest = latest.saturating_sub(CURSOR_SEARCH_COMMITS);
+            let oldest = latest.saturating_sub(lookup.commits);
             for version in (oldest..=latest).rev() {
                 let entry = delta
                     .log_store()
@@ -363,9 +364,6 @@ impl Lake {
 
 /// The `commitInfo` key holding the cursors of a commit (`{appId: {position, cursor}}`).
 const CURSORS_KEY: &str = "pinstream.cursors";
-
-/// Commits per table [`Lake::cursors`] reads back, newest first, looking for cursors.
-const CURSOR_SEARCH_COMMITS: u64 = 200;
 
 /// The cursors in one commit file's `commitInfo` (none when absent or unreadable: the
 /// source then counts, which is slower but exact while the stream keeps its records).

@@ -42,7 +42,8 @@ use base64::Engine as _;
 
 use super::{KinesisSpec, StartAt};
 use crate::connectors::{
-    Cursor, Cursors, PartitionId, PollStatus, Position, Positions, RawRecord, Source, SourceError,
+    Cursor, CursorLookup, Cursors, PartitionId, PollStatus, Position, Positions, RawRecord, Source,
+    SourceError,
 };
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -67,6 +68,9 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 const GET_LIMIT: i32 = 10_000;
 const GET_LIMIT_START: i32 = 1_000;
 const GET_LIMIT_MIN: i32 = 250;
+/// Commits per table read back at start, newest first, looking for the shards' cursors
+/// (every shard with a position has one).
+const CURSOR_SEARCH_COMMITS: u64 = 200;
 /// What the Kinesis sources of one running job share (every worker, every dataflow restart).
 #[derive(Clone, Default)]
 pub struct Shared {
@@ -695,8 +699,11 @@ impl Source for KinesisSource {
         self.seek_exact(from, &Cursors::new())
     }
 
-    fn uses_cursors(&self) -> bool {
-        true
+    fn cursors_to_look_up(&self, from: &Positions) -> CursorLookup {
+        CursorLookup {
+            positions: from.clone(),
+            commits: CURSOR_SEARCH_COMMITS,
+        }
     }
 
     fn seek_exact(&mut self, from: &Positions, cursors: &Cursors) -> Result<(), SourceError> {
