@@ -16,6 +16,53 @@ fn sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
     );
 }
 
+/// The same with a file long enough that its byte offset is committed with its position
+/// (100,000 lines: `CURSOR_MIN_LINES`), killed after that: each restart seeks to the offset
+/// stored with the least position the tables hold (the one of the table a kill left behind),
+/// and neither loses nor repeats a line (bad lines would be quarantined twice).
+#[test]
+fn sigkill_after_a_long_file_has_a_stored_offset_then_restart_gives_the_uninterrupted_tables() {
+    let input = tempfile::tempdir().unwrap();
+    std::fs::write(
+        input.path().join("user.jsonl"),
+        long_user_file(120_000, 1_000),
+    )
+    .unwrap();
+    let uninterrupted = tempfile::tempdir().unwrap();
+    assert_success(&replay(
+        input.path(),
+        uninterrupted.path(),
+        &["--workers", "2"],
+    ));
+    let expected = check_against_reference(input.path(), uninterrupted.path());
+    assert_eq!(expected["quarantine"]["rows"], 120, "{expected}");
+
+    // `run_and_kill` closes a batch every 1,500 records (78 commits in all): commit 70 is past
+    // line 100,000.
+    let lake = tempfile::tempdir().unwrap();
+    let source = format!("file:{}", input.path().display());
+    let kills = [70, 72, 74, 76]
+        .iter()
+        .filter(|&&point| run_and_kill(&source, lake.path(), point))
+        .count();
+    assert!(kills >= 3, "only {kills} kills landed mid-replay");
+    let output = pinstream()
+        .args(["run", "--from", &source, "--lake"])
+        .arg(lake.path())
+        .args(["--until-done", "--workers", "2"])
+        .env("PINSTREAM_LOG", "warn,pinstream::connectors::file=debug")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("file resumed at the byte offset stored with its position"),
+        "the last restart counted the lines instead:\n{log}"
+    );
+    assert_eq!(check_against_reference(input.path(), lake.path()), expected);
+    assert_same_tables(uninterrupted.path(), lake.path());
+}
+
 /// Replays emulated events (and every edge case) into `lake` (a directory or an `s3://`
 /// URL), SIGKILLed at each of `points` (commit counts) and restarted, then replayed to the
 /// end: the tables must equal an uninterrupted run's and the SPEC reference.

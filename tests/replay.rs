@@ -52,3 +52,67 @@ fn emulated_data_and_every_edge_case_give_the_reference_tables_at_one_and_three_
         );
     }
 }
+
+/// A file with enough lines consumed has the byte offset of its next line committed with its
+/// position; a restart seeks there (the log says so) instead of counting the lines, reads only
+/// what was appended since, and numbers those lines on from the position.
+#[test]
+fn a_restart_resumes_a_long_file_at_the_byte_offset_stored_with_its_position() {
+    let lines = 100_000; // pinstream::connectors::file::source::CURSOR_MIN_LINES
+    let input = tempfile::tempdir().unwrap();
+    let path = input.path().join("user.jsonl");
+    let mut text = long_user_file(lines, 0);
+    std::fs::write(&path, &text).unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let summary = lake.path().join("summary.json");
+    let run = |summary_path: &std::path::Path| {
+        let output = pinstream()
+            .args(["run", "--from"])
+            .arg(format!("file:{}", input.path().display()))
+            .arg("--lake")
+            .arg(lake.path())
+            .args(["--until-done", "--workers", "2", "--summary"])
+            .arg(summary_path)
+            .env("PINSTREAM_LOG", "warn,pinstream::connectors::file=debug")
+            .output()
+            .unwrap();
+        assert_success(&output);
+        (
+            run_summary(summary_path),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (first, _) = run(&summary);
+    assert_eq!(first["records_in"], lines, "{first}");
+
+    // Two more users and a line that does not parse, appended after the restart's position.
+    text.push_str(&user_line(lines));
+    text.push_str("not json\n");
+    text.push_str(&user_line(lines + 1));
+    std::fs::write(&path, &text).unwrap();
+    let (second, log) = run(&summary);
+    assert!(
+        log.contains("file resumed at the byte offset stored with its position"),
+        "the restart counted the lines instead:\n{log}"
+    );
+    assert_eq!(second["records_in"], 3, "{second}");
+    assert_eq!(second["duplicates"], 0, "{second}");
+    assert_eq!(second["rows_committed"], 3, "{second}");
+    let tables = python_json(
+        r#"
+import json, sys
+from deltalake import DeltaTable
+lake = sys.argv[2]
+users = DeltaTable(lake + "/user").to_pyarrow_table()
+quarantine = DeltaTable(lake + "/quarantine").to_pyarrow_table()
+print(json.dumps({"users": users.num_rows, "sources": quarantine.column("source").to_pylist()}))
+"#,
+        lake.path(),
+    );
+    assert_eq!(tables["users"], lines + 2, "{tables}");
+    assert_eq!(
+        tables["sources"],
+        serde_json::json!([format!("file:user.jsonl@{}", lines + 1)]),
+        "{tables}"
+    );
+}

@@ -47,13 +47,15 @@ impl<R: Read> Lines<R> {
 
     /// Skips `count` lines as [`Lines::next_line`] would give them (fewer when the reader
     /// ends first), without making them: a restart passes every line a file's position
-    /// covers.
-    pub fn skip(&mut self, count: u64) -> io::Result<()> {
+    /// covers. Returns the bytes skipped.
+    pub fn skip(&mut self, count: u64) -> io::Result<u64> {
+        let mut skipped = 0;
         for _ in 0..count {
             let Some(end) = self.next_end()? else { break };
             self.buffer.advance(end);
+            skipped += end as u64;
         }
-        Ok(())
+        Ok(skipped)
     }
 
     /// Where the next line ends in `buffer` (reading as needed): after its `\n`, or at the
@@ -139,7 +141,8 @@ mod tests {
         }
     }
 
-    /// Skipping n lines leaves the reader where n calls of `next_line` would.
+    /// Skipping n lines leaves the reader where n calls of `next_line` would, and says how many
+    /// bytes they held.
     #[test]
     fn skipping_lands_where_reading_would() {
         let mut text = Vec::new();
@@ -150,12 +153,15 @@ mod tests {
         let lines = all(&text);
         for skip in [0, 1, 2_999, 17_000, 30_000, 30_001, 40_000] {
             let mut reader = Lines::new(&text[..]);
-            reader.skip(skip as u64).unwrap();
+            let skipped = reader.skip(skip as u64).unwrap();
             let mut rest = Vec::new();
             while let Some(line) = reader.next_line().unwrap() {
                 rest.push(line);
             }
-            assert_eq!(rest, lines[skip.min(lines.len())..], "skip {skip}");
+            let passed = &lines[..skip.min(lines.len())];
+            assert_eq!(rest, lines[passed.len()..], "skip {skip}");
+            let passed_bytes: usize = passed.iter().map(Bytes::len).sum();
+            assert_eq!(skipped, passed_bytes as u64, "skip {skip}");
         }
     }
 

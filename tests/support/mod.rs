@@ -303,6 +303,28 @@ pub fn commits(lake: impl AsRef<OsStr>, table: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A valid `user` message of `ind` (one line, with its newline).
+pub fn user_line(ind: usize) -> String {
+    format!(
+        "{{\"ind\": {ind}, \"first_name\": \"Ada\", \"last_name\": \"Byron\", \"age\": {}, \"date_joined\": \"2016-01-20 22:10:50\"}}\n",
+        18 + ind % 60
+    )
+}
+
+/// The lines of a long `user` file: distinct valid messages, and one that does not parse at
+/// every `bad_every`-th line (0: none).
+pub fn long_user_file(lines: usize, bad_every: usize) -> String {
+    (0..lines)
+        .map(|ind| {
+            if bad_every > 0 && ind % bad_every == bad_every - 1 {
+                format!("not json {ind}\n")
+            } else {
+                user_line(ind)
+            }
+        })
+        .collect()
+}
+
 /// Hand-made messages covering every kind of bad input and the lenient forms, as files of
 /// the three streams (plus a file with no stream token, which is not read).
 pub fn write_edge_cases(dir: &Path) {
