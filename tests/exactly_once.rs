@@ -17,15 +17,16 @@ fn sigkill_at_several_points_then_restart_gives_the_uninterrupted_tables() {
 }
 
 /// The same with a file long enough that its byte offset is committed with its position
-/// (100,000 lines: `CURSOR_MIN_LINES`), killed after that: each restart seeks to the offset
-/// stored with the least position the tables hold (the one of the table a kill left behind),
-/// and neither loses nor repeats a line (bad lines would be quarantined twice).
+/// (100,000 lines: `CURSOR_MIN_LINES`), killed once that offset is stored and twice more: each
+/// restart seeks to the offset stored with the least position the tables hold (the one of the
+/// table a kill left behind), and neither loses nor repeats a line (bad lines would be
+/// quarantined twice).
 #[test]
 fn sigkill_after_a_long_file_has_a_stored_offset_then_restart_gives_the_uninterrupted_tables() {
     let input = tempfile::tempdir().unwrap();
     std::fs::write(
         input.path().join("user.jsonl"),
-        long_user_file(120_000, 1_000),
+        long_user_file(150_000, 1_000),
     )
     .unwrap();
     let uninterrupted = tempfile::tempdir().unwrap();
@@ -35,17 +36,23 @@ fn sigkill_after_a_long_file_has_a_stored_offset_then_restart_gives_the_uninterr
         &["--workers", "2"],
     ));
     let expected = check_against_reference(input.path(), uninterrupted.path());
-    assert_eq!(expected["quarantine"]["rows"], 120, "{expected}");
+    assert_eq!(expected["quarantine"]["rows"], 150, "{expected}");
 
-    // `run_and_kill` closes a batch every 1,500 records (78 commits in all): commit 70 is past
-    // line 100,000.
     let lake = tempfile::tempdir().unwrap();
     let source = format!("file:{}", input.path().display());
-    let kills = [70, 72, 74, 76]
-        .iter()
-        .filter(|&&point| run_and_kill(&source, lake.path(), point))
-        .count();
-    assert!(kills >= 3, "only {kills} kills landed mid-replay");
+    let offset_stored = || newest_commit(lake.path(), "user").contains("pinstream.cursors");
+    assert!(
+        run_and_kill_when(&source, lake.path(), offset_stored),
+        "the run ended before the file's offset was stored"
+    );
+    let mut kills = 1;
+    for _ in 0..2 {
+        let before = commits(lake.path(), "user");
+        kills += usize::from(run_and_kill_when(&source, lake.path(), || {
+            commits(lake.path(), "user") >= before + 2
+        }));
+    }
+    assert!(kills >= 2, "only {kills} kills landed mid-replay");
     let output = pinstream()
         .args(["run", "--from", &source, "--lake"])
         .arg(lake.path())
@@ -61,6 +68,21 @@ fn sigkill_after_a_long_file_has_a_stored_offset_then_restart_gives_the_uninterr
     );
     assert_eq!(check_against_reference(input.path(), lake.path()), expected);
     assert_same_tables(uninterrupted.path(), lake.path());
+}
+
+/// The newest commit file of `table` (empty before the table exists).
+fn newest_commit(lake: &std::path::Path, table: &str) -> String {
+    let log = lake.join(table).join("_delta_log");
+    let newest = std::fs::read_dir(log).ok().and_then(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .max()
+    });
+    newest
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .unwrap_or_default()
 }
 
 /// Replays emulated events (and every edge case) into `lake` (a directory or an `s3://`

@@ -499,6 +499,12 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
 /// finished first.
 pub fn run_and_kill(source: &str, lake: impl AsRef<OsStr>, commits_before_kill: usize) -> bool {
     let lake = lake.as_ref();
+    run_and_kill_when(source, lake, || commits(lake, "pin") >= commits_before_kill)
+}
+
+/// [`run_and_kill`], killing as soon as `ready` says so.
+pub fn run_and_kill_when(source: &str, lake: impl AsRef<OsStr>, ready: impl Fn() -> bool) -> bool {
+    let lake = lake.as_ref();
     use std::time::{Duration, Instant};
     let mut child = pinstream()
         .args(["run", "--from", source, "--lake"])
@@ -513,9 +519,7 @@ pub fn run_and_kill(source: &str, lake: impl AsRef<OsStr>, commits_before_kill: 
             assert!(status.success(), "run failed before the kill: {status}");
             return false;
         }
-        if commits(lake, "pin") >= commits_before_kill
-            || started.elapsed() > Duration::from_secs(120)
-        {
+        if ready() || started.elapsed() > Duration::from_secs(120) {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
             return true;
