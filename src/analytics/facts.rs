@@ -6,8 +6,8 @@ use chrono::{DateTime, Datelike};
 use serde::{Deserialize, Serialize};
 
 use super::names::{Name, NameSender};
-use crate::clean::Row;
-use crate::table::TableRow;
+use crate::clean::{PinRow, Row, UserRow};
+use crate::table::{QuarantineRow, TableRow};
 
 /// What the analytics need of a clean row (the rest is dropped as early as possible).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -61,31 +61,40 @@ impl Fact {
     }
 }
 
-/// Drops the parts of a row that [`Fact::of`] does not read (its identity must be taken
-/// before). For the rows the tables already hold, read back at start: they are never
-/// written again, only deduplicated (by identity) and counted by the analytics, so their
-/// long texts are freed where they were read instead of travelling through the dataflow.
-pub fn keep_fact_fields(row: &mut TableRow) {
-    use std::mem::take;
+/// A copy of `row` with only the parts [`Fact::of`] reads (the others empty). For the rows
+/// the tables already hold, read back at start: they are never written again, only
+/// deduplicated (by identity, taken from the whole row) and counted by the analytics, so
+/// their long texts are left where they were read instead of travelling through the
+/// dataflow.
+pub fn fact_fields(row: &TableRow) -> TableRow {
     match row {
-        TableRow::Clean(Row::Pin(pin)) => {
-            take(&mut pin.unique_id);
-            take(&mut pin.title);
-            take(&mut pin.description);
-            take(&mut pin.tag_list);
-            take(&mut pin.is_image_or_video);
-            take(&mut pin.image_src);
-            take(&mut pin.save_location);
-        }
-        TableRow::Clean(Row::Geo(_)) => {}
-        TableRow::Clean(Row::User(user)) => {
-            take(&mut user.user_name);
-        }
-        TableRow::Quarantine(quarantine) => {
-            take(&mut quarantine.source);
-            take(&mut quarantine.raw);
-            take(&mut quarantine.reason);
-        }
+        TableRow::Clean(Row::Pin(pin)) => TableRow::from(PinRow {
+            ind: pin.ind,
+            unique_id: String::new(),
+            title: None,
+            description: None,
+            follower_count: pin.follower_count,
+            poster_name: pin.poster_name.clone(),
+            tag_list: None,
+            is_image_or_video: None,
+            image_src: None,
+            save_location: None,
+            category: pin.category.clone(),
+        }),
+        TableRow::Clean(Row::Geo(geo)) => TableRow::from(geo.clone()),
+        TableRow::Clean(Row::User(user)) => TableRow::from(UserRow {
+            ind: user.ind,
+            user_name: String::new(),
+            age: user.age,
+            date_joined: user.date_joined,
+        }),
+        TableRow::Quarantine(quarantine) => TableRow::from(QuarantineRow {
+            stream: quarantine.stream,
+            source: String::new(),
+            received_at: quarantine.received_at,
+            raw: String::new(),
+            reason: String::new(),
+        }),
     }
 }
 

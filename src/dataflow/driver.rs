@@ -11,9 +11,10 @@ use super::control::Control;
 use super::profile::OperatorTimes;
 use super::sink::{ReportedPosition, Stored};
 use super::{Context, EngineError, Handles, time};
-use crate::analytics::facts::keep_fact_fields;
+use crate::analytics::facts::fact_fields;
 use crate::connectors::{PartitionId, PollStatus, Positions, RawRecord, Source};
 use crate::stats::Stats;
+use crate::table::KeyedRow;
 
 /// Records taken from one source per poll (a multiple of 3: an emulator event is 3 records).
 const POLL_CHUNK: usize = 4095;
@@ -66,7 +67,7 @@ fn check(context: &Context) -> Result<Option<Ended>, EngineError> {
 
 /// Sends the rows the tables hold into the deduplication (and the analytics), a data file at
 /// a time, letting each flow before the next is read; then closes that input. Each row goes
-/// with its identity and only the fields the analytics read ([`keep_fact_fields`]).
+/// with its identity and only the fields the analytics read ([`fact_fields`]).
 fn seed_history(
     worker: &mut Worker,
     context: &Context,
@@ -79,13 +80,13 @@ fn seed_history(
     let started = Instant::now();
     let mut held = 0;
     for file in context.lake.held_files(index, peers)? {
-        let read = context.lake.read_file(file.table, &file.path, |rows| {
-            held += rows.len();
-            for row in rows {
-                let mut keyed = row.keyed(file.modified);
-                keep_fact_fields(&mut keyed.row);
-                history.send(keyed);
-            }
+        let read = context.lake.read_file(file.table, &file.path, |row| {
+            held += 1;
+            history.send(KeyedRow {
+                identity: row.identity(),
+                row: fact_fields(row),
+                arrival: file.modified,
+            });
         });
         context.runtime.block_on(read)?;
         worker.step();

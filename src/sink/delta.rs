@@ -280,7 +280,7 @@ impl Lake {
         &self,
         table: Table,
         path: &object_store::path::Path,
-        mut each: impl FnMut(Vec<TableRow>),
+        mut each: impl FnMut(&TableRow),
     ) -> Result<(), SinkError> {
         let arrow_error = |source| SinkError::Arrow {
             table: table.name().to_owned(),
@@ -292,7 +292,7 @@ impl Lake {
         let file = store.get(path).await.map_err(object_error)?;
         let bytes = file.bytes().await.map_err(object_error)?;
         for batch in parquet_batches(table.name(), bytes)? {
-            each(schema::decode(table, &batch.map_err(arrow_error)?).map_err(arrow_error)?);
+            schema::decode(table, &batch.map_err(arrow_error)?, &mut each).map_err(arrow_error)?;
         }
         Ok(())
     }

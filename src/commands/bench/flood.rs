@@ -602,18 +602,16 @@ async fn stored_rows(lake: &Path) -> Result<HashMap<u64, u64>, Error> {
         .map_err(|e| Error::Engine(e.into()))?;
     let mut counts: HashMap<u64, u64> = HashMap::new();
     for file in lake.held_files(0, 1).map_err(|e| Error::Engine(e.into()))? {
-        lake.read_file(file.table, &file.path, |rows| {
-            for row in rows {
-                let key = match &row {
-                    TableRow::Clean(row) => row_key(row),
-                    TableRow::Quarantine(quarantined) => {
-                        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                        quarantined.hash(&mut hasher);
-                        hasher.finish()
-                    }
-                };
-                *counts.entry(key).or_default() += 1;
-            }
+        lake.read_file(file.table, &file.path, |row| {
+            let key = match row {
+                TableRow::Clean(row) => row_key(row),
+                TableRow::Quarantine(quarantined) => {
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    quarantined.hash(&mut hasher);
+                    hasher.finish()
+                }
+            };
+            *counts.entry(key).or_default() += 1;
         })
         .await
         .map_err(|e| Error::Engine(e.into()))?;
