@@ -29,13 +29,7 @@ fn sigkill_after_a_long_file_has_a_stored_offset_then_restart_gives_the_uninterr
         long_user_file(150_000, 1_000),
     )
     .unwrap();
-    let uninterrupted = tempfile::tempdir().unwrap();
-    assert_success(&replay(
-        input.path(),
-        uninterrupted.path(),
-        &["--workers", "2"],
-    ));
-    let expected = check_against_reference(input.path(), uninterrupted.path());
+    let (uninterrupted, expected) = uninterrupted_replay(input.path());
     assert_eq!(expected["quarantine"]["rows"], 150, "{expected}");
 
     let lake = tempfile::tempdir().unwrap();
@@ -70,6 +64,15 @@ fn sigkill_after_a_long_file_has_a_stored_offset_then_restart_gives_the_uninterr
     assert_same_tables(uninterrupted.path(), lake.path());
 }
 
+/// `input` replayed without interruption (2 workers) into a new lake: the lake and its
+/// summary, checked against the SPEC reference.
+fn uninterrupted_replay(input: &std::path::Path) -> (tempfile::TempDir, serde_json::Value) {
+    let lake = tempfile::tempdir().unwrap();
+    assert_success(&replay(input, lake.path(), &["--workers", "2"]));
+    let expected = check_against_reference(input, lake.path());
+    (lake, expected)
+}
+
 /// The newest commit file of `table` (empty before the table exists).
 fn newest_commit(lake: &std::path::Path, table: &str) -> String {
     let log = lake.join(table).join("_delta_log");
@@ -98,13 +101,7 @@ pub fn sigkill_and_restart_give_the_uninterrupted_tables(
     emulate(input.path(), events, 7, universe);
     write_edge_cases(input.path());
 
-    let uninterrupted = tempfile::tempdir().unwrap();
-    assert_success(&replay(
-        input.path(),
-        uninterrupted.path(),
-        &["--workers", "2"],
-    ));
-    let expected = check_against_reference(input.path(), uninterrupted.path());
+    let (uninterrupted, expected) = uninterrupted_replay(input.path());
 
     let source = format!("file:{}", input.path().display());
     let kills = points
