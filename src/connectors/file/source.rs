@@ -39,7 +39,7 @@ use crate::stream::Stream;
 /// 77 MB: 12 ms from the page cache), and the file adds nothing to the commits: each commit
 /// names the cursor of every file its process read, so a directory of many small files (a
 /// Kafka Connect archive writes one per flush) would make every commit larger.
-pub const CURSOR_MIN_LINES: i64 = 100_000;
+const CURSOR_MIN_LINES: i64 = 100_000;
 
 /// Commits per table read back at start, newest first, looking for the files' cursors. Each
 /// commit names the cursor of every file its process read, so the newest few hold them all;
