@@ -116,3 +116,66 @@ print(json.dumps({"users": users.num_rows, "sources": quarantine.column("source"
         "{tables}"
     );
 }
+
+/// A lake whose commits name no byte offset for a long file (written before files had cursors)
+/// costs one count: the restart counts the file's lines, and the next commit, made for other
+/// new rows, stores the offset it counted its way to, so the start after seeks.
+#[test]
+fn a_restart_that_counted_a_long_file_stores_its_offset_with_the_next_commit() {
+    let input = tempfile::tempdir().unwrap();
+    std::fs::write(input.path().join("user.jsonl"), long_user_file(100_000, 0)).unwrap();
+    let geo = |ind: usize| {
+        format!(
+            "{{\"ind\": {ind}, \"timestamp\": \"2020-01-01 00:00:00\", \"latitude\": 1.5, \"longitude\": 2.5, \"country\": \"Fiji\"}}\n"
+        )
+    };
+    let mut geos = geo(1);
+    std::fs::write(input.path().join("geo.jsonl"), &geos).unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let run = || {
+        let output = pinstream()
+            .args(["run", "--from"])
+            .arg(format!("file:{}", input.path().display()))
+            .arg("--lake")
+            .arg(lake.path())
+            .args(["--until-done", "--workers", "2"])
+            .env("PINSTREAM_LOG", "warn,pinstream::connectors::file=debug")
+            .output()
+            .unwrap();
+        assert_success(&output);
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let seeked = "file resumed at the byte offset stored with its position";
+    run();
+    // As a lake written before files had cursors: no commit names one.
+    for table in ["pin", "geo", "user", "quarantine"] {
+        let log = lake.path().join(table).join("_delta_log");
+        for entry in std::fs::read_dir(log).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let stripped: Vec<String> = text
+                .lines()
+                .map(|line| {
+                    let mut action: serde_json::Value = serde_json::from_str(line).unwrap();
+                    if let Some(info) = action["commitInfo"].as_object_mut() {
+                        info.remove("pinstream.cursors");
+                    }
+                    action.to_string()
+                })
+                .collect();
+            std::fs::write(&path, stripped.join("\n") + "\n").unwrap();
+        }
+    }
+    geos.push_str(&geo(2));
+    std::fs::write(input.path().join("geo.jsonl"), &geos).unwrap();
+    let counted = run();
+    assert!(!counted.contains(seeked), "{counted}");
+    let log = run();
+    assert!(
+        log.contains(seeked),
+        "the offset counted was not stored:\n{log}"
+    );
+}

@@ -231,6 +231,8 @@ struct Sources {
     /// Positions were reported once since the start: the sources whose partitions another
     /// process may read too have reported all theirs (see [`Sources::report_positions`]).
     reported_once: bool,
+    /// The position at which each partition's cursor was last reported.
+    cursors_reported: Positions,
     /// Commits already passed on to the sources ([`super::sink::Committed::since`]).
     commits_seen: u64,
     buffer: Vec<RawRecord>,
@@ -262,7 +264,6 @@ impl Sources {
             if !lookup.positions.is_empty() {
                 let cursors = runtime.block_on(lake.cursors(&lookup))?;
                 source.seek_exact(&from, &cursors)?;
-                context.committed.seed_cursors(&cursors);
             } else {
                 source.seek(&from)?;
             }
@@ -276,6 +277,7 @@ impl Sources {
             open,
             reported,
             reported_once: false,
+            cursors_reported: Positions::new(),
             commits_seen: 0,
             buffer: Vec::with_capacity(POLL_CHUNK),
         })
@@ -334,7 +336,11 @@ impl Sources {
     /// exact cursor when the source has one at that very position (same moment, same
     /// commit). A source whose partitions another process may read too
     /// ([`Source::may_be_shared`]) reports all its positions the first time, moved or not,
-    /// each to be stored by every commit from then on ([`Stored`]).
+    /// each to be stored by every commit from then on ([`Stored`]). A cursor the source has
+    /// at a position that did not move is reported once by itself ([`Stored::Cursor`]): the
+    /// one it resumed from (every later commit must keep naming it, or a partition that no
+    /// longer moves, a drained shard or a file read to its end, loses it), or one it counted
+    /// its way to because the tables held none.
     fn report_positions(&mut self, send: &mut dyn FnMut(ReportedPosition)) {
         let first = !self.reported_once;
         self.reported_once = true;
@@ -343,17 +349,21 @@ impl Sources {
             let mut cursors = open.source.cursors();
             for (partition, position) in open.source.positions() {
                 let moved = self.reported.get(&partition) != Some(&position);
-                let stored = match (shared, moved) {
-                    (false, false) => continue,
-                    (false, true) => Stored::InBatch,
-                    (true, true) => Stored::FromBatch,
-                    (true, false) if first => Stored::Held,
-                    (true, false) => continue,
-                };
                 let cursor = cursors
                     .remove(&partition)
                     .filter(|cursor| cursor.position == position)
+                    .filter(|_| self.cursors_reported.get(&partition) != Some(&position))
                     .map(|cursor| cursor.cursor);
+                let stored = match (shared, moved) {
+                    (false, true) => Stored::InBatch,
+                    (true, true) => Stored::FromBatch,
+                    (true, false) if first => Stored::Held,
+                    (_, false) if cursor.is_some() => Stored::Cursor,
+                    (_, false) => continue,
+                };
+                if cursor.is_some() {
+                    self.cursors_reported.insert(partition.clone(), position);
+                }
                 self.reported.insert(partition.clone(), position);
                 send(ReportedPosition {
                     partition,

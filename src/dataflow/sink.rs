@@ -139,6 +139,10 @@ pub enum Stored {
     /// Every commit from its batch's on, though it did not move: where such a partition
     /// stood when the dataflow started. It makes no commit by itself.
     Held,
+    /// Not stored again (it did not move): only its cursor, which the tables may not hold (the
+    /// source found it at start, or counted its way to the position), is carried by every
+    /// commit from its batch's on. It makes no commit by itself.
+    Cursor,
 }
 
 /// What the committer holds of one batch until both its inputs have passed it.
@@ -167,25 +171,9 @@ struct CommittedState {
     last_batch: Option<u64>,
     /// The newest committed position of every partition.
     positions: Positions,
-    /// Cursors the sources resumed from, not yet carried by a commit.
-    cursor_seeds: Cursors,
 }
 
 impl Committed {
-    /// Cursors the sources resumed from (read back at start): the committer carries them in
-    /// its commits, so the newest commit keeps naming the cursor of a shard that no longer
-    /// moves (a drained parent) and [`crate::sink::Lake::cursors`] finds it at once.
-    pub fn seed_cursors(&self, cursors: &Cursors) {
-        let seeds = &mut self.0.lock().cursor_seeds;
-        for (partition, cursor) in cursors {
-            keep_latest(seeds, partition.clone(), cursor.clone());
-        }
-    }
-
-    fn take_seeds(&self) -> Cursors {
-        std::mem::take(&mut self.0.lock().cursor_seeds)
-    }
-
     /// Learns that `batch` is committed; false when it was known already.
     fn record(&self, batch: &CommittedBatch) -> bool {
         let mut committed = self.0.lock();
@@ -441,19 +429,15 @@ pub fn commit<'scope>(
                             stored,
                         } in batches.flat_map(|b| b.drain(..))
                         {
-                            if stored != Stored::InBatch {
+                            if let Some(cursor) = cursor {
+                                let cursor = Cursor { position, cursor };
+                                keep_latest(&mut held.exact, partition.clone(), cursor);
+                            }
+                            if matches!(stored, Stored::FromBatch | Stored::Held) {
                                 keep_greatest(&mut held.carried, partition.clone(), position);
                             }
-                            if stored == Stored::Held {
-                                continue;
-                            }
-                            keep_greatest(&mut held.reached, partition.clone(), position);
-                            if let Some(cursor) = cursor {
-                                keep_latest(
-                                    &mut held.exact,
-                                    partition,
-                                    Cursor { position, cursor },
-                                );
+                            if matches!(stored, Stored::InBatch | Stored::FromBatch) {
+                                keep_greatest(&mut held.reached, partition, position);
                             }
                         }
                     }
@@ -489,9 +473,6 @@ pub fn commit<'scope>(
                     for (partition, cursor) in batch.exact {
                         keep_latest(&mut cursors, partition, cursor);
                     }
-                }
-                for (partition, cursor) in signals.committed.take_seeds() {
-                    keep_latest(&mut cursors, partition, cursor);
                 }
                 // What the commit stores: the positions these batches reached, and every
                 // carried one (unchanged since it was last stored, but fenced again).
