@@ -47,17 +47,9 @@ fn sigkill_after_a_long_file_has_a_stored_offset_then_restart_gives_the_uninterr
         }));
     }
     assert!(kills >= 2, "only {kills} kills landed mid-replay");
-    let output = pinstream()
-        .args(["run", "--from", &source, "--lake"])
-        .arg(lake.path())
-        .args(["--until-done", "--workers", "2"])
-        .env("PINSTREAM_LOG", "warn,pinstream::connectors::file=debug")
-        .output()
-        .unwrap();
-    assert_success(&output);
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = run_logging_files(&source, lake.path(), &[]);
     assert!(
-        log.contains("file resumed at the byte offset stored with its position"),
+        log.contains(FILE_SEEKED),
         "the last restart counted the lines instead:\n{log}"
     );
     assert_eq!(check_against_reference(input.path(), lake.path()), expected);

@@ -64,25 +64,14 @@ fn a_restart_resumes_a_long_file_at_the_byte_offset_stored_with_its_position() {
     let mut text = long_user_file(lines, 0);
     std::fs::write(&path, &text).unwrap();
     let lake = tempfile::tempdir().unwrap();
+    let source = format!("file:{}", input.path().display());
     let summary = lake.path().join("summary.json");
-    let run = |summary_path: &std::path::Path| {
-        let output = pinstream()
-            .args(["run", "--from"])
-            .arg(format!("file:{}", input.path().display()))
-            .arg("--lake")
-            .arg(lake.path())
-            .args(["--until-done", "--workers", "2", "--summary"])
-            .arg(summary_path)
-            .env("PINSTREAM_LOG", "warn,pinstream::connectors::file=debug")
-            .output()
-            .unwrap();
-        assert_success(&output);
-        (
-            run_summary(summary_path),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+    let run = || {
+        let extra = ["--summary", summary.to_str().unwrap()];
+        let log = run_logging_files(&source, lake.path(), &extra);
+        (run_summary(&summary), log)
     };
-    let (first, _) = run(&summary);
+    let (first, _) = run();
     assert_eq!(first["records_in"], lines, "{first}");
 
     // Two more users and a line that does not parse, appended after the restart's position.
@@ -90,9 +79,9 @@ fn a_restart_resumes_a_long_file_at_the_byte_offset_stored_with_its_position() {
     text.push_str("not json\n");
     text.push_str(&user_line(lines + 1));
     std::fs::write(&path, &text).unwrap();
-    let (second, log) = run(&summary);
+    let (second, log) = run();
     assert!(
-        log.contains("file resumed at the byte offset stored with its position"),
+        log.contains(FILE_SEEKED),
         "the restart counted the lines instead:\n{log}"
     );
     assert_eq!(second["records_in"], 3, "{second}");
@@ -132,20 +121,8 @@ fn a_restart_that_counted_a_long_file_stores_its_offset_with_the_next_commit() {
     let mut geos = geo(1);
     std::fs::write(input.path().join("geo.jsonl"), &geos).unwrap();
     let lake = tempfile::tempdir().unwrap();
-    let run = || {
-        let output = pinstream()
-            .args(["run", "--from"])
-            .arg(format!("file:{}", input.path().display()))
-            .arg("--lake")
-            .arg(lake.path())
-            .args(["--until-done", "--workers", "2"])
-            .env("PINSTREAM_LOG", "warn,pinstream::connectors::file=debug")
-            .output()
-            .unwrap();
-        assert_success(&output);
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    };
-    let seeked = "file resumed at the byte offset stored with its position";
+    let source = format!("file:{}", input.path().display());
+    let run = || run_logging_files(&source, lake.path(), &[]);
     run();
     // As a lake written before files had cursors: no commit names one.
     for table in ["pin", "geo", "user", "quarantine"] {
@@ -172,10 +149,10 @@ fn a_restart_that_counted_a_long_file_stores_its_offset_with_the_next_commit() {
     geos.push_str(&geo(2));
     std::fs::write(input.path().join("geo.jsonl"), &geos).unwrap();
     let counted = run();
-    assert!(!counted.contains(seeked), "{counted}");
+    assert!(!counted.contains(FILE_SEEKED), "{counted}");
     let log = run();
     assert!(
-        log.contains(seeked),
+        log.contains(FILE_SEEKED),
         "the offset counted was not stored:\n{log}"
     );
 }

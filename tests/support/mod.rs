@@ -303,6 +303,25 @@ pub fn commits(lake: impl AsRef<OsStr>, table: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// What the file source logs (at debug) when it resumes a file at the byte offset stored with
+/// its position instead of counting its lines.
+pub const FILE_SEEKED: &str = "file resumed at the byte offset stored with its position";
+
+/// `pinstream run --from <source> --lake <lake> --until-done --workers 2` plus `extra`, with
+/// the file source's debug log: its stderr, once it succeeded.
+pub fn run_logging_files(source: &str, lake: &Path, extra: &[&str]) -> String {
+    let output = pinstream()
+        .args(["run", "--from", source, "--lake"])
+        .arg(lake)
+        .args(["--until-done", "--workers", "2"])
+        .args(extra)
+        .env("PINSTREAM_LOG", "warn,pinstream::connectors::file=debug")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A valid `user` message of `ind` (one line, with its newline).
 pub fn user_line(ind: usize) -> String {
     format!(
