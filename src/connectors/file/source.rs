@@ -108,11 +108,8 @@ pub struct FileSource {
     /// waiting for their positions ([`Source::seek_new`]).
     found: Vec<FilePartition>,
     asked: Vec<FilePartition>,
-    /// Lines consumed per file (position), aligned with `files`.
-    consumed: Vec<Position>,
-    /// Where each file's next line starts, when known (aligned with `files`): from reading it,
-    /// or the cursor stored with its position.
-    starts: Vec<Option<u64>>,
+    /// How far each file is read, aligned with `files`.
+    progress: Vec<Progress>,
     /// [`CURSOR_MIN_LINES`] (lower in tests).
     cursor_min_lines: i64,
     /// Index into `files` of the file being read, and its lines.
@@ -144,8 +141,7 @@ impl FileSource {
             follow: None,
             found: Vec::new(),
             asked: Vec::new(),
-            consumed: vec![Position::START; files.len()],
-            starts: vec![Some(0); files.len()],
+            progress: vec![Progress::at(Position::START, None); files.len()],
             cursor_min_lines: CURSOR_MIN_LINES,
             files,
             current: 0,
@@ -195,8 +191,9 @@ impl FileSource {
             source,
         };
         let mut handle = File::open(&file.path).map_err(&io)?;
-        let lines = u64::try_from(self.consumed[self.current].value()).unwrap_or(0);
-        let start = &mut self.starts[self.current];
+        let progress = &mut self.progress[self.current];
+        let lines = u64::try_from(progress.lines.value()).unwrap_or(0);
+        let start = &mut progress.start;
         let reader = match *start {
             _ if lines == 0 => {
                 *start = Some(0);
@@ -236,10 +233,26 @@ fn seek_after_line_end(file: &mut File, at: u64) -> io::Result<bool> {
     Ok(ends)
 }
 
-/// Where a file's next line starts when nothing is stored for it: at 0 before any line, and
-/// not known once lines were consumed (they are counted).
-fn start_without_cursor(consumed: Position) -> Option<u64> {
-    (consumed == Position::START).then_some(0)
+/// How far one file is read.
+#[derive(Clone, Debug)]
+struct Progress {
+    /// The lines consumed: the file's position.
+    lines: Position,
+    /// Where the next line starts, when known: from reading the file, or the cursor stored
+    /// with its position.
+    start: Option<u64>,
+}
+
+impl Progress {
+    /// At `lines`, starting where `cursor` says when it is that very position's; otherwise at
+    /// byte 0 before any line, and not known once lines were consumed (they are counted).
+    fn at(lines: Position, cursor: Option<&Cursor>) -> Progress {
+        let start = match cursor {
+            Some(cursor) if cursor.position == lines => cursor.cursor.parse().ok(),
+            _ => (lines == Position::START).then_some(0),
+        };
+        Progress { lines, start }
+    }
 }
 
 impl Source for FileSource {
@@ -264,17 +277,9 @@ impl Source for FileSource {
     }
 
     fn seek_exact(&mut self, from: &Positions, cursors: &Cursors) -> Result<(), SourceError> {
-        let files = self
-            .files
-            .iter()
-            .zip(&mut self.consumed)
-            .zip(&mut self.starts);
-        for ((file, consumed), start) in files {
-            *consumed = from.get(&file.id).copied().unwrap_or(Position::START);
-            *start = match cursors.get(&file.id) {
-                Some(cursor) if cursor.position == *consumed => cursor.cursor.parse().ok(),
-                _ => start_without_cursor(*consumed),
-            };
+        for (file, progress) in self.files.iter().zip(&mut self.progress) {
+            let lines = from.get(&file.id).copied().unwrap_or(Position::START);
+            *progress = Progress::at(lines, cursors.get(&file.id));
         }
         self.current = 0;
         self.reader = None;
@@ -289,9 +294,8 @@ impl Source for FileSource {
 
     fn seek_new(&mut self, from: &Positions) -> Result<(), SourceError> {
         for file in self.asked.drain(..) {
-            let consumed = from.get(&file.id).copied().unwrap_or(Position::START);
-            self.consumed.push(consumed);
-            self.starts.push(start_without_cursor(consumed));
+            let lines = from.get(&file.id).copied().unwrap_or(Position::START);
+            self.progress.push(Progress::at(lines, None));
             self.files.push(file);
         }
         Ok(())
@@ -325,9 +329,10 @@ impl Source for FileSource {
                 self.current += 1;
                 continue;
             };
-            let offset = self.consumed[self.current].next_offset();
-            self.consumed[self.current] = offset.next();
-            if let Some(start) = &mut self.starts[self.current] {
+            let progress = &mut self.progress[self.current];
+            let offset = progress.lines.next_offset();
+            progress.lines = offset.next();
+            if let Some(start) = &mut progress.start {
                 *start += line.len() as u64;
             }
             if let Some(record) = RawRecord::from_line(line, file.stream, &file.id, offset, arrival)
@@ -342,20 +347,22 @@ impl Source for FileSource {
     fn positions(&self) -> Positions {
         self.files
             .iter()
-            .zip(&self.consumed)
-            .map(|(file, consumed)| (file.id.clone(), *consumed))
+            .zip(&self.progress)
+            .map(|(file, progress)| (file.id.clone(), progress.lines))
             .collect()
     }
 
     fn cursors(&self) -> Cursors {
         self.files
             .iter()
-            .zip(&self.consumed)
-            .zip(&self.starts)
-            .filter(|((_, consumed), _)| consumed.value() >= self.cursor_min_lines)
-            .filter_map(|((file, &position), start)| {
-                let cursor = start.as_ref()?.to_string();
-                Some((file.id.clone(), Cursor { position, cursor }))
+            .zip(&self.progress)
+            .filter(|(_, progress)| progress.lines.value() >= self.cursor_min_lines)
+            .filter_map(|(file, progress)| {
+                let cursor = Cursor {
+                    position: progress.lines,
+                    cursor: progress.start?.to_string(),
+                };
+                Some((file.id.clone(), cursor))
             })
             .collect()
     }
