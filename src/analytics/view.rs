@@ -1,6 +1,7 @@
 //! The publisher's side of a query: a [`View`] takes the query's changes, once the frontier has
 //! passed them, and says what rows to publish.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::{Dictionary, Name};
@@ -31,53 +32,41 @@ pub trait View {
 /// Rows the dataflow computes in full (q1-q8 but profile_popularity), with their
 /// multiplicities, kept in the order they are published.
 ///
-/// A row's cells (names as text) are made once, when it appears, and the rows present are
-/// kept sorted by them: a publish copies the rows as they stand. Every publish (every tick that
-/// changed the aggregate) used to make every row's cells again, each name looked up, and the
-/// store sorted them: 60% of the publisher's samples at 100k events/s, on the worker that
-/// publishes (its busy time fell by a quarter). A name's text is known when a row carrying it
-/// appears: the publisher has the text before it applies any change of the name's time
-/// ([`super::names`]).
+/// A row's cells (names as text) are made when its multiplicity changes, and the rows
+/// present are kept sorted by them: a publish copies the rows as they stand. Every publish
+/// (every tick that changed the aggregate) used to make every row's cells again, each name
+/// looked up, and the store sorted them: 60% of the publisher's samples at 100k events/s, on
+/// the worker that publishes (its busy time fell by a quarter). A name's text is known when a
+/// row carrying it appears: the publisher has the text before it applies any change of the
+/// name's time ([`super::names`]).
 #[derive(Default)]
 pub struct Rows {
-    /// Each row's multiplicity, by its fields as the dataflow sends them, and its cells while
-    /// it is present (multiplicity above 0).
-    counts: BTreeMap<Vec<Field>, Counted>,
+    /// Each row's multiplicity, by its fields as the dataflow sends them (none at 0).
+    counts: BTreeMap<Vec<Field>, isize>,
     /// The rows whose multiplicity changed since the last publish.
     touched: Vec<Vec<Field>>,
-    /// The rows present in published order: by their cells, then their fields (rows whose
-    /// cells are equal stay apart, as the dataflow has them).
+    /// The rows present (multiplicity above 0) in published order: by their cells, then their
+    /// fields (rows whose cells are equal stay apart, as the dataflow has them).
     present: BTreeSet<(Vec<Cell>, Vec<Field>)>,
 }
 
-#[derive(Default)]
-struct Counted {
-    count: isize,
-    cells: Option<Vec<Cell>>,
-}
-
 impl Rows {
-    /// Brings `present` up to date with the touched rows' multiplicities.
+    /// Brings `present` up to date with the touched rows' multiplicities. A row's cells are
+    /// the same whenever they are made (the dictionary keeps every text), so a row that left is
+    /// found by making them again.
     fn settle(&mut self, names: &Dictionary) {
         self.touched.sort_unstable();
         self.touched.dedup();
         for fields in self.touched.drain(..) {
-            let Some(counted) = self.counts.get_mut(&fields) else {
-                continue;
-            };
-            match (counted.count > 0, counted.cells.take()) {
-                (true, None) => {
-                    let cells: Vec<Cell> = fields.iter().map(|field| field.cell(names)).collect();
-                    self.present.insert((cells.clone(), fields.clone()));
-                    counted.cells = Some(cells);
-                }
-                (false, Some(cells)) => {
-                    self.present.remove(&(cells, fields.clone()));
-                }
-                (_, cells) => counted.cells = cells,
-            }
-            if counted.count == 0 {
-                self.counts.remove(&fields);
+            let present = self.counts.get(&fields).is_some_and(|count| *count > 0);
+            let row = (
+                fields.iter().map(|field| field.cell(names)).collect(),
+                fields,
+            );
+            if present {
+                self.present.insert(row);
+            } else {
+                self.present.remove(&row);
             }
         }
     }
@@ -88,7 +77,17 @@ impl View for Rows {
         let Change::Row(row) = change else {
             return false;
         };
-        self.counts.entry(row.clone()).or_default().count += diff;
+        match self.counts.entry(row.clone()) {
+            Entry::Vacant(entry) => {
+                entry.insert(diff);
+            }
+            Entry::Occupied(mut entry) => {
+                *entry.get_mut() += diff;
+                if *entry.get() == 0 {
+                    entry.remove();
+                }
+            }
+        }
         self.touched.push(row);
         true
     }
