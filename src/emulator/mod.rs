@@ -26,7 +26,7 @@ use self::calibration::*;
 pub use self::files::write_jsonl;
 use self::json::{GeoRecord, PinRecord, UserRecord, push_decimal};
 use self::random::{
-    D_GEO, D_PIN, D_POSTER, D_SEQ, D_USER, pick, quantile, rng_for, skewed_index, weighted,
+    Cdf, D_GEO, D_PIN, D_POSTER, D_SEQ, D_USER, pick, quantile, rng_for, skewed_index, weighted,
 };
 use self::words::*;
 use crate::stream::Stream;
@@ -169,8 +169,8 @@ impl Default for Parameters {
 pub struct Emulator {
     seed: u64,
     universe: u64,
-    /// Cumulative popularity of the repeated ("head") posters, normalised to 1.
-    head_cdf: Vec<f64>,
+    /// Popularity of the repeated ("head") posters, by rank.
+    heads: Cdf,
 }
 
 impl Emulator {
@@ -179,20 +179,11 @@ impl Emulator {
     pub fn new(parameters: impl Into<Parameters>) -> Self {
         let Parameters { seed, universe } = parameters.into();
         let universe = universe.max(1);
-        let heads = (universe / 8).clamp(1, 200_000) as usize;
-        let mut head_cdf = Vec::with_capacity(heads);
-        let mut total = 0.0;
-        for rank in 1..=heads {
-            total += (rank as f64).powf(-HEAD_ZIPF);
-            head_cdf.push(total);
-        }
-        for c in &mut head_cdf {
-            *c /= total;
-        }
+        let heads = (universe / 8).clamp(1, 200_000);
         Emulator {
             seed,
             universe,
-            head_cdf,
+            heads: Cdf::new((1..=heads).map(|rank| (rank as f64).powf(-HEAD_ZIPF))),
         }
     }
 
@@ -347,10 +338,9 @@ impl Emulator {
     fn poster_of(&self, rng: &mut Pcg64Mcg, index: u64) -> Poster {
         if rng.random_bool(HEAD_SHARE) {
             let u: f64 = rng.random();
-            let rank = self.head_cdf.partition_point(|&c| c < u);
-            self.poster(rank as u64, true)
+            self.poster(self.heads.index(u) as u64, true)
         } else {
-            self.poster(self.head_cdf.len() as u64 + index, false)
+            self.poster(self.heads.len() as u64 + index, false)
         }
     }
 
