@@ -42,6 +42,20 @@ pub fn io_runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
+/// The CPU time this process has used, user and system, in seconds (every thread's);
+/// `None` where the system does not tell it.
+pub fn cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole `rusage` where the pointer points, or fails.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: initialised by the successful call above (and zeroed before it).
+    let usage = unsafe { usage.assume_init() };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
+
 /// A memory figure of `/proc/<process>/status` (`process`: a pid or `self`; `field`: `VmRSS`,
 /// `VmHWM`, ...), bytes; `None` where the system does not tell it (or the process is gone).
 pub fn status_bytes(process: &str, field: &str) -> Option<u64> {

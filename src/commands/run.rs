@@ -146,6 +146,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             "kafka_messages": Stats::get(&stats.kafka_messages),
             "seconds": elapsed.as_secs_f64(),
             "peak_rss_bytes": peak_rss_bytes(),
+            "cpu_seconds": super::cpu_seconds(),
             "freshness_ms": stats.freshness_quantiles(&[0.5, 0.99, 1.0]).map(|q| {
                 serde_json::json!({"p50": q[0] as f64 / 1e3, "p99": q[1] as f64 / 1e3, "max": q[2] as f64 / 1e3})
             }),
@@ -228,7 +229,7 @@ fn report_progress(stats: &Stats, done: &AtomicBool) {
 fn print_totals(stats: &Stats, elapsed: Duration) {
     let records_in = Stats::get(&stats.records_in);
     tracing::info!(
-        "done: records in {records_in}, clean {}, quarantined {}, duplicates {}, rows committed {}, commits {}, {:.1} s, {:.0} records/s, peak memory {} MiB",
+        "done: records in {records_in}, clean {}, quarantined {}, duplicates {}, rows committed {}, commits {}, {:.1} s, {:.0} records/s, peak memory {} MiB, CPU {:.1} s",
         Stats::get(&stats.clean),
         Stats::get(&stats.quarantined),
         Stats::get(&stats.duplicates),
@@ -237,5 +238,6 @@ fn print_totals(stats: &Stats, elapsed: Duration) {
         elapsed.as_secs_f64(),
         records_in as f64 / elapsed.as_secs_f64().max(1e-9),
         peak_rss_bytes() >> 20,
+        super::cpu_seconds().unwrap_or(0.0),
     );
 }
