@@ -54,6 +54,8 @@ pub struct Trending {
     window_micros: i64,
     buckets: BTreeMap<i64, HashMap<Name, i64>>,
     totals: HashMap<Name, i64>,
+    /// Whether the totals changed since the last rows: a pin counted or a bucket expired.
+    changed: bool,
 }
 
 impl Trending {
@@ -62,12 +64,21 @@ impl Trending {
             window_micros: window.as_micros() as i64,
             buckets: BTreeMap::new(),
             totals: HashMap::default(),
+            changed: false,
         }
     }
 
     /// Drops the buckets of rows first seen at or before `now - window`.
     fn expire(&mut self, now: i64) {
         let oldest = bucket_of(now - self.window_micros) + 1;
+        if self
+            .buckets
+            .first_key_value()
+            .is_none_or(|(bucket, _)| *bucket >= oldest)
+        {
+            return;
+        }
+        self.changed = true;
         let kept = self.buckets.split_off(&oldest);
         for (_, bucket) in std::mem::replace(&mut self.buckets, kept) {
             for (category, count) in bucket {
@@ -97,12 +108,18 @@ impl View for Trending {
             .entry(category)
             .or_default() += posts;
         *self.totals.entry(category).or_default() += posts;
+        self.changed = true;
     }
 
-    /// The counts of the rows first seen after `now - window`: every call, since the window
-    /// moves with `now`.
+    /// The counts of the rows first seen after `now - window`, when a pin was counted or a
+    /// bucket left the window since the last call. (Made at every call, they were made and
+    /// sorted, then found unchanged by the store, each time the publisher ran: about 1,700
+    /// times a second at 1k events/s.)
     fn rows(&mut self, names: &Dictionary, now: i64) -> Option<Vec<Vec<Cell>>> {
         self.expire(now);
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
         let mut rows: Vec<Vec<Cell>> = self
             .totals
             .iter()
@@ -134,11 +151,15 @@ mod tests {
             trending.rows(&names, 4_000_000),
             Some(vec![null_row.clone(), art_row(2)])
         );
+        // The window moved, but no bucket left it.
+        assert_eq!(trending.rows(&names, 4_050_000), None);
         assert_eq!(
             trending.rows(&names, 6_500_000),
             Some(vec![null_row, art_row(1)])
         );
         assert_eq!(trending.rows(&names, 8_500_000), Some(vec![]));
+        // Nothing counted and nothing left the window: nothing to publish.
+        assert_eq!(trending.rows(&names, 8_550_000), None);
         trending.pins_first_seen(art, 1_000_000, 1); // older than the window: leaves at once
         assert_eq!(trending.rows(&names, 8_600_000), Some(vec![]));
     }
