@@ -37,7 +37,6 @@ pub struct RunSummary {
     pub seconds: f64,
     pub peak_rss_bytes: u64,
     /// User and system time of the whole run; `None` where the system did not tell it.
-    #[serde(default)]
     pub cpu_seconds: Option<f64>,
     pub freshness_ms: Option<Freshness>,
     #[serde(default)]
@@ -49,6 +48,12 @@ pub struct Freshness {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
+}
+
+/// The cores this machine gives the process: the floors' threads, and what a run's CPU time
+/// is a share of.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The middle value (the upper one of an even count); `None` when there are none.
@@ -251,7 +256,7 @@ fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error>
         shape(universe, args.events),
         started.elapsed().as_secs_f64()
     );
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let lines = lines_of(&files);
     let (mut floor, mut parquet) = (0.0, 0.0);
     for threads in [1, cores]
@@ -322,7 +327,7 @@ fn bench_freshness(
     let events = rate * args.freshness_seconds;
     let source = format!("emulator:events={events},rate={rate},seed=2,universe={universe}");
     let lake = dir.join("lake-freshness");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cores = cores();
     let (mut achieved, mut p50, mut p99, mut max) = (vec![], vec![], vec![], vec![]);
     let mut runs = Vec::new();
     for _ in 0..args.repeat {
@@ -336,7 +341,7 @@ fn bench_freshness(
                 Some(cpu) => format!(
                     "{:.1} ms at {:.0}%",
                     f.p99,
-                    100.0 * cpu / (summary.seconds * cores)
+                    100.0 * cpu / (summary.seconds * cores as f64)
                 ),
                 None => format!("{:.1} ms", f.p99),
             });
