@@ -7,7 +7,6 @@
 //! stored position re-sends exactly the events after it, whatever the worker count.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use crate::connectors::emulator::EmulatorSpec;
 use crate::connectors::{
@@ -45,15 +44,56 @@ pub struct EmulatorSource {
     /// in `parts` of their partition: its position does not count that event yet.
     pending: VecDeque<RawRecord>,
     pending_part: usize,
-    /// This instance's share of the rate, events per second.
-    rate: Option<f64>,
-    /// Token bucket: tokens (events) available, refilled since `last_refill`.
-    tokens: f64,
-    last_refill: Option<Instant>,
+    /// This instance's share of the rate, events per second, and its schedule.
+    pace: Option<Pace>,
 }
 
-/// At most this many seconds' worth of events may be released at once after a stall.
-const MAX_BURST_SECONDS: f64 = 1.0;
+/// When each event of a rate-limited instance is due: event `n` counted from `start` (wall
+/// clock, micros) at `start + n / rate`. An event arrives when it is due, as a broker's record
+/// is stamped when it is produced: a poll that comes later counts the wait as the engine's
+/// latency, whether the worker was busy or parked.
+#[derive(Debug)]
+struct Pace {
+    /// Events per second.
+    rate: f64,
+    /// Micros, UTC: when event 0 of the schedule was due (the first poll: the engine may
+    /// read its tables for seconds before, and those events would all be late).
+    start: Option<i64>,
+    /// Events handed out since `start`.
+    sent: u64,
+}
+
+/// At most this many micros' worth of events may be released at once after a stall; older
+/// ones are due again from then on. A wall clock that steps back by more restarts the schedule
+/// too.
+const MAX_BURST_MICROS: i64 = 1_000_000;
+
+impl Pace {
+    fn new(rate: f64) -> Pace {
+        Pace {
+            rate,
+            start: None,
+            sent: 0,
+        }
+    }
+
+    /// The due time of the next event if it is due by `now` (and counts it as sent).
+    fn take(&mut self, now: i64) -> Option<i64> {
+        let start = *self.start.get_or_insert(now);
+        let mut due = start + (self.sent as f64 * 1e6 / self.rate) as i64;
+        if due < now - MAX_BURST_MICROS {
+            due = now - MAX_BURST_MICROS;
+            (self.start, self.sent) = (Some(due), 0);
+        } else if due > now + MAX_BURST_MICROS {
+            due = now;
+            (self.start, self.sent) = (Some(due), 0);
+        }
+        (due <= now).then(|| {
+            self.sent += 1;
+            due
+        })
+    }
+}
 
 impl EmulatorSource {
     pub fn new(spec: &EmulatorSpec, worker: usize, peers: usize) -> Self {
@@ -68,7 +108,9 @@ impl EmulatorSource {
                 len: spec.events.map(|n| n.saturating_sub(p).div_ceil(total)),
             })
             .collect();
-        let rate = spec.rate.map(|r| r * parts.len() as f64 / total as f64);
+        let pace = spec
+            .rate
+            .map(|r| Pace::new(r * parts.len() as f64 / total as f64));
         EmulatorSource {
             emulator: Emulator::new(spec),
             partitions_total: total,
@@ -76,27 +118,7 @@ impl EmulatorSource {
             cursor: 0,
             pending: VecDeque::new(),
             pending_part: 0,
-            rate,
-            tokens: 1.0,
-            last_refill: None,
-        }
-    }
-
-    /// Refills the token bucket; `true` when an event may go now.
-    fn may_send(&mut self) -> bool {
-        let Some(rate) = self.rate else {
-            return true;
-        };
-        let now = Instant::now();
-        let last = *self.last_refill.get_or_insert(now);
-        let elapsed = now.duration_since(last).as_secs_f64();
-        self.last_refill = Some(now);
-        self.tokens = (self.tokens + elapsed * rate).min((rate * MAX_BURST_SECONDS).max(1.0));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+            pace,
         }
     }
 
@@ -127,6 +149,8 @@ impl Source for EmulatorSource {
     fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus, SourceError> {
         let mut room = max;
         let mut rate_limited = false;
+        // The schedule is read against one clock reading per poll.
+        let mut now = None;
         loop {
             while room > 0 {
                 let Some(record) = self.pending.pop_front() else {
@@ -146,20 +170,26 @@ impl Source for EmulatorSource {
             else {
                 break;
             };
-            if !self.may_send() {
-                rate_limited = true;
-                break;
-            }
+            // Without a rate an event arrives once it is made: stamped before making a whole
+            // chunk (thousands of records, milliseconds), the chunk's last events counted their
+            // own making as the engine's latency.
+            let arrival = match &mut self.pace {
+                None => crate::now_micros(),
+                Some(pace) => {
+                    let now = *now.get_or_insert_with(crate::now_micros);
+                    let Some(due) = pace.take(now) else {
+                        rate_limited = true;
+                        break;
+                    };
+                    due
+                }
+            };
             let part = &mut self.parts[i];
             let k = part.next;
             part.next += 1;
             self.cursor = (i + 1) % n;
             let Event { pin, geo, user, .. } =
                 self.emulator.event(k * self.partitions_total + part.p);
-            // An event arrives once it is made, as a broker's record once it is produced:
-            // stamped before making a whole chunk (thousands of records, milliseconds), the
-            // chunk's last events counted their own making as the engine's latency.
-            let arrival = crate::now_micros();
             for (stream, payload) in [(Stream::Pin, pin), (Stream::Geo, geo), (Stream::User, user)]
             {
                 self.pending.push_back(RawRecord {
@@ -201,7 +231,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use std::collections::BTreeMap;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     fn spec(s: &str) -> EmulatorSpec {
         EmulatorSpec::parse(s).unwrap()
@@ -377,6 +407,27 @@ mod tests {
     }
 
     #[test]
+    fn the_schedule_owes_at_most_a_second_and_survives_a_clock_step_back() {
+        let second = 1_000_000;
+        // One event a millisecond, from the first poll on.
+        let mut pace = Pace::new(1000.0);
+        assert_eq!(pace.take(5 * second), Some(5 * second));
+        assert_eq!(pace.take(5 * second + 999), None);
+        assert_eq!(pace.take(5 * second + 1_500), Some(5 * second + 1_000));
+        // Stalled 3 s: the events of the last second are owed, due from a second ago.
+        let now = 8 * second + 1_000;
+        let owed: Vec<i64> = std::iter::from_fn(|| pace.take(now)).collect();
+        assert_eq!(owed.len(), 1001);
+        assert_eq!((owed[0], owed[1000]), (now - second, now));
+        assert!(owed.windows(2).all(|pair| pair[1] - pair[0] == 1_000));
+        // The wall clock steps back 10 s: the schedule starts again at once.
+        let back = now - 10 * second;
+        assert_eq!(pace.take(back), Some(back));
+        assert_eq!(pace.take(back), None);
+        assert_eq!(pace.take(back + 1_000), Some(back + 1_000));
+    }
+
+    #[test]
     fn rate_limit_paces_events() {
         // 2000 events/s over 4 partitions; this worker reads 2 of them: 1000 events/s.
         let spec = spec("seed=1,rate=2000,partitions=4");
@@ -401,6 +452,20 @@ mod tests {
             events <= expected + 2.0 && events >= expected * 0.5,
             "{events} events, expected about {expected}"
         );
+        // Each event arrives when it is due, 1 ms after the one before (an event's three
+        // records share its stamp), however late the poll that made it came.
+        let stamps: Vec<i64> = out.iter().step_by(3).map(|r| r.arrival).collect();
+        assert!(
+            out.chunks(3)
+                .all(|e| e.iter().all(|r| r.arrival == e[0].arrival))
+        );
+        for pair in stamps.windows(2) {
+            assert!(
+                (999..=1000).contains(&(pair[1] - pair[0])),
+                "stamps {pair:?} are not 1 ms apart"
+            );
+        }
+        assert!(*stamps.last().unwrap() <= crate::now_micros());
         // Without a rate nothing waits.
         let mut free = EmulatorSource::new(&EmulatorSpec::default(), 0, 1);
         let mut out = Vec::new();
