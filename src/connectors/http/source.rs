@@ -32,6 +32,9 @@ struct Submission {
     stream: Stream,
     payloads: Vec<Vec<u8>>,
     reply: oneshot::Sender<Offsets>,
+    /// When the request was accepted (micros, UTC): its records' arrival, so the time they
+    /// wait for a worker counts in the freshness.
+    received: i64,
     /// The request's share of `queue_bytes`, given back when a worker takes the messages.
     _bytes: Option<OwnedSemaphorePermit>,
 }
@@ -314,6 +317,7 @@ impl Admission {
             stream,
             payloads,
             reply,
+            received: crate::now_micros(),
             _bytes: self.bytes.take(),
         });
         drop(queued);
@@ -361,11 +365,11 @@ impl Source for HttpSource {
         if submissions.is_empty() {
             return Ok(PollStatus::Idle);
         }
-        let arrival = crate::now_micros();
         for Submission {
             stream,
             payloads,
             reply,
+            received: arrival,
             ..
         } in submissions
         {
@@ -413,6 +417,7 @@ mod tests {
     #[test]
     fn requests_are_answered_only_once_committed() {
         let queue = IngestQueue::default();
+        let before = crate::now_micros();
         let mut answer = queue
             .admit(Some(4))
             .unwrap()
@@ -422,11 +427,19 @@ mod tests {
         source
             .seek(&Positions::from([("http:w0/1".into(), Position::new(5))]))
             .unwrap();
+        let accepted = crate::now_micros();
+        // The records arrive when the request was accepted, not when a worker took them.
+        std::thread::sleep(std::time::Duration::from_millis(20));
         let mut out = Vec::new();
         assert_eq!(source.poll(10, &mut out).unwrap(), PollStatus::Ready);
         assert_eq!(
             out.iter().map(|r| r.offset.value()).collect::<Vec<_>>(),
             vec![5, 6]
+        );
+        assert!(
+            out.iter().all(|r| (before..=accepted).contains(&r.arrival)),
+            "arrivals {:?} not within {before}..={accepted}",
+            out.iter().map(|r| r.arrival).collect::<Vec<_>>()
         );
         source.committed(&Positions::from([("http:w0/1".into(), Position::new(6))]));
         assert!(answer.try_recv().is_err(), "not all committed yet");
