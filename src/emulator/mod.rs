@@ -103,6 +103,13 @@ struct Template {
     slots: Vec<(&'static str, Slot, bool)>,
     /// The text after the last slot.
     tail: &'static str,
+    /// Spaces in the template's own text (a filled fragment's words are one more than its
+    /// spaces).
+    spaces: usize,
+}
+
+fn spaces(text: &str) -> usize {
+    text.bytes().filter(|&b| b == b' ').count()
 }
 
 impl Template {
@@ -127,7 +134,16 @@ impl Template {
             slots.push((before, kind, slot.as_bytes()[0].is_ascii_lowercase()));
             rest = after;
         }
-        Template { slots, tail: rest }
+        let spaces = slots
+            .iter()
+            .map(|(before, ..)| spaces(before))
+            .sum::<usize>()
+            + spaces(rest);
+        Template {
+            slots,
+            tail: rest,
+            spaces,
+        }
     }
 }
 
@@ -437,23 +453,16 @@ impl Emulator {
     ) {
         for &(before, slot, lower) in &template.slots {
             out.push_str(before);
-            let word = match slot {
-                Slot::Adjective => pick(rng, &ADJECTIVES),
-                Slot::Topic => pick(rng, topics),
-                Slot::Suffix => pick(rng, &SUFFIXES),
-                Slot::Number => {
-                    // Digits: the same in either case.
-                    let n: u8 = rng.random_range(5..=50);
+            let word = match draw(rng, slot, topics) {
+                Piece::Word(word) => word,
+                // Digits: the same in either case.
+                Piece::Number(n) => {
                     if n >= 10 {
                         out.push(char::from(b'0' + n / 10));
                     }
                     out.push(char::from(b'0' + n % 10));
                     continue;
                 }
-                Slot::Verb => pick(rng, &VERBS),
-                Slot::Audience => pick(rng, &AUDIENCES),
-                Slot::Season => pick(rng, &SEASONS),
-                Slot::Place => pick(rng, &PLACES),
             };
             if !lower {
                 out.push_str(word);
@@ -484,22 +493,24 @@ impl Emulator {
         let mut misses = 0;
         while count < words && misses < 6 {
             let template = pick(rng, templates);
-            // The fragment is filled in place and taken back out if it does not fit.
-            let before = text.len();
-            if kept {
-                text.push(' ');
-            }
-            let at = text.len();
-            self.fill_slots(rng, template, topics, &mut text);
-            if capitalised {
-                capitalise(&mut text, at);
-            }
-            let n = text[at..].bytes().filter(|&b| b == b' ').count() + 1;
+            // Most fragments drawn here do not fit: their words are counted on a copy of the
+            // generator, and only a fragment that fits is drawn again and written. One that
+            // does not leaves the generator as its drawing did.
+            let mut counting = rng.clone();
+            let n = words_drawn(&mut counting, template, topics);
             if !kept || count + n <= words {
+                if kept {
+                    text.push(' ');
+                }
+                let at = text.len();
+                self.fill_slots(rng, template, topics, &mut text);
+                if capitalised {
+                    capitalise(&mut text, at);
+                }
                 count += n;
                 kept = true;
             } else {
-                text.truncate(before);
+                *rng = counting;
                 misses += 1;
             }
         }
@@ -637,6 +648,39 @@ fn lower_hex(byte: u8) -> [u8; 2] {
 
 /// Upper-cases the ASCII letter that starts `text[at..]`, if one does (a fragment of a
 /// description starts its sentence).
+/// What fills one slot of a [`Template`].
+enum Piece<'a> {
+    Word(&'a str),
+    Number(u8),
+}
+
+/// Draws what fills a slot.
+fn draw<'a>(rng: &mut Pcg64Mcg, slot: Slot, topics: &[&'a str]) -> Piece<'a> {
+    let word: &&'a str = match slot {
+        Slot::Adjective => pick(rng, &ADJECTIVES),
+        Slot::Topic => pick(rng, topics),
+        Slot::Suffix => pick(rng, &SUFFIXES),
+        Slot::Number => return Piece::Number(rng.random_range(5..=50)),
+        Slot::Verb => pick(rng, &VERBS),
+        Slot::Audience => pick(rng, &AUDIENCES),
+        Slot::Season => pick(rng, &SEASONS),
+        Slot::Place => pick(rng, &PLACES),
+    };
+    Piece::Word(word)
+}
+
+/// The words of `template` filled by what `rng` draws next: the draws of
+/// [`Emulator::fill_slots`], writing nothing.
+fn words_drawn(rng: &mut Pcg64Mcg, template: &Template, topics: &[&str]) -> usize {
+    let mut spaces_drawn = template.spaces;
+    for &(_, slot, _) in &template.slots {
+        if let Piece::Word(word) = draw(rng, slot, topics) {
+            spaces_drawn += spaces(word);
+        }
+    }
+    spaces_drawn + 1
+}
+
 fn capitalise(text: &mut str, at: usize) {
     if let Some(first) = text.get_mut(at..at + 1) {
         first.make_ascii_uppercase();
