@@ -108,10 +108,6 @@ struct Template {
     spaces: usize,
 }
 
-fn spaces(text: &str) -> usize {
-    text.bytes().filter(|&b| b == b' ').count()
-}
-
 impl Template {
     fn parse(template: &'static str) -> Template {
         let mut slots = Vec::new();
@@ -145,6 +141,44 @@ impl Template {
             spaces,
         }
     }
+}
+
+/// What fills one slot of a [`Template`].
+enum Piece<'a> {
+    Word(&'a str),
+    Number(u8),
+}
+
+/// Draws what fills a slot.
+fn draw<'a>(rng: &mut Pcg64Mcg, slot: Slot, topics: &[&'a str]) -> Piece<'a> {
+    let word: &&'a str = match slot {
+        Slot::Adjective => pick(rng, &ADJECTIVES),
+        Slot::Topic => pick(rng, topics),
+        Slot::Suffix => pick(rng, &SUFFIXES),
+        Slot::Number => return Piece::Number(rng.random_range(5..=50)),
+        Slot::Verb => pick(rng, &VERBS),
+        Slot::Audience => pick(rng, &AUDIENCES),
+        Slot::Season => pick(rng, &SEASONS),
+        Slot::Place => pick(rng, &PLACES),
+    };
+    Piece::Word(word)
+}
+
+/// The words of `template` filled by what `rng` draws next: the draws of
+/// [`Emulator::fill_slots`], writing nothing.
+fn words_drawn(rng: &mut Pcg64Mcg, template: &Template, topics: &[&str]) -> usize {
+    let mut spaces_drawn = template.spaces;
+    for &(_, slot, _) in &template.slots {
+        if let Piece::Word(word) = draw(rng, slot, topics) {
+            spaces_drawn += spaces(word);
+        }
+    }
+    spaces_drawn + 1
+}
+
+/// The spaces in `text`.
+fn spaces(text: &str) -> usize {
+    text.bytes().filter(|&b| b == b' ').count()
 }
 
 /// [`TITLE_PARTS`], parsed.
@@ -648,39 +682,6 @@ fn lower_hex(byte: u8) -> [u8; 2] {
 
 /// Upper-cases the ASCII letter that starts `text[at..]`, if one does (a fragment of a
 /// description starts its sentence).
-/// What fills one slot of a [`Template`].
-enum Piece<'a> {
-    Word(&'a str),
-    Number(u8),
-}
-
-/// Draws what fills a slot.
-fn draw<'a>(rng: &mut Pcg64Mcg, slot: Slot, topics: &[&'a str]) -> Piece<'a> {
-    let word: &&'a str = match slot {
-        Slot::Adjective => pick(rng, &ADJECTIVES),
-        Slot::Topic => pick(rng, topics),
-        Slot::Suffix => pick(rng, &SUFFIXES),
-        Slot::Number => return Piece::Number(rng.random_range(5..=50)),
-        Slot::Verb => pick(rng, &VERBS),
-        Slot::Audience => pick(rng, &AUDIENCES),
-        Slot::Season => pick(rng, &SEASONS),
-        Slot::Place => pick(rng, &PLACES),
-    };
-    Piece::Word(word)
-}
-
-/// The words of `template` filled by what `rng` draws next: the draws of
-/// [`Emulator::fill_slots`], writing nothing.
-fn words_drawn(rng: &mut Pcg64Mcg, template: &Template, topics: &[&str]) -> usize {
-    let mut spaces_drawn = template.spaces;
-    for &(_, slot, _) in &template.slots {
-        if let Piece::Word(word) = draw(rng, slot, topics) {
-            spaces_drawn += spaces(word);
-        }
-    }
-    spaces_drawn + 1
-}
-
 fn capitalise(text: &mut str, at: usize) {
     if let Some(first) = text.get_mut(at..at + 1) {
         first.make_ascii_uppercase();
