@@ -81,11 +81,13 @@ impl Pace {
     fn take(&mut self, now: i64) -> Option<i64> {
         let start = *self.start.get_or_insert(now);
         let mut due = start + (self.sent as f64 * 1e6 / self.rate) as i64;
-        if due < now - MAX_BURST_MICROS {
-            due = now - MAX_BURST_MICROS;
-            (self.start, self.sent) = (Some(due), 0);
-        } else if due > now + MAX_BURST_MICROS {
-            due = now;
+        if due.abs_diff(now) > MAX_BURST_MICROS.unsigned_abs() {
+            // Stalled: a second's worth is owed. The clock stepped back: due now.
+            due = if due < now {
+                now - MAX_BURST_MICROS
+            } else {
+                now
+            };
             (self.start, self.sent) = (Some(due), 0);
         }
         (due <= now).then(|| {
