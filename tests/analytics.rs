@@ -202,7 +202,8 @@ proptest! {
         prop_assert_eq!(published, expected.keys().map(String::as_str).collect::<BTreeSet<_>>());
         for snapshot in store.all() {
             let name = snapshot.spec.name;
-            prop_assert_eq!(&snapshot.rows, &expected[name], "{} with {} workers", name, case.workers);
+            let rows: Vec<Vec<Cell>> = snapshot.rows.iter().map(|row| row.to_vec()).collect();
+            prop_assert_eq!(&rows, &expected[name], "{} with {} workers", name, case.workers);
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use pinstream::analytics::{AggregateStore, Cell};
+use pinstream::analytics::{AggregateRow, AggregateStore, Cell};
 use pinstream::serve::{AppState, serve_on};
 use pinstream::stats::Stats;
 use serde_json::{Value, json};
@@ -97,7 +97,10 @@ fn dashboard_renders_every_published_aggregate_and_follows_new_versions() {
     let addr = listener.local_addr().unwrap();
     let store = AggregateStore::new();
     for (name, rows) in sample_aggregates() {
-        assert!(store.publish(name, rows), "{name}");
+        assert!(
+            store.publish(name, rows.into_iter().map(AggregateRow::from).collect()),
+            "{name}"
+        );
     }
     let stats = std::sync::Arc::new(Stats::default());
     Stats::add(&stats.records_in, 12_345);
@@ -138,8 +141,8 @@ fn dashboard_renders_every_published_aggregate_and_follows_new_versions() {
     store.publish(
         "trending_categories",
         vec![
-            vec![text("vehicles"), Cell::Long(99)],
-            vec![text("art"), Cell::Long(41)],
+            [text("vehicles"), Cell::Long(99)].into(),
+            [text("art"), Cell::Long(41)].into(),
         ],
     );
     page.wait_until(
@@ -154,11 +157,11 @@ fn dashboard_renders_every_published_aggregate_and_follows_new_versions() {
     store.publish(
         "trending_categories",
         vec![
-            vec![text("vehicles"), Cell::Long(120)],
-            vec![text("art"), Cell::Long(64)],
-            vec![text("travel"), Cell::Long(51)],
-            vec![text("beauty"), Cell::Long(33)],
-            vec![text("diy-and-crafts"), Cell::Long(18)],
+            [text("vehicles"), Cell::Long(120)].into(),
+            [text("art"), Cell::Long(64)].into(),
+            [text("travel"), Cell::Long(51)].into(),
+            [text("beauty"), Cell::Long(33)].into(),
+            [text("diy-and-crafts"), Cell::Long(18)].into(),
         ],
     );
     page.wait_until("document.querySelectorAll('#agg-trending_categories tbody tr').length === 5");

@@ -31,7 +31,7 @@ pub mod q7_median_followers_by_join_year;
 pub mod q8_median_followers_by_age_group_and_join_year;
 pub mod trending_categories;
 
-pub use cell::{Cell, CellType, Column};
+pub use cell::{AggregateRow, Cell, CellType, Column};
 pub use inputs::Inputs;
 pub use store::{AggregateStore, Snapshot};
 pub use update::{Change, Field, Update};

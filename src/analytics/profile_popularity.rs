@@ -16,7 +16,9 @@ use timely::dataflow::operators::generic::Operator;
 use super::names::{Dictionary, Name};
 use super::operators::{Held, accumulate, changes, hold, take_done};
 use super::view::{Settings, View};
-use super::{Aggregate, AggregateId, Cell, Change, Collection, Column, Inputs, Query, Update};
+use super::{
+    Aggregate, AggregateId, AggregateRow, Cell, Change, Collection, Column, Inputs, Query, Update,
+};
 
 pub const AGGREGATE: Aggregate = Aggregate {
     name: "profile_popularity",
@@ -98,7 +100,7 @@ impl View for TopPosters {
         true
     }
 
-    fn rows(&mut self, names: &Dictionary, _now: i64) -> Option<Vec<Vec<Cell>>> {
+    fn rows(&mut self, names: &Dictionary, _now: i64) -> Option<Vec<AggregateRow>> {
         std::mem::take(&mut self.changed).then(|| self.top(names))
     }
 }
@@ -135,14 +137,14 @@ impl TopPosters {
         Some(cut)
     }
 
-    fn top(&self, names: &Dictionary) -> Vec<Vec<Cell>> {
+    fn top(&self, names: &Dictionary) -> Vec<AggregateRow> {
         self.ranked()
             .map(|(poster, follower_count, posts)| {
-                vec![
+                AggregateRow::from([
                     Cell::Text(names.text(poster)),
                     Cell::Long(follower_count),
                     Cell::Long(posts),
-                ]
+                ])
             })
             .collect()
     }

@@ -140,7 +140,7 @@ pub fn route<'scope>(
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Published {
     pub aggregate: AggregateId,
-    pub rows: Vec<Vec<super::Cell>>,
+    pub rows: Vec<super::AggregateRow>,
 }
 
 /// Applies aggregate changes on worker 0 once the frontier passed them, publishes the changed

@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use super::{AGGREGATES, Aggregate, Cell};
+use super::{AGGREGATES, Aggregate, AggregateRow};
 
 /// One aggregate as of one moment: a consistent result (the dataflow frontier had passed
 /// every input it reflects).
@@ -21,7 +21,7 @@ pub struct Snapshot {
     /// Bumped on every change of this aggregate.
     pub version: u64,
     /// Rows in column order, sorted.
-    pub rows: Vec<Vec<Cell>>,
+    pub rows: Vec<AggregateRow>,
 }
 
 impl Snapshot {
@@ -34,7 +34,7 @@ impl Snapshot {
                     .spec
                     .columns
                     .iter()
-                    .zip(row)
+                    .zip(row.iter())
                     .map(|(column, cell)| (column.name.to_owned(), cell.to_json()))
                     .collect();
                 Value::Object(object)
@@ -80,7 +80,7 @@ impl AggregateStore {
     }
 
     /// Replaces aggregate `name`'s rows (sorted here) if they changed; returns whether they did.
-    pub fn publish(&self, name: &str, mut rows: Vec<Vec<Cell>>) -> bool {
+    pub fn publish(&self, name: &str, mut rows: Vec<AggregateRow>) -> bool {
         rows.sort();
         let mut snapshots = self.snapshots.write();
         let Some(current) = snapshots.get_mut(name) else {
@@ -122,14 +122,15 @@ impl AggregateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::Cell;
 
     #[test]
     fn publish_sorts_versions_and_notifies_only_on_change() {
         let store = AggregateStore::new();
         let mut changes = store.subscribe();
-        let rows = vec![
-            vec![Cell::Text(Some("travel".into())), Cell::Long(2)],
-            vec![Cell::Text(Some("art".into())), Cell::Long(5)],
+        let rows: Vec<AggregateRow> = vec![
+            [Cell::Text(Some("travel".into())), Cell::Long(2)].into(),
+            [Cell::Text(Some("art".into())), Cell::Long(5)].into(),
         ];
         assert!(store.publish("trending_categories", rows.clone()));
         assert!(changes.has_changed().unwrap());

@@ -17,7 +17,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::StreamExt;
 use url::Url;
 
-use super::{AGGREGATES, Aggregate, AggregateStore, Cell, CellType, Snapshot};
+use super::{AGGREGATES, Aggregate, AggregateRow, AggregateStore, Cell, CellType, Snapshot};
 use crate::sink::{SinkError, delta};
 
 fn delta_error(name: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
@@ -99,9 +99,9 @@ const DIGEST_KEY: &str = "pinstreamRowsDigest";
 /// rebuilds every aggregate from the clean tables (new versions, mostly the same rows): a
 /// table whose last replacement holds the same rows is not replaced again (on the 1M-post
 /// lake that was 11 overwrite commits, ~110 ms, and 11 new table versions per restart).
-fn rows_digest(rows: &[Vec<Cell>]) -> String {
+fn rows_digest(rows: &[AggregateRow]) -> String {
     let mut bytes = Vec::new();
-    for cell in rows.iter().flatten() {
+    for cell in rows.iter().flat_map(|row| row.iter()) {
         match cell {
             Cell::Text(None) => bytes.push(0),
             Cell::Text(Some(text)) => {
@@ -332,12 +332,12 @@ pub async fn keep_written(
 mod tests {
     use super::*;
 
-    fn rows(country: &str, count: i64) -> Vec<Vec<Cell>> {
-        vec![vec![
+    fn rows(country: &str, count: i64) -> Vec<AggregateRow> {
+        vec![AggregateRow::from([
             Cell::Text(Some(country.into())),
             Cell::Text(Some("travel".into())),
             Cell::Long(count),
-        ]]
+        ])]
     }
 
     async fn version(lake: &Url, name: &str) -> Option<deltalake::kernel::Version> {

@@ -10,7 +10,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::names::{Dictionary, Name};
 use super::view::{Settings, View};
-use super::{Aggregate, AggregateId, Cell, Change, Collection, Column, Inputs, Query, Update};
+use super::{
+    Aggregate, AggregateId, AggregateRow, Cell, Change, Collection, Column, Inputs, Query, Update,
+};
 
 pub const AGGREGATE: Aggregate = Aggregate {
     name: "trending_categories",
@@ -115,15 +117,17 @@ impl View for Trending {
     /// bucket left the window since the last call. (Made at every call, they were made and
     /// sorted, then found unchanged by the store, each time the publisher ran: about 1,700
     /// times a second at 1k events/s.)
-    fn rows(&mut self, names: &Dictionary, now: i64) -> Option<Vec<Vec<Cell>>> {
+    fn rows(&mut self, names: &Dictionary, now: i64) -> Option<Vec<AggregateRow>> {
         self.expire(now);
         if !std::mem::take(&mut self.changed) {
             return None;
         }
-        let mut rows: Vec<Vec<Cell>> = self
+        let mut rows: Vec<AggregateRow> = self
             .totals
             .iter()
-            .map(|(category, posts)| vec![Cell::Text(names.text(*category)), Cell::Long(*posts)])
+            .map(|(category, posts)| {
+                AggregateRow::from([Cell::Text(names.text(*category)), Cell::Long(*posts)])
+            })
             .collect();
         rows.sort();
         Some(rows)
@@ -145,8 +149,8 @@ mod tests {
         trending.pins_first_seen(art, 1_000_000, 1);
         trending.pins_first_seen(art, 3_000_000, 1);
         trending.pins_first_seen(Name::NULL, 3_000_000, 1);
-        let art_row = |n| vec![Cell::Text(Some("art".into())), Cell::Long(n)];
-        let null_row = vec![Cell::Text(None), Cell::Long(1)];
+        let art_row = |n| AggregateRow::from([Cell::Text(Some("art".into())), Cell::Long(n)]);
+        let null_row = AggregateRow::from([Cell::Text(None), Cell::Long(1)]);
         assert_eq!(
             trending.rows(&names, 4_000_000),
             Some(vec![null_row.clone(), art_row(2)])

@@ -5,7 +5,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::{Dictionary, Name};
-use super::{Cell, Change, Field};
+use super::{AggregateRow, Change, Field};
 
 /// What views may need of the job's settings.
 #[derive(Clone, Debug)]
@@ -26,19 +26,19 @@ pub trait View {
 
     /// The rows to publish now, `None` when nothing changed since the last call; `now` (micros)
     /// for views over arrival time.
-    fn rows(&mut self, names: &Dictionary, now: i64) -> Option<Vec<Vec<Cell>>>;
+    fn rows(&mut self, names: &Dictionary, now: i64) -> Option<Vec<AggregateRow>>;
 }
 
 /// Rows the dataflow computes in full (q1-q8 but profile_popularity), with their
 /// multiplicities, kept in the order they are published.
 ///
 /// A row's cells (names as text) are made when its multiplicity changes, and the rows
-/// present are kept sorted by them: a publish copies the rows as they stand. Every publish
-/// (every tick that changed the aggregate) used to make every row's cells again, each name
-/// looked up, and the store sorted them: 60% of the publisher's samples at 100k events/s, on
-/// the worker that publishes (its busy time fell by a quarter). A name's text is known when a
-/// row carrying it appears: the publisher has the text before it applies any change of the
-/// name's time ([`super::names`]).
+/// present are kept sorted by them: a publish copies the rows as they stand, a pointer each
+/// ([`AggregateRow`]). Every publish (every tick that changed the aggregate) used to make every
+/// row's cells again, each name looked up, and the store sorted them: 60% of the publisher's
+/// samples at 100k events/s, on the worker that publishes (its busy time fell by a quarter).
+/// A name's text is known when a row carrying it appears: the publisher has the text before
+/// it applies any change of the name's time ([`super::names`]).
 #[derive(Default)]
 pub struct Rows {
     /// Each row's multiplicity, by its fields as the dataflow sends them (none at 0).
@@ -47,7 +47,7 @@ pub struct Rows {
     touched: Vec<Vec<Field>>,
     /// The rows present (multiplicity above 0) in published order: by their cells, then their
     /// fields (rows whose cells are equal stay apart, as the dataflow has them).
-    present: BTreeSet<(Vec<Cell>, Vec<Field>)>,
+    present: BTreeSet<(AggregateRow, Vec<Field>)>,
 }
 
 impl Rows {
@@ -92,7 +92,7 @@ impl View for Rows {
         true
     }
 
-    fn rows(&mut self, names: &Dictionary, _now: i64) -> Option<Vec<Vec<Cell>>> {
+    fn rows(&mut self, names: &Dictionary, _now: i64) -> Option<Vec<AggregateRow>> {
         if self.touched.is_empty() {
             return None;
         }
@@ -109,6 +109,7 @@ impl View for Rows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::Cell;
     use crate::analytics::names::NameSender;
 
     /// A dictionary that knows `texts`, and their names as fields.
@@ -141,9 +142,9 @@ mod tests {
         assert_eq!(
             rows.rows(&names, 0),
             Some(vec![
-                vec![Cell::Text(Some("+50".into())), Cell::Long(1)],
-                vec![Cell::Text(Some("art".into())), Cell::Long(3)],
-                vec![Cell::Long(2019), Cell::Double(5.5)],
+                AggregateRow::from([Cell::Text(Some("+50".into())), Cell::Long(1)]),
+                AggregateRow::from([Cell::Text(Some("art".into())), Cell::Long(3)]),
+                AggregateRow::from([Cell::Long(2019), Cell::Double(5.5)]),
             ])
         );
         assert_eq!(rows.rows(&names, 0), None);
@@ -197,7 +198,7 @@ mod tests {
                 *counts.entry(fields.clone()).or_default() += diff;
                 assert!(rows.apply(Change::Row(fields), diff));
             }
-            let mut afresh: Vec<Vec<Cell>> = counts
+            let mut afresh: Vec<AggregateRow> = counts
                 .iter()
                 .filter(|(_, count)| **count > 0)
                 .map(|(fields, _)| fields.iter().map(|field| field.cell(&names)).collect())

@@ -407,10 +407,10 @@ mod tests {
 
         // Many publications in a burst arrive as one event with the latest versions.
         for n in 0..5 {
-            let rows = vec![vec![
+            let rows = vec![crate::analytics::AggregateRow::from([
                 crate::analytics::Cell::Text(Some("art".into())),
                 crate::analytics::Cell::Long(100 + n),
-            ]];
+            ])];
             assert!(state.aggregates.publish("trending_categories", rows));
         }
         let frame = loop {

@@ -225,15 +225,15 @@ pub(crate) fn test_state() -> AppState {
     aggregates.publish(
         "trending_categories",
         vec![
-            vec![text("travel"), Cell::Long(7)],
-            vec![text("art"), Cell::Long(12)],
+            [text("travel"), Cell::Long(7)].into(),
+            [text("art"), Cell::Long(12)].into(),
         ],
     );
     aggregates.publish(
         "q5_median_followers_by_age_group",
         vec![
-            vec![text("18-24"), Cell::Double(1500.5)],
-            vec![text("+50"), Cell::Double(800.0)],
+            [text("18-24"), Cell::Double(1500.5)].into(),
+            [text("+50"), Cell::Double(800.0)].into(),
         ],
     );
     AppState::new(aggregates, stats)
