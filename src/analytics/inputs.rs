@@ -63,10 +63,9 @@ pub struct PinUser {
 /// What the queries are built from. Cloning a collection here is cheap (a handle); each query
 /// takes the ones it reads.
 pub struct Inputs<'scope> {
-    /// Pin rows by `ind`.
-    pub pins: Collection<'scope, (i64, Pin)>,
-    /// User rows by `ind`.
-    pub users: Collection<'scope, (i64, User)>,
+    /// A fact of every clean row, for the queries that read one table (each projects what
+    /// it reads in the operator that prepares its reduction's input).
+    pub facts: Collection<'scope, Fact>,
     /// pin ⋈ geo on `ind`.
     pub pin_geo: Collection<'scope, PinGeo>,
     /// pin ⋈ user on `ind`.
@@ -79,36 +78,11 @@ pub struct Inputs<'scope> {
 impl<'scope> Inputs<'scope> {
     /// `held_posts`: the posts the tables hold, per worker (sizes the join's state once).
     pub fn new(facts: Collection<'scope, Fact>, held_posts: usize) -> Inputs<'scope> {
-        let pins = facts.clone().flat_map(|fact| match fact {
-            Fact::Pin {
-                ind,
-                category,
-                poster_name,
-                follower_count,
-            } => Some((
-                ind,
-                Pin {
-                    category,
-                    poster_name,
-                    follower_count,
-                },
-            )),
-            _ => None,
-        });
-        let users = facts.clone().flat_map(|fact| match fact {
-            Fact::User {
-                ind,
-                age,
-                join_year,
-            } => Some((ind, User { age, join_year })),
-            _ => None,
-        });
-        let (pin_geo, pin_user) = join_on_ind(facts, held_posts);
+        let (pin_geo, pin_user) = join_on_ind(facts.clone(), held_posts);
         let top_users_by_country =
             super::q3_top_user_by_country::top_users_by_country(pin_geo.clone());
         Inputs {
-            pins,
-            users,
+            facts,
             pin_geo,
             pin_user,
             top_users_by_country,

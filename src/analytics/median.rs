@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::inputs::PinUser;
-use super::operators::accumulate;
+use super::operators::{accumulate, combined};
 use super::{AggregateId, Change, Collection, Field, Inputs, Update};
 
 /// The key a median is reported for: an age group, a join year or both (a query that does not
@@ -38,10 +38,10 @@ pub fn medians<'scope>(
     key: fn(&PinUser) -> Option<MedianKey>,
     key_fields: fn(MedianKey) -> Vec<Field>,
 ) -> Collection<'scope, Update> {
-    let values = inputs
-        .pin_user
-        .clone()
-        .flat_map(move |pair| key(&pair).map(|key| (key, pair.follower_count)));
+    // Few distinct follower_counts (they are rounded: "5k"), so a batch's pairs combine well.
+    let values = combined(inputs.pin_user.clone(), "median_values", move |pair| {
+        key(&pair).map(|key| (key, pair.follower_count))
+    });
     accumulate(
         values,
         "median",
@@ -49,15 +49,15 @@ pub fn medians<'scope>(
             median.update(value, diff);
         },
         |median, rows| rows.extend(median.middle()),
+        move |&key, (lower, upper)| {
+            let mut row = key_fields(key);
+            row.push(Field::Midpoint(lower, upper));
+            Update {
+                aggregate: id,
+                change: Change::Row(row),
+            }
+        },
     )
-    .map(move |(key, (lower, upper))| {
-        let mut row = key_fields(key);
-        row.push(Field::Midpoint(lower, upper));
-        Update {
-            aggregate: id,
-            change: Change::Row(row),
-        }
-    })
 }
 
 /// A multiset of `i64` with its median.
@@ -71,22 +71,21 @@ pub struct Median {
     high_len: usize,
 }
 
-fn add(half: &mut BTreeMap<i64, usize>, value: i64) {
-    *half.entry(value).or_default() += 1;
+fn add(half: &mut BTreeMap<i64, usize>, value: i64, copies: usize) {
+    *half.entry(value).or_default() += copies;
 }
 
-/// Removes one `value` from `half`; false when it holds none.
-fn take(half: &mut BTreeMap<i64, usize>, value: i64) -> bool {
-    match half.get_mut(&value) {
-        None => false,
-        Some(count) => {
-            *count -= 1;
-            if *count == 0 {
-                half.remove(&value);
-            }
-            true
-        }
+/// Removes up to `copies` of `value` from `half`; returns how many it held and removed.
+fn take(half: &mut BTreeMap<i64, usize>, value: i64, copies: usize) -> usize {
+    let Some(count) = half.get_mut(&value) else {
+        return 0;
+    };
+    let taken = copies.min(*count);
+    *count -= taken;
+    if *count == 0 {
+        half.remove(&value);
     }
+    taken
 }
 
 impl Median {
@@ -101,64 +100,61 @@ impl Median {
         self.len() == 0
     }
 
-    /// Adds `diff` copies of `value` (removes them when `diff` is negative). Removing a value
-    /// not held is ignored (false): the publisher's changes always retract what they added.
+    /// Adds `diff` copies of `value` (removes them when `diff` is negative), in O(log n)
+    /// whatever the multiplicity. Removing copies not held is ignored (false): the
+    /// publisher's changes always retract what they added.
     pub fn update(&mut self, value: i64, diff: isize) -> bool {
-        let mut consistent = true;
-        for _ in 0..diff.unsigned_abs() {
-            consistent &= if diff > 0 {
-                self.insert(value);
-                true
-            } else {
-                self.remove(value)
-            };
+        let copies = diff.unsigned_abs();
+        if diff > 0 {
+            self.insert(value, copies);
+        } else if diff < 0 {
+            return self.remove(value, copies);
         }
-        consistent
+        true
     }
 
-    fn insert(&mut self, value: i64) {
+    fn insert(&mut self, value: i64, copies: usize) {
         match self.low.last_key_value() {
             Some((&lower_middle, _)) if value > lower_middle => {
-                add(&mut self.high, value);
-                self.high_len += 1;
+                add(&mut self.high, value, copies);
+                self.high_len += copies;
             }
             _ => {
-                add(&mut self.low, value);
-                self.low_len += 1;
+                add(&mut self.low, value, copies);
+                self.low_len += copies;
             }
         }
         self.balance();
     }
 
-    fn remove(&mut self, value: i64) -> bool {
-        let removed = if take(&mut self.low, value) {
-            self.low_len -= 1;
-            true
-        } else if take(&mut self.high, value) {
-            self.high_len -= 1;
-            true
-        } else {
-            false
-        };
+    fn remove(&mut self, value: i64, copies: usize) -> bool {
+        // The copies of the middle value may be split between the halves.
+        let from_low = take(&mut self.low, value, copies);
+        let from_high = take(&mut self.high, value, copies - from_low);
+        self.low_len -= from_low;
+        self.high_len -= from_high;
         self.balance();
-        removed
+        from_low + from_high == copies
     }
 
-    /// Keeps `low_len` equal to `high_len` or one more.
+    /// Keeps `low_len` equal to `high_len` or one more, moving the copies of a value at the
+    /// halves' edge together (a step per distinct value moved, not per copy).
     fn balance(&mut self) {
         while self.low_len > self.high_len + 1 {
-            let (&value, _) = self.low.last_key_value().expect("low is not empty");
-            take(&mut self.low, value);
-            add(&mut self.high, value);
-            self.low_len -= 1;
-            self.high_len += 1;
+            let (&value, &count) = self.low.last_key_value().expect("low is not empty");
+            let moved = count.min((self.low_len - self.high_len) / 2);
+            take(&mut self.low, value, moved);
+            add(&mut self.high, value, moved);
+            self.low_len -= moved;
+            self.high_len += moved;
         }
         while self.high_len > self.low_len {
-            let (&value, _) = self.high.first_key_value().expect("high is not empty");
-            take(&mut self.high, value);
-            add(&mut self.low, value);
-            self.high_len -= 1;
-            self.low_len += 1;
+            let (&value, &count) = self.high.first_key_value().expect("high is not empty");
+            let moved = count.min((self.high_len - self.low_len).div_ceil(2));
+            take(&mut self.high, value, moved);
+            add(&mut self.low, value, moved);
+            self.high_len -= moved;
+            self.low_len += moved;
         }
     }
 
@@ -210,22 +206,29 @@ mod tests {
     }
 
     proptest! {
-        /// Any sequence of additions and removals of held values gives the median of the
-        /// multiset left, as sorting it would.
+        /// Any sequence of additions and removals of held values, several copies at once,
+        /// gives the median of the multiset left, as sorting it would.
         #[test]
         fn equals_the_median_of_the_sorted_values(
-            steps in proptest::collection::vec((-50i64..50, any::<bool>()), 0..300)
+            steps in proptest::collection::vec((-50i64..50, 1usize..5, any::<bool>()), 0..300)
         ) {
             let mut median = Median::default();
             let mut held: Vec<i64> = Vec::new();
-            for (value, remove) in steps {
+            for (value, copies, remove) in steps {
                 if remove && !held.is_empty() {
-                    let at = value.unsigned_abs() as usize % held.len();
-                    let gone = held.swap_remove(at);
-                    prop_assert!(median.update(gone, -1));
+                    // Up to `copies` of one held value at once.
+                    let gone = held[value.unsigned_abs() as usize % held.len()];
+                    let mut removed = 0;
+                    while removed < copies
+                        && let Some(at) = held.iter().position(|&v| v == gone)
+                    {
+                        held.swap_remove(at);
+                        removed += 1;
+                    }
+                    prop_assert!(median.update(gone, -(removed as isize)));
                 } else {
-                    held.push(value);
-                    median.update(value, 1);
+                    held.extend(std::iter::repeat_n(value, copies));
+                    median.update(value, copies as isize);
                 }
                 prop_assert_eq!(median.twice(), sorted_twice(&held));
                 prop_assert_eq!(median.len(), held.len());

@@ -9,17 +9,61 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use differential_dataflow::{AsCollection, ExchangeData, Hashable};
+use differential_dataflow::{AsCollection, Data, ExchangeData, Hashable};
 use rustc_hash::FxHashMap as HashMap;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, InputCapability};
 
 use super::Collection;
 
+/// The `(key, value)` pairs a per-key reduction reads: projected from `input` (`None`: left
+/// out) and combined in each batch, where equal pairs of a time become one with their
+/// multiplicities summed, before they are exchanged to the worker that owns the key.
+///
+/// For pairs from small domains (a country and a category, an age group and a
+/// follower_count), a batch of thousands of rows becomes tens or hundreds of updates, which
+/// the reductions fold as cheaply as one ([`accumulate`] takes a value with its
+/// multiplicity). Across processes, this is what crosses the network. Pairs that are mostly
+/// distinct (a poster and its follower_count) are projected with a plain `flat_map`:
+/// combining them would cost a hash a row and save nothing.
+pub fn combined<'scope, D, K, V>(
+    input: Collection<'scope, D>,
+    name: &str,
+    project: impl Fn(D) -> Option<(K, V)> + 'static,
+) -> Collection<'scope, (K, V)>
+where
+    D: Data,
+    K: ExchangeData + Hash + Eq,
+    V: ExchangeData + Hash + Eq,
+{
+    input
+        .inner
+        .unary(Pipeline, name, move |_capability, _info| {
+            let mut combined: HashMap<((K, V), u64), isize> = HashMap::default();
+            move |input, output| {
+                input.for_each_stamp(|capability, batches| {
+                    for (record, time, diff) in batches.flat_map(|b| b.drain(..)) {
+                        if let Some(pair) = project(record) {
+                            *combined.entry((pair, time)).or_default() += diff;
+                        }
+                    }
+                    let mut session = output.session(&capability);
+                    for ((pair, time), diff) in combined.drain() {
+                        if diff != 0 {
+                            session.give((pair, time, diff));
+                        }
+                    }
+                });
+            }
+        })
+        .as_collection()
+}
+
 /// Per key, a state folded from the values of an insert-only collection, and the rows the
 /// state gives: a differential collection whose rows for a key are, at every time, `rows` of
-/// the state folded from all the key's values up to that time.
+/// the state folded from all the key's values up to that time, each given as `emit(key, row)`
+/// (the query's own row, so no operator of its own turns them into it).
 ///
 /// Each time is applied once the input frontier has passed it, in time order; for every key
 /// that changed, the rows it gave before are retracted and the ones it gives now added (rows
@@ -27,17 +71,19 @@ use super::Collection;
 /// state per key. `fold` gets each value with its multiplicity, which is positive on an
 /// insert-only input; a retraction cannot be folded out, so one is logged as the broken
 /// invariant it is and left out.
-pub fn accumulate<'scope, K, V, S, R>(
+pub fn accumulate<'scope, K, V, S, R, O>(
     input: Collection<'scope, (K, V)>,
     name: &str,
     mut fold: impl FnMut(&mut S, V, isize) + 'static,
     rows: impl Fn(&S, &mut Vec<R>) + 'static,
-) -> Collection<'scope, (K, R)>
+    emit: impl Fn(&K, R) -> O + 'static,
+) -> Collection<'scope, O>
 where
     K: ExchangeData + Hash + Eq,
     V: ExchangeData,
     S: Default + 'static,
     R: ExchangeData + Ord,
+    O: Data,
 {
     let operator = name.to_owned();
     let exchange = Exchange::new(|((key, _), _, _): &((K, V), u64, isize)| key.hashed());
@@ -76,7 +122,7 @@ where
                         }
                         rows(state, &mut after);
                         changes(&mut before, &mut after, |row, diff| {
-                            session.give(((key.clone(), row), time, diff));
+                            session.give((emit(&key, row), time, diff));
                         });
                     }
                 }
@@ -156,13 +202,16 @@ pub(super) fn changes<R: Ord>(
     }
 }
 
-/// For every key, the values with the highest count, all ties kept, with that count.
-pub fn most_frequent<'scope, K, V>(
+/// For every key, the values with the highest count, all ties kept, each given as
+/// `emit(key, (value, count))`.
+pub fn most_frequent<'scope, K, V, O>(
     pairs: Collection<'scope, (K, V)>,
-) -> Collection<'scope, (K, (V, isize))>
+    emit: impl Fn(&K, (V, isize)) -> O + 'static,
+) -> Collection<'scope, O>
 where
     K: ExchangeData + Hash + Eq,
     V: ExchangeData + Hash + Eq + Ord,
+    O: Data,
 {
     /// Every value's count, and the highest.
     struct Counts<V> {
@@ -195,17 +244,21 @@ where
                     .map(|(value, count)| (value.clone(), *count)),
             );
         },
+        emit,
     )
 }
 
-/// For every key, the values of the highest `rank`, all ties kept.
-pub fn top_with_ties<'scope, K, V>(
+/// For every key, the values of the highest `rank`, all ties kept, each given as
+/// `emit(key, value)`.
+pub fn top_with_ties<'scope, K, V, O>(
     input: Collection<'scope, (K, V)>,
     rank: fn(&V) -> i64,
-) -> Collection<'scope, (K, V)>
+    emit: impl Fn(&K, V) -> O + 'static,
+) -> Collection<'scope, O>
 where
     K: ExchangeData + Hash + Eq,
     V: ExchangeData + Ord,
+    O: Data,
 {
     /// The highest rank seen and the distinct values of that rank, each with its count.
     struct Top<V> {
@@ -234,6 +287,7 @@ where
             }
         },
         |state, rows| rows.extend(state.values.keys().cloned()),
+        emit,
     )
 }
 

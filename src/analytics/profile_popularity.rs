@@ -8,11 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use differential_dataflow::AsCollection;
 use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::{AsCollection, Data};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
+use super::facts::Fact;
 use super::names::{Dictionary, Name};
 use super::operators::{Held, accumulate, changes, hold, take_done};
 use super::view::{Settings, View};
@@ -42,8 +43,14 @@ impl Query for ProfilePopularity {
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
         // Per poster: their highest follower_count and number of distinct posts.
-        let pins = inputs.pins.clone().flat_map(|(_, pin)| {
-            (!pin.poster_name.is_null()).then_some((pin.poster_name, pin.follower_count))
+        // Mostly distinct pairs: not combined (see `combined`).
+        let pins = inputs.facts.clone().flat_map(|fact| match fact {
+            Fact::Pin {
+                poster_name,
+                follower_count,
+                ..
+            } if !poster_name.is_null() => Some((poster_name, follower_count)),
+            _ => None,
         });
         let totals = accumulate(
             pins,
@@ -54,8 +61,9 @@ impl Query for ProfilePopularity {
                 *posts += diff;
             },
             |total, rows| rows.extend(total.map(|(highest, posts)| (highest, posts as i64))),
+            |&poster, total| (poster, total),
         );
-        let top = local_top(totals).map(move |(poster, (follower_count, posts))| Update {
+        let top = local_top(totals, move |(poster, (follower_count, posts))| Update {
             aggregate: id,
             change: Change::PosterTotal {
                 poster,
@@ -163,7 +171,12 @@ type Total = (Name, (i64, i64));
 /// ([`TopPosters::forget_below_top`]): its index stays the size of the top. Before, every
 /// poster's every total went to the publisher (worker 0), which kept them all in one index:
 /// a third of its time on distinct-heavy data.
-fn local_top<'scope>(totals: Collection<'scope, Total>) -> Collection<'scope, Total> {
+///
+/// Each row is given as `emit(total)`.
+fn local_top<'scope, O: Data>(
+    totals: Collection<'scope, Total>,
+    emit: impl Fn(Total) -> O + 'static,
+) -> Collection<'scope, O> {
     totals
         .inner
         .unary_frontier(Pipeline, "local_top", |_capability, _info| {
@@ -209,7 +222,7 @@ fn local_top<'scope>(totals: Collection<'scope, Total>) -> Collection<'scope, To
                     let time = *capability.time();
                     let mut session = output.session(&capability);
                     changes(&mut before, &mut now, |row, diff| {
-                        session.give((row, time, diff));
+                        session.give((emit(row), time, diff));
                     });
                 }
             }
@@ -298,7 +311,7 @@ mod tests {
                 let probe = timely::dataflow::ProbeHandle::new();
                 let mut input = worker.dataflow::<u64, _, _>(|scope| {
                     let (input, totals) = scope.new_collection();
-                    local_top(totals)
+                    local_top(totals, |total| total)
                         .inner
                         .inspect(move |row| sink.lock().unwrap().push(*row))
                         .probe_with(&probe);

@@ -1,7 +1,7 @@
 //! `q1_popular_category_by_country`: per country, the category with most posts (pin ⋈ geo),
 //! ties kept.
 
-use super::operators::most_frequent;
+use super::operators::{combined, most_frequent};
 use super::view::{Rows, Settings, View};
 use super::{Aggregate, AggregateId, Change, Collection, Column, Inputs, Query, Update};
 
@@ -23,11 +23,10 @@ impl Query for PopularCategoryByCountry {
         id: AggregateId,
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
-        let pairs = inputs
-            .pin_geo
-            .clone()
-            .map(|pair| (pair.country, pair.category));
-        let rows = most_frequent(pairs).map(move |(country, (category, count))| Update {
+        let pairs = combined(inputs.pin_geo.clone(), "q1_pairs", |pair| {
+            Some((pair.country, pair.category))
+        });
+        let rows = most_frequent(pairs, move |&country, (category, count)| Update {
             aggregate: id,
             change: Change::Row(vec![country.into(), category.into(), (count as i64).into()]),
         });

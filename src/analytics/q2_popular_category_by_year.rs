@@ -3,7 +3,7 @@
 
 use std::ops::RangeInclusive;
 
-use super::operators::most_frequent;
+use super::operators::{combined, most_frequent};
 use super::view::{Rows, Settings, View};
 use super::{Aggregate, AggregateId, Change, Collection, Column, Inputs, Query, Update};
 
@@ -28,12 +28,12 @@ impl Query for PopularCategoryByYear {
         id: AggregateId,
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
-        let pairs = inputs.pin_geo.clone().flat_map(|pair| {
+        let pairs = combined(inputs.pin_geo.clone(), "q2_pairs", |pair| {
             YEARS
                 .contains(&pair.year)
                 .then_some((pair.year, pair.category))
         });
-        let rows = most_frequent(pairs).map(move |(year, (category, count))| Update {
+        let rows = most_frequent(pairs, move |&year, (category, count)| Update {
             aggregate: id,
             change: Change::Row(vec![year.into(), category.into(), (count as i64).into()]),
         });

@@ -32,7 +32,11 @@ pub fn top_users_by_country<'scope>(
         (!pair.poster_name.is_null())
             .then_some((pair.country, (pair.follower_count, pair.poster_name)))
     });
-    top_with_ties(posters, |(followers, _)| *followers)
+    top_with_ties(
+        posters,
+        |(followers, _)| *followers,
+        |&country, top| (country, top),
+    )
 }
 
 pub struct TopUserByCountry;

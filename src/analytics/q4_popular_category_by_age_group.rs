@@ -1,7 +1,7 @@
 //! `q4_popular_category_by_age_group`: per age group, the category with most posts (pin ⋈
 //! user), ties kept.
 
-use super::operators::most_frequent;
+use super::operators::{combined, most_frequent};
 use super::view::{Rows, Settings, View};
 use super::{Aggregate, AggregateId, Change, Collection, Column, Field, Inputs, Query, Update};
 
@@ -23,11 +23,10 @@ impl Query for PopularCategoryByAgeGroup {
         id: AggregateId,
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
-        let pairs = inputs
-            .pin_user
-            .clone()
-            .flat_map(|pair| pair.age_group.map(|group| (group, pair.category)));
-        let rows = most_frequent(pairs).map(move |(group, (category, count))| Update {
+        let pairs = combined(inputs.pin_user.clone(), "q4_pairs", |pair| {
+            pair.age_group.map(|group| (group, pair.category))
+        });
+        let rows = most_frequent(pairs, move |&group, (category, count)| Update {
             aggregate: id,
             change: Change::Row(vec![
                 Field::AgeGroup(group),
