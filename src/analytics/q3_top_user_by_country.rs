@@ -2,10 +2,15 @@
 //! geo, null poster_name rows left out), ties kept; and `q3b_top_country`, derived from it: the
 //! country(ies) of the overall highest follower_count among q3's rows.
 
-use super::names::Name;
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
+use super::names::{Dictionary, Name};
 use super::operators::top_with_ties;
 use super::view::{Rows, Settings, View};
-use super::{Aggregate, AggregateId, Change, Collection, Column, Inputs, Query, Update};
+use super::{
+    Aggregate, AggregateId, AggregateRow, Cell, Change, Collection, Column, Inputs, Query, Update,
+};
 
 pub const AGGREGATE: Aggregate = Aggregate {
     name: "q3_top_user_by_country",
@@ -71,27 +76,120 @@ impl Query for TopCountry {
         id: AggregateId,
         inputs: &Inputs<'scope>,
     ) -> Option<Collection<'scope, Update>> {
-        let rows = inputs
-            .top_users_by_country
-            .clone()
-            .map(|(country, (followers, _))| ((), (followers, country)))
-            .reduce_named("top_country", |_, input, output| {
-                // Sorted by (followers, country): the highest are last.
-                let top = input.last().map(|((followers, _), _)| *followers);
-                for ((followers, country), _) in
-                    input.iter().rev().take_while(|((f, _), _)| Some(*f) == top)
-                {
-                    output.push(((*followers, *country), 1));
-                }
-            })
-            .map(move |((), (followers, country))| Update {
-                aggregate: id,
-                change: Change::Row(vec![country.into(), followers.into()]),
-            });
-        Some(rows)
+        let tops =
+            inputs
+                .top_users_by_country
+                .clone()
+                .map(move |(country, (follower_count, _))| Update {
+                    aggregate: id,
+                    change: Change::CountryTop {
+                        country,
+                        follower_count,
+                    },
+                });
+        Some(tops)
     }
 
     fn view(&self, _settings: &Settings) -> Box<dyn View> {
-        Box::<Rows>::default()
+        Box::<TopCountries>::default()
+    }
+}
+
+/// Every country's top follower_count, with how many of q3's rows (tied posters) carry it,
+/// ordered so the highest are last.
+#[derive(Default)]
+pub struct TopCountries {
+    tops: BTreeMap<(i64, Name), isize>,
+    changed: bool,
+}
+
+impl View for TopCountries {
+    fn apply(&mut self, change: Change, diff: isize) -> bool {
+        let Change::CountryTop {
+            country,
+            follower_count,
+        } = change
+        else {
+            return false;
+        };
+        let Entry::Occupied(mut entry) = self.tops.entry((follower_count, country)) else {
+            if diff <= 0 {
+                return false;
+            }
+            self.tops.insert((follower_count, country), diff);
+            self.changed = true;
+            return true;
+        };
+        *entry.get_mut() += diff;
+        let left = *entry.get();
+        if left <= 0 {
+            entry.remove();
+        }
+        self.changed = true;
+        left >= 0
+    }
+
+    fn rows(&mut self, names: &Dictionary, _now: i64) -> Option<Vec<AggregateRow>> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        let top = self.tops.last_key_value().map(|((top, _), _)| *top);
+        let rows = self
+            .tops
+            .keys()
+            .rev()
+            .take_while(|(follower_count, _)| Some(*follower_count) == top)
+            .map(|&(follower_count, country)| {
+                AggregateRow::from([Cell::Text(names.text(country)), Cell::Long(follower_count)])
+            })
+            .collect();
+        Some(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn top(country: Name, follower_count: i64) -> Change {
+        Change::CountryTop {
+            country,
+            follower_count,
+        }
+    }
+
+    #[test]
+    fn the_top_countries_follow_their_tops_with_ties() {
+        let mut names = Dictionary::default();
+        let [fiji, peru, chad] = ["Fiji", "Peru", "Chad"].map(|text| {
+            let name = Name::of(Some(text));
+            names.insert(name, text.to_owned());
+            name
+        });
+        let row =
+            |text: &str, n| AggregateRow::from([Cell::Text(Some(text.into())), Cell::Long(n)]);
+        let mut view = TopCountries::default();
+        assert_eq!(view.rows(&names, 0), None);
+        assert!(view.apply(top(fiji, 10), 2)); // two posters tied at Fiji's top
+        assert!(view.apply(top(peru, 10), 1));
+        assert!(view.apply(top(chad, 7), 1));
+        let mut rows = view.rows(&names, 0).unwrap();
+        rows.sort();
+        assert_eq!(rows, vec![row("Fiji", 10), row("Peru", 10)]);
+        assert_eq!(view.rows(&names, 0), None);
+
+        // One of Fiji's posters goes: Fiji still has a top poster at 10.
+        assert!(view.apply(top(fiji, 10), -1));
+        assert_eq!(view.rows(&names, 0).map(|rows| rows.len()), Some(2));
+        // Peru's top poster is replaced by one with fewer followers; then Chad's rises.
+        assert!(view.apply(top(peru, 10), -1));
+        assert!(view.apply(top(peru, 8), 1));
+        assert_eq!(view.rows(&names, 0), Some(vec![row("Fiji", 10)]));
+        assert!(view.apply(top(chad, 7), -1));
+        assert!(view.apply(top(chad, 12), 1));
+        assert_eq!(view.rows(&names, 0), Some(vec![row("Chad", 12)]));
+
+        assert!(!view.apply(top(peru, 3), -1), "never added");
+        assert!(!view.apply(Change::Row(Vec::new()), 1));
     }
 }

@@ -26,6 +26,10 @@ pub enum Change {
         follower_count: i64,
         posts: i64,
     },
+    /// A country's top follower_count among q3's rows, once per top poster of the country
+    /// (`q3b_top_country`, ranked by the publisher: one key for the whole job would be one
+    /// worker's reduction re-reading every country on each change).
+    CountryTop { country: Name, follower_count: i64 },
 }
 
 /// A value of a row as the dataflow computes it: names stay digests (compared as integers,
