@@ -1,5 +1,5 @@
-//! The collections the queries read, built once from the facts: each table's part, the joins
-//! on `ind`, and the intermediates more than one query reads.
+//! The collections the queries read, built once from the facts: the facts themselves, the
+//! joins on `ind`, and the intermediates more than one query reads.
 //!
 //! Every query is incremental: the joins on `ind` and the per-key reductions
 //! ([`super::operators`]) keep state per key, so a new row costs work in proportion to the
