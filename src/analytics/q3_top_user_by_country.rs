@@ -3,7 +3,6 @@
 //! country(ies) of the overall highest follower_count among q3's rows.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use super::names::{Dictionary, Name};
 use super::operators::top_with_ties;
@@ -112,21 +111,15 @@ impl View for TopCountries {
         else {
             return false;
         };
-        let Entry::Occupied(mut entry) = self.tops.entry((follower_count, country)) else {
-            if diff <= 0 {
-                return false;
-            }
-            self.tops.insert((follower_count, country), diff);
-            self.changed = true;
-            return true;
+        let key = (follower_count, country);
+        let count = self.tops.get(&key).map_or(diff, |count| count + diff);
+        match count {
+            ..0 => return false,
+            0 => self.tops.remove(&key),
+            _ => self.tops.insert(key, count),
         };
-        *entry.get_mut() += diff;
-        let left = *entry.get();
-        if left <= 0 {
-            entry.remove();
-        }
         self.changed = true;
-        left >= 0
+        true
     }
 
     fn rows(&mut self, names: &Dictionary, _now: i64) -> Option<Vec<AggregateRow>> {
@@ -190,6 +183,8 @@ mod tests {
         assert_eq!(view.rows(&names, 0), Some(vec![row("Chad", 12)]));
 
         assert!(!view.apply(top(peru, 3), -1), "never added");
+        assert!(!view.apply(top(chad, 12), -2), "more than was added");
+        assert_eq!(view.rows(&names, 0), None, "left as it was");
         assert!(!view.apply(Change::Row(Vec::new()), 1));
     }
 }
