@@ -47,9 +47,9 @@ impl Column {
 
 /// A published row of an aggregate: its cells in column order, shared by the view that keeps
 /// it and every snapshot that holds it. A publish of the views that keep their rows
-/// ([`super::view::Rows`], q1-q8) copies a pointer per row, not its cells: every publish (up
-/// to one a tick per changed aggregate) used to copy every row, an allocation per row and a
-/// count per text, and the previous snapshot's were freed again.
+/// ([`super::view::Rows`], q1-q8 but q3b) copies a pointer per row, not its cells: every
+/// publish (up to one a tick per changed aggregate) used to copy every row, an allocation per
+/// row and a count per text, and the previous snapshot's were freed again.
 pub type AggregateRow = Arc<[Cell]>;
 
 /// One value of an aggregate row.

@@ -29,7 +29,7 @@ pub trait View {
     fn rows(&mut self, names: &Dictionary, now: i64) -> Option<Vec<AggregateRow>>;
 }
 
-/// Rows the dataflow computes in full (q1-q8 but profile_popularity), with their
+/// Rows the dataflow computes in full (q1-q8 but q3b, which the publisher ranks), with their
 /// multiplicities, kept in the order they are published.
 ///
 /// A row's cells (names as text) are made when its multiplicity changes, and the rows
