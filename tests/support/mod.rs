@@ -418,13 +418,27 @@ pub fn write_edge_cases(dir: &Path) {
     std::fs::write(folder.join("notes.txt"), "not a stream\n").unwrap();
 }
 
-/// A port free on 127.0.0.1 right now.
+/// A port free on 127.0.0.1 right now, below the kernel's ephemeral range (32768 and up by
+/// default), and never handed out twice by one test binary.
+///
+/// A port the kernel picks (binding port 0) is an ephemeral one, which any outgoing
+/// connection of a test running at the same time may take before the process it is meant
+/// for binds it. A cluster test keeps its hosts file over a kill and a restart, a window of
+/// seconds: once in a CI run the restart found its port taken ("Address already in use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const PORTS: std::ops::Range<u16> = 20_000..32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = PORTS.end - PORTS.start;
+    // Test binaries that run one after another start at different places.
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let port = PORTS.start + (offset + NEXT.fetch_add(1, Ordering::Relaxed) % span) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {PORTS:?} on 127.0.0.1");
 }
 
 /// Checks the aggregate tables under `lake` (and the HTTP API at `api`, if given) against
