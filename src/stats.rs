@@ -74,6 +74,9 @@ pub struct Stats {
     /// unreadable gzip stream, a Kafka Connect name that does not parse, an object older
     /// than what was already read. Each is also logged once.
     pub bad_objects: AtomicU64,
+    /// Attempts to write the aggregate tables that failed (each is retried at the next
+    /// interval; a second failure in a row is logged).
+    pub aggregate_table_failures: AtomicU64,
     /// The Kafka brokers' reachability, as every Kafka client of the job sees it.
     pub kafka_outage: Outage,
     /// HTTP ingest requests refused, by reason, in the order of [`INGEST_REFUSALS`].

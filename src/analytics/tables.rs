@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder};
@@ -19,6 +20,7 @@ use url::Url;
 
 use super::{AGGREGATES, Aggregate, AggregateRow, AggregateStore, Cell, CellType, Snapshot};
 use crate::sink::{SinkError, delta};
+use crate::stats::Stats;
 
 fn delta_error(name: &str) -> impl FnOnce(deltalake::DeltaTableError) -> SinkError + '_ {
     move |source| SinkError::Delta {
@@ -303,24 +305,50 @@ async fn replace(
 
 /// Writes the changed aggregates every `interval` until `stop` turns true, then once more (so
 /// the tables hold the final results at shutdown).
+///
+/// A failed write is retried at the next interval and counted in
+/// `stats.aggregate_table_failures`. It is logged as a warning only when the retry fails too:
+/// a lake that fails once (a full disk, an outage) fails the clean tables' commits as well,
+/// and those say it, once, where the run stops or waits. The live results are unaffected.
 pub async fn keep_written(
     lake: Url,
     store: AggregateStore,
     interval: std::time::Duration,
+    stats: Arc<Stats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), SinkError> {
     let mut tables = AggregateTables::open(&lake).await?;
+    let mut failing = 0u32;
     loop {
         let stopping = tokio::time::timeout(interval, stop.wait_for(|stop| *stop))
             .await
             .is_ok();
         match tables.write_changed(&store).await {
-            Ok(written) if written > 0 => tracing::debug!(written, "aggregate tables replaced"),
-            Ok(_) => {}
-            // A failed snapshot write is retried at the next interval; the live results and
-            // the clean tables are unaffected.
-            Err(error) if !stopping => tracing::warn!("writing aggregate tables: {error}"),
-            Err(error) => return Err(error),
+            Ok(written) => {
+                if failing >= 2 {
+                    tracing::info!(
+                        "aggregate tables written again after {failing} failed attempts"
+                    );
+                }
+                failing = 0;
+                if written > 0 {
+                    tracing::debug!(written, "aggregate tables replaced");
+                }
+            }
+            Err(error) if stopping => return Err(error),
+            Err(error) => {
+                stats
+                    .aggregate_table_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                failing += 1;
+                if failing == 2 {
+                    tracing::warn!(
+                        "writing aggregate tables (retried every {interval:?}): {error}"
+                    );
+                } else {
+                    tracing::debug!(failing, "writing aggregate tables: {error}");
+                }
+            }
         }
         if stopping {
             return Ok(());
@@ -372,5 +400,46 @@ mod tests {
         assert!(rebuilt.publish(q1, rows("Fiji", 4)));
         assert_eq!(reopened.write_changed(&rebuilt).await.unwrap(), 1);
         assert_eq!(version(&lake, q1).await, before.map(|v| v + 1));
+    }
+
+    /// A write that fails is counted and retried at every interval while the run goes on;
+    /// the one at shutdown fails the run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_is_counted_retried_and_fails_the_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Url::from_directory_path(dir.path()).unwrap();
+        let q1 = "q1_popular_category_by_country";
+        let store = AggregateStore::new();
+        let stats = Arc::new(Stats::default());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(keep_written(
+            lake.clone(),
+            store.clone(),
+            std::time::Duration::from_millis(20),
+            stats.clone(),
+            stopped,
+        ));
+        // Once q1 is written, its directory becomes a file: no data file can be written.
+        assert!(store.publish(q1, rows("Fiji", 3)));
+        let table = dir.path().join("aggregates").join(q1);
+        let written = table.join("_delta_log/00000000000000000001.json");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !written.exists() {
+            assert!(std::time::Instant::now() < deadline, "q1 was not written");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        std::fs::remove_dir_all(&table).unwrap();
+        std::fs::write(&table, b"not a directory").unwrap();
+        assert!(store.publish(q1, rows("Fiji", 4)));
+        while Stats::get(&stats.aggregate_table_failures) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no failed write was counted"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        let error = writer.await.unwrap().unwrap_err();
+        assert!(error.to_string().contains(q1), "{error}");
     }
 }

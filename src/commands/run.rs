@@ -77,8 +77,9 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let tables = (leads && config.analytics.enabled).then(|| {
         let lake = crate::sink::delta::lake_url(&config.lake);
         let (store, interval) = (aggregates.clone(), config.analytics.table_interval);
+        let stats = stats.clone();
         runtime.spawn(async move {
-            aggregate_tables::keep_written(lake?, store, interval, stopped).await
+            aggregate_tables::keep_written(lake?, store, interval, stats, stopped).await
         })
     });
     // Online compaction on handles of its own; it commits only dataChange=false rewrites,

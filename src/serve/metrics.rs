@@ -105,6 +105,11 @@ fn record(state: &AppState) {
             &stats.cluster_bytes_sent,
         ),
         (
+            "pinstream_aggregate_table_failures_total",
+            "Attempts to write the aggregate tables that failed (retried at the next interval; a second failure in a row is logged)",
+            &stats.aggregate_table_failures,
+        ),
+        (
             "pinstream_dataflow_restarts_total",
             "Times the dataflow started again from the tables (consumer-group rebalances, fenced commits)",
             &stats.restarts,
