@@ -699,7 +699,7 @@ impl Config {
                 max_records: args
                     .batch_records
                     .or(job.batch.max_records)
-                    .unwrap_or(200_000),
+                    .unwrap_or(100_000),
                 tick: match args.tick {
                     Some(tick) => tick,
                     None => duration(&job.batch.tick, "batch.tick", BatchPolicy::DEFAULT_TICK)?,
