@@ -300,9 +300,10 @@ pub struct BenchArgs {
     /// timed), then times `run --until-done` from each, start-up included.
     #[arg(long, value_name = "HOST:PORT")]
     pub kafka: Option<String>,
-    /// Runs of each freshness rate, and of each path for --kafka (file and Kafka alternated):
-    /// the figures printed are the medians, with the ranges (a single run's freshness p99 or
-    /// Kafka share swings by ±50% and ±10% on a shared 2-core machine).
+    /// Runs of each freshness rate, of each path for --kafka (file and Kafka alternated), and
+    /// rounds of the files -> Delta runs (the floors, then tables only and with analytics):
+    /// the figures printed are the medians, with the ranges (a single run's freshness p99,
+    /// Kafka share or parse floor swings by ±50%, ±10% and 2x on a shared 2-core machine).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
     /// Small files written for --compaction.

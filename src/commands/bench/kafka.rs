@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Error, RunSummary, bench_dir, generate, median, range, run_pipeline};
+use super::{Error, RunSummary, bench_dir, check_same_rows, generate, median, range, run_pipeline};
 use crate::config::BenchArgs;
 use crate::connectors::emulator::EmulatorSpec;
 use crate::connectors::{self, MessageKey, Produce, http::HttpFormat};
@@ -99,7 +99,10 @@ pub fn bench_kafka(args: &BenchArgs, brokers: &str) -> Result<(), Error> {
             for _ in 0..args.repeat {
                 let file = timed(&file_source, &dir.join("lake-file"), workers, extra)?;
                 let kafka = timed(&to, &dir.join("lake-kafka"), workers, extra)?;
-                check_same_rows(&file.summary, &kafka.summary)?;
+                check_same_rows(
+                    (&file.summary, "the file run"),
+                    (&kafka.summary, "the kafka run"),
+                )?;
                 records_in = file.summary.records_in;
                 runs.push((file.seconds, kafka.seconds));
             }
@@ -138,18 +141,4 @@ fn report(workers: usize, label: &str, records: u64, runs: &[(f64, f64)]) {
             "BELOW THE FLOOR"
         },
     );
-}
-
-/// Both runs read every record and committed the same rows (clean, quarantined, duplicates
-/// dropped): otherwise the rates compare different work.
-fn check_same_rows(file: &RunSummary, kafka: &RunSummary) -> Result<(), Error> {
-    let counts = |s: &RunSummary| (s.records_in, s.clean, s.quarantined, s.rows_committed);
-    if counts(file) != counts(kafka) || file.rows_committed == 0 {
-        return Err(Error::BenchCheck(format!(
-            "file and kafka runs differ: (records in, clean, quarantined, rows committed) = {:?} from files, {:?} from kafka",
-            counts(file),
-            counts(kafka)
-        )));
-    }
-    Ok(())
 }

@@ -7,7 +7,9 @@
 //!    the output format too.
 //! 3. The pipeline: `pinstream run --from file:<data> --until-done` in a child process per
 //!    worker count, into a fresh lake: parse, clean, dedup, Delta commit. Wall time includes
-//!    opening the tables and the last commit; peak memory is the child's.
+//!    opening the tables and the last commit; peak memory is the child's. `--repeat` rounds,
+//!    each measuring the floors on all cores right before its runs: a run's share is against
+//!    its own round's floors, and the medians and ranges are printed.
 
 pub mod flood;
 mod kafka;
@@ -233,9 +235,83 @@ fn shape(universe: u64, events: u64) -> &'static str {
     }
 }
 
-/// Files -> Delta on `--events` from `universe` posts: the serde_json floor measured first,
-/// then the pipeline for each worker count, with and without analytics, each as a share of
-/// that floor.
+/// The pipeline's two ways of running on files, in the order each round runs them (the last
+/// one's lake is the one the restart reads).
+const FILE_RUNS: [(&str, &[&str]); 2] = [
+    ("tables only", &["--no-analytics"]),
+    ("with analytics", &[]),
+];
+
+/// One round of the floors on some threads: records/s of the parse alone and of the parse
+/// with the format, and what they made.
+struct Floors {
+    parse: f64,
+    format: f64,
+    parsed: usize,
+    parquet_bytes: usize,
+}
+
+impl Floors {
+    fn measure(lines: &[(Stream, &[u8])], threads: usize) -> Result<Floors, Error> {
+        let (parsed, parse) = serde_baseline(lines, threads);
+        let (_, parquet_bytes, format) = parquet_baseline(lines, threads)?;
+        Ok(Floors {
+            parse,
+            format,
+            parsed,
+            parquet_bytes,
+        })
+    }
+}
+
+/// The floors' lines: the median of the rounds and, for several, their range.
+fn print_floors(threads: usize, rounds: &[Floors]) {
+    let Some(first) = rounds.first() else {
+        return;
+    };
+    let line = |floor: fn(&Floors) -> f64| {
+        let values: Vec<f64> = rounds.iter().map(floor).collect();
+        let middle = median(&mut values.clone()).unwrap_or(f64::NAN);
+        match rounds.len() {
+            1 => format!("{middle:>10.0} records/s"),
+            n => format!(
+                "{middle:>10.0} records/s (median of {n} rounds, {})",
+                range(&values, 0)
+            ),
+        }
+    };
+    println!(
+        "  floor: serde_json typed parse, {threads} thread(s): {} ({} parsed)",
+        line(|f| f.parse),
+        first.parsed
+    );
+    println!(
+        "  floor with the format: the same parse, then the records as Snappy Parquet with the tables' settings (in memory), {threads} thread(s): {} ({} parsed, {:.1} MiB of Parquet)",
+        line(|f| f.format),
+        first.parsed,
+        first.parquet_bytes as f64 / (1 << 20) as f64
+    );
+}
+
+/// Two runs of the same data read every record and committed the same rows (clean,
+/// quarantined, duplicates dropped): otherwise their rates compare different work.
+fn check_same_rows(a: (&RunSummary, &str), b: (&RunSummary, &str)) -> Result<(), Error> {
+    let counts = |s: &RunSummary| (s.records_in, s.clean, s.quarantined, s.rows_committed);
+    if counts(a.0) != counts(b.0) || a.0.rows_committed == 0 {
+        return Err(Error::BenchCheck(format!(
+            "{} and {} differ: (records in, clean, quarantined, rows committed) = {:?} and {:?}",
+            a.1,
+            b.1,
+            counts(a.0),
+            counts(b.0)
+        )));
+    }
+    Ok(())
+}
+
+/// Files -> Delta on `--events` from `universe` posts: for each worker count, `--repeat`
+/// rounds of the floors on all cores followed by the pipeline tables only and with analytics;
+/// each run's rate as a share of its own round's floors, the medians and ranges printed.
 fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error> {
     let started = Instant::now();
     let data = generate(args, dir, universe)?;
@@ -258,48 +334,66 @@ fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error>
     );
     let cores = cores();
     let lines = lines_of(&files);
-    let (mut floor, mut parquet) = (0.0, 0.0);
-    for threads in [1, cores]
-        .into_iter()
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        let (parsed, rate) = serde_baseline(&lines, threads);
-        println!(
-            "  floor: serde_json typed parse, {threads} thread(s): {rate:>10.0} records/s ({parsed} parsed)"
-        );
-        floor = rate;
-        let (parsed, bytes, rate) = parquet_baseline(&lines, threads)?;
-        println!(
-            "  floor with the format: the same parse, then the records as Snappy Parquet with the tables' settings (in memory), {threads} thread(s): {rate:>10.0} records/s ({parsed} parsed, {:.1} MiB of Parquet)",
-            bytes as f64 / (1 << 20) as f64
-        );
-        parquet = rate;
+    if cores > 1 {
+        // For reference: what one core does (the shares below are against all of them).
+        print_floors(1, &[Floors::measure(&lines, 1)?]);
     }
     let source = format!("file:{}", data.display());
     for &workers in &args.workers {
-        for (label, extra) in [
-            ("tables only", &["--no-analytics"][..]),
-            ("with analytics", &[][..]),
-        ] {
-            let lake = dir.join(format!("lake-{workers}w"));
-            let summary = run_pipeline(&source, &lake, workers, extra)?;
-            let rate = summary.records_in as f64 / summary.seconds;
+        let lake = dir.join(format!("lake-{workers}w"));
+        // Each round measures the floors on all cores, then runs the pipeline both ways right
+        // after: every run is compared with the floors the host gave at that moment (the
+        // 2-thread parse floor ranged over 2.1-4.2M records/s within one hour on this VM).
+        let mut rounds = Vec::new();
+        let mut runs: [Vec<RunSummary>; 2] = Default::default();
+        for _ in 0..args.repeat {
+            rounds.push(Floors::measure(&lines, cores)?);
+            for (runs, (_, extra)) in runs.iter_mut().zip(FILE_RUNS) {
+                runs.push(run_pipeline(&source, &lake, workers, extra)?);
+            }
+        }
+        print_floors(cores, &rounds);
+        for (runs, (label, _)) in runs.iter().zip(FILE_RUNS) {
+            for run in &runs[1..] {
+                check_same_rows((&runs[0], "one file run"), (run, "another"))?;
+            }
+            let rates: Vec<f64> = runs
+                .iter()
+                .map(|run| run.records_in as f64 / run.seconds)
+                .collect();
+            let shares = |floor: fn(&Floors) -> f64| -> Vec<f64> {
+                rates
+                    .iter()
+                    .zip(&rounds)
+                    .map(|(rate, round)| 100.0 * rate / floor(round))
+                    .collect()
+            };
+            let (parse_shares, format_shares) = (shares(|f| f.parse), shares(|f| f.format));
+            let middle = |values: &[f64]| median(&mut values.to_vec()).unwrap_or(f64::NAN);
+            let peaks: Vec<f64> = runs
+                .iter()
+                .map(|run| run.peak_rss_bytes as f64 / (1 << 20) as f64)
+                .collect();
             println!(
-                "  file -> Delta, {workers} worker(s), {label}: {rate:>10.0} records/s = {:.0}% of the floor on {cores} cores ({floor:.0}), {:.0}% of the floor with the format ({parquet:.0}), {:.2} s, {} rows committed, {} distinct, peak RSS {:.0} MiB",
-                100.0 * rate / floor,
-                100.0 * rate / parquet,
-                summary.seconds,
-                summary.rows_committed,
+                "  file -> Delta, {workers} worker(s), {label}, median of {} runs: {:>10.0} records/s ({:.2} s) = {:.0}% of the floor on {cores} cores (runs {}%), {:.0}% of the floor with the format (runs {}%), {} rows committed, {} distinct, peak RSS {:.0} MiB (runs {})",
+                runs.len(),
+                middle(&rates),
+                middle(&runs.iter().map(|run| run.seconds).collect::<Vec<_>>()),
+                middle(&parse_shares),
+                range(&parse_shares, 0),
+                middle(&format_shares),
+                range(&format_shares, 0),
+                runs[0].rows_committed,
                 format_args!(
                     "{:.0}%",
-                    100.0 * summary.rows_committed as f64 / summary.records_in.max(1) as f64
+                    100.0 * runs[0].rows_committed as f64 / runs[0].records_in.max(1) as f64
                 ),
-                summary.peak_rss_bytes as f64 / (1 << 20) as f64,
+                middle(&peaks),
+                range(&peaks, 0),
             );
         }
         // A restart on the lake just written (with analytics): the rows the tables hold are
         // read back into the deduplication and the aggregates; nothing new is read.
-        let lake = dir.join(format!("lake-{workers}w"));
         let restart = resume_pipeline(&source, &lake, workers, &[])?;
         println!(
             "  restart on that lake, {workers} worker(s), with analytics: caught up in {:.2} s ({} new rows), peak RSS {:.0} MiB",
