@@ -17,7 +17,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Error, RunSummary, bench_dir, check_same_rows, generate, median, range, run_pipeline};
+use super::{
+    Error, RunSummary, bench_dir, check_same_rows, generate, median_of, range, run_pipeline,
+};
 use crate::config::BenchArgs;
 use crate::connectors::emulator::EmulatorSpec;
 use crate::connectors::{self, MessageKey, Produce, http::HttpFormat};
@@ -118,9 +120,8 @@ pub fn bench_kafka(args: &BenchArgs, brokers: &str) -> Result<(), Error> {
 /// One line: each path's median rate and wall time over the alternated `runs` (file, Kafka
 /// seconds), the floor of this run, the share of the medians and the range of the shares.
 fn report(workers: usize, label: &str, records: u64, runs: &[(f64, f64)]) {
-    let middle = |seconds: fn(&(f64, f64)) -> f64| {
-        median(&mut runs.iter().map(seconds).collect::<Vec<_>>()).unwrap_or(f64::NAN)
-    };
+    let middle =
+        |seconds: fn(&(f64, f64)) -> f64| median_of(&runs.iter().map(seconds).collect::<Vec<_>>());
     let (file, kafka) = (middle(|run| run.0), middle(|run| run.1));
     let (file_rate, kafka_rate) = (records as f64 / file, records as f64 / kafka);
     let share = kafka_rate / file_rate;

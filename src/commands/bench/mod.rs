@@ -64,6 +64,11 @@ fn median(values: &mut [f64]) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
+/// The median of `values` left as they are (NaN when there are none), for a printed line.
+fn median_of(values: &[f64]) -> f64 {
+    median(&mut values.to_vec()).unwrap_or(f64::NAN)
+}
+
 /// The lowest and the highest of `values`, as `low-high` with `decimals`.
 fn range(values: &[f64], decimals: usize) -> String {
     let low = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -271,7 +276,7 @@ fn print_floors(threads: usize, rounds: &[Floors]) {
     };
     let line = |floor: fn(&Floors) -> f64| {
         let values: Vec<f64> = rounds.iter().map(floor).collect();
-        let middle = median(&mut values.clone()).unwrap_or(f64::NAN);
+        let middle = median_of(&values);
         match rounds.len() {
             1 => format!("{middle:>10.0} records/s"),
             n => format!(
@@ -369,7 +374,6 @@ fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error>
                     .collect()
             };
             let (parse_shares, format_shares) = (shares(|f| f.parse), shares(|f| f.format));
-            let middle = |values: &[f64]| median(&mut values.to_vec()).unwrap_or(f64::NAN);
             let peaks: Vec<f64> = runs
                 .iter()
                 .map(|run| run.peak_rss_bytes as f64 / (1 << 20) as f64)
@@ -377,18 +381,18 @@ fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error>
             println!(
                 "  file -> Delta, {workers} worker(s), {label}, median of {} runs: {:>10.0} records/s ({:.2} s) = {:.0}% of the floor on {cores} cores (runs {}%), {:.0}% of the floor with the format (runs {}%), {} rows committed, {} distinct, peak RSS {:.0} MiB (runs {})",
                 runs.len(),
-                middle(&rates),
-                middle(&runs.iter().map(|run| run.seconds).collect::<Vec<_>>()),
-                middle(&parse_shares),
+                median_of(&rates),
+                median_of(&runs.iter().map(|run| run.seconds).collect::<Vec<_>>()),
+                median_of(&parse_shares),
                 range(&parse_shares, 0),
-                middle(&format_shares),
+                median_of(&format_shares),
                 range(&format_shares, 0),
                 runs[0].rows_committed,
                 format_args!(
                     "{:.0}%",
                     100.0 * runs[0].rows_committed as f64 / runs[0].records_in.max(1) as f64
                 ),
-                middle(&peaks),
+                median_of(&peaks),
                 range(&peaks, 0),
             );
         }
