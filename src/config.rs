@@ -15,6 +15,7 @@ use crate::connectors::emulator::EmulatorSpec;
 use crate::connectors::http::HttpFormat;
 use crate::connectors::{JobSettings, MessageKey, SourceSpec};
 use crate::sink::maintain::{CompactionPolicy, DEFAULT_MIN_FILES, DEFAULT_TARGET_FILE_SIZE};
+use crate::sink::schema::Codec;
 
 /// The embedded default job (`pinstream run` with no job file).
 pub const DEFAULT_JOB: &str = include_str!("../dataflows/local.toml");
@@ -94,6 +95,10 @@ pub struct MaintainArgs {
     /// Rewrite a group of small files only when it has at least this many.
     #[arg(long)]
     pub min_files: Option<usize>,
+    /// Parquet codec of the rewritten files (default: the job's `compression`, else snappy):
+    /// snappy, zstd, zstd(<1-22>), gzip, gzip(<0-9>), lz4 or uncompressed.
+    #[arg(long, value_parser = parse_codec)]
+    pub compression: Option<Codec>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +175,14 @@ pub struct RunArgs {
     /// Compaction rewrites a group of small files only when it has at least this many.
     #[arg(long)]
     pub min_files: Option<usize>,
+    /// Parquet codec of every data file written: snappy (the default), zstd, zstd(<1-22>),
+    /// gzip, gzip(<0-9>), lz4 or uncompressed. Overrides the job's `compression`.
+    #[arg(long, value_parser = parse_codec)]
+    pub compression: Option<Codec>,
+}
+
+fn parse_codec(text: &str) -> Result<Codec, String> {
+    text.parse()
 }
 
 /// A period, or never.
@@ -392,6 +405,8 @@ pub struct MaintenanceSettings {
 pub struct Config {
     pub name: String,
     pub lake: String,
+    /// The codec of every data file written (compaction's rewrites too).
+    pub compression: Codec,
     pub sources: Vec<SourceSpec>,
     pub workers: usize,
     pub http: SocketAddr,
@@ -409,6 +424,7 @@ pub struct Config {
 struct JobFile {
     name: Option<String>,
     lake: Option<String>,
+    compression: Option<String>,
     workers: Option<usize>,
     http: Option<SocketAddr>,
     #[serde(default)]
@@ -448,6 +464,7 @@ impl MaintenanceFile {
         every: Option<Every>,
         target_file_size: Option<u64>,
         min_files: Option<usize>,
+        codec: Codec,
     ) -> Result<MaintenanceSettings, ConfigError> {
         let error = |reason: String| ConfigError::JobFile {
             path: path.to_owned(),
@@ -488,6 +505,7 @@ impl MaintenanceFile {
             compaction: CompactionPolicy {
                 target_file_size,
                 min_files,
+                codec,
             },
         })
     }
@@ -535,11 +553,13 @@ impl MaintainConfig {
             }
             None => (None, "<flags>".to_owned()),
         };
-        let (lake, maintenance) = match job {
-            Some(job) => (job.lake, job.maintenance),
-            None => (None, MaintenanceFile::default()),
+        let (lake, compression, maintenance) = match job {
+            Some(job) => (job.lake, job.compression, job.maintenance),
+            None => (None, None, MaintenanceFile::default()),
         };
-        let settings = maintenance.resolve(&path, None, args.target_file_size, args.min_files)?;
+        let codec = resolve_codec(args.compression, compression.as_deref(), &path)?;
+        let settings =
+            maintenance.resolve(&path, None, args.target_file_size, args.min_files, codec)?;
         let compact = args.compact || !args.vacuum;
         Ok(MaintainConfig {
             lake: args
@@ -550,6 +570,22 @@ impl MaintainConfig {
             compaction: compact.then_some(settings.compaction),
             vacuum: args.vacuum.then_some((args.retention, args.force)),
         })
+    }
+}
+
+/// The flag's codec, else the job file's `compression`, else Snappy.
+fn resolve_codec(
+    flag: Option<Codec>,
+    file: Option<&str>,
+    path: &str,
+) -> Result<Codec, ConfigError> {
+    match (flag, file) {
+        (Some(codec), _) => Ok(codec),
+        (None, Some(text)) => text.parse().map_err(|reason| ConfigError::JobFile {
+            path: path.to_owned(),
+            reason: format!("compression {reason}"),
+        }),
+        (None, None) => Ok(Codec::default()),
     }
 }
 
@@ -668,11 +704,13 @@ impl Config {
                 )?,
             },
         };
+        let compression = resolve_codec(args.compression, job.compression.as_deref(), &path)?;
         let maintenance = job.maintenance.resolve(
             &path,
             args.compact_every,
             args.target_file_size,
             args.min_files,
+            compression,
         )?;
         let name = job.name.unwrap_or_else(|| "job".to_owned());
         let settings = JobSettings {
@@ -689,6 +727,7 @@ impl Config {
                 .clone()
                 .or(job.lake)
                 .unwrap_or_else(|| "./lake".to_owned()),
+            compression,
             sources,
             workers: args.workers.or(job.workers).unwrap_or(1),
             http: args
@@ -968,5 +1007,45 @@ mod tests {
         let both = parse(&["--vacuum", "--compact", "--retention", "1h", "--force"]);
         assert!(both.compaction.is_some());
         assert_eq!(both.vacuum, Some((Duration::from_secs(3600), true)));
+        let zstd = parse(&["--compression", "zstd(3)"]);
+        assert_eq!(zstd.compaction.unwrap().codec.to_string(), "zstd(3)");
+    }
+
+    /// The codec: Snappy unless the job's `compression` or `--compression` (which wins) says
+    /// otherwise, the same for the data files and compaction's rewrites; a bad one is refused
+    /// with the job file and the key named.
+    #[test]
+    fn compression_comes_from_the_flag_then_the_job_file() {
+        let default = Config::resolve(&run_args(&["--from", "file:."])).unwrap();
+        assert_eq!(default.compression, Codec::default());
+        assert_eq!(default.compression.to_string(), "snappy");
+
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job.toml");
+        let source = "[[source]]\ntype = \"file\"\ndir = \".\"\n";
+        std::fs::write(&job, format!("compression = \"zstd\"\n{source}")).unwrap();
+        let from_file = Config::resolve(&run_args(&[job.to_str().unwrap()])).unwrap();
+        assert_eq!(from_file.compression.to_string(), "zstd(1)");
+        assert_eq!(
+            from_file.maintenance.compaction.codec,
+            from_file.compression
+        );
+        let flag =
+            Config::resolve(&run_args(&[job.to_str().unwrap(), "--compression", "lz4"])).unwrap();
+        assert_eq!(flag.compression.to_string(), "lz4");
+        assert_eq!(flag.maintenance.compaction.codec, flag.compression);
+
+        std::fs::write(&job, format!("compression = \"lzo\"\n{source}")).unwrap();
+        let error = Config::resolve(&run_args(&[job.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("job.toml") && error.contains("compression `lzo`: unknown codec"),
+            "{error}"
+        );
+        let refused = Cli::try_parse_from(["pinstream", "run", "--compression", "zstd(40)"])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("zstd levels are 1 to 22"), "{refused}");
     }
 }

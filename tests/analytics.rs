@@ -20,6 +20,7 @@ use pinstream::config::{AnalyticsSettings, BatchPolicy, Config, MaintenanceSetti
 use pinstream::connectors::SourceSpec;
 use pinstream::connectors::file::FileSettings;
 use pinstream::dataflow;
+use pinstream::sink::schema::Codec;
 use pinstream::stats::Stats;
 use pinstream::stream::Stream;
 use proptest::prelude::*;
@@ -121,6 +122,7 @@ fn run_engine(input: &Path, lake: &Path, workers: usize, batch_records: usize) -
     let config = Config {
         name: "analytics-test".into(),
         lake: lake.display().to_string(),
+        compression: Codec::default(),
         sources: vec![SourceSpec::new(FileSettings::new(input))],
         workers,
         http: "127.0.0.1:0".parse().unwrap(),

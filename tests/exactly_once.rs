@@ -118,6 +118,7 @@ pub fn sigkill_and_restart_give_the_uninterrupted_tables(
 #[test]
 fn a_commit_of_positions_another_process_moved_meanwhile_is_fenced() {
     use pinstream::connectors::{Position, Positions};
+    use pinstream::sink::schema::Codec;
     use pinstream::sink::{Lake, SinkError};
     use pinstream::table::Table;
 
@@ -125,8 +126,8 @@ fn a_commit_of_positions_another_process_moved_meanwhile_is_fenced() {
     let location = lake_dir.path().to_str().unwrap().to_owned();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut old_owner = Lake::open(&location).await.unwrap();
-        let mut new_owner = Lake::open(&location).await.unwrap();
+        let mut old_owner = Lake::open(&location, Codec::default()).await.unwrap();
+        let mut new_owner = Lake::open(&location, Codec::default()).await.unwrap();
         let at = |partition: &str, position: i64| -> Positions {
             [(partition.into(), Position::new(position))]
                 .into_iter()
@@ -170,7 +171,7 @@ fn a_commit_of_positions_another_process_moved_meanwhile_is_fenced() {
             )
             .await
             .unwrap();
-        let fresh = Lake::open(&location).await.unwrap();
+        let fresh = Lake::open(&location, Codec::default()).await.unwrap();
         let pin = fresh.table(Table::Pin);
         let snapshot = pin.snapshot().unwrap();
         for (app, expected) in [("kafka:t.pin/3", 120), ("kafka:t.pin/4", 50)] {

@@ -97,12 +97,81 @@ fn maintain_compacts_a_local_lake_and_writes_a_missing_checkpoint() {
     assert_eq!(commits(lake.path(), "pin"), versions);
 }
 
+/// The codecs of the column chunks of every live data file, per table (clean and aggregate),
+/// read from the Parquet footers with pyarrow.
+fn codecs(lake: &std::path::Path) -> serde_json::Value {
+    python_json(
+        r#"
+import json, os, sys
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+lake = sys.argv[2]
+tables = ["pin", "geo", "user", "quarantine"] + [
+    "aggregates/" + name for name in sorted(os.listdir(os.path.join(lake, "aggregates")))]
+out = {}
+for table in tables:
+    codecs = set()
+    for uri in DeltaTable(os.path.join(lake, table)).file_uris():
+        meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                codecs.add(meta.row_group(g).column(c).compression)
+    out[table] = sorted(codecs)
+print(json.dumps(out))
+"#,
+        lake,
+    )
+}
+
+/// A job's codec is every table's, the aggregates' too, and the rows are the same; maintain
+/// rewrites with its own (`--compression`), leaving the snapshot tables as they are.
+#[test]
+fn the_job_s_codec_writes_every_table_and_maintain_rewrites_with_its_own() {
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 2_000, 5, 1_500);
+    write_edge_cases(input.path());
+    let lake = tempfile::tempdir().unwrap();
+    assert_success(&replay(
+        input.path(),
+        lake.path(),
+        &[
+            "--workers",
+            "2",
+            "--batch-records",
+            "300",
+            "--compression",
+            "zstd(3)",
+        ],
+    ));
+    let expected = check_against_reference(input.path(), lake.path());
+    let written = codecs(lake.path());
+    let tables = written.as_object().unwrap();
+    assert_eq!(tables.len(), 15, "{written}");
+    for (table, codecs) in tables {
+        assert_eq!(codecs, &serde_json::json!(["ZSTD"]), "{table}: {written}");
+    }
+
+    assert_success(&maintain(
+        lake.path(),
+        &["--min-files", "2", "--compression", "gzip"],
+    ));
+    assert_eq!(check_against_reference(input.path(), lake.path()), expected);
+    let rewritten = codecs(lake.path());
+    assert_eq!(rewritten["pin"], serde_json::json!(["GZIP"]), "{rewritten}");
+    assert_eq!(
+        rewritten["aggregates/q1_popular_category_by_country"],
+        serde_json::json!(["ZSTD"]),
+        "{rewritten}"
+    );
+}
+
 #[test]
 fn bad_maintenance_settings_are_one_line() {
     let lake = tempfile::tempdir().unwrap();
     for (args, expected) in [
         (vec!["--target-file-size", "12 parsecs"], "unknown unit"),
         (vec!["--min-files", "1"], "min_files must be at least 2"),
+        (vec!["--compression", "lzo"], "unknown codec"),
     ] {
         let output = maintain(lake.path(), &args);
         assert!(!output.status.success());

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use url::Url;
 
 use super::{AGGREGATES, Aggregate, AggregateRow, AggregateStore, Cell, CellType, Snapshot};
+use crate::sink::schema::{self, Codec};
 use crate::sink::{SinkError, delta};
 use crate::stats::Stats;
 
@@ -134,13 +135,16 @@ async fn held_digest(table: &DeltaTable) -> Option<String> {
 /// The aggregate tables, the snapshot version each holds and the digest of its rows.
 pub struct AggregateTables {
     tables: BTreeMap<&'static str, DeltaTable>,
+    /// The codec of the snapshots' files.
+    codec: Codec,
     written: BTreeMap<&'static str, u64>,
     held: BTreeMap<&'static str, String>,
 }
 
 impl AggregateTables {
-    /// Opens (creating) `<lake>/aggregates/<name>` for every aggregate.
-    pub async fn open(lake: &Url) -> Result<AggregateTables, SinkError> {
+    /// Opens (creating) `<lake>/aggregates/<name>` for every aggregate, whose snapshots are
+    /// then written with `codec`.
+    pub async fn open(lake: &Url, codec: Codec) -> Result<AggregateTables, SinkError> {
         let mut tables = BTreeMap::new();
         let mut held = BTreeMap::new();
         for spec in AGGREGATES {
@@ -191,6 +195,7 @@ impl AggregateTables {
         }
         Ok(AggregateTables {
             tables,
+            codec,
             written: BTreeMap::new(),
             held,
         })
@@ -213,10 +218,11 @@ impl AggregateTables {
             }
             changed.insert(name, (snapshot, digest));
         }
+        let codec = self.codec;
         let replacing = self.tables.iter_mut().filter_map(|(&name, table)| {
             let (snapshot, digest) = changed.remove(name)?;
             Some(async move {
-                let result = replace(table, &snapshot, &digest).await;
+                let result = replace(table, &snapshot, &digest, codec).await;
                 (name, snapshot.version, digest, result)
             })
         });
@@ -244,10 +250,13 @@ async fn replace(
     table: &mut DeltaTable,
     snapshot: &Snapshot,
     digest: &str,
+    codec: Codec,
 ) -> Result<(), SinkError> {
     let name = snapshot.spec.name;
     table.update_state().await.map_err(delta_error(name))?;
-    let mut writer = RecordBatchWriter::for_table(table).map_err(delta_error(name))?;
+    let mut writer = RecordBatchWriter::for_table(table)
+        .map_err(delta_error(name))?
+        .with_writer_properties(schema::aggregate_writer_properties(codec));
     let schema = writer.arrow_schema();
     let batch = encode(snapshot, &schema).map_err(|source| SinkError::Arrow {
         table: format!("aggregates/{name}"),
@@ -312,12 +321,13 @@ async fn replace(
 /// and those say it, once, where the run stops or waits. The live results are unaffected.
 pub async fn keep_written(
     lake: Url,
+    codec: Codec,
     store: AggregateStore,
     interval: std::time::Duration,
     stats: Arc<Stats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), SinkError> {
-    let mut tables = AggregateTables::open(&lake).await?;
+    let mut tables = AggregateTables::open(&lake, codec).await?;
     let mut failing = 0u32;
     loop {
         let stopping = tokio::time::timeout(interval, stop.wait_for(|stop| *stop))
@@ -382,7 +392,9 @@ mod tests {
         let q1 = "q1_popular_category_by_country";
         let first = AggregateStore::new();
         assert!(first.publish(q1, rows("Fiji", 3)));
-        let mut tables = AggregateTables::open(&lake).await.unwrap();
+        let mut tables = AggregateTables::open(&lake, Codec::default())
+            .await
+            .unwrap();
         assert_eq!(
             tables.write_changed(&first).await.unwrap(),
             AGGREGATES.len()
@@ -393,7 +405,9 @@ mod tests {
         // As after a restart: the same rows, rebuilt into a fresh store.
         let rebuilt = AggregateStore::new();
         assert!(rebuilt.publish(q1, rows("Fiji", 3)));
-        let mut reopened = AggregateTables::open(&lake).await.unwrap();
+        let mut reopened = AggregateTables::open(&lake, Codec::default())
+            .await
+            .unwrap();
         assert_eq!(reopened.write_changed(&rebuilt).await.unwrap(), 0);
         assert_eq!(version(&lake, q1).await, before);
 
@@ -414,6 +428,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let writer = tokio::spawn(keep_written(
             lake.clone(),
+            Codec::default(),
             store.clone(),
             std::time::Duration::from_millis(20),
             stats.clone(),

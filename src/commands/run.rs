@@ -22,7 +22,12 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let stats = Arc::new(Stats::default());
     let shutdown = Arc::new(AtomicBool::new(false));
     runtime.spawn(stop_on_signal(shutdown.clone()));
-    tracing::info!(job = %config.name, sources = config.sources.len(), "starting");
+    tracing::info!(
+        job = %config.name,
+        sources = config.sources.len(),
+        compression = %config.compression,
+        "starting"
+    );
 
     // The live aggregates: the dataflow publishes into them, the HTTP API reads them.
     let aggregates = AggregateStore::new();
@@ -77,9 +82,9 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let tables = (leads && config.analytics.enabled).then(|| {
         let lake = crate::sink::delta::lake_url(&config.lake);
         let (store, interval) = (aggregates.clone(), config.analytics.table_interval);
-        let stats = stats.clone();
+        let (codec, stats) = (config.compression, stats.clone());
         runtime.spawn(async move {
-            aggregate_tables::keep_written(lake?, store, interval, stats, stopped).await
+            aggregate_tables::keep_written(lake?, codec, store, interval, stats, stopped).await
         })
     });
     // Online compaction on handles of its own; it commits only dataChange=false rewrites,

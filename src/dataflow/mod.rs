@@ -338,7 +338,7 @@ fn run_epoch(
     aggregates: &AggregateStore,
     peers: &mut crate::cluster::Peers,
 ) -> Result<Option<String>, EngineError> {
-    let open = || runtime.block_on(Lake::open(&config.lake));
+    let open = || runtime.block_on(Lake::open(&config.lake, config.compression));
     let losses = peers.losses.clone();
     let meet =
         |cluster| crate::cluster::rendezvous(cluster, config.workers, &job_digest(config), &losses);

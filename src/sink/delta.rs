@@ -22,7 +22,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStoreExt;
 use url::Url;
 
-use super::schema;
+use super::schema::{self, Codec};
 use super::{SinkError, delta_error, parquet_batches};
 use crate::connectors::{CursorLookup, Cursors, PartitionId, Position, Positions};
 use crate::table::{Table, TableRow};
@@ -65,6 +65,8 @@ pub struct HeldFile {
 pub struct Lake {
     root: Url,
     tables: BTreeMap<Table, DeltaTable>,
+    /// The codec of the data files written.
+    codec: Codec,
 }
 
 /// Turns `--lake` (a local directory, `file://…` or `s3://bucket/prefix`) into a URL ending
@@ -154,14 +156,18 @@ pub async fn load_table(url: &Url) -> Result<DeltaTable, DeltaTableError> {
 
 impl Lake {
     /// Opens every table under `location`, creating the missing ones (protocol (1,2), a
-    /// checkpoint every [`CHECKPOINT_INTERVAL`] commits).
-    pub async fn open(location: &str) -> Result<Lake, SinkError> {
+    /// checkpoint every [`CHECKPOINT_INTERVAL`] commits); data files are written with `codec`.
+    pub async fn open(location: &str, codec: Codec) -> Result<Lake, SinkError> {
         let root = lake_url(location)?;
         let mut tables = BTreeMap::new();
         for table in Table::ALL {
             tables.insert(table, open_table(&root, table).await?);
         }
-        Ok(Lake { root, tables })
+        Ok(Lake {
+            root,
+            tables,
+            codec,
+        })
     }
 
     pub fn root(&self) -> &Url {
@@ -301,7 +307,7 @@ impl Lake {
     pub fn writer(&self, table: Table) -> Result<RecordBatchWriter, SinkError> {
         let writer = RecordBatchWriter::for_table(&self.tables[&table])
             .map_err(delta_error(table.name()))?;
-        Ok(writer.with_writer_properties(schema::writer_properties(table)))
+        Ok(writer.with_writer_properties(schema::writer_properties(table, self.codec)))
     }
 
     /// Appends `adds` to `table` with `positions` as `txn` actions, in one commit. Returns the

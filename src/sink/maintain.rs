@@ -29,6 +29,7 @@ use object_store::ObjectStoreExt;
 use url::Url;
 
 use super::delta::{CHECKPOINT_INTERVAL, load_table};
+use super::schema::{self, Codec};
 use super::{SinkError, delta_error, parquet_batches};
 use crate::table::Table;
 
@@ -41,13 +42,15 @@ const FETCH_AHEAD: usize = 16;
 /// Commit attempts of one compaction bin before it gives up (the table keeps moving).
 const COMPACT_ATTEMPTS: usize = 10;
 
-/// What compaction rewrites.
+/// What compaction rewrites, and how.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompactionPolicy {
     /// Files below this size are small; they are packed into files of about this size.
     pub target_file_size: u64,
     /// A group of small files is rewritten only when it has at least this many.
     pub min_files: usize,
+    /// The codec of the rewritten files.
+    pub codec: Codec,
 }
 
 impl Default for CompactionPolicy {
@@ -55,6 +58,7 @@ impl Default for CompactionPolicy {
         CompactionPolicy {
             target_file_size: DEFAULT_TARGET_FILE_SIZE,
             min_files: DEFAULT_MIN_FILES,
+            codec: Codec::default(),
         }
     }
 }
@@ -160,13 +164,15 @@ pub async fn open(root: &Url, name: &str) -> Result<Option<DeltaTable>, SinkErro
 }
 
 /// Parquet settings for rewritten files: the clean tables' own (dictionaries where values
-/// repeat), the defaults for aggregates.
-fn writer_properties(name: &str) -> WriterProperties {
+/// repeat), the aggregates' for any other table.
+fn writer_properties(name: &str, codec: Codec) -> WriterProperties {
     Table::ALL
         .into_iter()
         .find(|table| table.name() == name)
-        .map(super::schema::writer_properties)
-        .unwrap_or_default()
+        .map_or_else(
+            || schema::aggregate_writer_properties(codec),
+            |table| schema::writer_properties(table, codec),
+        )
 }
 
 /// One live data file.
@@ -244,7 +250,7 @@ async fn rewrite(
     let object_error = |e: object_store::Error| delta_error(name)(e.into());
     let mut writer = RecordBatchWriter::for_table(table)
         .map_err(delta_error(name))?
-        .with_writer_properties(writer_properties(name))
+        .with_writer_properties(writer_properties(name, policy.codec))
         .with_target_file_size(policy.target_file_size);
     let schema = writer.arrow_schema();
     let store = table.object_store();
@@ -523,6 +529,7 @@ mod tests {
         let policy = CompactionPolicy {
             target_file_size: 100,
             min_files: 2,
+            ..CompactionPolicy::default()
         };
         let files = vec![
             file("a", 40),
@@ -543,6 +550,7 @@ mod tests {
         let policy = CompactionPolicy {
             target_file_size: 1000,
             min_files: 4,
+            ..CompactionPolicy::default()
         };
         let three = vec![file("a", 1), file("b", 1), file("c", 1)];
         assert!(pack(three.clone(), &policy).is_empty());

@@ -15,7 +15,7 @@ use deltalake::arrow::datatypes::{
 };
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::parquet::basic::Compression;
+use deltalake::parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
 
@@ -74,9 +74,82 @@ pub fn arrow_schema(table: Table) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Parquet settings per table: Snappy, and dictionary encoding only for the columns with
-/// few distinct values (a dictionary of unique titles or ids costs time and saves nothing).
-pub fn writer_properties(table: Table) -> WriterProperties {
+/// The codec of the Parquet files pinstream writes (a job's `compression`, `--compression`).
+/// Only codecs that every Delta reader decodes: Snappy (the default, as in Spark and Delta),
+/// zstd (level 1-22, 1 unless given), gzip (level 0-9, 6 unless given), LZ4 (Parquet's
+/// `LZ4_RAW`: its older `LZ4` is deprecated) and none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Codec(Compression);
+
+impl Default for Codec {
+    fn default() -> Self {
+        Codec(Compression::SNAPPY)
+    }
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+
+    /// `snappy`, `zstd`, `zstd(3)`, `gzip`, `gzip(9)`, `lz4`, `uncompressed` (or `none`),
+    /// in any case.
+    fn from_str(text: &str) -> Result<Codec, String> {
+        let lower = text.trim().to_ascii_lowercase();
+        let (name, level) = match lower.split_once('(') {
+            Some((name, rest)) => {
+                let level = rest
+                    .strip_suffix(')')
+                    .and_then(|level| level.trim().parse::<u32>().ok())
+                    .ok_or_else(|| format!("`{text}`: a level is a number, as in zstd(3)"))?;
+                (name.trim(), Some(level))
+            }
+            None => (lower.as_str(), None),
+        };
+        let no_level = |codec: Compression| match level {
+            None => Ok(codec),
+            Some(_) => Err(format!("`{text}`: {name} takes no level")),
+        };
+        let compression = match name {
+            "snappy" => no_level(Compression::SNAPPY)?,
+            "lz4" | "lz4_raw" => no_level(Compression::LZ4_RAW)?,
+            "uncompressed" | "none" => no_level(Compression::UNCOMPRESSED)?,
+            "zstd" => Compression::ZSTD(match level {
+                None => ZstdLevel::default(),
+                Some(level) => i32::try_from(level)
+                    .ok()
+                    .and_then(|level| ZstdLevel::try_new(level).ok())
+                    .ok_or_else(|| format!("`{text}`: zstd levels are 1 to 22"))?,
+            }),
+            "gzip" => Compression::GZIP(match level {
+                None => GzipLevel::default(),
+                Some(level) => GzipLevel::try_new(level)
+                    .map_err(|_| format!("`{text}`: gzip levels are 0 to 9"))?,
+            }),
+            _ => {
+                return Err(format!(
+                    "`{text}`: unknown codec (snappy, zstd, zstd(<1-22>), gzip, gzip(<0-9>), lz4, uncompressed)"
+                ));
+            }
+        };
+        Ok(Codec(compression))
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Compression::ZSTD(level) => write!(f, "zstd({})", level.compression_level()),
+            Compression::GZIP(level) => write!(f, "gzip({})", level.compression_level()),
+            Compression::LZ4_RAW => f.write_str("lz4"),
+            Compression::UNCOMPRESSED => f.write_str("uncompressed"),
+            other => write!(f, "{}", other.to_string().to_ascii_lowercase()),
+        }
+    }
+}
+
+/// Parquet settings per table: the job's codec, and dictionary encoding only for the columns
+/// with few distinct values (a dictionary of unique titles or ids costs time and saves
+/// nothing).
+pub fn writer_properties(table: Table, codec: Codec) -> WriterProperties {
     let repeated: &[&str] = match table {
         Table::Pin => &[
             "poster_name",
@@ -92,13 +165,19 @@ pub fn writer_properties(table: Table) -> WriterProperties {
         .iter()
         .fold(
             WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
+                .set_compression(codec.0)
                 .set_dictionary_enabled(false),
             |builder, column| {
                 builder.set_column_dictionary_enabled(ColumnPath::from(*column), true)
             },
         )
         .build()
+}
+
+/// Parquet settings of the aggregate tables' snapshots: the job's codec (small tables of
+/// repeated names: dictionaries as Parquet's defaults have them).
+pub fn aggregate_writer_properties(codec: Codec) -> WriterProperties {
+    WriterProperties::builder().set_compression(codec.0).build()
 }
 
 /// A string column, its value buffer sized exactly first (a guess made the long texts'
@@ -428,6 +507,74 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every codec a job may name parses to the Parquet codec it says and prints back the
+    /// same way; anything else is refused with the codecs there are.
+    #[test]
+    fn codecs_parse_print_and_refuse() {
+        for (text, compression, shown) in [
+            ("snappy", Compression::SNAPPY, "snappy"),
+            (" ZSTD ", Compression::ZSTD(ZstdLevel::default()), "zstd(1)"),
+            (
+                "zstd(3)",
+                Compression::ZSTD(ZstdLevel::try_new(3).unwrap()),
+                "zstd(3)",
+            ),
+            (
+                "zstd( 22 )",
+                Compression::ZSTD(ZstdLevel::try_new(22).unwrap()),
+                "zstd(22)",
+            ),
+            ("gzip", Compression::GZIP(GzipLevel::default()), "gzip(6)"),
+            (
+                "gzip(9)",
+                Compression::GZIP(GzipLevel::try_new(9).unwrap()),
+                "gzip(9)",
+            ),
+            ("lz4", Compression::LZ4_RAW, "lz4"),
+            ("lz4_raw", Compression::LZ4_RAW, "lz4"),
+            ("none", Compression::UNCOMPRESSED, "uncompressed"),
+            ("uncompressed", Compression::UNCOMPRESSED, "uncompressed"),
+        ] {
+            let codec: Codec = text.parse().unwrap();
+            assert_eq!(codec.0, compression, "{text}");
+            assert_eq!(codec.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<Codec>(), Ok(codec), "{shown}");
+        }
+        for (text, needle) in [
+            ("lzo", "unknown codec"),
+            ("brotli(4)", "unknown codec"),
+            ("", "unknown codec"),
+            ("zstd(0)", "zstd levels are 1 to 22"),
+            ("zstd(23)", "zstd levels are 1 to 22"),
+            ("zstd(-1)", "a level is a number"),
+            ("zstd(", "a level is a number"),
+            ("zstd()", "a level is a number"),
+            ("gzip(10)", "gzip levels are 0 to 9"),
+            ("snappy(2)", "snappy takes no level"),
+        ] {
+            let error = text.parse::<Codec>().unwrap_err();
+            assert!(error.contains(needle), "{text}: {error}");
+        }
+    }
+
+    /// The codec reaches every column of every table's files, the aggregates' too.
+    #[test]
+    fn the_codec_is_every_columns() {
+        let zstd: Codec = "zstd(2)".parse().unwrap();
+        for table in Table::ALL {
+            let properties = writer_properties(table, zstd);
+            for column in ["ind", "category", "reason"] {
+                assert_eq!(
+                    properties.compression(&ColumnPath::from(column)),
+                    zstd.0,
+                    "{table}"
+                );
+            }
+        }
+        let aggregates = aggregate_writer_properties(zstd);
+        assert_eq!(aggregates.compression(&ColumnPath::from("posts")), zstd.0);
+    }
 
     fn samples() -> Vec<(Table, Vec<TableRow>)> {
         let pin = PinRow {

@@ -30,6 +30,7 @@ use hyper_util::rt::TokioIo;
 use super::{Error, io};
 use crate::emulator::{Emulator, Parameters};
 use crate::sink::Lake;
+use crate::sink::schema::Codec;
 use crate::stream::Stream;
 use crate::table::TableRow;
 
@@ -597,7 +598,7 @@ pub fn flood(exe: &Path, settings: &FloodSettings) -> Result<FloodReport, Error>
 /// How often each row is in the lake's clean tables (and every quarantine row, which no
 /// body should have made, under a key of its own).
 async fn stored_rows(lake: &Path) -> Result<HashMap<u64, u64>, Error> {
-    let lake = Lake::open(&lake.display().to_string())
+    let lake = Lake::open(&lake.display().to_string(), Codec::default())
         .await
         .map_err(|e| Error::Engine(e.into()))?;
     let mut counts: HashMap<u64, u64> = HashMap::new();

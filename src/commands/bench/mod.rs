@@ -600,7 +600,7 @@ fn run_cluster_pipeline(
 /// per commit first (not timed).
 fn bench_compaction(args: &BenchArgs) -> Result<(), Error> {
     use crate::sink::maintain::{self, CompactionPolicy, Report};
-    use crate::sink::{Lake, SinkError, delta::FileWriter};
+    use crate::sink::{Lake, SinkError, delta::FileWriter, schema::Codec};
     use crate::table::{QuarantineRow, Table, TableRow};
 
     let sink = |error: SinkError| Error::Engine(error.into());
@@ -615,7 +615,9 @@ fn bench_compaction(args: &BenchArgs) -> Result<(), Error> {
     };
     let runtime = super::io_runtime()?;
     let result = runtime.block_on(async {
-        let mut lake = Lake::open(&location).await.map_err(sink)?;
+        let mut lake = Lake::open(&location, Codec::default())
+            .await
+            .map_err(sink)?;
         let started = Instant::now();
         let (mut adds, mut written_bytes, mut rows) = (Vec::new(), 0u64, 0u64);
         for file in 0..args.files {

@@ -1,8 +1,9 @@
 //! The file bench's second floor: serde_json's typed parse (the floor of
 //! [`crate::clean::floor`]), then the parsed records written as Parquet the way the sink
 //! writes the tables: Arrow batches of [`CHUNK_ROWS`] rows, the tables' settings
-//! ([`writer_properties`]: Snappy, dictionaries only where values repeat), one file per
-//! stream and thread, into memory (no disk, no Delta log).
+//! ([`writer_properties`] with the default codec, Snappy, as the bench's runs use it;
+//! dictionaries only where values repeat), one file per stream and thread, into memory (no
+//! disk, no Delta log).
 //!
 //! Any pipeline that lands these records as such tables does at least this much; the
 //! pipeline's share of this floor is what the engine's own work (cleaning, deduplication,
@@ -18,7 +19,7 @@ use deltalake::parquet::arrow::ArrowWriter;
 use super::Error;
 use crate::clean::floor::{GeoRecord, PinRecord, Record, UserRecord, parse_record};
 use crate::sink::delta::CHUNK_ROWS;
-use crate::sink::schema::{longs, strings, writer_properties};
+use crate::sink::schema::{Codec, longs, strings, writer_properties};
 use crate::stream::Stream;
 use crate::table::Table;
 
@@ -57,7 +58,8 @@ struct Chunks<R> {
 impl<R> Chunks<R> {
     fn new(table: Table, batch: fn(&[R]) -> Result<RecordBatch, String>) -> Result<Self, Error> {
         let schema: SchemaRef = batch(&[]).map_err(|e| failed(table, e))?.schema();
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties(table)))
+        let properties = writer_properties(table, Codec::default());
+        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))
             .map_err(|e| failed(table, e))?;
         Ok(Chunks {
             table,
