@@ -97,7 +97,7 @@ pub struct MaintainArgs {
     pub min_files: Option<usize>,
     /// Parquet codec of the rewritten files (default: the job's `compression`, else snappy):
     /// snappy, zstd, zstd(<1-22>), gzip, gzip(<0-9>), lz4 or uncompressed.
-    #[arg(long, value_parser = parse_codec)]
+    #[arg(long)]
     pub compression: Option<Codec>,
 }
 
@@ -177,12 +177,8 @@ pub struct RunArgs {
     pub min_files: Option<usize>,
     /// Parquet codec of every data file written: snappy (the default), zstd, zstd(<1-22>),
     /// gzip, gzip(<0-9>), lz4 or uncompressed. Overrides the job's `compression`.
-    #[arg(long, value_parser = parse_codec)]
+    #[arg(long)]
     pub compression: Option<Codec>,
-}
-
-fn parse_codec(text: &str) -> Result<Codec, String> {
-    text.parse()
 }
 
 /// A period, or never.
