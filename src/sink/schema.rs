@@ -1,4 +1,5 @@
-//! The tables' columns (SPEC §2, §4) and the conversion of rows to and from Arrow batches.
+//! The tables' columns (SPEC §2, §4), their Parquet settings (the job's [`Codec`], dictionaries
+//! where values repeat) and the conversion of rows to and from Arrow batches.
 //!
 //! Timestamps are `Timestamp(Microsecond, "UTC")`: without the timezone delta-rs would write
 //! `timestamp_ntz` and raise the protocol to (3,7), which Databricks' older readers reject.
