@@ -21,18 +21,32 @@ fn data_files(dir: &std::path::Path) -> usize {
         .count()
 }
 
-#[test]
-fn maintain_compacts_a_local_lake_and_writes_a_missing_checkpoint() {
+/// Emulated events (`events` from `universe` posts) and the edge cases, replayed with `extra`
+/// into a fresh lake that must hold the reference's tables: the input, the lake and the
+/// reference's summary.
+fn replayed(
+    events: u64,
+    seed: u64,
+    universe: u64,
+    extra: &[&str],
+) -> (tempfile::TempDir, tempfile::TempDir, serde_json::Value) {
     let input = tempfile::tempdir().unwrap();
-    emulate(input.path(), 3_000, 3, 2_000);
+    emulate(input.path(), events, seed, universe);
     write_edge_cases(input.path());
     let lake = tempfile::tempdir().unwrap();
-    assert_success(&replay(
-        input.path(),
-        lake.path(),
-        &["--workers", "2", "--batch-records", "150"],
-    ));
+    assert_success(&replay(input.path(), lake.path(), extra));
     let expected = check_against_reference(input.path(), lake.path());
+    (input, lake, expected)
+}
+
+#[test]
+fn maintain_compacts_a_local_lake_and_writes_a_missing_checkpoint() {
+    let (input, lake, expected) = replayed(
+        3_000,
+        3,
+        2_000,
+        &["--workers", "2", "--batch-records", "150"],
+    );
     // Small batches: a checkpoint is due only at 10 commits (the writer's interval), and a
     // loaded machine makes fewer, larger batches (CI once saw 9 pin commits at 400 records a
     // batch, where an idle one makes 16-18; at 150, 42-51).
@@ -127,13 +141,10 @@ print(json.dumps(out))
 /// rewrites with its own (`--compression`), leaving the snapshot tables as they are.
 #[test]
 fn the_job_s_codec_writes_every_table_and_maintain_rewrites_with_its_own() {
-    let input = tempfile::tempdir().unwrap();
-    emulate(input.path(), 2_000, 5, 1_500);
-    write_edge_cases(input.path());
-    let lake = tempfile::tempdir().unwrap();
-    assert_success(&replay(
-        input.path(),
-        lake.path(),
+    let (input, lake, expected) = replayed(
+        2_000,
+        5,
+        1_500,
         &[
             "--workers",
             "2",
@@ -142,8 +153,7 @@ fn the_job_s_codec_writes_every_table_and_maintain_rewrites_with_its_own() {
             "--compression",
             "zstd(3)",
         ],
-    ));
-    let expected = check_against_reference(input.path(), lake.path());
+    );
     let written = codecs(lake.path());
     let tables = written.as_object().unwrap();
     assert_eq!(tables.len(), 15, "{written}");

@@ -378,6 +378,15 @@ mod tests {
         ])]
     }
 
+    const Q1: &str = "q1_popular_category_by_country";
+
+    /// A lake in a directory removed with the guard.
+    fn temporary_lake() -> (tempfile::TempDir, Url) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Url::from_directory_path(dir.path()).unwrap();
+        (dir, lake)
+    }
+
     async fn version(lake: &Url, name: &str) -> Option<deltalake::kernel::Version> {
         let url = lake.join(&format!("aggregates/{name}/")).unwrap();
         delta::load_table(&url).await.unwrap().version()
@@ -387,11 +396,9 @@ mod tests {
     /// hold: no table gets a new version then; a changed aggregate does.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_tables_whose_rows_differ_from_the_last_replacement_are_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Url::from_directory_path(dir.path()).unwrap();
-        let q1 = "q1_popular_category_by_country";
+        let (_dir, lake) = temporary_lake();
         let first = AggregateStore::new();
-        assert!(first.publish(q1, rows("Fiji", 3)));
+        assert!(first.publish(Q1, rows("Fiji", 3)));
         let mut tables = AggregateTables::open(&lake, Codec::default())
             .await
             .unwrap();
@@ -400,29 +407,27 @@ mod tests {
             AGGREGATES.len()
         );
         assert_eq!(tables.write_changed(&first).await.unwrap(), 0);
-        let before = version(&lake, q1).await;
+        let before = version(&lake, Q1).await;
 
         // As after a restart: the same rows, rebuilt into a fresh store.
         let rebuilt = AggregateStore::new();
-        assert!(rebuilt.publish(q1, rows("Fiji", 3)));
+        assert!(rebuilt.publish(Q1, rows("Fiji", 3)));
         let mut reopened = AggregateTables::open(&lake, Codec::default())
             .await
             .unwrap();
         assert_eq!(reopened.write_changed(&rebuilt).await.unwrap(), 0);
-        assert_eq!(version(&lake, q1).await, before);
+        assert_eq!(version(&lake, Q1).await, before);
 
-        assert!(rebuilt.publish(q1, rows("Fiji", 4)));
+        assert!(rebuilt.publish(Q1, rows("Fiji", 4)));
         assert_eq!(reopened.write_changed(&rebuilt).await.unwrap(), 1);
-        assert_eq!(version(&lake, q1).await, before.map(|v| v + 1));
+        assert_eq!(version(&lake, Q1).await, before.map(|v| v + 1));
     }
 
     /// A write that fails is counted and retried at every interval while the run goes on;
     /// the one at shutdown fails the run.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_write_is_counted_retried_and_fails_the_shutdown() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Url::from_directory_path(dir.path()).unwrap();
-        let q1 = "q1_popular_category_by_country";
+        let (dir, lake) = temporary_lake();
         let store = AggregateStore::new();
         let stats = Arc::new(Stats::default());
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -435,8 +440,8 @@ mod tests {
             stopped,
         ));
         // Once q1 is written, its directory becomes a file: no data file can be written.
-        assert!(store.publish(q1, rows("Fiji", 3)));
-        let table = dir.path().join("aggregates").join(q1);
+        assert!(store.publish(Q1, rows("Fiji", 3)));
+        let table = dir.path().join("aggregates").join(Q1);
         let written = table.join("_delta_log/00000000000000000001.json");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !written.exists() {
@@ -445,7 +450,7 @@ mod tests {
         }
         std::fs::remove_dir_all(&table).unwrap();
         std::fs::write(&table, b"not a directory").unwrap();
-        assert!(store.publish(q1, rows("Fiji", 4)));
+        assert!(store.publish(Q1, rows("Fiji", 4)));
         while Stats::get(&stats.aggregate_table_failures) < 3 {
             assert!(
                 std::time::Instant::now() < deadline,
@@ -455,6 +460,6 @@ mod tests {
         }
         stop.send(true).unwrap();
         let error = writer.await.unwrap().unwrap_err();
-        assert!(error.to_string().contains(q1), "{error}");
+        assert!(error.to_string().contains(Q1), "{error}");
     }
 }

@@ -82,9 +82,14 @@ pub fn arrow_schema(table: Table) -> SchemaRef {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Codec(Compression);
 
+impl Codec {
+    /// Snappy: the codec unless a job says otherwise.
+    pub const DEFAULT: Codec = Codec(Compression::SNAPPY);
+}
+
 impl Default for Codec {
     fn default() -> Self {
-        Codec(Compression::SNAPPY)
+        Codec::DEFAULT
     }
 }
 

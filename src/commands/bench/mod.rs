@@ -291,7 +291,8 @@ fn print_floors(threads: usize, rounds: &[Floors]) {
         first.parsed
     );
     println!(
-        "  floor with the format: the same parse, then the records as Snappy Parquet with the tables' settings (in memory), {threads} thread(s): {} ({} parsed, {:.1} MiB of Parquet)",
+        "  floor with the format: the same parse, then the records as {} Parquet with the tables' settings (in memory), {threads} thread(s): {} ({} parsed, {:.1} MiB of Parquet)",
+        parquet_floor::CODEC,
         line(|f| f.format),
         first.parsed,
         first.parquet_bytes as f64 / (1 << 20) as f64

@@ -1,7 +1,7 @@
 //! The file bench's second floor: serde_json's typed parse (the floor of
 //! [`crate::clean::floor`]), then the parsed records written as Parquet the way the sink
 //! writes the tables: Arrow batches of [`CHUNK_ROWS`] rows, the tables' settings
-//! ([`writer_properties`] with the default codec, Snappy, as the bench's runs use it;
+//! ([`writer_properties`] with [`CODEC`], the default, as the bench's runs use it;
 //! dictionaries only where values repeat), one file per stream and thread, into memory (no
 //! disk, no Delta log).
 //!
@@ -22,6 +22,9 @@ use crate::sink::delta::CHUNK_ROWS;
 use crate::sink::schema::{Codec, longs, strings, writer_properties};
 use crate::stream::Stream;
 use crate::table::Table;
+
+/// The codec the floor writes with: the default, as the bench's runs use it.
+pub(super) const CODEC: Codec = Codec::DEFAULT;
 
 /// Parses the lines and writes their records as Parquet (one thread's share of the floor);
 /// returns the records parsed and the Parquet bytes written.
@@ -58,7 +61,7 @@ struct Chunks<R> {
 impl<R> Chunks<R> {
     fn new(table: Table, batch: fn(&[R]) -> Result<RecordBatch, String>) -> Result<Self, Error> {
         let schema: SchemaRef = batch(&[]).map_err(|e| failed(table, e))?.schema();
-        let properties = writer_properties(table, Codec::default());
+        let properties = writer_properties(table, CODEC);
         let writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))
             .map_err(|e| failed(table, e))?;
         Ok(Chunks {
