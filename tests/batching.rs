@@ -61,10 +61,45 @@ fn full_batches_close_at_once_and_the_aggregates_stay_fresh() {
         .as_f64()
         .expect("freshness sampled");
     assert!(p99 < 2_000.0, "freshness p99 {p99} ms: {totals}");
+    // (c) Each batch commits within milliseconds, seconds before the next fills: reading was
+    // not held by the commits, but for the first steps (until the commits' frontier is known).
+    let held = totals["backpressure_seconds"].as_f64().expect("timed");
+    assert!(held < 0.1, "{totals}");
 
     // And the tables are those of the same events replayed as files.
     let files = tempfile::tempdir().unwrap();
     assert_success(&replay(input.path(), files.path(), &[]));
     assert_same_tables(files.path(), &lake);
     check_aggregates(input.path(), &lake, None);
+}
+
+/// A replay whose batches fill far faster than they commit (200 records per worker: read in
+/// well under a millisecond, committed in milliseconds) is held by the commits, and the time
+/// it was held is in the summary (and `pinstream_backpressure_seconds`); the tables are those
+/// of a replay in large batches.
+#[test]
+fn reading_held_by_the_commits_is_timed_and_loses_nothing() {
+    let input = tempfile::tempdir().unwrap();
+    emulate(input.path(), 3_000, 6, 2_000);
+    let work = tempfile::tempdir().unwrap();
+    let (held, plain) = (work.path().join("held"), work.path().join("plain"));
+    let summary = work.path().join("summary.json");
+    let output = replay(
+        input.path(),
+        &held,
+        &[
+            "--workers",
+            "2",
+            "--batch-records",
+            "200",
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
+    assert_success(&output);
+    let totals = run_summary(&summary);
+    let seconds = totals["backpressure_seconds"].as_f64().expect("timed");
+    assert!(seconds > 0.0, "reading was never held: {totals}");
+    assert_success(&replay(input.path(), &plain, &[]));
+    assert_same_tables(&plain, &held);
 }

@@ -153,6 +153,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             "seconds": elapsed.as_secs_f64(),
             "peak_rss_bytes": peak_rss_bytes(),
             "cpu_seconds": super::cpu_seconds(),
+            "backpressure_seconds": Stats::get(&stats.backpressure_micros) as f64 / 1e6,
             "freshness_ms": stats.freshness_quantiles(&[0.5, 0.99, 1.0]).map(|q| {
                 serde_json::json!({"p50": q[0] as f64 / 1e3, "p99": q[1] as f64 / 1e3, "max": q[2] as f64 / 1e3})
             }),

@@ -126,6 +126,13 @@ fn record(state: &AppState) {
     );
     gauge!("pinstream_batch_commit_latency_seconds")
         .set(Stats::get(&stats.last_batch_latency_micros) as f64 / 1e6);
+    describe_gauge!(
+        "pinstream_backpressure_seconds",
+        Unit::Seconds,
+        "Time since start that reading was held because the commits were 2 batches behind (the sink or the machine not keeping up), holds that have ended"
+    );
+    gauge!("pinstream_backpressure_seconds")
+        .set(Stats::get(&stats.backpressure_micros) as f64 / 1e6);
     if let Some(quantiles) = stats.freshness_quantiles(&[0.5, 0.99]) {
         describe_gauge!(
             "pinstream_freshness_seconds",
@@ -274,6 +281,7 @@ mod tests {
         assert_eq!(value("pinstream_commits_total"), 12.0);
         assert_eq!(value("pinstream_batches_total"), 3.0);
         assert_eq!(value("pinstream_batch_commit_latency_seconds"), 0.25);
+        assert_eq!(value("pinstream_backpressure_seconds"), 1.5);
         assert_eq!(
             value(r#"pinstream_freshness_seconds{quantile="0.5"}"#),
             0.02

@@ -216,6 +216,7 @@ pub(crate) fn test_state() -> AppState {
     Stats::add(&stats.commits, 12);
     Stats::add(&stats.batches, 3);
     Stats::add(&stats.last_batch_latency_micros, 250_000);
+    Stats::add(&stats.backpressure_micros, 1_500_000);
     stats.recent_commit_latency.record(250_000);
     for micros in [10_000, 20_000, 30_000] {
         stats.record_freshness(micros);

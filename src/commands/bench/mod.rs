@@ -43,6 +43,9 @@ pub struct RunSummary {
     pub freshness_ms: Option<Freshness>,
     #[serde(default)]
     pub cluster_bytes_sent: u64,
+    /// Time reading was held because the commits were behind.
+    #[serde(default)]
+    pub backpressure_seconds: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -415,7 +418,8 @@ fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error>
 /// p99 at 100k events/s ranged over 26-105 ms on this machine). Each run's p99 is printed too,
 /// with the share of all cores the run kept busy: a p99 far above the median comes with a
 /// share near 100% (a slower host: the same run took 14.5 CPU-s or 19 on this VM), which tells
-/// a saturated machine from a slow engine.
+/// a saturated machine from a slow engine; and with how long its reading was held by the
+/// commits (a hold of 100-200 ms puts a run's p99 at 200-300 ms).
 fn bench_freshness(
     args: &BenchArgs,
     dir: &Path,
@@ -436,20 +440,21 @@ fn bench_freshness(
             p50.push(f.p50);
             p99.push(f.p99);
             max.push(f.max);
-            runs.push(match summary.cpu_seconds {
-                Some(cpu) => format!(
-                    "{:.1} ms at {:.0}%",
-                    f.p99,
-                    100.0 * cpu / (summary.seconds * cores as f64)
-                ),
-                None => format!("{:.1} ms", f.p99),
-            });
+            let busy = match summary.cpu_seconds {
+                Some(cpu) => format!(" at {:.0}%", 100.0 * cpu / (summary.seconds * cores as f64)),
+                None => String::new(),
+            };
+            runs.push(format!(
+                "{:.1} ms{busy}, reading held {:.0} ms",
+                f.p99,
+                summary.backpressure_seconds * 1e3
+            ));
         }
     }
     let (p99_range, max_range) = (range(&p99, 1), range(&max, 1));
     match (median(&mut p50), median(&mut p99), median(&mut max)) {
         (Some(p50), Some(p99), Some(max)) => println!(
-            "freshness at {rate} events/s ({} records/s asked, {:.0} done), {workers} worker(s), analytics on, {} s, median of {} runs: p50 {p50:.1} ms, p99 {p99:.1} ms (runs {p99_range}), max {max:.1} ms (runs {max_range}) (arrival -> aggregates published); each run's p99 at the share of the {cores} cores it kept busy: {}",
+            "freshness at {rate} events/s ({} records/s asked, {:.0} done), {workers} worker(s), analytics on, {} s, median of {} runs: p50 {p50:.1} ms, p99 {p99:.1} ms (runs {p99_range}), max {max:.1} ms (runs {max_range}) (arrival -> aggregates published); each run's p99 at the share of the {cores} cores it kept busy, and how long its reading was held by the commits (backpressure): {}",
             rate * 3,
             median(&mut achieved).unwrap_or(0.0),
             args.freshness_seconds,
