@@ -445,7 +445,7 @@ fn bench_freshness(
                 None => String::new(),
             };
             runs.push(format!(
-                "{:.1} ms{busy}, reading held {:.0} ms",
+                "{:.1} ms{busy} (held {:.0} ms)",
                 f.p99,
                 summary.backpressure_seconds * 1e3
             ));
@@ -459,7 +459,7 @@ fn bench_freshness(
             median(&mut achieved).unwrap_or(0.0),
             args.freshness_seconds,
             runs.len(),
-            runs.join(", "),
+            runs.join("; "),
         ),
         _ => println!("freshness at {rate} events/s: no sample"),
     }
