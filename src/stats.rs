@@ -51,8 +51,8 @@ pub struct Stats {
     pub positions_committed: AtomicU64,
     /// Micro-batches committed.
     pub batches: AtomicU64,
-    /// Time reading was held because the commits were behind (backpressure), micros: the
-    /// first worker of the process times it.
+    /// Time reading was held because the commits were behind (backpressure), micros, a hold
+    /// in progress included: the first worker of the process times it.
     pub backpressure_micros: AtomicU64,
     /// How long the last batch's commits (all tables) took, micros.
     pub last_batch_latency_micros: AtomicU64,

@@ -209,26 +209,34 @@ fn read(
     }
 }
 
-/// How long reading has been held by the commits ([`BATCHES_IN_FLIGHT`]): each hold is added
-/// to [`Stats::backpressure_micros`] as it ends, and logged at debug. A freshness p99 far above
-/// its median with reading held tells a sink (or machine) that cannot keep up from a slow
-/// dataflow.
+/// How long reading has been held by the commits ([`BATCHES_IN_FLIGHT`]), added to
+/// [`Stats::backpressure_micros`] as it goes (a hold through a long lake outage shows in
+/// `/metrics` while it lasts), and each hold logged at debug once it ends. A freshness p99 far
+/// above its median with reading held tells a sink (or machine) that cannot keep up from a
+/// slow dataflow.
 #[derive(Default)]
 struct Backpressure {
-    since: Option<Instant>,
+    /// The hold in progress: when it began, and up to when it is counted.
+    hold: Option<(Instant, Instant)>,
 }
 
 impl Backpressure {
+    /// Called on every pass of the read loop; reads the clock only while holding.
     fn observe(&mut self, holding: bool, batch: u64, stats: &Stats) {
-        match (holding, self.since) {
-            (true, None) => self.since = Some(Instant::now()),
-            (false, Some(since)) => {
-                let held = since.elapsed();
-                Stats::add(&stats.backpressure_micros, held.as_micros() as u64);
-                tracing::debug!(?held, batch, "reading held until the commits caught up");
-                self.since = None;
-            }
-            _ => {}
+        if !holding && self.hold.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        let (began, counted) = self.hold.get_or_insert((now, now));
+        Stats::add(
+            &stats.backpressure_micros,
+            now.duration_since(*counted).as_micros() as u64,
+        );
+        *counted = now;
+        if !holding {
+            let held = now.duration_since(*began);
+            tracing::debug!(?held, batch, "reading held until the commits caught up");
+            self.hold = None;
         }
     }
 }
@@ -423,5 +431,32 @@ impl Sources {
 
     fn reassigned(&self) -> bool {
         self.open.iter().any(|open| open.source.reassigned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hold is counted while it lasts, not only once it ends; passes without one count
+    /// nothing.
+    #[test]
+    fn a_hold_is_counted_as_it_goes_and_once() {
+        let stats = Stats::default();
+        let mut held = Backpressure::default();
+        held.observe(false, 1, &stats);
+        assert_eq!(Stats::get(&stats.backpressure_micros), 0);
+        held.observe(true, 1, &stats);
+        std::thread::sleep(Duration::from_millis(30));
+        held.observe(true, 1, &stats);
+        let during = Stats::get(&stats.backpressure_micros);
+        assert!(during >= 30_000, "{during} µs counted during the hold");
+        std::thread::sleep(Duration::from_millis(10));
+        held.observe(false, 1, &stats);
+        let after = Stats::get(&stats.backpressure_micros);
+        assert!(after >= during + 10_000, "{after} µs after it");
+        std::thread::sleep(Duration::from_millis(10));
+        held.observe(false, 2, &stats);
+        assert_eq!(Stats::get(&stats.backpressure_micros), after);
     }
 }
