@@ -466,13 +466,13 @@ impl MaintenanceFile {
             path: path.to_owned(),
             reason,
         };
-        let every = match (every, &self.compact_every) {
-            (Some(every), _) => every,
-            (None, Some(text)) => {
-                parse_every(text).map_err(|e| error(format!("maintenance.compact_every {e}")))?
-            }
-            (None, None) => Every::Period(Duration::from_secs(600)),
-        };
+        let every = flag_or_job(
+            every,
+            self.compact_every.as_deref(),
+            parse_every,
+            (path, "maintenance.compact_every"),
+            Every::Period(Duration::from_secs(600)),
+        )?;
         let target_file_size = match (target_file_size, &self.target_file_size) {
             (Some(size), _) => size,
             (None, Some(toml::Value::String(text))) => {
@@ -553,7 +553,13 @@ impl MaintainConfig {
             Some(job) => (job.lake, job.compression, job.maintenance),
             None => (None, None, MaintenanceFile::default()),
         };
-        let codec = resolve_codec(args.compression, compression.as_deref(), &path)?;
+        let codec = flag_or_job(
+            args.compression,
+            compression.as_deref(),
+            str::parse,
+            (&path, "compression"),
+            Codec::default(),
+        )?;
         let settings =
             maintenance.resolve(&path, None, args.target_file_size, args.min_files, codec)?;
         let compact = args.compact || !args.vacuum;
@@ -569,19 +575,22 @@ impl MaintainConfig {
     }
 }
 
-/// The flag's codec, else the job file's `compression`, else Snappy.
-fn resolve_codec(
-    flag: Option<Codec>,
-    file: Option<&str>,
-    path: &str,
-) -> Result<Codec, ConfigError> {
-    match (flag, file) {
-        (Some(codec), _) => Ok(codec),
-        (None, Some(text)) => text.parse().map_err(|reason| ConfigError::JobFile {
+/// A setting from its flag, else parsed from the job file's `key` (an error names the file
+/// `path` and the key), else `default`.
+fn flag_or_job<T, E: std::fmt::Display>(
+    flag: Option<T>,
+    text: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    (path, key): (&str, &str),
+    default: T,
+) -> Result<T, ConfigError> {
+    match (flag, text) {
+        (Some(value), _) => Ok(value),
+        (None, Some(text)) => parse(text).map_err(|reason| ConfigError::JobFile {
             path: path.to_owned(),
-            reason: format!("compression {reason}"),
+            reason: format!("{key} {reason}"),
         }),
-        (None, None) => Ok(Codec::default()),
+        (None, None) => Ok(default),
     }
 }
 
@@ -612,17 +621,13 @@ fn resolve_cluster(
             "a cluster needs this process's index: --process <i> or PINSTREAM_PROCESS".into(),
         ));
     };
-    let join_timeout = match (
+    let join_timeout = flag_or_job(
         args.join_timeout,
-        file.and_then(|f| f.join_timeout.as_ref()),
-    ) {
-        (Some(timeout), _) => timeout,
-        (None, Some(text)) => parse_duration(text).map_err(|reason| ConfigError::JobFile {
-            path: path.to_owned(),
-            reason: format!("cluster.join_timeout {reason}"),
-        })?,
-        (None, None) => DEFAULT_JOIN_TIMEOUT,
-    };
+        file.and_then(|f| f.join_timeout.as_deref()),
+        parse_duration,
+        (path, "cluster.join_timeout"),
+        DEFAULT_JOIN_TIMEOUT,
+    )?;
     Cluster::new(hosts, process, join_timeout)
         .map(Some)
         .map_err(|e| ConfigError::Invalid(e.to_string()))
@@ -666,41 +671,37 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?
         };
         let cluster = resolve_cluster(args, job.cluster.as_ref(), &path)?;
-        let interval = match (&args.batch_interval, &job.batch.interval) {
-            (Some(interval), _) => *interval,
-            (None, Some(text)) => parse_duration(text).map_err(|reason| ConfigError::JobFile {
-                path: path.clone(),
-                reason: format!("batch.interval {reason}"),
-            })?,
-            (None, None) => Duration::from_secs(1),
+        let duration = |flag: Option<Duration>, text: &Option<String>, key, default| {
+            flag_or_job(flag, text.as_deref(), parse_duration, (&path, key), default)
         };
-        let duration = |value: &Option<String>, key: &str, default: Duration| match value {
-            Some(text) => parse_duration(text).map_err(|reason| ConfigError::JobFile {
-                path: path.clone(),
-                reason: format!("{key} {reason}"),
-            }),
-            None => Ok(default),
-        };
+        let interval = duration(
+            args.batch_interval,
+            &job.batch.interval,
+            "batch.interval",
+            Duration::from_secs(1),
+        )?;
         let analytics = AnalyticsSettings {
             enabled: !args.no_analytics && job.analytics.enabled.unwrap_or(true),
-            trending_window: match args.trending_window {
-                Some(window) => window,
-                None => duration(
-                    &job.analytics.trending_window,
-                    "analytics.trending_window",
-                    Duration::from_secs(300),
-                )?,
-            },
-            table_interval: match args.aggregate_interval {
-                Some(interval) => interval,
-                None => duration(
-                    &job.analytics.table_interval,
-                    "analytics.table_interval",
-                    Duration::from_secs(10),
-                )?,
-            },
+            trending_window: duration(
+                args.trending_window,
+                &job.analytics.trending_window,
+                "analytics.trending_window",
+                Duration::from_secs(300),
+            )?,
+            table_interval: duration(
+                args.aggregate_interval,
+                &job.analytics.table_interval,
+                "analytics.table_interval",
+                Duration::from_secs(10),
+            )?,
         };
-        let compression = resolve_codec(args.compression, job.compression.as_deref(), &path)?;
+        let compression = flag_or_job(
+            args.compression,
+            job.compression.as_deref(),
+            str::parse,
+            (&path, "compression"),
+            Codec::default(),
+        )?;
         let maintenance = job.maintenance.resolve(
             &path,
             args.compact_every,
@@ -736,10 +737,12 @@ impl Config {
                     .batch_records
                     .or(job.batch.max_records)
                     .unwrap_or(100_000),
-                tick: match args.tick {
-                    Some(tick) => tick,
-                    None => duration(&job.batch.tick, "batch.tick", BatchPolicy::DEFAULT_TICK)?,
-                },
+                tick: duration(
+                    args.tick,
+                    &job.batch.tick,
+                    "batch.tick",
+                    BatchPolicy::DEFAULT_TICK,
+                )?,
             },
             analytics,
             maintenance,
