@@ -287,17 +287,17 @@ pub fn as_message(row: &Row) -> Vec<u8> {
 fn pin_message(pin: &PinRow) -> Value {
     json!({
         "index": pin.ind,
-        "unique_id": pin.unique_id,
-        "title": pin.title,
-        "description": pin.description,
-        "poster_name": pin.poster_name,
+        "unique_id": pin.unique_id(),
+        "title": pin.title(),
+        "description": pin.description(),
+        "poster_name": pin.poster_name(),
         "follower_count": pin.follower_count.to_string(),
-        "tag_list": pin.tag_list,
-        "is_image_or_video": pin.is_image_or_video,
-        "image_src": pin.image_src,
+        "tag_list": pin.tag_list(),
+        "is_image_or_video": pin.is_image_or_video(),
+        "image_src": pin.image_src(),
         "downloaded": 1,
-        "save_location": pin.save_location.as_ref().map(|path| format!("Local save in {path}")),
-        "category": pin.category,
+        "save_location": pin.save_location().map(|path| format!("Local save in {path}")),
+        "category": pin.category(),
     })
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike};
 use serde::{Deserialize, Serialize};
 
 use super::names::{Name, NameSender};
-use crate::clean::{PinRow, Row, UserRow};
+use crate::clean::{PinRow, PinText, Row, UserRow};
 use crate::table::{QuarantineRow, TableRow};
 
 /// What the analytics need of a clean row (the rest is dropped as early as possible).
@@ -36,8 +36,8 @@ impl Fact {
         match row {
             Row::Pin(pin) => Fact::Pin {
                 ind: pin.ind,
-                category: names.name(pin.category.as_deref()),
-                poster_name: names.name(pin.poster_name.as_deref()),
+                category: names.name(pin.category()),
+                poster_name: names.name(pin.poster_name()),
                 follower_count: pin.follower_count,
             },
             Row::Geo(geo) => Fact::Geo {
@@ -68,19 +68,12 @@ impl Fact {
 /// dataflow.
 pub fn fact_fields(row: &TableRow) -> TableRow {
     match row {
-        TableRow::Clean(Row::Pin(pin)) => TableRow::from(PinRow {
-            ind: pin.ind,
-            unique_id: String::new(),
-            title: None,
-            description: None,
-            follower_count: pin.follower_count,
-            poster_name: pin.poster_name.clone(),
-            tag_list: None,
-            is_image_or_video: None,
-            image_src: None,
-            save_location: None,
-            category: pin.category.clone(),
-        }),
+        TableRow::Clean(Row::Pin(pin)) => {
+            let mut texts = [None; PinText::COUNT];
+            texts[PinText::PosterName as usize] = pin.poster_name();
+            texts[PinText::Category as usize] = pin.category();
+            TableRow::from(PinRow::new(pin.ind, pin.follower_count, texts))
+        }
         TableRow::Clean(Row::Geo(geo)) => TableRow::from(geo.clone()),
         TableRow::Clean(Row::User(user)) => TableRow::from(UserRow {
             ind: user.ind,

@@ -39,45 +39,45 @@ struct RawPin<'a> {
 
 const SAVE_LOCATION_PREFIX: &str = "Local save in ";
 
-/// Fields are checked in the order of SPEC §1; the first bad one names the reason.
+/// Fields are checked in the order of SPEC §1; the first bad one names the reason. The texts
+/// stay borrowed from the message (unless escaped) until the row copies them, all at once,
+/// into its one buffer.
 pub(crate) fn clean(json: &str) -> Result<PinRow, Reason> {
     let raw: RawPin = parse_object(json)?;
     let ind = raw.index.int("index")?;
     let unique_id = unique_id(raw.unique_id)?;
-    let title = owned(raw.title.text("title")?);
-    let description = owned(raw.description.text("description")?);
-    let poster_name = owned(raw.poster_name.text("poster_name")?);
+    let title = raw.title.text("title")?;
+    let description = raw.description.text("description")?;
+    let poster_name = raw.poster_name.text("poster_name")?;
     let follower_count = follower_count(raw.follower_count)?;
-    let tag_list = owned(raw.tag_list.text("tag_list")?);
-    let is_image_or_video = owned(raw.is_image_or_video.text("is_image_or_video")?);
-    let image_src = owned(raw.image_src.text("image_src")?);
+    let tag_list = raw.tag_list.text("tag_list")?;
+    let is_image_or_video = raw.is_image_or_video.text("is_image_or_video")?;
+    let image_src = raw.image_src.text("image_src")?;
     raw.downloaded.int("downloaded")?;
-    let save_location = save_location(raw.save_location)?;
-    let category = owned(raw.category.text("category")?);
-    Ok(PinRow {
+    let save_location = raw.save_location.raw_text("save_location")?;
+    let category = raw.category.text("category")?;
+    Ok(PinRow::new(
         ind,
-        unique_id,
-        title,
-        description,
         follower_count,
-        poster_name,
-        tag_list,
-        is_image_or_video,
-        image_src,
-        save_location,
-        category,
-    })
-}
-
-fn owned(text: Option<Cow<'_, str>>) -> Option<String> {
-    text.map(Cow::into_owned)
+        [
+            Some(&unique_id),
+            title.as_deref(),
+            description.as_deref(),
+            poster_name.as_deref(),
+            tag_list.as_deref(),
+            is_image_or_video.as_deref(),
+            image_src.as_deref(),
+            save_location.as_deref().and_then(save_location_path),
+            category.as_deref(),
+        ],
+    ))
 }
 
 /// Rule 1: the 36-character 8-4-4-4-12 form, hex digits of either case, kept as given.
-fn unique_id(field: Field<'_>) -> Result<String, Reason> {
+fn unique_id(field: Field<'_>) -> Result<Cow<'_, str>, Reason> {
     let id = field.required_text("unique_id")?;
     if is_uuid(&id) {
-        Ok(id.into_owned())
+        Ok(id)
     } else {
         Err(Reason::InvalidUuid)
     }
@@ -125,17 +125,15 @@ fn parse_follower_count(text: &str) -> Result<i64, Reason> {
 
 /// Rule 4, then rule 5: the `Local save in ` prefix goes, and what is left is null when it
 /// is a null marker (so `Local save in ` alone gives null, not an empty path).
-fn save_location(field: Field<'_>) -> Result<Option<String>, Reason> {
-    let Some(text) = field.raw_text("save_location")? else {
-        return Ok(None);
-    };
-    let path = text.strip_prefix(SAVE_LOCATION_PREFIX).unwrap_or(&text);
-    Ok((!is_null_marker(path)).then(|| path.to_owned()))
+fn save_location_path(text: &str) -> Option<&str> {
+    let path = text.strip_prefix(SAVE_LOCATION_PREFIX).unwrap_or(text);
+    (!is_null_marker(path)).then_some(path)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::clean::PinFields;
     use crate::clean::text::NULL_MARKERS;
     use proptest::prelude::*;
     use serde_json::{Map, Value, json};
@@ -164,7 +162,7 @@ pub(crate) mod tests {
     }
 
     fn expected() -> PinRow {
-        PinRow {
+        PinRow::from(PinFields {
             ind: 7,
             unique_id: UUID.into(),
             title: Some("A Title".into()),
@@ -176,7 +174,7 @@ pub(crate) mod tests {
             image_src: Some("https://example.com/x.jpg".into()),
             save_location: Some("/data/art".into()),
             category: Some("art".into()),
-        }
+        })
     }
 
     fn run(map: &Map<String, Value>) -> Result<PinRow, Reason> {
@@ -204,18 +202,18 @@ pub(crate) mod tests {
         "category",
     ];
 
-    type Getter = fn(&PinRow) -> &Option<String>;
+    type Getter = fn(&PinRow) -> Option<&str>;
 
     /// The optional text fields and how to read each from a row.
     const TEXT_FIELDS: [(&str, Getter); 8] = [
-        ("title", |r| &r.title),
-        ("description", |r| &r.description),
-        ("poster_name", |r| &r.poster_name),
-        ("tag_list", |r| &r.tag_list),
-        ("is_image_or_video", |r| &r.is_image_or_video),
-        ("image_src", |r| &r.image_src),
-        ("save_location", |r| &r.save_location),
-        ("category", |r| &r.category),
+        ("title", PinRow::title),
+        ("description", PinRow::description),
+        ("poster_name", PinRow::poster_name),
+        ("tag_list", PinRow::tag_list),
+        ("is_image_or_video", PinRow::is_image_or_video),
+        ("image_src", PinRow::image_src),
+        ("save_location", PinRow::save_location),
+        ("category", PinRow::category),
     ];
 
     #[test]
@@ -246,11 +244,11 @@ pub(crate) mod tests {
             for marker in NULL_MARKERS {
                 for value in [marker.to_string(), format!("  {marker}\t")] {
                     let row = with(field, json!(value)).unwrap();
-                    assert_eq!(get(&row), &None, "{field} {value:?}");
+                    assert_eq!(get(&row), None, "{field} {value:?}");
                 }
             }
             let row = with(field, Value::Null).unwrap();
-            assert_eq!(get(&row), &None, "{field} null");
+            assert_eq!(get(&row), None, "{field} null");
         }
     }
 
@@ -258,11 +256,11 @@ pub(crate) mod tests {
     fn text_fields_keep_other_text_as_is() {
         for (field, get) in TEXT_FIELDS {
             let row = with(field, json!("  spaced \u{e9} ")).unwrap();
-            assert_eq!(get(&row).as_deref(), Some("  spaced \u{e9} "), "{field}");
+            assert_eq!(get(&row), Some("  spaced \u{e9} "), "{field}");
             let row = with(field, json!(42)).unwrap();
-            assert_eq!(get(&row).as_deref(), Some("42"), "{field}");
+            assert_eq!(get(&row), Some("42"), "{field}");
             let row = with(field, json!(4.5)).unwrap();
-            assert_eq!(get(&row).as_deref(), Some("4.5"), "{field}");
+            assert_eq!(get(&row), Some("4.5"), "{field}");
             for wrong in [json!(true), json!({"a": 1}), json!(["a"])] {
                 assert_eq!(
                     with(field, wrong.clone()),
@@ -314,7 +312,7 @@ pub(crate) mod tests {
         let ok: &[Value] = &[json!(UUID), json!(upper)];
         for value in ok {
             assert_eq!(
-                with("unique_id", value.clone()).unwrap().unique_id,
+                with("unique_id", value.clone()).unwrap().unique_id(),
                 value.as_str().unwrap()
             );
         }
@@ -450,7 +448,7 @@ pub(crate) mod tests {
         ];
         for (raw, expected) in cases {
             let row = with("save_location", json!(raw)).unwrap();
-            assert_eq!(row.save_location.as_deref(), *expected, "{raw:?}");
+            assert_eq!(row.save_location(), *expected, "{raw:?}");
         }
     }
 
@@ -547,7 +545,7 @@ pub(crate) mod tests {
                         "M" => 1_000_000,
                         _ => 1,
                     };
-                    let row = PinRow {
+                    let row = PinRow::from(PinFields {
                         ind,
                         unique_id,
                         title: clean(&title),
@@ -559,7 +557,7 @@ pub(crate) mod tests {
                         image_src: clean(&image),
                         save_location: clean(&location),
                         category: clean(&category),
-                    };
+                    });
                     (map, row)
                 },
             )

@@ -20,7 +20,7 @@ use deltalake::parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
 
-use crate::clean::{Degrees, GeoRow, PinRow, Row, UserRow};
+use crate::clean::{Degrees, GeoRow, PinRow, PinText, Row, UserRow};
 use crate::stream::Stream;
 use crate::table::{QuarantineRow, Table, TableRow};
 
@@ -229,19 +229,19 @@ pub fn encode(
                     _ => None,
                 })
                 .collect();
-            let s = |f: fn(&PinRow) -> Option<&str>| strings(n, pins.iter().map(|p| f(p)));
+            let s = |column| strings(n, pins.iter().map(move |p| p.text(column)));
             vec![
                 longs(n, pins.iter().map(|p| p.ind)),
-                s(|p| Some(&p.unique_id)),
-                s(|p| p.title.as_deref()),
-                s(|p| p.description.as_deref()),
+                s(PinText::UniqueId),
+                s(PinText::Title),
+                s(PinText::Description),
                 longs(n, pins.iter().map(|p| p.follower_count)),
-                s(|p| p.poster_name.as_deref()),
-                s(|p| p.tag_list.as_deref()),
-                s(|p| p.is_image_or_video.as_deref()),
-                s(|p| p.image_src.as_deref()),
-                s(|p| p.save_location.as_deref()),
-                s(|p| p.category.as_deref()),
+                s(PinText::PosterName),
+                s(PinText::TagList),
+                s(PinText::IsImageOrVideo),
+                s(PinText::ImageSrc),
+                s(PinText::SaveLocation),
+                s(PinText::Category),
             ]
         }
         Table::Geo => {
@@ -378,43 +378,26 @@ pub fn decode(
     match table {
         Table::Pin => {
             let (ind, follower_count) = (long("ind")?, long("follower_count")?);
-            let unique_id = string_column(batch, "unique_id")?;
-            let title = string_column(batch, "title")?;
-            let description = string_column(batch, "description")?;
-            let poster_name = string_column(batch, "poster_name")?;
-            let tag_list = string_column(batch, "tag_list")?;
-            let is_image_or_video = string_column(batch, "is_image_or_video")?;
-            let image_src = string_column(batch, "image_src")?;
-            let save_location = string_column(batch, "save_location")?;
-            let category = string_column(batch, "category")?;
-            let mut row = TableRow::from(PinRow {
-                ind: 0,
-                unique_id: String::new(),
-                title: None,
-                description: None,
-                follower_count: 0,
-                poster_name: None,
-                tag_list: None,
-                is_image_or_video: None,
-                image_src: None,
-                save_location: None,
-                category: None,
-            });
+            let texts: Vec<&StringArray> = PinText::ALL
+                .into_iter()
+                .map(|column| string_column(batch, column.name()))
+                .collect::<Result<_, _>>()?;
+            let mut row = TableRow::from(PinRow::new(0, 0, [None; PinText::COUNT]));
             for i in 0..batch.num_rows() {
                 let TableRow::Clean(Row::Pin(pin)) = &mut row else {
                     unreachable!("made a pin row above");
                 };
+                let unique_id = PinText::UniqueId;
+                required(
+                    (!texts[unique_id as usize].is_null(i)).then_some(()),
+                    unique_id.name(),
+                )?;
                 pin.ind = ind[i];
-                set_required(&mut pin.unique_id, unique_id, i, "unique_id")?;
-                set_text(&mut pin.title, title, i);
-                set_text(&mut pin.description, description, i);
                 pin.follower_count = follower_count[i];
-                set_text(&mut pin.poster_name, poster_name, i);
-                set_text(&mut pin.tag_list, tag_list, i);
-                set_text(&mut pin.is_image_or_video, is_image_or_video, i);
-                set_text(&mut pin.image_src, image_src, i);
-                set_text(&mut pin.save_location, save_location, i);
-                set_text(&mut pin.category, category, i);
+                pin.set_texts(std::array::from_fn(|column| {
+                    let array = texts[column];
+                    (!array.is_null(i)).then(|| array.value(i))
+                }));
                 each(&row);
             }
         }
@@ -513,6 +496,7 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clean::PinFields;
 
     /// Every codec a job may name parses to the Parquet codec it says and prints back the
     /// same way; anything else is refused with the codecs there are.
@@ -583,7 +567,7 @@ mod tests {
     }
 
     fn samples() -> Vec<(Table, Vec<TableRow>)> {
-        let pin = PinRow {
+        let pin = PinFields {
             ind: 7,
             unique_id: "55abcd28-bda1-4453-bbcd-1427fb3aa49b".into(),
             title: Some("A title".into()),
@@ -616,7 +600,7 @@ mod tests {
             reason: "not valid JSON".into(),
         };
         // Second rows with other nulls and lengths: the decoder reuses one row's strings.
-        let pin_2 = PinRow {
+        let pin_2 = PinFields {
             title: None,
             description: Some("A description longer than the first row's title".into()),
             category: None,
@@ -637,7 +621,10 @@ mod tests {
             ..bad.clone()
         };
         vec![
-            (Table::Pin, vec![pin.into(), pin_2.into()]),
+            (
+                Table::Pin,
+                vec![PinRow::from(pin).into(), PinRow::from(pin_2).into()],
+            ),
             (Table::Geo, vec![geo.into(), geo_2.into()]),
             (Table::User, vec![user.into(), user_2.into()]),
             (Table::Quarantine, vec![bad.into(), bad_2.into()]),
