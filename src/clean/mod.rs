@@ -13,7 +13,7 @@ mod user;
 
 use serde::{Deserialize, Serialize};
 
-pub use pin_row::{PinFields, PinRow, PinText, PinTexts};
+pub use pin_row::{PinFields, PinRow, PinText};
 
 use crate::stream::Stream;
 

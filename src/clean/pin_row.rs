@@ -6,7 +6,8 @@
 //! makes that one allocation, one free and one place.
 //!
 //! Its equality, order, hash (hence its [`crate::table::Identity`]) and serde form are those
-//! of [`PinFields`], the same row with a `String` per column: the columns in table order.
+//! it had with a `String` per column: field by field in table order, as [`PinFields`] (that
+//! row, for writing one out by hand) has them.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -119,11 +120,6 @@ impl PinRow {
         // as much as the rest of this accessor, which runs for every text of every row when
         // it is hashed and when it is encoded.
         Some(unsafe { self.buffer.get_unchecked(start..self.ends[i]) })
-    }
-
-    /// All texts in table order.
-    pub fn texts(&self) -> PinTexts<'_> {
-        PinText::ALL.map(|column| self.text(column))
     }
 
     pub fn unique_id(&self) -> &str {
@@ -385,7 +381,7 @@ mod tests {
             prop_assert_eq!(&json, &serde_json::to_string(&a).unwrap());
             prop_assert_eq!(serde_json::from_str::<PinRow>(&json).unwrap(), row_a.clone());
             let mut reused = row_b.clone();
-            reused.set_texts(row_a.texts());
+            reused.set_texts(PinText::ALL.map(|column| row_a.text(column)));
             reused.ind = row_a.ind;
             reused.follower_count = row_a.follower_count;
             prop_assert_eq!(reused, row_a);
