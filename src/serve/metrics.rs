@@ -129,7 +129,7 @@ fn record(state: &AppState) {
     describe_gauge!(
         "pinstream_backpressure_seconds",
         Unit::Seconds,
-        "Time since start that reading was held because the commits were 2 batches behind (the sink or the machine not keeping up), a hold in progress included"
+        "Time since start that reading was held because the commits were 3 batches behind (the sink or the machine not keeping up), a hold in progress included"
     );
     gauge!("pinstream_backpressure_seconds")
         .set(Stats::get(&stats.backpressure_micros) as f64 / 1e6);
