@@ -65,7 +65,9 @@ pub type PinTexts<'a> = [Option<&'a str>; PinText::COUNT];
 
 /// A row of table `pin` (SPEC §2). Build it with [`PinRow::new`] (or from [`PinFields`]), read
 /// its texts with the accessors.
-#[derive(Clone)]
+/// Equal when their columns are: the buffer, ends and nulls of a row are made from its columns
+/// and nothing else.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PinRow {
     pub ind: i64,
     pub follower_count: i64,
@@ -150,10 +152,10 @@ impl PinRow {
         self.text(PinText::Category)
     }
 
-    /// The row's columns in table order, borrowed: what its equality, order, hash and serde
+    /// The row's columns in table order, borrowed: what its order, hash, `Debug` and serde
     /// form are of.
-    fn columns(&self) -> Columns<'_> {
-        Columns {
+    fn columns(&self) -> PinFields<&str> {
+        PinFields {
             ind: self.ind,
             unique_id: self.unique_id(),
             title: self.title(),
@@ -169,21 +171,23 @@ impl PinRow {
     }
 }
 
-/// A pin row with a `String` per column (table order): for writing one out by hand, and the
-/// form a [`PinRow`] is compared, hashed and serialized as.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PinFields {
+/// A pin row with a text per column (table order): owned (`PinFields`, the default) for
+/// writing one out by hand, borrowed from a [`PinRow`] (`PinFields<&str>`) for comparing,
+/// hashing, printing and serializing it. The derived order and hash go field by field, and
+/// `Option<&str>` orders and hashes as `Option<String>`, so both forms give the same.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PinFields<S = String> {
     pub ind: i64,
-    pub unique_id: String,
-    pub title: Option<String>,
-    pub description: Option<String>,
+    pub unique_id: S,
+    pub title: Option<S>,
+    pub description: Option<S>,
     pub follower_count: i64,
-    pub poster_name: Option<String>,
-    pub tag_list: Option<String>,
-    pub is_image_or_video: Option<String>,
-    pub image_src: Option<String>,
-    pub save_location: Option<String>,
-    pub category: Option<String>,
+    pub poster_name: Option<S>,
+    pub tag_list: Option<S>,
+    pub is_image_or_video: Option<S>,
+    pub image_src: Option<S>,
+    pub save_location: Option<S>,
+    pub category: Option<S>,
 }
 
 impl From<PinFields> for PinRow {
@@ -206,35 +210,6 @@ impl From<PinFields> for PinRow {
     }
 }
 
-/// [`PinFields`] borrowed from a [`PinRow`]. The derived order and hash go field by field, as
-/// [`PinFields`]'s would (`Option<&str>` orders and hashes as `Option<String>`).
-#[derive(PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename = "PinFields")]
-struct Columns<'a> {
-    ind: i64,
-    unique_id: &'a str,
-    title: Option<&'a str>,
-    description: Option<&'a str>,
-    follower_count: i64,
-    poster_name: Option<&'a str>,
-    tag_list: Option<&'a str>,
-    is_image_or_video: Option<&'a str>,
-    image_src: Option<&'a str>,
-    save_location: Option<&'a str>,
-    category: Option<&'a str>,
-}
-
-impl PartialEq for PinRow {
-    fn eq(&self, other: &Self) -> bool {
-        self.ind == other.ind
-            && self.follower_count == other.follower_count
-            && self.nulls == other.nulls
-            && self.ends == other.ends
-            && self.buffer == other.buffer
-    }
-}
-impl Eq for PinRow {}
-
 impl PartialOrd for PinRow {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
@@ -254,20 +229,7 @@ impl Hash for PinRow {
 
 impl fmt::Debug for PinRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = self.columns();
-        f.debug_struct("PinRow")
-            .field("ind", &c.ind)
-            .field("unique_id", &c.unique_id)
-            .field("title", &c.title)
-            .field("description", &c.description)
-            .field("follower_count", &c.follower_count)
-            .field("poster_name", &c.poster_name)
-            .field("tag_list", &c.tag_list)
-            .field("is_image_or_video", &c.is_image_or_video)
-            .field("image_src", &c.image_src)
-            .field("save_location", &c.save_location)
-            .field("category", &c.category)
-            .finish()
+        self.columns().fmt(f)
     }
 }
 

@@ -330,14 +330,29 @@ fn required<T>(value: Option<T>, name: &str) -> Result<T, ArrowError> {
     })
 }
 
+/// Value `i` of `array`, `None` when null.
+fn text_at(array: &StringArray, i: usize) -> Option<&str> {
+    (!array.is_null(i)).then(|| array.value(i))
+}
+
+/// Value `i` of `array`, a column that holds no null.
+fn required_text_at<'a>(
+    array: &'a StringArray,
+    i: usize,
+    name: &str,
+) -> Result<&'a str, ArrowError> {
+    required(text_at(array, i), name)
+}
+
 /// Sets `slot` to value `i` of `array` (`None` when null), reusing its buffer.
 fn set_text(slot: &mut Option<String>, array: &StringArray, i: usize) {
-    if array.is_null(i) {
-        *slot = None;
-    } else {
-        let text = slot.get_or_insert_with(String::new);
-        text.clear();
-        text.push_str(array.value(i));
+    match text_at(array, i) {
+        None => *slot = None,
+        Some(value) => {
+            let text = slot.get_or_insert_with(String::new);
+            text.clear();
+            text.push_str(value);
+        }
     }
 }
 
@@ -348,9 +363,9 @@ fn set_required(
     i: usize,
     name: &str,
 ) -> Result<(), ArrowError> {
-    required((!array.is_null(i)).then_some(()), name)?;
+    let value = required_text_at(array, i, name)?;
     slot.clear();
-    slot.push_str(array.value(i));
+    slot.push_str(value);
     Ok(())
 }
 
@@ -388,16 +403,10 @@ pub fn decode(
                     unreachable!("made a pin row above");
                 };
                 let unique_id = PinText::UniqueId;
-                required(
-                    (!texts[unique_id as usize].is_null(i)).then_some(()),
-                    unique_id.name(),
-                )?;
+                required_text_at(texts[unique_id as usize], i, unique_id.name())?;
                 pin.ind = ind[i];
                 pin.follower_count = follower_count[i];
-                pin.set_texts(std::array::from_fn(|column| {
-                    let array = texts[column];
-                    (!array.is_null(i)).then(|| array.value(i))
-                }));
+                pin.set_texts(std::array::from_fn(|column| text_at(texts[column], i)));
                 each(&row);
             }
         }

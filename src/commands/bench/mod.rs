@@ -419,8 +419,8 @@ fn bench_files(args: &BenchArgs, dir: &Path, universe: u64) -> Result<(), Error>
 /// with the share of all cores the run kept busy: a p99 far above the median comes with a
 /// share near 100% (a slower host: the same run took 14.5 CPU-s or 19 on this VM), which tells
 /// a saturated machine from a slow engine; and with how long its reading was held by the
-/// commits (on this VM at 100k events/s holds of 80-450 ms came with a p99 of 44-248 ms, and
-/// runs held for none had 21-112 ms, median 34 ms).
+/// commits (on this VM at 100k events/s, with 2 batches in flight, holds of 80-450 ms came
+/// with a p99 of 44-248 ms, and runs held for none had 21-112 ms, median 34 ms).
 fn bench_freshness(
     args: &BenchArgs,
     dir: &Path,
