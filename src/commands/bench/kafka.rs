@@ -11,8 +11,8 @@
 //!    The two alternate `--repeat` times (a single run of each swings by ±10% on a shared
 //!    machine).
 //! 3. Prints each path's median rate, the file path's as the floor's base, the share of the
-//!    medians and the range of the runs' shares; fails when two runs did not commit the same
-//!    rows.
+//!    medians and the range of the runs' shares, then each path's median CPU; fails when two
+//!    runs did not commit the same rows.
 
 use std::path::Path;
 use std::time::Instant;
@@ -33,6 +33,13 @@ const FLOOR: f64 = 0.8;
 struct Timed {
     summary: RunSummary,
     seconds: f64,
+}
+
+impl Timed {
+    /// The child's user and system time, NaN where the system did not tell it.
+    fn cpu(&self) -> f64 {
+        self.summary.cpu_seconds.unwrap_or(f64::NAN)
+    }
 }
 
 /// Runs `source` into a fresh `lake`, timing the whole child process.
@@ -106,7 +113,7 @@ pub fn bench_kafka(args: &BenchArgs, brokers: &str) -> Result<(), Error> {
                     (&kafka.summary, "the kafka run"),
                 )?;
                 records_in = file.summary.records_in;
-                runs.push((file.seconds, kafka.seconds));
+                runs.push((file, kafka));
             }
             report(workers, label, records_in, &runs);
         }
@@ -117,17 +124,20 @@ pub fn bench_kafka(args: &BenchArgs, brokers: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// One line: each path's median rate and wall time over the alternated `runs` (file, Kafka
-/// seconds), the floor of this run, the share of the medians and the range of the shares.
-fn report(workers: usize, label: &str, records: u64, runs: &[(f64, f64)]) {
+/// Each path's median rate and wall time over the alternated `runs` (file, Kafka), the floor
+/// of this run, the share of the medians and the range of the shares; then each path's median
+/// CPU, which tells where a gap between the paths goes (the engine's process includes
+/// librdkafka's threads; the broker's CPU is not in it).
+fn report(workers: usize, label: &str, records: u64, runs: &[(Timed, Timed)]) {
     let middle =
-        |seconds: fn(&(f64, f64)) -> f64| median_of(&runs.iter().map(seconds).collect::<Vec<_>>());
-    let (file, kafka) = (middle(|run| run.0), middle(|run| run.1));
+        |value: fn(&(Timed, Timed)) -> f64| median_of(&runs.iter().map(value).collect::<Vec<_>>());
+    let (file, kafka) = (middle(|run| run.0.seconds), middle(|run| run.1.seconds));
+    let (file_cpu, kafka_cpu) = (middle(|run| run.0.cpu()), middle(|run| run.1.cpu()));
     let (file_rate, kafka_rate) = (records as f64 / file, records as f64 / kafka);
     let share = kafka_rate / file_rate;
     let shares: Vec<f64> = runs
         .iter()
-        .map(|(file, kafka)| 100.0 * file / kafka)
+        .map(|(file, kafka)| 100.0 * file.seconds / kafka.seconds)
         .collect();
     println!(
         "{workers} worker(s), {label}, wall time with start-up, median of {} alternated runs: file -> Delta {file_rate:>8.0} records/s ({file:.2} s); kafka -> Delta {kafka_rate:>8.0} records/s ({kafka:.2} s); floor {:.0} records/s ({:.0}% of file): share {:.0}% (runs {}%) {}",
@@ -141,5 +151,8 @@ fn report(workers: usize, label: &str, records: u64, runs: &[(f64, f64)]) {
         } else {
             "BELOW THE FLOOR"
         },
+    );
+    println!(
+        "  CPU of the engine's process (user + system, medians): file -> Delta {file_cpu:.2} s; kafka -> Delta {kafka_cpu:.2} s, librdkafka's threads included (the broker's CPU is not)"
     );
 }
