@@ -30,8 +30,9 @@ const POLL_CHUNK: usize = 4095;
 /// fall behind in the first seconds, while nearly every post is new; with 2, reading was held
 /// 94-415 ms in 4 of 5 runs on a slow host and the freshness p99 median was 79.8 ms; with 3,
 /// held 180-188 ms in 2 of 5, p99 median 39.8 ms (alternated). The 3M-record first pass
-/// peaked at 607-735 MiB against 575-657 MiB.
-const BATCHES_IN_FLIGHT: u64 = 3;
+/// peaked at 607-735 MiB against 575-657 MiB. 4 did not fix a slower host (83-98% busy):
+/// p99 median 58 ms against 140 ms over 6 pairs, still held 161-179 ms in 3 of them.
+pub const BATCHES_IN_FLIGHT: u64 = 3;
 
 /// One worker: resume, seed, read until stopped, then let everything read reach the tables.
 pub(super) fn drive(worker: &mut Worker, context: &Context) -> Result<(), EngineError> {

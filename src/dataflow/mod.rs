@@ -11,6 +11,7 @@ pub mod clean;
 pub mod control;
 pub mod dedup;
 mod driver;
+pub use driver::BATCHES_IN_FLIGHT;
 pub mod fan_out;
 mod profile;
 pub mod sink;

@@ -13,6 +13,7 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::AppState;
+use crate::dataflow::BATCHES_IN_FLIGHT;
 use crate::stats::{INGEST_REFUSALS, SOURCE_KINDS, STREAMS, Stats};
 
 /// The content type Prometheus expects for the text format.
@@ -129,7 +130,9 @@ fn record(state: &AppState) {
     describe_gauge!(
         "pinstream_backpressure_seconds",
         Unit::Seconds,
-        "Time since start that reading was held because the commits were 3 batches behind (the sink or the machine not keeping up), a hold in progress included"
+        format!(
+            "Time since start that reading was held because the commits were {BATCHES_IN_FLIGHT} batches behind (the sink or the machine not keeping up), a hold in progress included"
+        )
     );
     gauge!("pinstream_backpressure_seconds")
         .set(Stats::get(&stats.backpressure_micros) as f64 / 1e6);

@@ -549,9 +549,10 @@ pub fn encoder_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// run clustered there. `SCHED_IDLE`, 12 alternated pairs at 100k events/s on 2 cores: p99
 /// median 43 ms (27-103) against 74 ms (52-160) at nice 10 (nice 19: 66 ms over 5). The
 /// encoders still run whenever a worker waits, and a worker waits when they fall behind (a
-/// file's queue of chunks is bounded, and reading stops three batches past the last commit),
-/// so a saturated replay holds more rows in memory rather than stalling: the 3M-record first
-/// pass peaked at 701-808 MiB against 601-660 MiB, in 5.3-6.0 s against 5.5-6.3 s.
+/// file's queue of chunks is bounded, and reading stops `BATCHES_IN_FLIGHT` batches past the
+/// last commit), so a saturated replay holds more rows in memory rather than stalling: the
+/// 3M-record first pass peaked at 701-808 MiB against 601-660 MiB, in 5.3-6.0 s against
+/// 5.5-6.3 s.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
